@@ -1,0 +1,251 @@
+"""Params: the one loader that reads params.yaml, validates it and returns typed, frozen objects."""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+TASKS = ("face", "emotion")
+RECIPES = ("vgg16_finetune", "resnet18_scratch", "resnet18_pretrained")
+SOURCES = ("generated", "folder")
+ARCHS = ("vgg16", "resnet18")
+WEIGHTS = ("imagenet", "none")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+WANDB_MODES = ("offline", "online", "disabled")
+# The generated source draws these exact classes; label i of the generator is classes[i].
+GENERATED_CLASSES = {"face": ("other", "target"), "emotion": ("angry", "happy", "sad")}
+MIN_IMG_SIZE = 32  # below this, resnet18/vgg16 downsample the image to nothing
+
+
+class ParamsError(ValueError):
+    """params.yaml is wrong: the message names the key, the value and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Split:
+    train: float
+    val: float
+    test: float
+
+
+@dataclass(frozen=True)
+class Generated:
+    n_images: int
+    n_identities: int
+    difficulty: float = 1.0
+    target_fraction: typing.Optional[float] = None
+
+
+@dataclass(frozen=True)
+class DataParams:
+    source: str
+    path: typing.Optional[str]
+    classes: tuple[str, ...]
+    img_size: int
+    split: Split
+    generated: typing.Optional[Generated] = None
+
+
+@dataclass(frozen=True)
+class Recipe:
+    arch: str
+    weights: str
+    frozen: tuple[str, ...]
+    head_hidden: int  # 0: replace only the last layer; >0: a new two-layer head of this width
+    dropout: float    # dropout before the new head's last layer (when head_hidden > 0)
+    optimizer: str
+    lr: float
+    momentum: float
+    weight_decay: float
+    epochs: int
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    hflip: bool
+    eval_batch_size: int
+    threads: int
+
+
+@dataclass(frozen=True)
+class WandbParams:
+    mode: str
+    project: str
+    entity: typing.Optional[str] = None
+    dir: str = "."
+
+
+@dataclass(frozen=True)
+class Params:
+    seed: int
+    data: dict[str, DataParams]
+    models: dict[str, Recipe]
+    train: TrainParams
+    wandb: WandbParams
+    raw: dict = field(repr=False, compare=False, default_factory=dict)
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate params.yaml; raise ParamsError naming the first bad key."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path}: file not found; run from the repository root or pass --params")
+    raw = yaml.safe_load(path.read_text()) or {}
+    return parse_params(raw, source=str(path))
+
+
+def parse_params(raw: dict, source: str = "params.yaml") -> Params:
+    """Validate a params mapping (as read from YAML) and build the typed Params."""
+    _expect(isinstance(raw, dict), source, raw, "a mapping")
+    _check_keys(raw, ("seed", "data", "models", "train", "wandb"), source, required=True)
+    data = _section(raw, "data", TASKS, DataParams)
+    models = _section(raw, "models", RECIPES, Recipe)
+    params = Params(
+        seed=_convert(raw["seed"], int, "seed"),
+        data=data,
+        models=models,
+        train=_build(TrainParams, raw["train"], "train"),
+        wandb=_build(WandbParams, raw["wandb"], "wandb"),
+        raw=raw,
+    )
+    _check_values(params)
+    return params
+
+
+def parse_recipe(raw: dict, where: str = "recipe") -> Recipe:
+    """A recipe saved beside a model file, read back with the same checks as params.yaml."""
+    return _build(Recipe, raw, where)
+
+
+def _section(raw: dict, name: str, allowed: tuple[str, ...], cls) -> dict:
+    section = raw[name]
+    _expect(isinstance(section, dict), name, section, f"a mapping with keys {list(allowed)}")
+    _check_keys(section, allowed, name, required=True)
+    return {key: _build(cls, section[key], f"{name}.{key}") for key in allowed}
+
+
+def _build(cls, value, where: str):
+    """Build dataclass `cls` from a mapping, converting each field to its annotated type."""
+    _expect(isinstance(value, dict), where, value, "a mapping")
+    hints = typing.get_type_hints(cls)
+    fields = [f for f in dataclasses.fields(cls) if f.name != "raw"]
+    required = [f.name for f in fields if f.default is dataclasses.MISSING
+                and f.default_factory is dataclasses.MISSING]
+    _check_keys(value, [f.name for f in fields], where, required=False)
+    missing = [name for name in required if name not in value]
+    if missing:
+        raise ParamsError(f"{where}: missing key(s) {missing}; add them to params.yaml")
+    kwargs = {name: _convert(value[name], hints[name], f"{where}.{name}") for name in value}
+    return cls(**kwargs)
+
+
+def _convert(value, hint, where: str):
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Union:  # Optional[X]
+        return None if value is None else _convert(value, args[0], where)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where)
+    if origin is tuple:
+        _expect(isinstance(value, list), where, value, "a list")
+        return tuple(_convert(item, args[0], f"{where}[{i}]") for i, item in enumerate(value))
+    if hint is bool:
+        _expect(isinstance(value, bool), where, value, "true or false")
+        return value
+    if hint is int:
+        _expect(isinstance(value, int) and not isinstance(value, bool), where, value, "an integer")
+        return value
+    if hint is float:
+        _expect(isinstance(value, (int, float)) and not isinstance(value, bool), where, value, "a number")
+        return float(value)
+    if hint is str:
+        _expect(isinstance(value, str), where, value, "a string")
+        return value
+    raise TypeError(f"params.py cannot convert type {hint} at {where}")  # a bug in this module
+
+
+def _check_keys(mapping: dict, allowed, where: str, required: bool) -> None:
+    for key in mapping:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), list(allowed), n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"allowed keys: {list(allowed)}"
+            raise ParamsError(f"{where}: unknown key '{key}'; {hint}")
+    if required:
+        missing = [key for key in allowed if key not in mapping]
+        if missing:
+            raise ParamsError(f"{where}: missing key(s) {missing}; add them to params.yaml")
+
+
+def _expect(ok: bool, where: str, value, wanted: str) -> None:
+    if not ok:
+        raise ParamsError(f"{where}: expected {wanted}, got {value!r}")
+
+
+def _one_of(value, allowed, where: str) -> None:
+    if value not in allowed:
+        raise ParamsError(f"{where}: '{value}' is not one of {list(allowed)}")
+
+
+def _check_values(params: Params) -> None:
+    for task, data in params.data.items():
+        where = f"data.{task}"
+        _one_of(data.source, SOURCES, f"{where}.source")
+        if data.img_size < MIN_IMG_SIZE:
+            raise ParamsError(f"{where}.img_size: {data.img_size} is under {MIN_IMG_SIZE}; use {MIN_IMG_SIZE} or more")
+        if len(set(data.classes)) != len(data.classes) or len(data.classes) < 2:
+            raise ParamsError(f"{where}.classes: need at least 2 distinct class names, got {list(data.classes)}")
+        _check_split(data.split, f"{where}.split")
+        if data.source == "folder" and not data.path:
+            raise ParamsError(f"{where}.path: source 'folder' needs a path to <path>/<class_name>/ folders")
+        if data.source == "generated":
+            _check_generated(task, data, where)
+    for name, recipe in params.models.items():
+        where = f"models.{name}"
+        _one_of(recipe.arch, ARCHS, f"{where}.arch")
+        _one_of(recipe.weights, WEIGHTS, f"{where}.weights")
+        _one_of(recipe.optimizer, OPTIMIZERS, f"{where}.optimizer")
+        _positive(recipe.lr, f"{where}.lr")
+        _positive(recipe.epochs, f"{where}.epochs")
+        _positive(recipe.batch_size, f"{where}.batch_size")
+        if recipe.head_hidden < 0 or not 0 <= recipe.dropout < 1:
+            raise ParamsError(f"{where}: head_hidden must be >= 0 and dropout inside [0, 1)")
+        if recipe.weight_decay < 0 or recipe.momentum < 0:
+            raise ParamsError(f"{where}: weight_decay and momentum must be >= 0")
+    _positive(params.train.eval_batch_size, "train.eval_batch_size")
+    _positive(params.train.threads, "train.threads")
+    _one_of(params.wandb.mode, WANDB_MODES, "wandb.mode")
+
+
+def _check_split(split: Split, where: str) -> None:
+    for name in ("train", "val", "test"):
+        value = getattr(split, name)
+        if not 0 < value < 1:
+            raise ParamsError(f"{where}.{name}: {value} must be inside (0, 1)")
+    total = split.train + split.val + split.test
+    if abs(total - 1) > 1e-6:
+        raise ParamsError(f"{where}: train + val + test = {total:g}; they must add up to 1")
+
+
+def _check_generated(task: str, data: DataParams, where: str) -> None:
+    if tuple(data.classes) != GENERATED_CLASSES[task]:
+        raise ParamsError(f"{where}.classes: the generated {task} data has classes "
+                          f"{list(GENERATED_CLASSES[task])}, got {list(data.classes)}")
+    gen = data.generated
+    if gen is None:
+        raise ParamsError(f"{where}.generated: missing; source 'generated' needs n_images and n_identities")
+    _positive(gen.n_images, f"{where}.generated.n_images")
+    if gen.difficulty < 0:
+        raise ParamsError(f"{where}.generated.difficulty: {gen.difficulty} must be >= 0")
+    if gen.n_identities < 2:
+        raise ParamsError(f"{where}.generated.n_identities: {gen.n_identities}; need at least 2")
+    if task == "face" and (gen.target_fraction is None or not 0 < gen.target_fraction < 1):
+        raise ParamsError(f"{where}.generated.target_fraction: {gen.target_fraction} must be inside (0, 1)")
+
+
+def _positive(value, where: str) -> None:
+    if not value > 0:
+        raise ParamsError(f"{where}: {value} must be > 0")

@@ -1,0 +1,110 @@
+"""Recipes: the one factory that builds every model from its recipe (arch, weights, frozen layers, head)."""
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+from torch import nn
+from torchvision import models
+
+from stages.params import Recipe
+
+# torchvision's weights API: the URL names the file that torch.hub caches under $TORCH_HOME/hub/checkpoints/.
+IMAGENET_WEIGHTS = {
+    "vgg16": models.VGG16_Weights.IMAGENET1K_V1,
+    "resnet18": models.ResNet18_Weights.IMAGENET1K_V1,
+}
+# The normalisation the ImageNet weights were trained with (torchvision's transforms for them);
+# scratch models use it too so every recipe sees the same input scale.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class WeightsUnavailable(RuntimeError):
+    """Pretrained weights are neither cached nor downloadable."""
+
+
+def build_model(recipe: Recipe, num_classes: int) -> nn.Module:
+    """The recipe's model for training: ImageNet weights if asked, a new head, frozen layers."""
+    model = getattr(models, recipe.arch)(weights=None)
+    if recipe.weights == "imagenet":
+        model.load_state_dict(imagenet_state_dict(recipe.arch))
+    replace_head(model, recipe, num_classes)
+    freeze(model, recipe.frozen)
+    return model
+
+
+def build_architecture(recipe: Recipe, num_classes: int) -> nn.Module:
+    """The bare architecture with the recipe's head, for loading a trained state dict (no download)."""
+    model = getattr(models, recipe.arch)(weights=None)
+    replace_head(model, recipe, num_classes)
+    return model
+
+
+def replace_head(model: nn.Module, recipe: Recipe, num_classes: int) -> None:
+    """A new, randomly initialised head for our classes; the rest keeps its weights.
+
+    head_hidden 0 replaces only the last layer; otherwise the whole classifier becomes
+    Linear -> ReLU -> Dropout -> Linear, the usual small head for transfer learning on few images."""
+    attr = "classifier" if recipe.arch == "vgg16" else "fc"
+    old = getattr(model, attr)
+    in_features = old[0].in_features if isinstance(old, nn.Sequential) else old.in_features
+    if recipe.head_hidden == 0:
+        if isinstance(old, nn.Sequential):
+            old[-1] = nn.Linear(old[-1].in_features, num_classes)
+        else:
+            setattr(model, attr, nn.Linear(in_features, num_classes))
+        return
+    setattr(model, attr, nn.Sequential(
+        nn.Linear(in_features, recipe.head_hidden), nn.ReLU(inplace=True),
+        nn.Dropout(recipe.dropout), nn.Linear(recipe.head_hidden, num_classes)))
+
+
+def frozen_trunk(model: nn.Module, recipe: Recipe) -> tuple[nn.Module | None, nn.Module]:
+    """Split off a frozen, deterministic prefix whose output can be computed once and reused.
+
+    Only VGG16's `features` qualifies (no BatchNorm, no Dropout): caching its output gives the
+    same numbers as recomputing it every epoch. Anything else trains end to end."""
+    if recipe.arch == "vgg16" and "features" in recipe.frozen:
+        return model.features, nn.Sequential(model.avgpool, nn.Flatten(1), model.classifier)
+    return None, model
+
+
+def freeze(model: nn.Module, frozen: tuple[str, ...]) -> None:
+    modules = dict(model.named_modules())
+    for name in frozen:
+        if name not in modules or not name:
+            top = [n for n in modules if n and "." not in n]
+            raise ValueError(f"models.<recipe>.frozen: '{name}' is not a module of this model; "
+                             f"top-level modules are {top}")
+        for parameter in modules[name].parameters():
+            parameter.requires_grad_(False)
+
+
+def frozen_modules(model: nn.Module, frozen: tuple[str, ...]) -> list[nn.Module]:
+    """Modules to keep in eval mode while training, so frozen BatchNorm/Dropout stay fixed."""
+    modules = dict(model.named_modules())
+    return [modules[name] for name in frozen]
+
+
+def weights_file(arch: str) -> Path:
+    """Where torch.hub keeps the ImageNet file for `arch` ($TORCH_HOME/hub/checkpoints/<name>)."""
+    name = Path(urlparse(IMAGENET_WEIGHTS[arch].url).path).name
+    return Path(torch.hub.get_dir()) / "checkpoints" / name
+
+
+def imagenet_state_dict(arch: str) -> dict:
+    """Load the cached ImageNet state dict, downloading it first if the network allows."""
+    weights = IMAGENET_WEIGHTS[arch]
+    path = weights_file(arch)
+    try:
+        return torch.hub.load_state_dict_from_url(
+            weights.url, progress=False, check_hash=True, weights_only=True, map_location="cpu")
+    except (OSError, RuntimeError) as error:  # URLError is an OSError; a bad hash is a RuntimeError
+        raise WeightsUnavailable(
+            f"ImageNet weights for {arch} are not available: '{path.name}' is not in '{path.parent}' "
+            f"and downloading {weights.url} failed ({error}). Either copy that file into "
+            f"'{path.parent}' (set TORCH_HOME to use another cache), or run without pretrained "
+            f"weights: dvc exp run -S models.vgg16_finetune.weights=none "
+            f"-S models.resnet18_pretrained.weights=none") from error

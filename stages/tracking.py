@@ -1,0 +1,45 @@
+"""Run tracking: one function logs an epoch's metrics to the console and, when enabled, to W&B."""
+from __future__ import annotations
+
+import warnings
+
+from stages.params import WandbParams
+
+
+def start_wandb(settings: WandbParams, task: str, recipe: str, config: dict):
+    """Start a W&B run grouped by task and named by recipe; None when W&B is disabled.
+
+    An online run that cannot start (no key, no network) falls back to offline with one warning,
+    so no training is lost; `wandb sync` uploads it later."""
+    if settings.mode == "disabled":
+        return None
+    import wandb  # imported here: a disabled run should not pay for the import
+
+    kwargs = dict(project=settings.project, entity=settings.entity, dir=settings.dir,
+                  group=task, name=recipe, job_type="train", config=config,
+                  tags=[task, recipe], reinit="finish_previous")
+    try:
+        return wandb.init(mode=settings.mode, **kwargs)
+    except Exception as error:  # wandb raises its own and network errors; offline always works
+        if settings.mode != "online":
+            raise
+        warnings.warn(f"W&B online run could not start ({error}); logging offline instead. "
+                      f"Upload later with: wandb sync {settings.dir}/wandb/offline-run-*", stacklevel=2)
+        return wandb.init(mode="offline", **kwargs)
+
+
+def log_epoch(run, prefix: str, epoch: int, epochs: int, metrics: dict) -> None:
+    """Print the epoch line and send the same metrics (keys like 'train/loss') to W&B."""
+    print(f"[{prefix}] epoch {epoch}/{epochs}  "
+          f"train loss {metrics['train/loss']:.4f} acc {metrics['train/acc']:.4f}  "
+          f"val loss {metrics['val/loss']:.4f} acc {metrics['val/acc']:.4f}", flush=True)
+    if run is not None:
+        run.log({"epoch": epoch, **metrics}, step=epoch)
+
+
+def finish_wandb(run, summary: dict) -> None:
+    if run is None:
+        return
+    for key, value in summary.items():
+        run.summary[key] = value
+    run.finish()
