@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from stages.cli import UserError
 from stages.files import read_json
 from stages.recipes import IMAGENET_MEAN, IMAGENET_STD
 
@@ -23,7 +24,7 @@ def load_prepared(folder: str | Path) -> tuple[dict[str, SplitData], tuple[str, 
     """Read data/prepared/<task>/: the three splits and the class names."""
     folder = Path(folder)
     if not (folder / "classes.json").is_file():
-        raise FileNotFoundError(f"'{folder}' holds no prepared data; run `dvc repro prepare` first")
+        raise UserError(f"'{folder}' holds no prepared data; run `dvc repro prepare` first")
     splits = {split: SplitData(torch.from_numpy(np.load(folder / f"{split}_x.npy")),
                                torch.from_numpy(np.load(folder / f"{split}_y.npy")))
               for split in ("train", "val", "test")}

@@ -8,6 +8,7 @@ import pandas as pd
 import torch
 
 from stages.batches import Inputs, SplitData, load_prepared
+from stages.cli import stage_main
 from stages.files import read_json, write_csv, write_json
 from stages.params import RECIPES, TASKS, load_params, parse_recipe
 from stages.recipes import build_architecture
@@ -37,6 +38,7 @@ def run(model_info: dict, state_dict: dict, test: SplitData, batch_size: int) ->
     }
 
 
+@stage_main
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--task", required=True, choices=TASKS)

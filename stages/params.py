@@ -9,6 +9,8 @@ from pathlib import Path
 
 import yaml
 
+from stages.cli import UserError
+
 TASKS = ("face", "emotion")
 RECIPES = ("vgg16_finetune", "resnet18_scratch", "resnet18_pretrained")
 SOURCES = ("generated", "folder")
@@ -21,7 +23,7 @@ GENERATED_CLASSES = {"face": ("other", "target"), "emotion": ("angry", "happy", 
 MIN_IMG_SIZE = 32  # below this, resnet18/vgg16 downsample the image to nothing
 
 
-class ParamsError(ValueError):
+class ParamsError(UserError):
     """params.yaml is wrong: the message names the key, the value and what is allowed."""
 
 
@@ -171,13 +173,27 @@ def _convert(value, hint, where: str):
 def _check_keys(mapping: dict, allowed, where: str, required: bool) -> None:
     for key in mapping:
         if key not in allowed:
-            close = difflib.get_close_matches(str(key), list(allowed), n=1)
-            hint = f"did you mean '{close[0]}'?" if close else f"allowed keys: {list(allowed)}"
+            close = closest_key(str(key), allowed)
+            hint = f"did you mean '{close}'?" if close else f"allowed keys: {list(allowed)}"
             raise ParamsError(f"{where}: unknown key '{key}'; {hint}")
     if required:
         missing = [key for key in allowed if key not in mapping]
         if missing:
             raise ParamsError(f"{where}: missing key(s) {missing}; add them to params.yaml")
+
+
+def closest_key(key: str, allowed) -> str | None:
+    """The likeliest intended key: a near spelling, else an abbreviation (lr for learning_rate)."""
+    close = difflib.get_close_matches(key, list(allowed), n=1)
+    if close:
+        return close[0]
+    abbreviations = [name for name in allowed if name[0] == key[0] and _is_subsequence(name, key)]
+    return abbreviations[0] if abbreviations else None
+
+
+def _is_subsequence(short: str, long: str) -> bool:
+    letters = iter(long)
+    return all(char in letters for char in short)
 
 
 def _expect(ok: bool, where: str, value, wanted: str) -> None:

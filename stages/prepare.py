@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from stages.cli import stage_main
 from stages.files import atomic_dir, write_csv, write_json
 from stages.params import TASKS, DataParams, load_params
 from stages.sources import Images, load_images
@@ -41,6 +42,7 @@ def counts(labels: np.ndarray, splits: dict[str, np.ndarray], classes: tuple[str
             for split, index in splits.items()}
 
 
+@stage_main
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--task", required=True, choices=TASKS)

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torchvision import models
 
+from stages.cli import UserError
 from stages.params import Recipe
 
 # torchvision's weights API: the URL names the file that torch.hub caches under $TORCH_HOME/hub/checkpoints/.
@@ -21,7 +22,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class WeightsUnavailable(RuntimeError):
+class WeightsUnavailable(UserError):
     """Pretrained weights are neither cached nor downloadable."""
 
 
@@ -95,12 +96,21 @@ def weights_file(arch: str) -> Path:
 
 
 def imagenet_state_dict(arch: str) -> dict:
-    """Load the cached ImageNet state dict, downloading it first if the network allows."""
+    """Load the cached ImageNet state dict (downloading it first if needed), tensors only."""
+    return torch.load(ensure_imagenet_weights(arch), map_location="cpu", weights_only=True)
+
+
+def ensure_imagenet_weights(arch: str) -> Path:
+    """The cached ImageNet file for `arch`; downloaded (hash-checked, as torch.hub does) if missing."""
     weights = IMAGENET_WEIGHTS[arch]
     path = weights_file(arch)
+    if path.is_file():
+        return path
     try:
-        return torch.hub.load_state_dict_from_url(
-            weights.url, progress=False, check_hash=True, weights_only=True, map_location="cpu")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        hash_prefix = torch.hub.HASH_REGEX.search(path.name).group(1)
+        torch.hub.download_url_to_file(weights.url, str(path), hash_prefix, progress=False)
+        return path
     except (OSError, RuntimeError) as error:  # URLError is an OSError; a bad hash is a RuntimeError
         raise WeightsUnavailable(
             f"ImageNet weights for {arch} are not available: '{path.name}' is not in '{path.parent}' "

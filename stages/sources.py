@@ -8,12 +8,13 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from stages import faces
+from stages.cli import UserError
 from stages.params import DataParams
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """The input images are unusable: the message says which folder or file and how to fix it."""
 
 

@@ -17,7 +17,8 @@ from torch import nn
 from stages.batches import Inputs, SplitData, load_prepared, ordered_batches, shuffled_batches
 from stages.files import atomic_path, write_csv, write_json
 from stages.params import RECIPES, TASKS, Params, Recipe, TrainParams, load_params
-from stages.recipes import build_model, frozen_modules, frozen_trunk
+from stages.cli import stage_main
+from stages.recipes import build_model, ensure_imagenet_weights, frozen_modules, frozen_trunk
 from stages.scores import split_scores
 from stages.tracking import finish_wandb, log_epoch, start_wandb
 
@@ -141,6 +142,7 @@ def save_outputs(result: TrainResult, params: Params, task: str, recipe: str,
     write_csv(root / "plots" / task / recipe / "history.csv", result.history)
 
 
+@stage_main
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--task", required=True, choices=TASKS)
@@ -148,6 +150,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     params = load_params(args.params)
+    if params.models[args.recipe].weights == "imagenet":
+        ensure_imagenet_weights(params.models[args.recipe].arch)  # fail before any run starts
     splits, classes = load_prepared(Path("data/prepared") / args.task)
     config = {**params.raw, "task": args.task, "recipe": args.recipe, "git_commit": git_commit(),
               "dvc_exp_name": os.environ.get("DVC_EXP_NAME")}

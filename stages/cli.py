@@ -1,0 +1,21 @@
+"""Command-line edge shared by the stages: user errors end the stage with their message, not a traceback."""
+from __future__ import annotations
+
+import functools
+import sys
+
+
+class UserError(Exception):
+    """Bad params, data or environment: the message says what is wrong, where, and how to fix it."""
+
+
+def stage_main(main):
+    """Wrap a stage's main(): a UserError prints 'error: ...' to stderr and exits with status 2."""
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except UserError as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
+    return wrapper

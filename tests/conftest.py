@@ -1,0 +1,101 @@
+"""Shared tiny fixtures: shrunken params (32 px, 1-2 epochs, W&B off), stand-in ImageNet weights, temp repos."""
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from torchvision import models
+
+from stages.params import parse_params
+from stages.recipes import weights_file
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL_DATA = ROOT.parent / "shared" / "data" / "real"
+
+
+def tiny_raw_params() -> dict:
+    """params.yaml shrunk to seconds per stage: 32 px, ~100 images a task, 1-2 epochs, W&B disabled."""
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for task, n_images in (("face", 120), ("emotion", 90)):
+        raw["data"][task]["img_size"] = 32
+        raw["data"][task]["generated"].update(n_images=n_images, n_identities=8)
+    for recipe in raw["models"].values():
+        recipe.update(epochs=2, batch_size=16)
+    raw["models"]["vgg16_finetune"]["head_hidden"] = 32
+    raw["train"]["threads"] = 1
+    raw["wandb"]["mode"] = "disabled"
+    return raw
+
+
+@pytest.fixture
+def tiny_raw() -> dict:
+    return copy.deepcopy(tiny_raw_params())
+
+
+@pytest.fixture
+def tiny_params(tiny_raw):
+    return parse_params(tiny_raw)
+
+
+def write_stand_in_weights(torch_home: Path) -> None:
+    """Random-init state dicts of the right shapes where torch.hub caches the ImageNet files.
+
+    This is how to run the pretrained recipes with no network: the real files (same names)
+    go in the same folder."""
+    old = os.environ.get("TORCH_HOME")
+    os.environ["TORCH_HOME"] = str(torch_home)
+    try:
+        for arch in ("resnet18", "vgg16"):
+            path = weights_file(arch)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.manual_seed(0)
+            torch.save(getattr(models, arch)(weights=None).state_dict(), path)
+    finally:
+        if old is None:
+            os.environ.pop("TORCH_HOME")
+        else:
+            os.environ["TORCH_HOME"] = old
+
+
+@pytest.fixture(scope="session")
+def stand_in_torch_home(tmp_path_factory) -> Path:
+    home = tmp_path_factory.mktemp("torch_home")
+    write_stand_in_weights(home)
+    return home
+
+
+@pytest.fixture
+def torch_home(stand_in_torch_home, monkeypatch) -> Path:
+    monkeypatch.setenv("TORCH_HOME", str(stand_in_torch_home))
+    return stand_in_torch_home
+
+
+def sh(*args, cwd: Path, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(list(args), cwd=cwd, env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n"
+                             f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    return result
+
+
+def make_repo(path: Path, raw_params: dict) -> Path:
+    """A git + DVC repo holding this project's pipeline and the given params, committed."""
+    path.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(ROOT / "stages", path / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("dvc.yaml", ".gitignore"):
+        shutil.copy(ROOT / name, path / name)
+    (path / "params.yaml").write_text(yaml.safe_dump(raw_params, sort_keys=False))
+    sh("git", "init", "-q", "-b", "main", cwd=path)
+    sh("git", "config", "user.email", "test@example.com", cwd=path)
+    sh("git", "config", "user.name", "test", cwd=path)
+    sh("dvc", "init", "-q", cwd=path)
+    sh("dvc", "config", "core.analytics", "false", cwd=path)
+    sh("git", "add", "-A", cwd=path)
+    sh("git", "commit", "-qm", "init", cwd=path)
+    return path

@@ -1,0 +1,43 @@
+import hashlib
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stages import prepare
+from tests.conftest import REAL_DATA
+
+
+def digest(folder):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def test_prepare_generated_writes_disjoint_splits_and_manifest(tiny_params, tmp_path):
+    data = tiny_params.data["emotion"]
+    counts = prepare.run("emotion", data, tiny_params.seed, tmp_path / "emotion")
+    out = tmp_path / "emotion"
+    x = {s: np.load(out / f"{s}_x.npy") for s in ("train", "val", "test")}
+    assert x["train"].dtype == np.uint8 and x["train"].shape[1:] == (32, 32, 3)
+    assert sum(len(v) for v in x.values()) == 90
+    assert sum(counts["test"].values()) == 14  # round(90 * 0.15), stratified: 4 or 5 a class
+    assert sorted(counts["test"].values()) == [4, 5, 5]
+    manifest = pd.read_csv(out / "manifest.csv")
+    assert list(manifest.columns) == ["file", "class", "split"]
+    assert manifest["file"].is_unique and len(manifest) == 90
+    assert manifest.groupby("split").size().to_dict() == {k: len(v) for k, v in x.items()}
+    first = digest(out)
+    prepare.run("emotion", data, tiny_params.seed, out)
+    assert digest(out) == first  # same seed, same bytes
+    assert not list(tmp_path.glob(".*tmp"))  # no temporary leftovers
+
+
+@pytest.mark.skipif(not REAL_DATA.is_dir(), reason=f"real data not found at {REAL_DATA}")
+def test_prepare_folder_source_on_real_fer_images(tiny_raw, tmp_path):
+    from stages.params import parse_params
+    tiny_raw["data"]["emotion"].update(source="folder", path=str(REAL_DATA / "emotion-fer2013"))
+    data = parse_params(tiny_raw).data["emotion"]
+    counts = prepare.run("emotion", data, 0, tmp_path / "fer")
+    assert counts["train"] == {"angry": 700, "happy": 700, "sad": 700}
+    manifest = pd.read_csv(tmp_path / "fer" / "manifest.csv")
+    assert manifest["file"].str.match(r"^(angry|happy|sad)/").all()
+    assert (manifest["file"].str.split("/").str[0] == manifest["class"]).all()

@@ -1,0 +1,49 @@
+import pytest
+import torch
+
+from stages.recipes import WeightsUnavailable, build_architecture, build_model, weights_file
+
+
+def test_pretrained_recipes_load_the_cached_imagenet_file(tiny_params, torch_home):
+    cached = torch.load(weights_file("resnet18"), weights_only=True)
+    model = build_model(tiny_params.models["resnet18_pretrained"], num_classes=3)
+    assert weights_file("resnet18").parent == torch_home / "hub" / "checkpoints"
+    assert torch.equal(model.conv1.weight, cached["conv1.weight"])
+    assert model.fc.out_features == 3
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def test_vgg16_finetune_freezes_features_and_has_a_new_head(tiny_params, torch_home):
+    model = build_model(tiny_params.models["vgg16_finetune"], num_classes=2)
+    cached = torch.load(weights_file("vgg16"), weights_only=True)
+    assert torch.equal(model.features[0].weight, cached["features.0.weight"])
+    assert not any(p.requires_grad for p in model.features.parameters())
+    assert all(p.requires_grad for p in model.classifier.parameters())
+    assert model.classifier[0].out_features == 32 and model.classifier[-1].out_features == 2
+    assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 2)
+
+
+def test_scratch_recipe_needs_no_weights_file(tiny_params, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    model = build_model(tiny_params.models["resnet18_scratch"], num_classes=3)
+    assert model.fc.out_features == 3 and not (tmp_path / "hub").exists()
+
+
+def test_missing_weights_name_the_file_the_folder_and_the_way_out(tiny_params, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    # no network here, and none wanted in tests: an unreachable URL makes the download fail fast
+    monkeypatch.setattr("stages.recipes.IMAGENET_WEIGHTS", {
+        "resnet18": type("W", (), {"url": "http://127.0.0.1:9/resnet18-f37072fd.pth"})()})
+    with pytest.raises(WeightsUnavailable) as error:
+        build_model(tiny_params.models["resnet18_pretrained"], num_classes=3)
+    message = str(error.value)
+    assert "resnet18-f37072fd.pth" in message
+    assert str(tmp_path / "hub" / "checkpoints") in message
+    assert "-S models.resnet18_pretrained.weights=none" in message
+    assert not list((tmp_path / "hub" / "checkpoints").glob("*"))  # no partial file left
+
+
+def test_architecture_for_evaluation_matches_trained_state_dict(tiny_params, torch_home):
+    recipe = tiny_params.models["vgg16_finetune"]
+    trained = build_model(recipe, num_classes=2).state_dict()
+    build_architecture(recipe, 2).load_state_dict(trained)  # strict: every key and shape

@@ -1,0 +1,39 @@
+import numpy as np
+import pytest
+
+from stages.scores import class_report, confusion, split_scores, zscore
+
+
+def test_zscore_matches_the_assignment_example():
+    z = zscore(np.array([[179, 0], [2, 35]]))
+    np.testing.assert_allclose(z, [[1.70, -0.73], [-0.71, -0.26]], atol=0.005)
+
+
+def test_zscore_uses_population_std_and_whole_matrix_mean():
+    m = np.arange(9).reshape(3, 3)
+    z = zscore(m)
+    assert z.mean() == pytest.approx(0)
+    assert z.std(ddof=0) == pytest.approx(1)
+    assert z[2, 2] == pytest.approx((8 - 4) / np.std(np.arange(9)))
+
+
+def test_zscore_of_constant_matrix_is_zero_not_nan():
+    assert np.array_equal(zscore(np.full((2, 2), 5)), np.zeros((2, 2)))
+
+
+def test_confusion_rows_are_actual_and_keeps_absent_classes():
+    m = confusion(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), 3)
+    assert m.tolist() == [[1, 1, 0], [0, 2, 0], [0, 0, 0]]
+
+
+def test_split_scores_and_class_report():
+    actual, predicted = np.array([0, 0, 1, 1, 2, 2]), np.array([0, 1, 1, 1, 2, 0])
+    scores = split_scores(actual, predicted, 0.5, 3)
+    assert scores["acc"] == pytest.approx(4 / 6)
+    assert scores["loss"] == 0.5
+    report = class_report(actual, predicted, ("angry", "happy", "sad"))
+    assert report["happy"]["precision"] == pytest.approx(2 / 3)
+    assert report["sad"]["recall"] == pytest.approx(1 / 2)
+    assert report["angry"]["support"] == 2
+    f1s = [report[c]["f1-score"] for c in ("angry", "happy", "sad")]
+    assert scores["macro_f1"] == pytest.approx(np.mean(f1s))

@@ -1,0 +1,72 @@
+import json
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+
+from stages import evaluate, prepare, train
+from stages.batches import load_prepared
+from stages.params import parse_params
+
+
+@pytest.fixture
+def prepared(tiny_params, tmp_path):
+    prepare.run("emotion", tiny_params.data["emotion"], tiny_params.seed, tmp_path / "emotion")
+    return load_prepared(tmp_path / "emotion")
+
+
+def test_train_logs_each_epoch_and_keeps_the_best_val_loss_weights(tiny_params, prepared, capsys):
+    splits, classes = prepared
+    result = train.run("emotion/resnet18_scratch", tiny_params.models["resnet18_scratch"],
+                       tiny_params.train, tiny_params.seed, splits, classes)
+    lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("[emotion/resnet18_scratch]")]
+    assert len(lines) == 2
+    assert lines[1].startswith("[emotion/resnet18_scratch] epoch 2/2  train loss ")
+    assert list(result.history.columns) == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc"]
+    best = int(result.history["val_loss"].idxmin()) + 1
+    assert result.summary["best_epoch"] == best
+    assert result.summary["val"]["loss"] == pytest.approx(result.history["val_loss"][best - 1], rel=1e-5)
+    assert result.summary["images_per_second"] > 0 and result.summary["epochs"] == 2
+
+
+def test_two_runs_give_identical_weights_and_metrics(tiny_params, prepared):
+    splits, classes = prepared
+    runs = [train.run("e/r", tiny_params.models["resnet18_scratch"], tiny_params.train,
+                      tiny_params.seed, splits, classes) for _ in range(2)]
+    assert runs[0].history.equals(runs[1].history)
+    assert all(torch.equal(runs[0].state_dict[k], runs[1].state_dict[k]) for k in runs[0].state_dict)
+
+
+def test_frozen_vgg_features_are_cached_without_changing_results(tiny_params, prepared, torch_home):
+    """Training the head on cached trunk outputs equals training the whole model end to end."""
+    splits, classes = prepared
+    recipe = tiny_params.models["vgg16_finetune"]
+    cached = train.run("e/v", recipe, tiny_params.train, 0, splits, classes)
+    original = train.frozen_trunk
+    try:
+        train.frozen_trunk = lambda model, recipe: (None, model)  # no cache: recompute every batch
+        uncached = train.run("e/v", recipe, tiny_params.train, 0, splits, classes)
+    finally:
+        train.frozen_trunk = original
+    np.testing.assert_allclose(cached.history.values, uncached.history.values, rtol=1e-4)
+
+
+def test_evaluate_scores_test_split_with_the_saved_model(tiny_params, prepared, tmp_path):
+    splits, classes = prepared
+    result = train.run("e/r", tiny_params.models["resnet18_scratch"], tiny_params.train,
+                       tiny_params.seed, splits, classes)
+    train.save_outputs(result, tiny_params, "emotion", "resnet18_scratch", classes, root=tmp_path)
+    model_path = tmp_path / "models" / "emotion" / "resnet18_scratch.pt"
+    info = json.loads(model_path.with_suffix(".json").read_text())
+    out = evaluate.run(info, torch.load(model_path, weights_only=True), splits["test"], 64)
+    metrics = out["metrics"]
+    assert set(metrics) == {"test", "val", "train", "epochs", "best_epoch", "train_seconds", "images_per_second"}
+    assert set(metrics["test"]) == {"acc", "loss", "macro_f1"}
+    predictions = out["predictions"]
+    assert list(predictions.columns) == ["actual", "predicted"] and len(predictions) == len(splits["test"].labels)
+    assert metrics["test"]["acc"] == pytest.approx((predictions.actual == predictions.predicted).mean())
+    raw = np.array(out["confusion"]["raw"])
+    assert raw.sum() == len(predictions) and np.trace(raw) == (predictions.actual == predictions.predicted).sum()
+    assert out["confusion"]["classes"] == ["angry", "happy", "sad"]
+    assert out["classes"]["happy"]["support"] == (predictions.actual == "happy").sum()
