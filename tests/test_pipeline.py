@@ -1,0 +1,97 @@
+"""End to end: real `dvc repro` and `dvc exp run -S` on a tiny configuration in a temporary git repo."""
+import json
+import os
+import re
+from html.parser import HTMLParser
+
+import pandas as pd
+import pytest
+
+from stages.params import RECIPES, TASKS
+from tests.conftest import make_repo, sh
+
+ALL_STAGES = ({f"prepare@{t}" for t in TASKS} | {"report"}
+              | {f"{s}@{t}-{r}" for s in ("train", "evaluate") for t in TASKS for r in RECIPES})
+
+
+def stages_run(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+class Images(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.sources = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.sources.append(dict(attrs)["src"])
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory, stand_in_torch_home):
+    from tests.conftest import tiny_raw_params
+    path = make_repo(tmp_path_factory.mktemp("pipeline") / "repo", tiny_raw_params())
+    env = {**os.environ, "TORCH_HOME": str(stand_in_torch_home)}
+    first = sh("dvc", "repro", cwd=path, env=env)
+    return path, env, first.stdout
+
+
+def test_repro_runs_every_stage_and_writes_the_declared_outputs(repo):
+    path, _, output = repo
+    assert stages_run(output) == ALL_STAGES
+    for task in TASKS:
+        for recipe in RECIPES:
+            metrics = json.loads((path / "metrics" / task / f"{recipe}.json").read_text())
+            assert set(metrics["test"]) == {"acc", "loss", "macro_f1"}
+            assert metrics["epochs"] == 2 and metrics["best_epoch"] in (1, 2)
+            plots = path / "plots" / task / recipe
+            history = pd.read_csv(plots / "history.csv")
+            assert history["epoch"].tolist() == [1, 2]
+            predictions = pd.read_csv(plots / "predictions.csv")
+            assert metrics["test"]["acc"] == pytest.approx((predictions.actual == predictions.predicted).mean())
+            confusion = json.loads((plots / "confusion.json").read_text())
+            assert sum(map(sum, confusion["raw"])) == len(predictions)
+            assert (path / "models" / task / f"{recipe}.pt").stat().st_size > 1000
+    assert (path / "metrics" / "face" / "resnet18_scratch_classes.json").is_file()
+
+
+def test_report_page_shows_every_experiment_and_its_images_resolve(repo):
+    path, _, _ = repo
+    page = (path / "reports" / "index.html").read_text()
+    parser = Images()
+    parser.feed(page)
+    for task in TASKS:
+        for recipe in RECIPES:
+            assert f"id='{task}_{recipe}'" in page
+            assert f"figures/{task}_{recipe}_curves.png" in parser.sources
+    assert parser.sources and all((path / "reports" / src).is_file() for src in parser.sources)
+
+
+def test_outputs_are_tracked_as_dvc_metrics_and_plots_and_repro_is_a_no_op(repo):
+    path, env, _ = repo
+    assert "up to date" in sh("dvc", "status", cwd=path, env=env).stdout
+    assert stages_run(sh("dvc", "repro", cwd=path, env=env).stdout) == set()
+    shown = json.loads(sh("dvc", "metrics", "show", "--json", cwd=path, env=env).stdout)
+    files = next(iter(shown.values()))["data"]
+    assert "metrics/face/vgg16_finetune.json" in files
+    ignored = sh("git", "check-ignore", "-q", "models/face/vgg16_finetune.pt", cwd=path, check=False)
+    assert ignored.returncode == 0  # models are DVC-cached, not in git
+    assert sh("git", "check-ignore", "-q", "metrics/face/vgg16_finetune.json", cwd=path,
+              check=False).returncode == 1  # metrics go to git
+
+
+def test_exp_run_with_a_changed_lr_reruns_only_that_recipe(repo):
+    path, env, _ = repo
+    sh("git", "add", "-A", cwd=path)
+    sh("git", "commit", "-qm", "baseline results", cwd=path)
+    before = {t: json.loads((path / "metrics" / t / "vgg16_finetune.json").read_text()) for t in TASKS}
+    result = sh("dvc", "exp", "run", "-S", "models.resnet18_scratch.lr=0.01", cwd=path, env=env)
+    assert stages_run(result.stdout) == {
+        "train@face-resnet18_scratch", "train@emotion-resnet18_scratch",
+        "evaluate@face-resnet18_scratch", "evaluate@emotion-resnet18_scratch", "report"}
+    assert "up to date" in sh("dvc", "status", cwd=path, env=env).stdout
+    for task in TASKS:  # untouched experiments keep their exact metrics
+        assert json.loads((path / "metrics" / task / "vgg16_finetune.json").read_text()) == before[task]
+    diff = sh("dvc", "params", "diff", "--json", cwd=path, env=env).stdout
+    assert json.loads(diff)["params.yaml"]["models.resnet18_scratch.lr"]["new"] == 0.01

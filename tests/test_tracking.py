@@ -1,0 +1,49 @@
+import json
+import subprocess
+
+import pytest
+
+from stages import prepare, train
+from stages.batches import load_prepared
+from stages.params import WandbParams
+from stages.tracking import finish_wandb, start_wandb
+
+
+def read_wandb(run_dir):
+    """The run as W&B wrote it: summary (leet --summary) and history records (leet --json)."""
+    summary = subprocess.run(["wandb", "leet", "inspect", "--summary", "--json", str(run_dir)],
+                             capture_output=True, text=True, check=True)
+    records = subprocess.run(["wandb", "leet", "inspect", "--json", str(run_dir)],
+                             capture_output=True, text=True, check=True)
+    parsed = [json.loads(line) for line in records.stdout.splitlines() if line.startswith("{")]
+    return json.loads(summary.stdout), parsed
+
+
+def test_offline_wandb_run_holds_config_epoch_metrics_and_summary(tiny_params, tmp_path):
+    prepare.run("emotion", tiny_params.data["emotion"], 0, tmp_path / "emotion")
+    splits, classes = load_prepared(tmp_path / "emotion")
+    settings = WandbParams(mode="offline", project="facelab-test", dir=str(tmp_path))
+    run = start_wandb(settings, "emotion", "resnet18_scratch", {**tiny_params.raw, "git_commit": "abc"})
+    result = train.run("emotion/resnet18_scratch", tiny_params.models["resnet18_scratch"],
+                       tiny_params.train, 0, splits, classes, run)
+    finish_wandb(run, {"best_epoch": result.summary["best_epoch"],
+                       "best/val/acc": result.summary["val"]["acc"]})
+    (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
+    summary, records = read_wandb(run_dir)
+    assert summary["state"] == "finished" and summary["name"] == "resnet18_scratch"
+    assert summary["project"] == "facelab-test"
+    assert summary["config"]["models"]["resnet18_scratch"]["lr"] == tiny_params.models["resnet18_scratch"].lr
+    assert summary["config"]["git_commit"] == "abc"
+    assert summary["summary"]["best_epoch"] == result.summary["best_epoch"]
+    assert summary["summary"]["val/acc"] == pytest.approx(result.history["val_acc"].iloc[-1])
+    history = [r["history"] for r in records if r["type"] == "history"]
+    assert len(history) == 2
+    assert {"train/loss", "train/acc", "val/loss", "val/acc", "lr", "images_per_second"} <= set(history[0]["item"])
+    assert [h["item"]["val/loss"] for h in history] == pytest.approx(result.history["val_loss"].tolist())
+    run_record = next(r["run"] for r in records if r["type"] == "run")
+    assert run_record["run_group"] == "emotion"
+
+
+def test_disabled_wandb_starts_nothing(tmp_path):
+    assert start_wandb(WandbParams(mode="disabled", project="p", dir=str(tmp_path)), "t", "r", {}) is None
+    assert not (tmp_path / "wandb").exists()
