@@ -17,6 +17,7 @@ SOURCES = ("generated", "folder")
 ARCHS = ("vgg16", "resnet18")
 WEIGHTS = ("imagenet", "none")
 OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("none", "cosine", "step")
 WANDB_MODES = ("offline", "online", "disabled")
 # The generated source draws these exact classes; label i of the generator is classes[i].
 GENERATED_CLASSES = {"face": ("other", "target"), "emotion": ("angry", "happy", "sad")}
@@ -65,6 +66,9 @@ class Recipe:
     weight_decay: float
     epochs: int
     batch_size: int
+    schedule: str = "none"  # none | cosine | step (per epoch)
+    step_size: int = 5      # step schedule: epochs between drops
+    gamma: float = 0.1      # step schedule: lr factor at each drop
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,9 @@ class TrainParams:
     hflip: bool
     eval_batch_size: int
     threads: int
+    patience: int = 0                 # early stopping: epochs without a new best val loss; 0 = off
+    vanishing_grad_norm: float = 1e-7  # a trained layer whose gradient norm falls below: vanishing
+    exploding_grad_norm: float = 1e3   # a layer whose gradient norm rises above: exploding
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,7 @@ class WandbParams:
     project: str
     entity: typing.Optional[str] = None
     dir: str = "."
+    watch_freq: int = 10  # wandb.watch: gradient and parameter histograms every N batches
 
 
 @dataclass(frozen=True)
@@ -224,6 +232,9 @@ def _check_values(params: Params) -> None:
         _one_of(recipe.arch, ARCHS, f"{where}.arch")
         _one_of(recipe.weights, WEIGHTS, f"{where}.weights")
         _one_of(recipe.optimizer, OPTIMIZERS, f"{where}.optimizer")
+        _one_of(recipe.schedule, SCHEDULES, f"{where}.schedule")
+        _positive(recipe.step_size, f"{where}.step_size")
+        _positive(recipe.gamma, f"{where}.gamma")
         _positive(recipe.lr, f"{where}.lr")
         _positive(recipe.epochs, f"{where}.epochs")
         _positive(recipe.batch_size, f"{where}.batch_size")
@@ -233,6 +244,12 @@ def _check_values(params: Params) -> None:
             raise ParamsError(f"{where}: weight_decay and momentum must be >= 0")
     _positive(params.train.eval_batch_size, "train.eval_batch_size")
     _positive(params.train.threads, "train.threads")
+    _positive(params.train.vanishing_grad_norm, "train.vanishing_grad_norm")
+    if params.train.exploding_grad_norm <= params.train.vanishing_grad_norm:
+        raise ParamsError("train.exploding_grad_norm: must be above train.vanishing_grad_norm")
+    if params.train.patience < 0:
+        raise ParamsError(f"train.patience: {params.train.patience} must be >= 0 (0 turns early stopping off)")
+    _positive(params.wandb.watch_freq, "wandb.watch_freq")
     _one_of(params.wandb.mode, WANDB_MODES, "wandb.mode")
 
 

@@ -37,9 +37,30 @@ def log_epoch(run, prefix: str, epoch: int, epochs: int, metrics: dict) -> None:
         run.log({"epoch": epoch, **metrics}, step=epoch)
 
 
-def finish_wandb(run, summary: dict) -> None:
+def watch_model(run, model, log_freq: int) -> None:
+    """Gradient and parameter histograms per layer (W&B's gradients/* and parameters/* panels)."""
+    if run is not None:
+        run.watch(model, log="all", log_freq=log_freq)
+
+
+def log_test_results(run, actual, predicted, classes: tuple[str, ...]) -> None:
+    """The test confusion matrix and the per-class report, as W&B plot and table."""
+    import wandb
+
+    from stages.scores import class_report
+
+    report = class_report(actual, predicted, classes)
+    table = wandb.Table(columns=["class", "precision", "recall", "f1", "support"],
+                        data=[[c, report[c]["precision"], report[c]["recall"], report[c]["f1-score"],
+                               report[c]["support"]] for c in classes])
+    run.log({"test/confusion_matrix": wandb.plot.confusion_matrix(
+                 y_true=actual.tolist(), preds=predicted.tolist(), class_names=list(classes)),
+             "test/classification_report": table})
+
+
+def finish_wandb(run, summary: dict, exit_code: int = 0) -> None:
     if run is None:
         return
     for key, value in summary.items():
         run.summary[key] = value
-    run.finish()
+    run.finish(exit_code=exit_code)

@@ -25,7 +25,7 @@ def test_offline_wandb_run_holds_config_epoch_metrics_and_summary(tiny_params, t
     settings = WandbParams(mode="offline", project="facelab-test", dir=str(tmp_path))
     run = start_wandb(settings, "emotion", "resnet18_scratch", {**tiny_params.raw, "git_commit": "abc"})
     result = train.run("emotion/resnet18_scratch", tiny_params.models["resnet18_scratch"],
-                       tiny_params.train, 0, splits, classes, run)
+                       tiny_params.train, 0, splits, classes, run, watch_freq=2)
     finish_wandb(run, {"best_epoch": result.summary["best_epoch"],
                        "best/val/acc": result.summary["val"]["acc"]})
     (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
@@ -37,6 +37,11 @@ def test_offline_wandb_run_holds_config_epoch_metrics_and_summary(tiny_params, t
     assert summary["summary"]["best_epoch"] == result.summary["best_epoch"]
     assert summary["summary"]["val/acc"] == pytest.approx(result.history["val_acc"].iloc[-1])
     history = [r["history"] for r in records if r["type"] == "history"]
+    logged = {k: v for h in history for k, v in h["item"].items()}
+    for key in ("gradients/layer1.0.conv1.weight", "gradients/fc.weight",
+                "parameters/layer4.1.bn2.bias", "parameters/conv1.weight"):
+        assert logged[f"{key}._type"] == "histogram" and len(logged[f"{key}.values"]) > 1
+    history = [h for h in history if "val/loss" in h["item"]]
     assert len(history) == 2
     assert {"train/loss", "train/acc", "val/loss", "val/acc", "lr", "images_per_second"} <= set(history[0]["item"])
     assert [h["item"]["val/loss"] for h in history] == pytest.approx(result.history["val_loss"].tolist())

@@ -28,6 +28,29 @@ def test_train_logs_each_epoch_and_keeps_the_best_val_loss_weights(tiny_params, 
     assert result.summary["best_epoch"] == best
     assert result.summary["val"]["loss"] == pytest.approx(result.history["val_loss"][best - 1], rel=1e-5)
     assert result.summary["images_per_second"] > 0 and result.summary["epochs"] == 2
+    health = result.summary["health"]
+    assert health["frozen_layers"] == [] and not health["vanishing_gradients"]
+    assert health["min_grad_norm"] == pytest.approx(result.gradients["norm"].min())
+    assert set(result.gradients["epoch"]) == {1, 2} and "layer4.1.conv2" in set(result.gradients["layer"])
+
+
+def test_cosine_schedule_and_early_stopping(tiny_raw, prepared):
+    from stages.params import parse_params
+    tiny_raw["models"]["resnet18_scratch"].update(epochs=8, schedule="step", step_size=1, gamma=0.5)
+    tiny_raw["train"]["patience"] = 1
+    params = parse_params(tiny_raw)
+    splits, classes = prepared
+    result = train.run("e/r", params.models["resnet18_scratch"], params.train, 0, splits, classes)
+    epochs = result.summary["epochs"]
+    assert len(result.history) == epochs
+    assert epochs == min(8, result.summary["best_epoch"] + 1)  # stops 1 epoch after the best
+    assert epochs < 8  # on 13 val images the val loss does not improve 8 times in a row
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    scheduler = train.make_scheduler(optimizer, params.models["resnet18_scratch"])
+    for _ in range(3):
+        optimizer.step()
+        scheduler.step()
+    assert scheduler.get_last_lr() == [0.125]
 
 
 def test_two_runs_give_identical_weights_and_metrics(tiny_params, prepared):
@@ -36,6 +59,9 @@ def test_two_runs_give_identical_weights_and_metrics(tiny_params, prepared):
                       tiny_params.seed, splits, classes) for _ in range(2)]
     assert runs[0].history.equals(runs[1].history)
     assert all(torch.equal(runs[0].state_dict[k], runs[1].state_dict[k]) for k in runs[0].state_dict)
+    assert runs[0].gradients.equals(runs[1].gradients) and runs[0].summary == {
+        **runs[1].summary, "train_seconds": runs[0].summary["train_seconds"],
+        "images_per_second": runs[0].summary["images_per_second"]}
 
 
 def test_frozen_vgg_features_are_cached_without_changing_results(tiny_params, prepared, torch_home):
@@ -50,6 +76,10 @@ def test_frozen_vgg_features_are_cached_without_changing_results(tiny_params, pr
     finally:
         train.frozen_trunk = original
     np.testing.assert_allclose(cached.history.values, uncached.history.values, rtol=1e-4)
+    assert cached.summary["health"]["frozen_layers"][:2] == ["features.0", "features.10"]
+    frozen_rows = cached.gradients[cached.gradients["frozen"]]
+    assert len(frozen_rows) == 13 * 2 and frozen_rows["norm"].isna().all()  # frozen, not vanishing
+    assert not cached.summary["health"]["vanishing_gradients"]
 
 
 def test_evaluate_scores_test_split_with_the_saved_model(tiny_params, prepared, tmp_path):

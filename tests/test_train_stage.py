@@ -1,0 +1,78 @@
+"""The train stage as a process: divergence stops it cleanly, a killed run resumes to the same result."""
+import json
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import yaml
+
+from stages import prepare
+from stages.params import parse_params
+from tests.conftest import ROOT
+
+TIMING = ("train_seconds", "images_per_second")
+
+
+def workspace(path, raw):
+    """A folder laid out like the repo: params.yaml and prepared emotion data."""
+    path.mkdir()
+    (path / "params.yaml").write_text(yaml.safe_dump(raw))
+    params = parse_params(raw)
+    prepare.run("emotion", params.data["emotion"], params.seed, path / "data" / "prepared" / "emotion")
+    return path
+
+
+def train_process(cwd, recipe="resnet18_scratch"):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "stages.train", "--task", "emotion", "--recipe", recipe],
+                            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def outputs(cwd):
+    info = json.loads((cwd / "models" / "emotion" / "resnet18_scratch.json").read_text())
+    plots = cwd / "plots" / "emotion" / "resnet18_scratch"
+    return ({k: v for k, v in info.items() if k not in TIMING},
+            pd.read_csv(plots / "history.csv"), pd.read_csv(plots / "gradients.csv"))
+
+
+def test_nan_loss_stops_at_once_naming_epoch_step_and_lr(tiny_raw, tmp_path):
+    tiny_raw["models"]["resnet18_scratch"].update(lr=1e6, optimizer="sgd")
+    cwd = workspace(tmp_path / "ws", tiny_raw)
+    stale = cwd / "models" / "emotion" / "resnet18_scratch.pt"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"an old model")
+    process = train_process(cwd)
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 2
+    assert "error: loss became" in err and "at epoch 1, step" in err and "learning rate 1e+06" in err
+    assert "Traceback" not in err
+    assert not stale.exists() and not (cwd / "plots" / "emotion" / "resnet18_scratch" / "history.csv").exists()
+    assert not list((cwd / ".cache").rglob("*.pt"))
+
+
+def test_killed_run_resumes_to_the_same_metrics(tiny_raw, tmp_path):
+    tiny_raw["models"]["resnet18_scratch"]["epochs"] = 4
+    straight = workspace(tmp_path / "straight", tiny_raw)
+    assert train_process(straight).wait(timeout=300) == 0
+
+    interrupted = workspace(tmp_path / "interrupted", tiny_raw)
+    process = train_process(interrupted)
+    for line in process.stdout:
+        if "epoch 2/4" in line:
+            process.kill()  # like a preempted machine: no clean-up runs
+            break
+    process.wait(timeout=60)
+    assert process.returncode != 0 and not (interrupted / "models" / "emotion" / "resnet18_scratch.pt").exists()
+    (checkpoint,) = (interrupted / ".cache" / "facelab" / "checkpoints").glob("emotion-resnet18_scratch-*.pt")
+
+    resumed = train_process(interrupted)
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    assert "resuming after epoch 2" in out and "epoch 1/4" not in out and "epoch 3/4" in out
+    assert not checkpoint.exists()  # removed once the outputs are written
+    expected, got = outputs(straight), outputs(interrupted)
+    assert got[0] == expected[0]
+    pd.testing.assert_frame_equal(got[1], expected[1])
+    pd.testing.assert_frame_equal(got[2], expected[2])
