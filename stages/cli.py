@@ -1,6 +1,7 @@
 """Command-line edge shared by the stages: user errors end the stage with their message, not a traceback."""
 from __future__ import annotations
 
+import argparse
 import functools
 import sys
 
@@ -19,3 +20,15 @@ def stage_main(main):
             print(f"error: {error}", file=sys.stderr)
             sys.exit(2)
     return wrapper
+
+
+def stage_args(argv: list[str] | None, description: str, recipe: bool) -> argparse.Namespace:
+    """--task (and --recipe) naming one cell of the experiment matrix, and --params."""
+    from stages.params import RECIPES, TASKS  # params imports this module: import here, not at the top
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--task", required=True, choices=TASKS)
+    if recipe:
+        parser.add_argument("--recipe", required=True, choices=RECIPES)
+    parser.add_argument("--params", default="params.yaml")
+    return parser.parse_args(argv)

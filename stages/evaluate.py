@@ -1,16 +1,15 @@
 """Stage evaluate@<task>-<recipe>: score the trained model on the test split; write metrics/<task>/<recipe>.json, <recipe>_classes.json, and the test predictions and confusion matrices under plots/<task>/<recipe>/."""
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pandas as pd
 import torch
 
 from stages.batches import Inputs, SplitData, load_prepared
-from stages.cli import stage_main
+from stages.cli import stage_args, stage_main
 from stages.files import read_json, write_csv, write_json
-from stages.params import RECIPES, TASKS, load_params, parse_recipe
+from stages.params import load_params, parse_recipe
 from stages.recipes import build_architecture
 from stages.scores import class_report, confusion, zscore
 from stages.train import score_split, predict
@@ -40,11 +39,7 @@ def run(model_info: dict, state_dict: dict, test: SplitData, batch_size: int) ->
 
 @stage_main
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--task", required=True, choices=TASKS)
-    parser.add_argument("--recipe", required=True, choices=RECIPES)
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args(argv)
+    args = stage_args(argv, __doc__, recipe=True)
     params = load_params(args.params)
     model_path = Path("models") / args.task / f"{args.recipe}.pt"
     splits, _ = load_prepared(Path("data/prepared") / args.task)

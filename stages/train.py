@@ -1,7 +1,6 @@
 """Stage train@<task>-<recipe>: train one recipe on data/prepared/<task>; write models/<task>/<recipe>.{pt,json} and plots/<task>/<recipe>/ (history, gradient and parameter health)."""
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
@@ -19,10 +18,10 @@ import torch
 from torch import nn
 
 from stages.batches import Inputs, SplitData, load_prepared, ordered_batches, shuffled_batches
-from stages.cli import UserError, stage_main
+from stages.cli import UserError, stage_args, stage_main
 from stages.files import atomic_path, write_csv, write_json
 from stages.health import HealthRecorder, health_verdict, histogram_epochs, plot_histograms
-from stages.params import RECIPES, TASKS, Params, Recipe, TrainParams, load_params
+from stages.params import Params, Recipe, TrainParams, load_params
 from stages.recipes import build_architecture, build_model, ensure_imagenet_weights, frozen_modules, frozen_trunk
 from stages.scores import split_scores
 from stages.tracking import finish_wandb, log_epoch, log_test_results, start_wandb, watch_model
@@ -284,11 +283,7 @@ def save_outputs(result: TrainResult, params: Params, task: str, recipe: str,
 
 @stage_main
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--task", required=True, choices=TASKS)
-    parser.add_argument("--recipe", required=True, choices=RECIPES)
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args(argv)
+    args = stage_args(argv, __doc__, recipe=True)
     params = load_params(args.params)
     recipe = params.models[args.recipe]
     for path in output_paths(Path("."), args.task, args.recipe).values():

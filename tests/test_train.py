@@ -1,5 +1,4 @@
 import json
-import subprocess
 
 import numpy as np
 import pytest
@@ -7,7 +6,6 @@ import torch
 
 from stages import evaluate, prepare, train
 from stages.batches import load_prepared
-from stages.params import parse_params
 
 
 @pytest.fixture
