@@ -37,6 +37,13 @@ def log_epoch(run, prefix: str, epoch: int, epochs: int, metrics: dict) -> None:
         run.log({"epoch": epoch, **metrics}, step=epoch)
 
 
+def relog_history(run, rows: list[dict]) -> None:
+    """A resumed training's new W&B run gets the epochs completed before the interruption."""
+    for row in rows if run is not None else []:
+        run.log({"epoch": row["epoch"], "train/loss": row["train_loss"], "train/acc": row["train_acc"],
+                 "val/loss": row["val_loss"], "val/acc": row["val_acc"]}, step=row["epoch"])
+
+
 def watch_model(run, model, log_freq: int) -> None:
     """Gradient and parameter histograms per layer (W&B's gradients/* and parameters/* panels)."""
     if run is not None:

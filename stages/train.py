@@ -1,8 +1,6 @@
 """Stage train@<task>-<recipe>: train one recipe on data/prepared/<task>; write models/<task>/<recipe>.{pt,json} and plots/<task>/<recipe>/ (history, gradient and parameter health)."""
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 import random
@@ -17,6 +15,8 @@ import pandas as pd
 import torch
 from torch import nn
 
+from stages.checkpoints import checkpoint_path, resume, save_checkpoint
+from stages.distributed import Dist, all_sum, close, init_from_env, shard, wrap
 from stages.batches import Inputs, SplitData, load_prepared, ordered_batches, shuffled_batches
 from stages.cli import UserError, stage_args, stage_main
 from stages.files import atomic_path, write_csv, write_json
@@ -24,10 +24,7 @@ from stages.health import HealthRecorder, health_verdict, histogram_epochs, plot
 from stages.params import Params, Recipe, TrainParams, load_params
 from stages.recipes import build_architecture, build_model, ensure_imagenet_weights, frozen_modules, frozen_trunk
 from stages.scores import split_scores
-from stages.tracking import finish_wandb, log_epoch, log_test_results, start_wandb, watch_model
-
-CHECKPOINT_ROOT = Path(".cache/facelab/checkpoints")  # outside every DVC output: survives a rerun
-
+from stages.tracking import finish_wandb, log_epoch, log_test_results, relog_history, start_wandb, watch_model
 
 class TrainingDiverged(UserError):
     """The loss became NaN or infinite."""
@@ -65,27 +62,33 @@ def seed_everything(seed: int, threads: int) -> torch.Generator:
 
 def run(prefix: str, recipe: Recipe, settings: TrainParams, seed: int, splits: dict[str, SplitData],
         classes: tuple[str, ...], wandb_run=None, checkpoint: Path | None = None,
-        watch_freq: int = 10) -> TrainResult:
-    """Train (resuming from `checkpoint` if it exists); keep the weights of the lowest val loss."""
+        watch_freq: int = 10, dist: Dist = Dist()) -> TrainResult:
+    """Train (resuming from `checkpoint` if it exists); keep the weights of the lowest val loss.
+
+    Under torchrun every rank calls this with its `dist`; only the main rank logs and checkpoints."""
     generator = seed_everything(seed, settings.threads)
     started = time.perf_counter()
     model = build_model(recipe, len(classes))
-    trunk, trainable = frozen_trunk(model, recipe)
+    trunk, head = frozen_trunk(model, recipe)
     inputs = {split: Inputs(splits[split], trunk, settings.eval_batch_size,
                             flips=split == "train" and settings.hflip) for split in ("train", "val")}
     optimizer = make_optimizer(model, recipe)
     scheduler = make_scheduler(optimizer, recipe)
     health = HealthRecorder(model, histogram_epochs(recipe.epochs))
     progress = Progress(seconds=time.perf_counter() - started)
-    done = resume(checkpoint, model, optimizer, scheduler, generator, progress, health, wandb_run, prefix)
-    watch_model(wandb_run, trainable, watch_freq)
+    done = resume(checkpoint, model, optimizer, scheduler, generator, progress, health)
+    if done and dist.main:
+        print(f"[{prefix}] resuming after epoch {done} from {checkpoint}", flush=True)
+        relog_history(wandb_run, progress.rows)
+    trainable = wrap(head, dist)
+    watch_model(wandb_run, head, watch_freq)
     for epoch in range(done + 1, recipe.epochs + 1):
         started = time.perf_counter()
         train_loss, train_acc = train_one_epoch(model, trainable, recipe, inputs["train"], optimizer,
                                                 loss_fn=nn.CrossEntropyLoss(), generator=generator,
-                                                hflip=settings.hflip, epoch=epoch, health=health)
+                                                hflip=settings.hflip, epoch=epoch, health=health, dist=dist)
         progress.seconds += time.perf_counter() - started
-        val_loss, val_acc = evaluate_split(trainable, inputs["val"], settings.eval_batch_size)
+        val_loss, val_acc = evaluate_split(head, inputs["val"], settings.eval_batch_size)
         health.end_epoch(epoch)
         row = dict(epoch=epoch, train_loss=train_loss, train_acc=train_acc, val_loss=val_loss, val_acc=val_acc)
         progress.rows.append(row)
@@ -95,13 +98,15 @@ def run(prefix: str, recipe: Recipe, settings: TrainParams, seed: int, splits: d
         lr = optimizer.param_groups[0]["lr"]
         if scheduler is not None:
             scheduler.step()
-        save_checkpoint(checkpoint, epoch, model, optimizer, scheduler, generator, progress, health)
-        log_epoch(wandb_run, prefix, epoch, recipe.epochs, epoch_metrics(row, lr, inputs, progress))
+        if dist.main:
+            save_checkpoint(checkpoint, epoch, model, optimizer, scheduler, generator, progress, health)
+            log_epoch(wandb_run, prefix, epoch, recipe.epochs, epoch_metrics(row, lr, inputs, progress))
         if settings.patience and epoch - progress.best_epoch >= settings.patience:
-            print(f"[{prefix}] early stop: no better val loss for {settings.patience} epochs", flush=True)
+            if dist.main:
+                print(f"[{prefix}] early stop: no better val loss for {settings.patience} epochs", flush=True)
             break
     model.load_state_dict(progress.best_weights)
-    return finish(progress, trainable, inputs, classes, settings, health)
+    return finish(progress, head, inputs, classes, settings, health)
 
 
 def epoch_metrics(row: dict, lr: float, inputs: dict, progress: Progress) -> dict:
@@ -142,15 +147,18 @@ def make_scheduler(optimizer, recipe: Recipe):
 
 
 def train_one_epoch(model, trainable, recipe, inputs: Inputs, optimizer, loss_fn, generator,
-                    hflip: bool, epoch: int, health: HealthRecorder) -> tuple[float, float]:
-    """One pass over the training split; returns its mean loss and accuracy (train mode)."""
+                    hflip: bool, epoch: int, health: HealthRecorder, dist: Dist) -> tuple[float, float]:
+    """One pass over the training split; returns its mean loss and accuracy (train mode, all ranks)."""
     trainable.train()
     for module in frozen_modules(model, recipe.frozen):
         module.eval()  # frozen BatchNorm keeps its ImageNet statistics
     labels = inputs.data.labels
-    total_loss, correct = 0.0, 0
+    total_loss, correct, seen = 0.0, 0, 0
     batches = shuffled_batches(len(labels), recipe.batch_size, generator, hflip)
-    for step, (index, flip) in enumerate(progress_bar(batches, len(labels), recipe.batch_size), 1):
+    for step, (index, flip) in enumerate(progress_bar(batches, len(labels), recipe.batch_size, dist), 1):
+        if len(index) < dist.world:
+            continue  # a tail too short to give every rank an image (same decision on all ranks)
+        index, flip = shard(index, flip, dist)
         optimizer.zero_grad(set_to_none=True)
         logits = trainable(inputs.batch(index, flip))
         loss = loss_fn(logits, labels[index])
@@ -164,12 +172,14 @@ def train_one_epoch(model, trainable, recipe, inputs: Inputs, optimizer, loss_fn
         optimizer.step()
         total_loss += loss.item() * len(index)
         correct += (logits.argmax(1) == labels[index]).sum().item()
-    return total_loss / len(labels), correct / len(labels)
+        seen += len(index)
+    total_loss, correct, seen = all_sum([total_loss, correct, seen], dist)
+    return total_loss / seen, correct / seen
 
 
-def progress_bar(batches, n: int, batch_size: int):
+def progress_bar(batches, n: int, batch_size: int, dist: Dist):
     """A tqdm bar on a terminal; plain iteration otherwise (dvc repro in CI logs gets epoch lines)."""
-    if not sys.stdout.isatty():
+    if not sys.stdout.isatty() or not dist.main:
         return batches
     from tqdm import tqdm
     return tqdm(batches, total=math.ceil(n / batch_size), leave=False, unit="batch")
@@ -193,58 +203,6 @@ def score_split(model, inputs: Inputs, num_classes: int, batch_size: int) -> dic
     logits = predict(model, inputs, batch_size)
     loss = nn.functional.cross_entropy(logits, inputs.data.labels).item()
     return split_scores(inputs.data.labels.numpy(), logits.argmax(1).numpy(), loss, num_classes)
-
-
-# ---- resume -----------------------------------------------------------------------------------
-
-def save_checkpoint(path: Path | None, epoch, model, optimizer, scheduler, generator, progress, health) -> None:
-    """Everything needed to continue after `epoch` exactly as if never stopped; written atomically."""
-    if path is None:
-        return
-    state = {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-             "scheduler": scheduler.state_dict() if scheduler else None,
-             "torch_rng": torch.get_rng_state(), "data_rng": generator.get_state(),
-             "progress": vars(progress), "gradient_rows": health.gradient_rows,
-             "parameter_rows": health.parameter_rows,
-             "histograms": {kind: {e: {k: torch.from_numpy(v) for k, v in layers.items()}
-                                   for e, layers in by_epoch.items()}
-                            for kind, by_epoch in health.histograms.items()}}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
-def resume(path, model, optimizer, scheduler, generator, progress, health, wandb_run, prefix) -> int:
-    """Restore a checkpoint if there is one; return the last completed epoch (0 for a fresh start)."""
-    if path is None or not path.is_file():
-        return 0
-    state = torch.load(path, weights_only=True)
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    if scheduler is not None:
-        scheduler.load_state_dict(state["scheduler"])
-    torch.set_rng_state(state["torch_rng"])
-    generator.set_state(state["data_rng"])
-    for key, value in state["progress"].items():
-        setattr(progress, key, value)
-    health.gradient_rows, health.parameter_rows = state["gradient_rows"], state["parameter_rows"]
-    health.histograms = {kind: {e: {k: v.numpy() for k, v in layers.items()} for e, layers in by_epoch.items()}
-                         for kind, by_epoch in state["histograms"].items()}
-    print(f"[{prefix}] resuming after epoch {state['epoch']} from {path}", flush=True)
-    for row in progress.rows:  # the new W&B run gets the history it would have had
-        if wandb_run is not None:
-            wandb_run.log({"epoch": row["epoch"], "train/loss": row["train_loss"], "train/acc": row["train_acc"],
-                           "val/loss": row["val_loss"], "val/acc": row["val_acc"]}, step=row["epoch"])
-    return state["epoch"]
-
-
-def checkpoint_path(params: Params, task: str, recipe: str, prepared: Path) -> Path:
-    """One checkpoint per exact configuration: params and data fingerprinted, so a changed run
-    never resumes from another's state."""
-    digest = hashlib.sha256(json.dumps([params.raw["models"][recipe], params.raw["train"], params.seed],
-                                       sort_keys=True).encode())
-    for name in sorted(p.name for p in prepared.glob("*.npy")):
-        digest.update((prepared / name).read_bytes())
-    return CHECKPOINT_ROOT / f"{task}-{recipe}-{digest.hexdigest()[:16]}.pt"
 
 
 # ---- edges ------------------------------------------------------------------------------------
@@ -285,33 +243,48 @@ def save_outputs(result: TrainResult, params: Params, task: str, recipe: str,
 def main(argv: list[str] | None = None) -> None:
     args = stage_args(argv, __doc__, recipe=True)
     params = load_params(args.params)
-    recipe = params.models[args.recipe]
-    for path in output_paths(Path("."), args.task, args.recipe).values():
-        path.unlink(missing_ok=True)  # as dvc repro does: a failed run leaves nothing that looks valid
+    dist = init_from_env(os.environ)  # torchrun's RANK/WORLD_SIZE; one process without it
+    try:
+        train_stage(params, args.task, args.recipe, dist)
+    finally:
+        close(dist)
+
+
+def train_stage(params: Params, task: str, recipe_name: str, dist: Dist) -> None:
+    recipe = params.models[recipe_name]
+    if dist.main:
+        for path in output_paths(Path("."), task, recipe_name).values():
+            path.unlink(missing_ok=True)  # as dvc repro does: a failed run leaves nothing that looks valid
     if recipe.weights == "imagenet":
         ensure_imagenet_weights(recipe.arch)  # fail before any run starts
-    prepared = Path("data/prepared") / args.task
+    prepared = Path("data/prepared") / task
     splits, classes = load_prepared(prepared)
-    checkpoint = checkpoint_path(params, args.task, args.recipe, prepared)
-    config = {**params.raw, "task": args.task, "recipe": args.recipe, "git_commit": git_commit(),
-              "dvc_exp_name": os.environ.get("DVC_EXP_NAME")}
-    wandb_run = start_wandb(params.wandb, args.task, args.recipe, config)
+    checkpoint = checkpoint_path(params, task, recipe_name, prepared)
+    config = {**params.raw, "task": task, "recipe": recipe_name, "git_commit": git_commit(),
+              "dvc_exp_name": os.environ.get("DVC_EXP_NAME"), "world_size": dist.world}
+    wandb_run = start_wandb(params.wandb, task, recipe_name, config) if dist.main else None
     try:
-        result = run(f"{args.task}/{args.recipe}", recipe, params.train, params.seed, splits, classes,
-                     wandb_run, checkpoint, params.wandb.watch_freq)
+        result = run(f"{task}/{recipe_name}", recipe, params.train, params.seed, splits, classes,
+                     wandb_run, checkpoint, params.wandb.watch_freq, dist)
     except TrainingDiverged:
-        checkpoint.unlink(missing_ok=True)  # resuming would only diverge again
-        finish_wandb(wandb_run, {"diverged": True}, exit_code=1)
+        if dist.main:
+            checkpoint.unlink(missing_ok=True)  # resuming would only diverge again
+            finish_wandb(wandb_run, {"diverged": True}, exit_code=1)
         raise
-    save_outputs(result, params, args.task, args.recipe, classes)
-    if wandb_run is not None:
-        model = build_architecture(recipe, len(classes))
-        model.load_state_dict(result.state_dict)
-        test = Inputs(splits["test"], None, params.train.eval_batch_size, flips=False)
-        predicted = predict(model, test, params.train.eval_batch_size).argmax(1).numpy()
-        log_test_results(wandb_run, splits["test"].labels.numpy(), predicted, classes)
-    finish_wandb(wandb_run, wandb_summary(result.summary))
-    checkpoint.unlink(missing_ok=True)
+    if dist.main:
+        save_outputs(result, params, task, recipe_name, classes)
+        if wandb_run is not None:
+            log_test_results(wandb_run, splits["test"].labels.numpy(),
+                             predict_test_split(result.state_dict, recipe, splits["test"], classes,
+                                              params.train.eval_batch_size), classes)
+        finish_wandb(wandb_run, wandb_summary(result.summary))
+        checkpoint.unlink(missing_ok=True)
+
+
+def predict_test_split(state_dict: dict, recipe: Recipe, test: SplitData, classes, batch_size: int):
+    model = build_architecture(recipe, len(classes))
+    model.load_state_dict(state_dict)
+    return predict(model, Inputs(test, None, batch_size, flips=False), batch_size).argmax(1).numpy()
 
 
 def wandb_summary(summary: dict) -> dict:

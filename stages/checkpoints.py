@@ -1,0 +1,58 @@
+"""Resume: per-epoch checkpoints of a training run (model, optimizer, schedule, random states, history), outside DVC's outputs."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+
+from stages.files import atomic_path
+from stages.params import Params
+
+CHECKPOINT_ROOT = Path(".cache/facelab/checkpoints")  # outside every DVC output: survives a rerun
+
+
+def save_checkpoint(path: Path | None, epoch, model, optimizer, scheduler, generator, progress, health) -> None:
+    """Everything needed to continue after `epoch` exactly as if never stopped; written atomically."""
+    if path is None:
+        return
+    state = {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "scheduler": scheduler.state_dict() if scheduler else None,
+             "torch_rng": torch.get_rng_state(), "data_rng": generator.get_state(),
+             "progress": vars(progress), "gradient_rows": health.gradient_rows,
+             "parameter_rows": health.parameter_rows,
+             "histograms": {kind: {e: {k: torch.from_numpy(v) for k, v in layers.items()}
+                                   for e, layers in by_epoch.items()}
+                            for kind, by_epoch in health.histograms.items()}}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def resume(path, model, optimizer, scheduler, generator, progress, health) -> int:
+    """Restore a checkpoint if there is one; return the last completed epoch (0 for a fresh start)."""
+    if path is None or not path.is_file():
+        return 0
+    state = torch.load(path, weights_only=True)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["torch_rng"])
+    generator.set_state(state["data_rng"])
+    for key, value in state["progress"].items():
+        setattr(progress, key, value)
+    health.gradient_rows, health.parameter_rows = state["gradient_rows"], state["parameter_rows"]
+    health.histograms = {kind: {e: {k: v.numpy() for k, v in layers.items()} for e, layers in by_epoch.items()}
+                         for kind, by_epoch in state["histograms"].items()}
+    return state["epoch"]
+
+
+def checkpoint_path(params: Params, task: str, recipe: str, prepared: Path) -> Path:
+    """One checkpoint per exact configuration: params and data fingerprinted, so a changed run
+    never resumes from another's state."""
+    digest = hashlib.sha256(json.dumps([params.raw["models"][recipe], params.raw["train"], params.seed],
+                                       sort_keys=True).encode())
+    for name in sorted(p.name for p in prepared.glob("*.npy")):
+        digest.update((prepared / name).read_bytes())
+    return CHECKPOINT_ROOT / f"{task}-{recipe}-{digest.hexdigest()[:16]}.pt"

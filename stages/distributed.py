@@ -1,0 +1,56 @@
+"""Data-parallel training under torchrun: this process's rank, its shard of each batch, summed counts."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as torch_dist
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Dist:
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        """Only the main rank writes files, prints epoch lines and talks to W&B."""
+        return self.rank == 0
+
+
+def init_from_env(env: dict) -> Dist:
+    """Join the process group torchrun describes in RANK/WORLD_SIZE (one process: no group)."""
+    world = int(env.get("WORLD_SIZE", "1"))
+    if world > 1:
+        torch_dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    return Dist(rank=int(env.get("RANK", "0")), world=world)
+
+
+def close(dist: Dist) -> None:
+    if dist.world > 1:
+        torch_dist.destroy_process_group()
+
+
+def wrap(model: nn.Module, dist: Dist) -> nn.Module:
+    """DistributedDataParallel averages gradients across ranks after each backward pass."""
+    return nn.parallel.DistributedDataParallel(model) if dist.world > 1 else model
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def shard(index: torch.Tensor, flip: torch.Tensor | None, dist: Dist):
+    """This rank's part of a global batch: every rank draws the same seeded order, so the ranks
+    together see exactly the batch a single process would, and averaged gradients match it."""
+    part = slice(dist.rank, None, dist.world)
+    return index[part], (flip[part] if flip is not None else None)
+
+
+def all_sum(values: list[float], dist: Dist) -> list[float]:
+    if dist.world == 1:
+        return values
+    tensor = torch.tensor(values, dtype=torch.float64)
+    torch_dist.all_reduce(tensor)
+    return tensor.tolist()

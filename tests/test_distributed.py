@@ -1,0 +1,42 @@
+"""torchrun with 2 CPU processes (gloo): trains, writes each output once, matches the single-process run."""
+import json
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from tests.conftest import ROOT
+from tests.test_train_stage import workspace
+
+
+def train_command(cwd, recipe, processes, env):
+    launcher = ([sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node",
+                 str(processes), "--rdzv-backend", "c10d", "--rdzv-endpoint", "localhost:0"]
+                if processes > 1 else [sys.executable])
+    return subprocess.run(launcher + ["-m", "stages.train", "--task", "emotion", "--recipe", recipe],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("recipe", ["vgg16_finetune"])
+def test_two_process_ddp_matches_single_process(tiny_raw, tmp_path, torch_home, recipe):
+    tiny_raw["models"][recipe].update(dropout=0.0, epochs=2, batch_size=16)  # no per-rank randomness
+    tiny_raw["wandb"].update(mode="offline", dir=".")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TORCH_HOME": str(torch_home), "OMP_NUM_THREADS": "1"}
+    results = {}
+    for processes in (1, 2):
+        cwd = workspace(tmp_path / f"p{processes}", tiny_raw)
+        done = train_command(cwd, recipe, processes, env)
+        assert done.returncode == 0, done.stderr[-3000:]
+        epoch_lines = [l for l in done.stdout.splitlines() if l.startswith(f"[emotion/{recipe}] epoch")]
+        assert len(epoch_lines) == 2  # printed by rank 0 only
+        assert len(list((cwd / "wandb").glob("offline-run-*"))) == 1  # one W&B run, from rank 0
+        info = json.loads((cwd / "models" / "emotion" / f"{recipe}.json").read_text())
+        history = pd.read_csv(cwd / "plots" / "emotion" / recipe / "history.csv")
+        results[processes] = info, history
+    single, ddp = results[1], results[2]
+    # the two ranks together see each global batch a single process sees: only float order differs
+    pd.testing.assert_frame_equal(ddp[1], single[1], rtol=2e-3)
+    assert ddp[0]["val"]["loss"] == pytest.approx(single[0]["val"]["loss"], rel=2e-3)
+    assert ddp[0]["best_epoch"] == single[0]["best_epoch"]
