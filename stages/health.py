@@ -114,7 +114,6 @@ def health_verdict(gradients: pd.DataFrame, vanishing: float, exploding: float) 
     return {"min_grad_norm": low, "max_grad_norm": high,
             "vanishing_gradients": bool(low is not None and low < vanishing),
             "exploding_gradients": bool(high is not None and high > exploding),
-            "vanishing_threshold": vanishing, "exploding_threshold": exploding,
             "frozen_layers": frozen}
 
 

@@ -13,7 +13,9 @@ from stages.cli import UserError
 
 TASKS = ("face", "emotion")
 RECIPES = ("vgg16_finetune", "resnet18_scratch", "resnet18_pretrained")
-SOURCES = ("generated", "folder")
+SOURCES = ("generated", "folder", "lfw", "fer2013")
+# FER2013's seven labels: the CSV's emotion column holds their index, the image-folder release their names.
+FER2013_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 ARCHS = ("vgg16", "resnet18")
 WEIGHTS = ("imagenet", "none")
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -44,6 +46,26 @@ class Generated:
 
 
 @dataclass(frozen=True)
+class Lfw:
+    """Labeled Faces in the Wild as a binary task: one person (classes[1]) against a sample of everybody else."""
+    target: str           # a person's folder name in LFW, e.g. George_W_Bush
+    n_other: int          # images of other people, drawn from the seed
+    download: bool = True  # false: never touch the network, fail if the cache is missing
+
+
+@dataclass(frozen=True)
+class Fer2013:
+    """Which class each FER2013 label becomes; null drops that label's images."""
+    angry: typing.Optional[str] = None
+    disgust: typing.Optional[str] = None
+    fear: typing.Optional[str] = None
+    happy: typing.Optional[str] = None
+    sad: typing.Optional[str] = None
+    surprise: typing.Optional[str] = None
+    neutral: typing.Optional[str] = None
+
+
+@dataclass(frozen=True)
 class DataParams:
     source: str
     path: typing.Optional[str]
@@ -51,6 +73,9 @@ class DataParams:
     img_size: int
     split: Split
     generated: typing.Optional[Generated] = None
+    max_bad_fraction: float = 0.05  # prepare fails when more of the files than this cannot be read
+    lfw: typing.Optional[Lfw] = None
+    fer2013: typing.Optional[Fer2013] = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +104,9 @@ class TrainParams:
     patience: int = 0                 # early stopping: epochs without a new best val loss; 0 = off
     vanishing_grad_norm: float = 1e-7  # a trained layer whose gradient norm falls below: vanishing
     exploding_grad_norm: float = 1e3   # a layer whose gradient norm rises above: exploding
+    devices: int = 1                   # processes per node under torchrun (GPUs, or CPU processes)
+    nodes: int = 1                     # machines; more than 1 needs rdzv_endpoint reachable by all
+    rdzv_endpoint: str = "localhost:0"  # torchrun rendezvous host:port; port 0 picks a free one
 
 
 @dataclass(frozen=True)
@@ -216,17 +244,7 @@ def _one_of(value, allowed, where: str) -> None:
 
 def _check_values(params: Params) -> None:
     for task, data in params.data.items():
-        where = f"data.{task}"
-        _one_of(data.source, SOURCES, f"{where}.source")
-        if data.img_size < MIN_IMG_SIZE:
-            raise ParamsError(f"{where}.img_size: {data.img_size} is under {MIN_IMG_SIZE}; use {MIN_IMG_SIZE} or more")
-        if len(set(data.classes)) != len(data.classes) or len(data.classes) < 2:
-            raise ParamsError(f"{where}.classes: need at least 2 distinct class names, got {list(data.classes)}")
-        _check_split(data.split, f"{where}.split")
-        if data.source == "folder" and not data.path:
-            raise ParamsError(f"{where}.path: source 'folder' needs a path to <path>/<class_name>/ folders")
-        if data.source == "generated":
-            _check_generated(task, data, where)
+        _check_data(task, data, f"data.{task}")
     for name, recipe in params.models.items():
         where = f"models.{name}"
         _one_of(recipe.arch, ARCHS, f"{where}.arch")
@@ -244,6 +262,8 @@ def _check_values(params: Params) -> None:
             raise ParamsError(f"{where}: weight_decay and momentum must be >= 0")
     _positive(params.train.eval_batch_size, "train.eval_batch_size")
     _positive(params.train.threads, "train.threads")
+    _positive(params.train.devices, "train.devices")
+    _positive(params.train.nodes, "train.nodes")
     _positive(params.train.vanishing_grad_norm, "train.vanishing_grad_norm")
     if params.train.exploding_grad_norm <= params.train.vanishing_grad_norm:
         raise ParamsError("train.exploding_grad_norm: must be above train.vanishing_grad_norm")
@@ -251,6 +271,53 @@ def _check_values(params: Params) -> None:
         raise ParamsError(f"train.patience: {params.train.patience} must be >= 0 (0 turns early stopping off)")
     _positive(params.wandb.watch_freq, "wandb.watch_freq")
     _one_of(params.wandb.mode, WANDB_MODES, "wandb.mode")
+
+
+def _check_data(task: str, data: DataParams, where: str) -> None:
+    _one_of(data.source, SOURCES, f"{where}.source")
+    if data.img_size < MIN_IMG_SIZE:
+        raise ParamsError(f"{where}.img_size: {data.img_size} is under {MIN_IMG_SIZE}; use {MIN_IMG_SIZE} or more")
+    if len(set(data.classes)) != len(data.classes) or len(data.classes) < 2:
+        raise ParamsError(f"{where}.classes: need at least 2 distinct class names, got {list(data.classes)}")
+    _check_split(data.split, f"{where}.split")
+    if not 0 <= data.max_bad_fraction < 1:
+        raise ParamsError(f"{where}.max_bad_fraction: {data.max_bad_fraction} must be inside [0, 1) "
+                          f"(0: any unreadable file stops prepare)")
+    if data.source in ("folder", "fer2013") and not data.path:
+        wanted = {"folder": "a path to <path>/<class_name>/ folders",
+                  "fer2013": "a path to fer2013.csv or to the release folder holding train/ and test/"}
+        raise ParamsError(f"{where}.path: source '{data.source}' needs {wanted[data.source]}")
+    if data.source == "generated":
+        _check_generated(task, data, where)
+    if data.source == "lfw":
+        _check_lfw(data, where)
+    if data.source == "fer2013":
+        _check_fer2013(data, where)
+
+
+def _check_lfw(data: DataParams, where: str) -> None:
+    if data.lfw is None:
+        raise ParamsError(f"{where}.lfw: missing; source 'lfw' needs lfw: {{target: <Person_Name>, n_other: <count>}}")
+    if len(data.classes) != 2:
+        raise ParamsError(f"{where}.classes: source 'lfw' is a binary task [others, target person], "
+                          f"got {list(data.classes)}")
+    if not data.lfw.target or "/" in data.lfw.target:
+        raise ParamsError(f"{where}.lfw.target: '{data.lfw.target}' is not an LFW folder name such as George_W_Bush")
+    _positive(data.lfw.n_other, f"{where}.lfw.n_other")
+
+
+def _check_fer2013(data: DataParams, where: str) -> None:
+    if data.fer2013 is None:
+        raise ParamsError(f"{where}.fer2013: missing; source 'fer2013' needs a class (or null) for each "
+                          f"FER2013 label {list(FER2013_LABELS)}")
+    mapping = dataclasses.asdict(data.fer2013)
+    for label, name in mapping.items():
+        if name is not None:
+            _one_of(name, data.classes, f"{where}.fer2013.{label}")
+    unfed = [name for name in data.classes if name not in mapping.values()]
+    if unfed:
+        raise ParamsError(f"{where}.fer2013: no FER2013 label maps to class(es) {unfed}; "
+                          f"set one of {list(FER2013_LABELS)} to each")
 
 
 def _check_split(split: Split, where: str) -> None:

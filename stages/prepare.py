@@ -1,28 +1,67 @@
-"""Stage prepare@<task>: decode the task's images once, split them, write data/prepared/<task>/ (uint8 arrays, manifest)."""
+"""Stage prepare@<task>: decode the task's images once, drop unusable files and duplicates, split, write data/prepared/<task>/ and metrics/<task>/data.json."""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pandas as pd
 
 from stages.cli import stage_main
-from stages.files import atomic_dir, write_csv, write_json
+from stages.files import atomic_dir, read_json, write_csv, write_json
+from stages.images import Images
 from stages.params import TASKS, DataParams, load_params
-from stages.sources import Images, load_images
-from stages.split import SPLITS, stratified_split
+from stages.public_data import fer2013_images, lfw_images
+from stages.quality import check_bad_fraction, data_report, dedupe
+from stages.sources import folder_images, generated_images
+from stages.split import SPLITS, split_with_fixed_test, stratified_split
 
 
-def run(task: str, data: DataParams, seed: int, out_dir: str | Path) -> dict:
-    """Prepare one task into out_dir; return its counts per split and class."""
-    images = load_images(task, data, seed)
-    splits = stratified_split(images.labels, data.split, seed, data.classes)
+def run(task: str, data: DataParams, seed: int, out_dir: str | Path,
+        metrics_path: Optional[str | Path] = None) -> dict:
+    """Prepare one task into out_dir; return its counts per split and class.
+
+    metrics_path: where the data report goes (counts, every file not used and why; see quality.data_report)."""
+    loaded = load_images(task, data, seed)
+    bad_fraction = check_bad_fraction(loaded, data.max_bad_fraction, f"data.{task}")
+    dedup = dedupe(loaded.digests, loaded.labels, loaded.files, data.classes, prefer=loaded.test)
+    images = loaded.subset(dedup.keep)
+    splits = split_images(images, data, seed)
     with atomic_dir(out_dir) as tmp:
         write_splits(tmp, images, splits)
         write_csv(tmp / "manifest.csv", manifest(images, splits, data.classes))
         write_json(tmp / "classes.json", {"classes": list(data.classes), "img_size": data.img_size})
-    return counts(images.labels, splits, data.classes)
+    result = counts(images.labels, splits, data.classes)
+    if metrics_path is not None:
+        write_json(metrics_path, data_report(loaded, dedup, result, header(task, data, images), data.classes,
+                                             bad_fraction))
+    return result
+
+
+def load_images(task: str, data: DataParams, seed: int) -> Images:
+    """Decode every image of the task's source once, at data.img_size."""
+    if data.source == "generated":
+        return generated_images(task, data, seed)
+    if data.source == "lfw":
+        return lfw_images(data, seed)
+    if data.source == "fer2013":
+        return fer2013_images(data)
+    return folder_images(Path(data.path).expanduser(), data.classes, data.img_size)
+
+
+def split_images(images: Images, data: DataParams, seed: int) -> dict[str, np.ndarray]:
+    """The source's own test split when it has one, else a stratified split by data.split."""
+    if images.test is not None:
+        return split_with_fixed_test(images.labels, images.test, data.split, seed, data.classes)
+    return stratified_split(images.labels, data.split, seed, data.classes)
+
+
+def header(task: str, data: DataParams, images: Images) -> dict:
+    test = ("the source's own test split; train/val from the rest in the ratio of data.split.train:val"
+            if images.test is not None else "stratified by data.split")
+    return {"task": task, "source": data.source, "path": data.path, "img_size": data.img_size,
+            "test_split": test, "max_bad_fraction": data.max_bad_fraction}
 
 
 def write_splits(folder: Path, images: Images, splits: dict[str, np.ndarray]) -> None:
@@ -42,6 +81,16 @@ def counts(labels: np.ndarray, splits: dict[str, np.ndarray], classes: tuple[str
             for split, index in splits.items()}
 
 
+def summary(report: dict) -> list[str]:
+    """What prepare prints after the counts: files not used, and every warning."""
+    total = report["total"]
+    reasons = ", ".join(f"{n} {reason}" for reason, n in report["skipped_by_reason"].items()) or "none"
+    lines = [f"{total['found']} files: {total['used']} used, {total['skipped']} skipped ({reasons}), "
+             f"{total['duplicates_removed']} duplicate copies removed, "
+             f"{total['conflicts_dropped']} dropped for conflicting labels"]
+    return lines + [f"warning: {text}" for text in report["warnings"]]
+
+
 @stage_main
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -49,9 +98,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     params = load_params(args.params)
-    result = run(args.task, params.data[args.task], params.seed, Path("data/prepared") / args.task)
+    metrics_path = Path("metrics") / args.task / "data.json"
+    result = run(args.task, params.data[args.task], params.seed, Path("data/prepared") / args.task, metrics_path)
     for split, per_class in result.items():
         print(f"[{args.task}] {split}: " + ", ".join(f"{k} {v}" for k, v in per_class.items()))
+    for line in summary(read_json(metrics_path)) + [f"details: {metrics_path}"]:
+        print(f"[{args.task}] {line}")
 
 
 if __name__ == "__main__":

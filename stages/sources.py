@@ -1,36 +1,19 @@
 """Data sources for prepare: the built-in generated faces and a user's image-folder tree, decoded to uint8 RGB."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
 
 from stages import faces
 from stages.cli import UserError
+from stages.images import Entry, Images, pixel_digest, read_files
 from stages.params import DataParams
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 
 
 class DataError(UserError):
     """The input images are unusable: the message says which folder or file and how to fix it."""
-
-
-@dataclass(frozen=True)
-class Images:
-    """Decoded images of one task: pixels (N, S, S, 3) uint8, labels (N,) int64, a name per image."""
-    pixels: np.ndarray
-    labels: np.ndarray
-    files: list[str]
-
-
-def load_images(task: str, data: DataParams, seed: int) -> Images:
-    """Decode every image of the task's source once, at data.img_size."""
-    if data.source == "generated":
-        return generated_images(task, data, seed)
-    return folder_images(Path(data.path), data.classes, data.img_size)
 
 
 def generated_images(task: str, data: DataParams, seed: int) -> Images:
@@ -43,60 +26,58 @@ def generated_images(task: str, data: DataParams, seed: int) -> Images:
         pixels, labels = faces.generate_emotions(
             gen.n_images, gen.n_identities, data.img_size, seed, difficulty=gen.difficulty)
     files = [f"generated/{task}/{i:05d}.png" for i in range(len(labels))]
-    return Images(pixels, labels.astype(np.int64), files)
+    return Images(pixels, labels.astype(np.int64), files, [pixel_digest(p) for p in pixels])
 
 
 def folder_images(root: Path, classes: tuple[str, ...], img_size: int) -> Images:
-    """Read <root>/<class>/* for each class named in params, in sorted file order."""
-    class_files = list_class_files(root, classes)
-    pixels = np.empty((sum(len(f) for f in class_files.values()), img_size, img_size, 3), np.uint8)
-    labels, files = [], []
-    for label, name in enumerate(classes):
-        for path in class_files[name]:
-            pixels[len(files)] = decode_image(path, img_size)
-            labels.append(label)
-            files.append(str(path.relative_to(root)))
-    return Images(pixels, np.asarray(labels, np.int64), files)
+    """Read <root>/<class>/* for each class named in params, in sorted file order.
+
+    Every file in a class folder is tried; those that are not usable images are listed in `skipped`.
+    Sub-folders that are not classes are counted in `not_used` and named in `warnings`."""
+    found, others, notes = scan_folders(root, classes)
+    entries = [Entry(path, label, str(path.relative_to(root)))
+               for label, name in enumerate(classes) for path in found[name]]
+    notes += [f"folder '{root / name}' ({count} files) is not one of the classes {list(classes)}; "
+              f"its files are not used" for name, count in others.items()]
+    images = read_files(entries, classes, img_size)
+    return dataclasses.replace(images, not_used=others, warnings=tuple(notes))
 
 
-def list_class_files(root: Path, classes: tuple[str, ...]) -> dict[str, list[Path]]:
+def scan_folders(root: Path, wanted: tuple[str, ...]) -> tuple[dict[str, list[Path]], dict[str, int], list[str]]:
+    """The files in each wanted sub-folder of root, the other sub-folders with their file counts, and notes
+    on what is not read (loose files, nested folders). A wanted folder that is missing or empty is an error."""
     if not root.is_dir():
         raise DataError(f"image folder '{root}' does not exist; set data.<task>.path to a folder "
-                        f"holding one sub-folder per class {list(classes)}")
-    found = {name: sorted(p for p in (root / name).glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-             if (root / name).is_dir() else None for name in classes}
-    bad = {name: ("missing" if files is None else "empty") for name, files in found.items() if not files}
-    if bad:
-        counts = ", ".join(f"{name}: {len(files) if files else 0}" for name, files in found.items())
-        problems = ", ".join(f"'{root / name}' is {why}" for name, why in bad.items())
-        raise DataError(f"{problems} (images per class: {counts}); each class in params needs a "
-                        f"folder with images ({', '.join(IMAGE_SUFFIXES)})")
-    return found
+                        f"holding one sub-folder per class {list(wanted)}")
+    found, notes = {}, []
+    for name in wanted:
+        if (root / name).is_dir():
+            found[name], nested = list_folder(root / name)
+            notes += [f"'{folder}' is a folder inside a class folder; only the files directly in "
+                      f"'{root / name}' are read" for folder in nested]
+    loose, subfolders = list_folder(root)
+    others = {p.name: len(list_folder(p)[0]) for p in subfolders if p.name not in wanted}
+    if loose:
+        notes.append(f"{len(loose)} file(s) directly in '{root}' are in no class folder and are not used: "
+                     + ", ".join(p.name for p in loose[:5]) + (" ..." if len(loose) > 5 else ""))
+    check_class_folders(root, wanted, found, others)
+    return found, others, notes
 
 
-def decode_image(path: Path, img_size: int) -> np.ndarray:
-    """RGB, EXIF orientation applied, shorter side resized to img_size, centre-cropped square."""
-    try:
-        with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image)
-            image = to_rgb(image)
-            image = ImageOps.fit(image, (img_size, img_size), Image.Resampling.BICUBIC)
-            return np.asarray(image, np.uint8)
-    except (OSError, SyntaxError, ValueError) as error:
-        raise DataError(f"cannot decode image '{path}': {error}; remove or replace the file") from error
+def list_folder(folder: Path) -> tuple[list[Path], list[Path]]:
+    """The files and the sub-folders directly in folder, each sorted by name."""
+    entries = sorted(folder.iterdir())
+    return [p for p in entries if not p.is_dir()], [p for p in entries if p.is_dir()]
 
 
-def to_rgb(image: Image.Image) -> Image.Image:
-    """Convert any PIL mode to RGB; transparent pixels become white rather than black."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        # 16-bit and float greyscale: scale the real range to 0..255 instead of clipping.
-        array = np.asarray(image, np.float64)
-        low, high = float(array.min()), float(array.max())
-        array = (array - low) * (255.0 / (high - low)) if high > low else np.zeros_like(array)
-        image = Image.fromarray(array.astype(np.uint8), "L")
-    if image.mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")
-    if image.mode in ("RGBA", "LA", "PA"):
-        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(background, image.convert("RGBA"))
-    return image.convert("RGB")
+def check_class_folders(root: Path, wanted: tuple[str, ...], found: dict[str, list[Path]],
+                        others: dict[str, int]) -> None:
+    bad = {name: "missing" if name not in found else "empty" for name in wanted if not found.get(name)}
+    if not bad:
+        return
+    counts = ", ".join(f"{name}: {len(found.get(name, []))}" for name in wanted)
+    problems = ", ".join(f"'{root / name}' is {why}" for name, why in bad.items())
+    elsewhere = ("; other folders there: " + ", ".join(f"{name}: {n}" for name, n in others.items())
+                 if others else "")
+    raise DataError(f"{problems} (files per class: {counts}{elsewhere}); each class in params needs a "
+                    f"folder of images named exactly like the class")

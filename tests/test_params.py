@@ -23,8 +23,57 @@ def test_repository_params_load_with_all_tasks_and_recipes():
     (lambda r: r["data"]["face"].update(source="folder", path=None), "source 'folder' needs a path"),
     (lambda r: r["data"]["face"].update(classes=["me", "others"]), "generated face data has classes"),
     (lambda r: r["models"].pop("resnet18_pretrained"), r"models: missing key\(s\) \['resnet18_pretrained'\]"),
+    # data sources and quality
+    (lambda r: r["data"]["face"].update(source="lfw2"),
+     r"^data.face.source: 'lfw2' is not one of \['generated', 'folder', 'lfw', 'fer2013'\]$"),
+    (lambda r: r["data"]["face"].update(max_bad_fractoin=0.1),
+     r"^data.face: unknown key 'max_bad_fractoin'; did you mean 'max_bad_fraction'\?$"),
+    (lambda r: r["data"]["face"].update(max_bad_fraction=1.5),
+     r"^data.face.max_bad_fraction: 1.5 must be inside \[0, 1\) \(0: any unreadable file stops prepare\)$"),
+    (lambda r: r["data"]["face"].update(max_bad_fraction="lots"),
+     r"^data.face.max_bad_fraction: expected a number, got 'lots'$"),
+    (lambda r: r["data"]["face"]["split"].update(val=0.0, train=0.85), r"^data.face.split.val: 0.0 must be inside \(0, 1\)$"),
+    (lambda r: r["data"]["emotion"].update(img_size="64"), r"^data.emotion.img_size: expected an integer, got '64'$"),
+    (lambda r: r["data"]["face"].update(source="lfw", lfw=None),
+     r"^data.face.lfw: missing; source 'lfw' needs lfw: \{target: <Person_Name>, n_other: <count>\}$"),
+    (lambda r: r["data"]["face"].update(source="lfw", lfw={"target": "A_B", "n_others": 5}),
+     r"^data.face.lfw: unknown key 'n_others'; did you mean 'n_other'\?$"),
+    (lambda r: r["data"]["face"].update(source="lfw", lfw={"target": "A_B", "n_other": 0}),
+     r"^data.face.lfw.n_other: 0 must be > 0$"),
+    (lambda r: r["data"]["face"].update(source="lfw", lfw={"target": "A_B", "n_other": 5, "download": "yes"}),
+     r"^data.face.lfw.download: expected true or false, got 'yes'$"),
+    (lambda r: r["data"]["face"].update(source="lfw", lfw={"target": "lfw/A_B", "n_other": 5}),
+     r"^data.face.lfw.target: 'lfw/A_B' is not an LFW folder name such as George_W_Bush$"),
+    (lambda r: r["data"]["emotion"].update(source="lfw", lfw={"target": "A_B", "n_other": 5}),
+     r"^data.emotion.classes: source 'lfw' is a binary task \[others, target person\], got \['angry', 'happy', 'sad'\]$"),
+    (lambda r: r["data"]["emotion"].update(source="fer2013"),
+     r"^data.emotion.path: source 'fer2013' needs a path to fer2013.csv or to the release folder holding train/ and test/$"),
+    (lambda r: r["data"]["emotion"].update(source="fer2013", path="f.csv", fer2013=None),
+     r"^data.emotion.fer2013: missing; source 'fer2013' needs a class \(or null\) for each FER2013 label \['angry', "),
+    (lambda r: r["data"]["emotion"]["fer2013"].update(anger="angry"),
+     r"^data.emotion.fer2013: unknown key 'anger'; did you mean 'angry'\?$"),
+    (lambda r: r["data"]["emotion"].update(source="fer2013", path="f.csv", fer2013={"angry": "angry", "fear": "scared", "happy": "happy", "sad": "sad"}),
+     r"^data.emotion.fer2013.fear: 'scared' is not one of \['angry', 'happy', 'sad'\]$"),
+    (lambda r: r["data"]["emotion"].update(source="fer2013", path="f.csv", fer2013={"angry": "angry", "sad": "sad"}),
+     r"^data.emotion.fer2013: no FER2013 label maps to class\(es\) \['happy'\]; set one of \['angry', "),
 ])
 def test_bad_params_fail_with_the_key_named(tiny_raw, edit, message):
     edit(tiny_raw)
     with pytest.raises(ParamsError, match=message):
         parse_params(tiny_raw)
+
+
+def test_public_sources_parse_to_typed_params(tiny_raw):
+    tiny_raw["data"]["face"].update(source="lfw", path="~/sk", lfw={"target": "George_W_Bush", "n_other": 40})
+    tiny_raw["data"]["emotion"].update(source="fer2013", path="fer.csv",
+                                       fer2013={"angry": "angry", "fear": "sad", "happy": "happy", "sad": "sad"})
+    data = parse_params(tiny_raw).data
+    assert (data["face"].lfw.target, data["face"].lfw.n_other, data["face"].lfw.download) == ("George_W_Bush", 40, True)
+    assert data["emotion"].fer2013.fear == "sad" and data["emotion"].fer2013.disgust is None
+    assert data["face"].max_bad_fraction == 0.05
+
+
+def test_fer2013_params_name_every_fer2013_label_in_the_csv_order():
+    import dataclasses
+    from stages.params import FER2013_LABELS, Fer2013
+    assert tuple(f.name for f in dataclasses.fields(Fer2013)) == FER2013_LABELS

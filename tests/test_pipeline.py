@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from stages.params import RECIPES, TASKS
+from stages.report import SECTIONS
 from tests.conftest import make_repo, sh
 
 ALL_STAGES = ({f"prepare@{t}" for t in TASKS} | {"report"}
@@ -95,3 +96,42 @@ def test_exp_run_with_a_changed_lr_reruns_only_that_recipe(repo):
         assert json.loads((path / "metrics" / task / "vgg16_finetune.json").read_text()) == before[task]
     diff = sh("dvc", "params", "diff", "--json", cwd=path, env=env).stdout
     assert json.loads(diff)["params.yaml"]["models.resnet18_scratch.lr"]["new"] == 0.01
+
+
+def test_report_has_every_section_for_all_six_experiments_and_a_comparison_per_task(repo):
+    path, _, _ = repo
+    markdown = (path / "reports" / "report.md").read_text()
+    for task in TASKS:
+        comparison = markdown.split(f"### {task}: comparison\n\n")[1].split("\n\n")[0].splitlines()
+        assert len(comparison) == 4 and comparison[0].startswith("- ") and "converged" in comparison[0]
+        for recipe in RECIPES:
+            assert f"### {task} / {recipe}\n" in markdown
+            assert (path / "reports" / "figures" / f"{task}_{recipe}_gradients.png").is_file()
+    for _, title in SECTIONS:
+        assert markdown.count(f"#### {title}\n") == len(TASKS) * len(RECIPES)
+
+
+def test_plots_diff_after_the_exp_run_shows_all_six_experiments(repo, tmp_path):
+    path, env, _ = repo
+    sh("git", "add", "-A", cwd=path)
+    sh("git", "commit", "-qm", "resnet18_scratch lr 0.01", cwd=path)
+    data = json.loads(sh("dvc", "plots", "diff", "HEAD~1", "--json", "-o", str(tmp_path / "json"),
+                         cwd=path, env=env).stdout)["data"]
+    sh("dvc", "plots", "diff", "HEAD~1", "-o", str(tmp_path / "html"), cwd=path, env=env)
+    page = (tmp_path / "html" / "index.html").read_text()
+    for task in TASKS:
+        values = data[f"{task}/loss"][0]["content"]["data"]["values"]
+        for recipe in RECIPES:
+            field = f"{recipe}/history.csv::val_loss"
+            before, after = ([v["val_loss"] for v in values if v["filename::field"] == field and v["rev"] == rev]
+                             for rev in ("HEAD~1", "workspace"))
+            assert len(before) == len(after) == 2 and (before != after) == (recipe == "resnet18_scratch")
+            assert field in page and f"{task}/{recipe}/confusion" in page
+            assert f"{task}/{recipe}/confusion_normalized" in page
+            for image in (f"zscore_{task}_{recipe}", f"{task}_{recipe}_gradients", f"{task}_{recipe}_parameters"):
+                for rev in ("HEAD~1", "workspace"):
+                    assert f"{rev}_plots_{image}.png" in page
+    images = Images()
+    images.feed(page)
+    sources = set(images.sources)  # an image declared both in a stage and at the top level is shown twice
+    assert len(sources) == 6 * 3 * 2 and all((tmp_path / "html" / src).is_file() for src in sources)

@@ -1,11 +1,12 @@
 import hashlib
+import json
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from stages import prepare
-from tests.conftest import REAL_DATA
+from tests.conftest import REAL_DATA, make_repo, sh
 
 
 def digest(folder):
@@ -36,8 +37,28 @@ def test_prepare_folder_source_on_real_fer_images(tiny_raw, tmp_path):
     from stages.params import parse_params
     tiny_raw["data"]["emotion"].update(source="folder", path=str(REAL_DATA / "emotion-fer2013"))
     data = parse_params(tiny_raw).data["emotion"]
-    counts = prepare.run("emotion", data, 0, tmp_path / "fer")
+    counts = prepare.run("emotion", data, 0, tmp_path / "fer", tmp_path / "data.json")
     assert counts["train"] == {"angry": 700, "happy": 700, "sad": 700}
+    report = json.loads((tmp_path / "data.json").read_text())
+    assert report["counts"] == counts and report["total"] == {
+        "found": 3000, "skipped": 0, "duplicates_removed": 0, "conflicts_dropped": 0, "used": 3000}
+    assert report["skipped"] == [] and report["duplicates"] == [] and report["conflicts"] == []
     manifest = pd.read_csv(tmp_path / "fer" / "manifest.csv")
     assert manifest["file"].str.match(r"^(angry|happy|sad)/").all()
     assert (manifest["file"].str.split("/").str[0] == manifest["class"]).all()
+
+
+@pytest.mark.skipif(not REAL_DATA.is_dir(), reason=f"real data not found at {REAL_DATA}")
+def test_exp_run_with_folder_sources_writes_data_metrics(tiny_raw, tmp_path):
+    repo = make_repo(tmp_path / "repo", tiny_raw)
+    sh("dvc", "exp", "run", "-S", "data.face.source=folder", "-S", f"data.face.path={REAL_DATA / 'face-yaleb'}",
+       "-S", "data.emotion.source=folder", "-S", f"data.emotion.path={REAL_DATA / 'emotion-fer2013'}",
+       "prepare@face", "prepare@emotion", cwd=repo)
+    face = json.loads((repo / "metrics" / "face" / "data.json").read_text())
+    assert face["total"]["used"] == 384 and face["classes"]["target"]["found"] == 64
+    assert {s: sum(c.values()) for s, c in face["counts"].items()} == {"train": 268, "val": 58, "test": 58}
+    emotion = json.loads((repo / "metrics" / "emotion" / "data.json").read_text())
+    assert emotion["counts"]["test"] == {"angry": 150, "happy": 150, "sad": 150}
+    shown = json.loads(sh("dvc", "metrics", "show", "--json", cwd=repo).stdout)
+    files = next(iter(shown.values()))["data"]
+    assert files["metrics/face/data.json"]["data"]["total"]["used"] == 384

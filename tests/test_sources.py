@@ -2,10 +2,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stages.sources import DataError, decode_image, folder_images
+from stages.images import NOT_IMAGE
+from stages.sources import DataError, folder_images
 from tests.conftest import REAL_DATA
 
 needs_real = pytest.mark.skipif(not REAL_DATA.is_dir(), reason=f"real data not found at {REAL_DATA}")
+
+
+def save_noise(path, seed, size=(16, 16)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(seed).integers(0, 256, (*size, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, format=None if path.suffix else "PNG")
 
 
 @needs_real
@@ -14,43 +21,42 @@ def test_folder_source_reads_real_yale_faces():
     assert images.pixels.shape == (384, 32, 32, 3) and images.pixels.dtype == np.uint8
     assert np.bincount(images.labels).tolist() == [320, 64]
     assert images.files[0].startswith("other/") and images.files[-1].startswith("target/yaleB01")
+    assert len(set(images.digests)) == 384 and images.skipped == () and images.test is None
     # greyscale sources become RGB with three equal channels
     assert np.array_equal(images.pixels[..., 0], images.pixels[..., 2])
+    assert images.warnings == (f"1 file(s) directly in '{REAL_DATA / 'face-yaleb'}' are in no class folder "
+                               f"and are not used: SOURCE.txt",)
 
 
-def test_exif_orientation_is_applied(tmp_path):
-    image = Image.new("RGB", (40, 20), (0, 0, 255))
-    image.paste((255, 0, 0), (0, 0, 20, 20))  # left half red
-    exif = Image.Exif()
-    exif[0x0112] = 6  # display rotated 90 degrees clockwise: the left half ends on top
-    image.save(tmp_path / "rotated.jpg", exif=exif, quality=95)
-    pixels = decode_image(tmp_path / "rotated.jpg", 32)
-    assert pixels[4, 16, 0] > 200 and pixels[4, 16, 2] < 60    # top: red
-    assert pixels[28, 16, 2] > 200 and pixels[28, 16, 0] < 60  # bottom: blue
-
-
-def test_transparent_png_becomes_white_and_16_bit_is_scaled(tmp_path):
-    rgba = Image.new("RGBA", (8, 8), (10, 20, 30, 0))
-    rgba.save(tmp_path / "clear.png")
-    assert decode_image(tmp_path / "clear.png", 32).min() == 255
-    deep = Image.fromarray(np.tile(np.array([0, 65535], np.uint16), (8, 4)).astype(np.uint16))
-    deep.save(tmp_path / "deep.png")
-    pixels = decode_image(tmp_path / "deep.png", 32)
-    assert pixels.min() == 0 and pixels.max() == 255
+def test_files_are_read_in_sorted_order_whatever_their_suffix(tmp_path):
+    for name, seed in (("b.png", 1), ("a.jpeg", 2), ("c_no_suffix", 3)):
+        save_noise(tmp_path / "x" / name, seed)
+        save_noise(tmp_path / "y" / name, seed + 10)
+    images = folder_images(tmp_path, ("x", "y"), 32)
+    assert images.files == ["x/a.jpeg", "x/b.png", "x/c_no_suffix", "y/a.jpeg", "y/b.png", "y/c_no_suffix"]
+    assert images.labels.tolist() == [0, 0, 0, 1, 1, 1]
 
 
 def test_missing_or_empty_class_folder_is_named_with_counts(tmp_path):
     (tmp_path / "happy").mkdir()
     Image.new("RGB", (8, 8)).save(tmp_path / "happy" / "a.png")
     (tmp_path / "sad").mkdir()
-    with pytest.raises(DataError, match=r"'.*angry' is missing, '.*sad' is empty .*happy: 1"):
+    save_noise(tmp_path / "Angry" / "b.png", 0)
+    with pytest.raises(DataError, match=r"'.*angry' is missing, '.*sad' is empty \(files per class: "
+                                        r"angry: 0, happy: 1, sad: 0; other folders there: Angry: 1\)"):
         folder_images(tmp_path, ("angry", "happy", "sad"), 32)
 
 
-def test_unreadable_image_names_the_file(tmp_path):
+def test_missing_root_folder_says_what_to_set(tmp_path):
+    with pytest.raises(DataError, match=r"image folder '.*nowhere' does not exist; set data.<task>.path"):
+        folder_images(tmp_path / "nowhere", ("a", "b"), 32)
+
+
+def test_unreadable_image_is_skipped_with_its_reason_not_raised(tmp_path):
     for name in ("a", "b"):
-        (tmp_path / name).mkdir()
-        Image.new("RGB", (8, 8)).save(tmp_path / name / "ok.png")
+        save_noise(tmp_path / name / "ok.png", ord(name))
     (tmp_path / "b" / "broken.jpg").write_bytes(b"not a jpeg")
-    with pytest.raises(DataError, match=r"cannot decode image '.*broken.jpg'"):
-        folder_images(tmp_path, ("a", "b"), 32)
+    images = folder_images(tmp_path, ("a", "b"), 32)
+    assert images.files == ["a/ok.png", "b/ok.png"]
+    [skipped] = images.skipped
+    assert (skipped.file, skipped.label, skipped.reason, skipped.counted) == ("b/broken.jpg", "b", NOT_IMAGE, True)

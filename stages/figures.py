@@ -1,0 +1,81 @@
+"""Report figures: learning curves with the generalisation gap shaded, annotated confusion heatmaps (counts, z-scores)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.ticker import MaxNLocator
+
+from stages.files import write_with
+
+DPI = 90
+CURVE_METRICS = (("loss", "loss"), ("acc", "accuracy"))
+
+
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend: CI machines have no display."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def save(fig, path: str | Path) -> None:
+    write_with(path, lambda tmp: fig.savefig(tmp, dpi=DPI, format="png"))
+    pyplot().close(fig)
+
+
+def plot_curves(history: pd.DataFrame, path: str | Path) -> None:
+    """Train and val loss and accuracy per epoch; the band between them is the generalisation gap."""
+    fig, axes = pyplot().subplots(1, 2, figsize=(9, 3.2))
+    for ax, (column, label) in zip(axes, CURVE_METRICS):
+        epochs, train, val = history["epoch"], history[f"train_{column}"], history[f"val_{column}"]
+        ax.plot(epochs, train, "o-", label="train")
+        ax.plot(epochs, val, "s-", label="val")
+        ax.fill_between(epochs, train, val, color="grey", alpha=0.2, label="gap (train - val)")
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(f"{label}: last-epoch gap {train.iloc[-1] - val.iloc[-1]:+.3f}")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    save(fig, path)
+
+
+def heatmap(ax, matrix: np.ndarray, classes: list[str], zscore: bool) -> None:
+    """One annotated matrix, rows actual and columns predicted; z-scores on a scale centred at 0."""
+    limit = max(float(np.abs(matrix).max()), 1e-9)  # symmetric so that white means "the mean cell"
+    scale = {"cmap": "RdBu_r", "vmin": -limit, "vmax": limit} if zscore else {"cmap": "Blues", "vmin": 0}
+    ax.imshow(matrix, **scale)
+    top = limit if zscore else max(float(matrix.max()), 1e-9)
+    for (i, j), value in np.ndenumerate(matrix):
+        dark = abs(value) / top > 0.6  # white text where the cell colour is dark
+        ax.text(j, i, f"{value:.2f}" if zscore else f"{value:.0f}", ha="center", va="center",
+                fontsize=9, color="white" if dark else "black")
+    ax.set_xticks(range(len(classes)), classes, rotation=30)
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("actual")
+    ax.set_title("confusion (z-score)" if zscore else "confusion (counts)")
+
+
+def plot_confusion(confusion: dict, path: str | Path) -> None:
+    """Counts and z-scores side by side, from confusion.json's {"classes", "raw", "zscore"}."""
+    classes = confusion["classes"]
+    fig, axes = pyplot().subplots(1, 2, figsize=(4 + 2 * len(classes), 2 + len(classes)))
+    heatmap(axes[0], np.asarray(confusion["raw"], dtype=float), classes, zscore=False)
+    heatmap(axes[1], np.asarray(confusion["zscore"], dtype=float), classes, zscore=True)
+    fig.tight_layout()
+    save(fig, path)
+
+
+def plot_zscore(confusion: dict, path: str | Path, title: str = "") -> None:
+    """The z-score matrix alone, as an image plot for `dvc plots diff`."""
+    classes = confusion["classes"]
+    fig, ax = pyplot().subplots(figsize=(2.5 + len(classes), 2 + len(classes)))
+    heatmap(ax, np.asarray(confusion["zscore"], dtype=float), classes, zscore=True)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    save(fig, path)

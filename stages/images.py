@@ -1,0 +1,153 @@
+"""Image decoding for prepare: files or pixel arrays in, uint8 RGB squares and pixel digests out; unusable files are listed with why."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple, Optional
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# Reasons a file is skipped; data.json and the report group skipped files by these.
+EMPTY, NOT_IMAGE, CORRUPT, UNREADABLE, TOO_LARGE, BAD_ROW = (
+    "empty file", "not an image", "truncated or corrupt", "unreadable", "over the decompression-bomb limit",
+    "bad row")
+
+
+class BadImage(Exception):
+    """One file or row cannot be used; `reason` is one of the reasons above, `detail` says exactly why."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail = reason, detail
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file that prepare did not use. `counted`: it counts toward data.<task>.max_bad_fraction."""
+    file: str
+    label: str
+    reason: str
+    detail: str
+    counted: bool = True
+
+
+@dataclass(frozen=True)
+class Images:
+    """Decoded images of one task: pixels (N, S, S, 3) uint8, labels (N,) int64, a name and a pixel digest each.
+
+    test: True where the source's own release puts the image in its test split (None: the source has none).
+    skipped: files that could not be used; not_used: images of folders or labels params do not map to a class."""
+    pixels: np.ndarray
+    labels: np.ndarray
+    files: list[str]
+    digests: list[str]
+    test: Optional[np.ndarray] = None
+    skipped: tuple[Skipped, ...] = ()
+    not_used: dict[str, int] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    def subset(self, index: np.ndarray) -> "Images":
+        """The same images restricted to `index`; the notes about skipped files stay."""
+        return dataclasses.replace(
+            self, pixels=self.pixels[index], labels=self.labels[index],
+            files=[self.files[i] for i in index], digests=[self.digests[i] for i in index],
+            test=None if self.test is None else self.test[index])
+
+
+class Entry(NamedTuple):
+    """One candidate file: where it is, its label, how data.json names it, whether it is in the release's test split."""
+    path: Path
+    label: int
+    name: str
+    test: bool = False
+
+
+def read_files(entries: list[Entry], classes: tuple[str, ...], img_size: int,
+               box: Optional[tuple[int, int, int, int]] = None, fixed_test: bool = False) -> Images:
+    """Decode every entry; files that fail are listed in `skipped`, not raised.
+
+    fixed_test: the source has its own test split, given by each entry's `test`."""
+    pixels = np.empty((len(entries), img_size, img_size, 3), np.uint8)
+    kept, digests, skipped = [], [], []
+    for entry in entries:
+        try:
+            pixels[len(kept)], digest = decode_image(entry.path, img_size, box)
+        except BadImage as bad:
+            hidden_junk = entry.path.name.startswith(".") and bad.reason in (NOT_IMAGE, EMPTY)
+            skipped.append(Skipped(entry.name, classes[entry.label], bad.reason, bad.detail,
+                                   counted=not hidden_junk))
+            continue
+        kept.append(entry)
+        digests.append(digest)
+    test = np.array([e.test for e in kept], bool) if fixed_test else None
+    return Images(pixels[:len(kept)], np.array([e.label for e in kept], np.int64),
+                  [e.name for e in kept], digests, test, tuple(skipped))
+
+
+def decode_image(path: Path, img_size: int,
+                 box: Optional[tuple[int, int, int, int]] = None) -> tuple[np.ndarray, str]:
+    """Decode one file to a (img_size, img_size, 3) uint8 square and the digest of its full decoded pixels."""
+    try:
+        if path.stat().st_size == 0:
+            raise BadImage(EMPTY, "the file has 0 bytes")
+        with warnings.catch_warnings():
+            # check_pixel_count below skips such images with a reason; PIL's own warning adds nothing
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                check_pixel_count(image)
+                image.load()
+                return square_pixels(image, img_size, box)
+    except Image.DecompressionBombError as error:  # PIL refuses images over twice its limit at open
+        raise BadImage(TOO_LARGE, str(error)) from error
+    except UnidentifiedImageError as error:
+        raise BadImage(NOT_IMAGE, f"PIL cannot identify it as an image ({path.suffix or 'no suffix'})") from error
+    except PermissionError as error:
+        raise BadImage(UNREADABLE, str(error)) from error
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        raise BadImage(CORRUPT, str(error) or type(error).__name__) from error
+
+
+def check_pixel_count(image: Image.Image) -> None:
+    """PIL only warns between its limit and twice the limit; prepare skips everything over the limit."""
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and image.width * image.height > limit:
+        raise BadImage(TOO_LARGE, f"{image.width}x{image.height} = {image.width * image.height} pixels "
+                                  f"is over PIL's Image.MAX_IMAGE_PIXELS = {limit}")
+
+
+def square_pixels(image: Image.Image, img_size: int,
+                  box: Optional[tuple[int, int, int, int]] = None) -> tuple[np.ndarray, str]:
+    """RGB, EXIF orientation applied, optionally cropped to box, shorter side resized to img_size, centre-cropped."""
+    image = to_rgb(ImageOps.exif_transpose(image))
+    digest = pixel_digest(np.asarray(image))
+    if box is not None:
+        image = image.crop(box)
+    image = ImageOps.fit(image, (img_size, img_size), Image.Resampling.BICUBIC)
+    return np.asarray(image, np.uint8), digest
+
+
+def pixel_digest(pixels: np.ndarray) -> str:
+    """Equal for two images exactly when their decoded pixels (and shapes) are equal."""
+    pixels = np.ascontiguousarray(pixels, np.uint8)
+    return hashlib.sha256(repr(pixels.shape).encode() + pixels.tobytes()).hexdigest()
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any PIL mode to RGB; transparent pixels become white rather than black."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # 16-bit and float greyscale: scale the real range to 0..255 instead of clipping.
+        array = np.asarray(image, np.float64)
+        low, high = float(array.min()), float(array.max())
+        array = (array - low) * (255.0 / (high - low)) if high > low else np.zeros_like(array)
+        image = Image.fromarray(np.round(array).astype(np.uint8))  # 2-D uint8: mode L
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, image.convert("RGBA"))
+    return image.convert("RGB")
+

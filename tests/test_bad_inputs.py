@@ -1,0 +1,248 @@
+"""Bad inputs, one test per case: each asserts the exact error, or which files were skipped and that data.json counts them."""
+import hashlib
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from stages import prepare
+from stages.images import CORRUPT, EMPTY, NOT_IMAGE, TOO_LARGE, UNREADABLE, decode_image
+from stages.params import parse_params
+from stages.sources import DataError
+
+SPLIT = {"train": 0.5, "val": 0.25, "test": 0.25}  # each class needs at least 4 images
+
+
+def noise(seed, size=(16, 16)):
+    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (*size, 3), dtype=np.uint8))
+
+
+def write_classes(root, per_class=6, classes=("a", "b")):
+    """per_class distinct noise PNGs in each class folder: a/a00.png ..."""
+    for k, name in enumerate(classes):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            noise(100 * k + i).save(root / name / f"{name}{i:02d}.png")
+    return root
+
+
+def folder_data(raw, root, classes=("a", "b"), **overrides):
+    raw["data"]["emotion"].update(source="folder", path=str(root), classes=list(classes), split=SPLIT, **overrides)
+    return parse_params(raw).data["emotion"]
+
+
+def run(tmp_path, data):
+    """prepare.run into tmp_path/out; the counts and the data.json report."""
+    counts = prepare.run("emotion", data, 0, tmp_path / "out", tmp_path / "data.json")
+    return counts, json.loads((tmp_path / "data.json").read_text())
+
+
+def digest(array):
+    return hashlib.sha256(array.tobytes()).hexdigest()
+
+
+def test_duplicates_are_kept_once_and_conflicting_ones_dropped_before_the_split(tiny_raw, tmp_path):
+    root = write_classes(tmp_path / "photos")
+    noise(7).save(root / "a" / "dup_1.png")       # the same image twice under a ...
+    noise(7).save(root / "a" / "dup_2.bmp")       # ... once as a BMP: same pixels, other bytes
+    noise(8).save(root / "a" / "clash.png")       # and one image under both a and b
+    noise(8).save(root / "b" / "clash.png")
+    counts, report = run(tmp_path, folder_data(tiny_raw, root))
+    assert report["duplicates"] == [{"class": "a", "kept": "a/dup_1.png", "removed": ["a/dup_2.bmp"]}]
+    assert report["conflicts"] == [{"files": ["a/clash.png", "b/clash.png"], "classes": ["a", "b"]}]
+    assert report["classes"]["a"] == {"found": 9, "skipped": 0, "duplicates_removed": 1,
+                                      "conflicts_dropped": 1, "used": 7}
+    assert report["classes"]["b"] == {"found": 7, "skipped": 0, "duplicates_removed": 0,
+                                      "conflicts_dropped": 1, "used": 6}
+    manifest = pd.read_csv(tmp_path / "out" / "manifest.csv")
+    assert "a/dup_1.png" in set(manifest["file"]) and not {"a/dup_2.bmp", "a/clash.png", "b/clash.png"} & set(manifest["file"])
+    assert sum(sum(c.values()) for c in counts.values()) == len(manifest) == 13
+    seen = [digest(x) for s in ("train", "val", "test") for x in np.load(tmp_path / "out" / f"{s}_x.npy")]
+    assert len(seen) == len(set(seen)) == 13  # no image in two splits, or twice in one
+
+
+@pytest.mark.parametrize("name, content, reason", [
+    ("zero.png", b"", EMPTY),
+    ("notes.jpg", b"these are my notes, not a picture", NOT_IMAGE),
+    ("truncated.jpg", "truncate", CORRUPT),
+])
+def test_unusable_file_is_skipped_listed_and_counted(tiny_raw, tmp_path, name, content, reason):
+    root = write_classes(tmp_path / "photos", per_class=20)
+    if content == "truncate":
+        noise(5, (64, 64)).save(root / "b" / "full.jpg", quality=95)
+        content = (root / "b" / "full.jpg").read_bytes()[:600]
+        (root / "b" / "full.jpg").unlink()
+    (root / "b" / name).write_bytes(content)
+    counts, report = run(tmp_path, folder_data(tiny_raw, root))
+    [skipped] = report["skipped"]
+    assert (skipped["file"], skipped["class"], skipped["reason"], skipped["counts_as_bad"]) == (f"b/{name}", "b", reason, True)
+    assert report["skipped_by_reason"] == {reason: 1}
+    assert report["classes"]["b"]["skipped"] == 1 and report["classes"]["b"]["used"] == 20
+    assert report["total"] == {"found": 41, "skipped": 1, "duplicates_removed": 0, "conflicts_dropped": 0, "used": 40}
+    assert report["bad_fraction"] == round(1 / 41, 6)
+    assert sum(counts[s]["b"] for s in counts) == 20
+
+
+def test_file_without_read_permission_is_skipped_as_unreadable(tiny_raw, tmp_path, monkeypatch):
+    root = write_classes(tmp_path / "photos", per_class=20)
+    noise(9).save(root / "a" / "locked.png")
+    real_open = Image.open
+
+    def open_unless_locked(path, *args, **kwargs):  # chmod does not stop root, who runs CI
+        if path.name == "locked.png":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+    monkeypatch.setattr(Image, "open", open_unless_locked)
+    _, report = run(tmp_path, folder_data(tiny_raw, root))
+    assert [(s["file"], s["reason"]) for s in report["skipped"]] == [("a/locked.png", UNREADABLE)]
+    assert report["skipped"][0]["detail"] == f"[Errno 13] Permission denied: '{root / 'a' / 'locked.png'}'"
+    assert report["classes"]["a"]["skipped"] == 1 and report["total"]["used"] == 40
+
+
+def test_too_many_unusable_files_fail_naming_the_worst_and_write_nothing(tiny_raw, tmp_path):
+    root = write_classes(tmp_path / "photos", per_class=6)
+    for i in range(3):
+        (root / "b" / f"bad{i}.jpg").write_bytes(b"")
+    (root / "a" / "bad.txt").write_text("x")
+    data = folder_data(tiny_raw, root, max_bad_fraction=0.2)
+    with pytest.raises(DataError) as error:
+        run(tmp_path, data)
+    assert str(error.value) == (
+        "4 of 16 files cannot be used (25.0%, over data.emotion.max_bad_fraction = 0.2); unusable files per "
+        "class: b: 3, a: 1; b/bad0.jpg (empty file: the file has 0 bytes); b/bad1.jpg (empty file: the file "
+        "has 0 bytes); b/bad2.jpg (empty file: the file has 0 bytes); a/bad.txt (not an image: PIL cannot "
+        "identify it as an image (.txt)). Remove or replace them, or raise data.emotion.max_bad_fraction to go "
+        "on without them (data.json then lists them all)")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "data.json").exists()
+    assert run(tmp_path, folder_data(tiny_raw, root, max_bad_fraction=0.25))[1]["total"]["skipped"] == 4
+
+
+def test_hidden_junk_is_listed_as_not_an_image_but_never_fails(tiny_raw, tmp_path):
+    root = write_classes(tmp_path / "photos")
+    (root / "a" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1" + bytes(100))
+    (root / "b" / "._a00.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    _, report = run(tmp_path, folder_data(tiny_raw, root, max_bad_fraction=0.0))
+    assert [(s["file"], s["reason"], s["counts_as_bad"]) for s in report["skipped"]] == [
+        ("a/.DS_Store", NOT_IMAGE, False), ("b/._a00.png", NOT_IMAGE, False)]
+    assert report["bad_fraction"] == 0.0 and report["total"]["used"] == 12
+
+
+@pytest.mark.parametrize("mode, make, expected", [
+    ("L", lambda: Image.new("L", (8, 8), 100), (100, 100, 100)),
+    ("LA", lambda: Image.new("LA", (8, 8), (100, 255)), (100, 100, 100)),
+    ("LA transparent", lambda: Image.new("LA", (8, 8), (100, 0)), (255, 255, 255)),
+    ("P", lambda: Image.new("RGB", (8, 8), (10, 200, 30)).convert("P", palette=Image.Palette.ADAPTIVE), (10, 200, 30)),
+    ("RGBA", lambda: Image.new("RGBA", (8, 8), (10, 200, 30, 255)), (10, 200, 30)),
+    ("RGBA half", lambda: Image.new("RGBA", (8, 8), (0, 0, 0, 128)), (127, 127, 127)),
+    ("1", lambda: Image.new("1", (8, 8), 1), (255, 255, 255)),
+])
+def test_every_pil_mode_becomes_the_right_rgb(tmp_path, mode, make, expected):
+    make().save(tmp_path / "image.png")
+    pixels, _ = decode_image(tmp_path / "image.png", 32)
+    assert pixels.shape == (32, 32, 3) and pixels.dtype == np.uint8
+    assert {tuple(p) for p in pixels.reshape(-1, 3)} == {expected}
+
+
+def test_palette_with_a_transparent_index_becomes_white(tmp_path):
+    image = Image.new("P", (8, 8), 1)
+    image.putpalette([0, 0, 0, 10, 200, 30] + [0] * 762)
+    image.paste(0, (0, 0, 4, 8))
+    image.save(tmp_path / "p.png", transparency=0)
+    pixels, _ = decode_image(tmp_path / "p.png", 32)
+    assert tuple(pixels[16, 2]) == (255, 255, 255) and tuple(pixels[16, 29]) == (10, 200, 30)
+
+
+def test_cmyk_converts_like_print_colours(tmp_path):
+    Image.new("CMYK", (8, 8), (255, 0, 0, 0)).save(tmp_path / "cyan.tif")
+    pixels, _ = decode_image(tmp_path / "cyan.tif", 32)
+    assert {tuple(p) for p in pixels.reshape(-1, 3)} == {(0, 255, 255)}
+
+
+def test_16_bit_greyscale_is_scaled_to_its_range_not_clipped(tmp_path):
+    values = np.tile(np.array([1000, 3000], np.uint16).repeat(8), (16, 1))  # left half 1000, right 3000
+    Image.fromarray(values).save(tmp_path / "deep.png")
+    with Image.open(tmp_path / "deep.png") as image:
+        assert image.mode == "I;16"
+    pixels, _ = decode_image(tmp_path / "deep.png", 32)
+    assert tuple(pixels[16, 2]) == (0, 0, 0) and tuple(pixels[16, 29]) == (255, 255, 255)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    image = Image.new("RGB", (40, 20), (0, 0, 255))
+    image.paste((255, 0, 0), (0, 0, 20, 20))  # left half red
+    exif = Image.Exif()
+    exif[0x0112] = 6  # display rotated 90 degrees clockwise: the left half ends on top
+    image.save(tmp_path / "rotated.jpg", exif=exif, quality=95)
+    pixels, _ = decode_image(tmp_path / "rotated.jpg", 32)
+    assert pixels[4, 16, 0] > 200 and pixels[4, 16, 2] < 60    # top: red
+    assert pixels[28, 16, 2] > 200 and pixels[28, 16, 0] < 60  # bottom: blue
+
+
+def test_images_over_the_decompression_bomb_limit_are_skipped(tiny_raw, tmp_path, monkeypatch):
+    root = write_classes(tmp_path / "photos", per_class=10)
+    noise(1, (40, 40)).save(root / "a" / "big.png")     # 1600 pixels: PIL itself only warns
+    noise(2, (100, 100)).save(root / "b" / "huge.png")  # over twice the limit: PIL refuses it
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    _, report = run(tmp_path, folder_data(tiny_raw, root, max_bad_fraction=0.1))
+    assert [(s["file"], s["reason"]) for s in report["skipped"]] == [("a/big.png", TOO_LARGE), ("b/huge.png", TOO_LARGE)]
+    assert report["skipped"][0]["detail"] == "40x40 = 1600 pixels is over PIL's Image.MAX_IMAGE_PIXELS = 1000"
+    assert report["total"]["used"] == 20
+
+
+def test_missing_class_folder_is_an_error_with_the_counts(tiny_raw, tmp_path):
+    root = write_classes(tmp_path / "photos", classes=("a", "b"))
+    with pytest.raises(DataError, match=r"^'.*photos/c' is missing \(files per class: a: 6, b: 6, c: 0\)"):
+        run(tmp_path, folder_data(tiny_raw, root, classes=("a", "b", "c")))
+
+
+def test_empty_class_folder_is_an_error_with_the_counts(tiny_raw, tmp_path):
+    root = write_classes(tmp_path / "photos")
+    (root / "c").mkdir()
+    with pytest.raises(DataError, match=r"^'.*photos/c' is empty \(files per class: a: 6, b: 6, c: 0\)"):
+        run(tmp_path, folder_data(tiny_raw, root, classes=("a", "b", "c")))
+
+
+def test_class_with_too_few_images_to_split_is_an_error_with_the_counts(tiny_raw, tmp_path):
+    root = write_classes(tmp_path / "photos")
+    for path in sorted((root / "b").iterdir())[3:]:
+        path.unlink()
+    with pytest.raises(DataError, match=r"^too few images to split into train/val/test: b: 3 \(each class needs "
+                                        r"at least 4 .*images per class .*: a: 6, b: 3\)"):
+        run(tmp_path, folder_data(tiny_raw, root))
+
+
+def test_class_of_unusable_files_only_is_too_few_to_split(tiny_raw, tmp_path):
+    root = write_classes(tmp_path / "photos", per_class=30, classes=("a",))
+    (root / "b").mkdir()
+    (root / "b" / "only.jpg").write_bytes(b"")
+    with pytest.raises(DataError, match=r"too few images to split into train/val/test: b: 0 "):
+        run(tmp_path, folder_data(tiny_raw, root, max_bad_fraction=0.5))
+
+
+def test_folders_params_do_not_name_are_a_listed_warning(tiny_raw, tmp_path):
+    root = write_classes(tmp_path / "photos", classes=("a", "b", "fear"))
+    write_classes(root / "a", per_class=1, classes=("nested",))
+    (root / "readme.txt").write_text("my photos")
+    counts, report = run(tmp_path, folder_data(tiny_raw, root))
+    assert report["not_used"] == {"fear": 6}
+    assert report["warnings"] == [
+        f"'{root / 'a' / 'nested'}' is a folder inside a class folder; only the files directly in '{root / 'a'}' are read",
+        f"1 file(s) directly in '{root}' are in no class folder and are not used: readme.txt",
+        f"folder '{root / 'fear'}' (6 files) is not one of the classes ['a', 'b']; its files are not used"]
+    assert report["total"]["used"] == 12 and sum(counts["train"].values()) == 6
+
+
+def test_a_failed_write_leaves_the_previous_output(tiny_raw, tmp_path, monkeypatch):
+    data = folder_data(tiny_raw, write_classes(tmp_path / "photos"))
+    run(tmp_path, data)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt  # a stage killed half way through writing
+    monkeypatch.setattr(prepare, "write_csv", crash)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, data)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

@@ -1,0 +1,160 @@
+"""LFW through scikit-learn's cache layout and FER2013 as CSV and as image-folder release, on tiny copies written by the tests."""
+import hashlib
+import json
+import socket
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from stages import prepare
+from stages.images import BAD_ROW
+from stages.params import parse_params
+from stages.public_data import LFW_FACE_BOX, lfw_images
+from stages.sources import DataError
+from tests.conftest import REAL_DATA
+
+needs_real = pytest.mark.skipif(not REAL_DATA.is_dir(), reason=f"real data not found at {REAL_DATA}")
+SPLIT = {"train": 0.5, "val": 0.25, "test": 0.25}
+PEOPLE = {"Alice_Smith": 6, "Bob_Jones": 3, "Carol_White": 4, "Dan_Brown": 2}
+
+
+def write_lfw(data_home):
+    """The layout fetch_lfw_people(download_if_missing=False) accepts: three pairs files and lfw_funneled/<Person>/."""
+    lfw_home = data_home / "lfw_home"
+    for k, (person, n) in enumerate(PEOPLE.items()):
+        (lfw_home / "lfw_funneled" / person).mkdir(parents=True)
+        for i in range(n):
+            image = Image.new("RGB", (250, 250), (255, 255, 255))  # white background, a noise face in the box
+            rng = np.random.default_rng(100 * k + i)
+            face = rng.integers(0, 100, (LFW_FACE_BOX[3] - LFW_FACE_BOX[1], LFW_FACE_BOX[2] - LFW_FACE_BOX[0], 3))
+            image.paste(Image.fromarray(face.astype(np.uint8)), LFW_FACE_BOX[:2])
+            image.save(lfw_home / "lfw_funneled" / person / f"{person}_{i + 1:04d}.jpg", quality=95)
+    for name in ("pairsDevTrain.txt", "pairsDevTest.txt", "pairs.txt"):
+        (lfw_home / name).write_text("1\n")
+    return data_home
+
+
+def lfw_data(raw, data_home, **lfw):
+    raw["data"]["face"].update(source="lfw", path=str(data_home), split=SPLIT,
+                               lfw={"target": "Alice_Smith", "n_other": 6, "download": False, **lfw})
+    return parse_params(raw).data["face"]
+
+
+def test_lfw_draws_the_target_against_seeded_others_and_crops_the_face(tiny_raw, tmp_path):
+    data = lfw_data(tiny_raw, write_lfw(tmp_path / "sk"))
+    images = lfw_images(data, seed=3)
+    assert images.labels.tolist() == [0] * 6 + [1] * 6
+    assert images.files[6:] == [f"Alice_Smith/Alice_Smith_{i:04d}.jpg" for i in range(1, 7)]
+    assert all(f.split("/")[0] in ("Bob_Jones", "Carol_White", "Dan_Brown") for f in images.files[:6])
+    assert images.files == lfw_images(data, seed=3).files and images.files != lfw_images(data, seed=4).files
+    assert images.pixels.max() < 130  # only the face box: none of the white background is left
+    counts = prepare.run("face", data, 0, tmp_path / "out")
+    assert counts == {"train": {"other": 3, "target": 3}, "val": {"other": 1, "target": 2},
+                      "test": {"other": 2, "target": 1}}
+
+
+@pytest.mark.parametrize("lfw, message", [
+    ({"target": "Alice_Smyth"}, r"'Alice_Smyth' is not a person in '.*lfw_funneled' \(4 people\); closest names: \['Alice_Smith'\]"),
+    ({"n_other": 10}, r"data.<task>.lfw.n_other: 10 is more than the 9 images of other people"),
+])
+def test_lfw_wrong_person_or_too_many_others_is_an_error(tiny_raw, tmp_path, lfw, message):
+    with pytest.raises(DataError, match=message):
+        lfw_images(lfw_data(tiny_raw, write_lfw(tmp_path / "sk"), **lfw), seed=0)
+
+
+def test_lfw_without_cache_or_download_names_the_cache_folder(tiny_raw, tmp_path):
+    with pytest.raises(DataError, match=rf"^LFW is not in the cache folder '{tmp_path}/empty/lfw_home' \(.*pairsDevTrain.txt "
+                                        r"is missing\) and data.<task>.lfw.download is false; run prepare once"):
+        lfw_images(lfw_data(tiny_raw, tmp_path / "empty"), seed=0)
+
+
+@pytest.mark.filterwarnings("ignore:Retry downloading from url")
+def test_lfw_download_without_network_names_the_cache_folder(tiny_raw, tmp_path, monkeypatch):
+    def no_network(*args, **kwargs):
+        raise OSError("Network is unreachable")
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)  # scikit-learn waits between its retries
+    with pytest.raises(DataError, match=rf"^LFW is not in the cache folder '{tmp_path}/offline/lfw_home' \(.*Network is "
+                                        r"unreachable.*\) and downloading it failed; run prepare once on a machine with network"):
+        lfw_images(lfw_data(tiny_raw, tmp_path / "offline", download=True), seed=0)
+
+
+def fer_images(emotion, n, start=0):
+    """n real FER2013 48x48 greyscale images of one emotion, as arrays."""
+    paths = sorted((REAL_DATA / "emotion-fer2013" / emotion).iterdir())[start:start + n]
+    return [np.asarray(Image.open(p).convert("L")) for p in paths]
+
+
+def fer_data(raw, path):
+    raw["data"]["emotion"].update(source="fer2013", path=str(path), split=SPLIT)
+    return parse_params(raw).data["emotion"]
+
+
+def digests(out):
+    return [hashlib.sha256(x.tobytes()).hexdigest() for s in ("train", "val", "test") for x in np.load(out / f"{s}_x.npy")]
+
+
+@needs_real
+def test_fer2013_csv_maps_labels_uses_its_test_rows_and_skips_bad_rows(tiny_raw, tmp_path):
+    rows = []
+    for code, emotion in ((0, "angry"), (3, "happy"), (4, "sad"), (2, "sad")):  # 2 is fear: not mapped
+        for i, image in enumerate(fer_images(emotion, 7, start=10 * code)):
+            usage = ("Training",) * 5 + ("PublicTest", "PrivateTest")
+            rows.append((code, " ".join(map(str, image.ravel())), usage[i]))
+    rows.append((3, "1 2 3", "Training"))
+    pd.DataFrame(rows, columns=["emotion", "pixels", "Usage"]).to_csv(tmp_path / "fer2013.csv", index=False)
+    counts = prepare.run("emotion", fer_data(tiny_raw, tmp_path / "fer2013.csv"), 0, tmp_path / "out", tmp_path / "d.json")
+    assert counts["test"] == {"angry": 2, "happy": 2, "sad": 2}  # the PublicTest and PrivateTest rows
+    assert {s: sum(c.values()) for s, c in counts.items()} == {"train": 10, "val": 5, "test": 6}
+    report = json.loads((tmp_path / "d.json").read_text())
+    assert report["not_used"] == {"fear": 7}
+    assert [(s["file"], s["class"], s["reason"]) for s in report["skipped"]] == [("fer2013.csv:30", "happy", BAD_ROW)]
+    manifest = pd.read_csv(tmp_path / "out" / "manifest.csv")
+    assert set(manifest[manifest.split == "test"].file) == {f"fer2013.csv:{line}" for line in (7, 8, 14, 15, 21, 22)}
+
+
+def test_fer2013_csv_with_a_wrong_emotion_says_which_line(tiny_raw, tmp_path):
+    (tmp_path / "fer.csv").write_text("emotion,pixels,Usage\n3,1 2,Training\n9,1 2,Training\n")
+    with pytest.raises(DataError, match=r"fer.csv' line 3: emotion '9' is not 0-6 \(0 angry, 1 disgust"):
+        prepare.run("emotion", fer_data(tiny_raw, tmp_path / "fer.csv"), 0, tmp_path / "out")
+
+
+def write_release(root):
+    """A tiny FER2013 image-folder release: train/ and test/, each with angry, happy, sad and disgust."""
+    for part, start, n in (("train", 0, 6), ("test", 100, 2)):
+        for emotion in ("angry", "happy", "sad", "disgust"):
+            (root / part / emotion).mkdir(parents=True)
+            for i, image in enumerate(fer_images("angry" if emotion == "disgust" else emotion, n, start + 50 * (emotion == "disgust"))):
+                Image.fromarray(image).save(root / part / emotion / f"{part}_{i}.png")
+    return root
+
+
+@needs_real
+def test_fer2013_release_duplicates_never_cross_splits(tiny_raw, tmp_path):
+    root = write_release(tmp_path / "fer")
+    same, clash = fer_images("sad", 2, start=500)
+    for path in ("train/angry/same_1.png", "train/angry/same_2.png", "test/happy/same_3.png"):
+        Image.fromarray(same).save(root / path)   # twice under one label, once under another: all dropped
+    for path in ("train/sad/kept_train.png", "test/sad/kept_test.png"):
+        Image.fromarray(clash).save(root / path)  # same label in train and in the release's test: the test copy stays
+    counts = prepare.run("emotion", fer_data(tiny_raw, root), 0, tmp_path / "out", tmp_path / "d.json")
+    report = json.loads((tmp_path / "d.json").read_text())
+    assert report["conflicts"] == [{"files": ["train/angry/same_1.png", "train/angry/same_2.png", "test/happy/same_3.png"],
+                                    "classes": ["angry", "angry", "happy"]}]
+    assert report["duplicates"] == [{"class": "sad", "kept": "test/sad/kept_test.png", "removed": ["train/sad/kept_train.png"]}]
+    assert report["not_used"] == {"train/disgust": 6, "test/disgust": 2}
+    assert counts["test"] == {"angry": 2, "happy": 2, "sad": 3}
+    manifest = pd.read_csv(tmp_path / "out" / "manifest.csv")
+    assert (manifest[manifest.split == "test"].file.str.startswith("test/")).all()
+    assert not manifest.file.str.contains("same_|kept_train").any()
+    seen = digests(tmp_path / "out")
+    assert len(seen) == len(set(seen)) == 25
+
+
+def test_fer2013_release_needs_a_train_folder(tiny_raw, tmp_path):
+    (tmp_path / "angry").mkdir()
+    with pytest.raises(DataError, match=r"is not a FER2013 image-folder release: it has no train/ folder \(it holds \['angry'\]\)"):
+        prepare.run("emotion", fer_data(tiny_raw, tmp_path), 0, tmp_path / "out")

@@ -1,0 +1,260 @@
+"""Report stage: comparison sentences from two different metric sets, and the page built from fake experiment files."""
+import html
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pandas as pd
+import pytest
+
+from stages import comparison
+from stages.report import SECTIONS, load_experiment, render_html, render_markdown, run
+from stages.scores import class_report, zscore
+
+CLASSES = {"face": ["other", "target"], "emotion": ["angry", "happy", "sad"]}
+RECIPES = ("vgg16_finetune", "resnet18_scratch", "resnet18_pretrained")
+HEALTHY = {"min_grad_norm": 0.002, "max_grad_norm": 3.5, "vanishing_gradients": False,
+           "exploding_gradients": False, "frozen_layers": []}
+
+
+def fake_experiment(task: str, recipe: str, val_acc: list[float], train_acc: float = 0.9, val_final: float = 0.8,
+                    raw: list[list[int]] | None = None, health: dict | None = None) -> dict:
+    """An experiment dict as load_experiment returns it, with the numbers a test controls."""
+    classes = CLASSES[task]
+    raw = np.asarray(raw if raw is not None else np.eye(len(classes), dtype=int) * 10 + 1)
+    epochs = np.arange(1, len(val_acc) + 1)
+    history = pd.DataFrame({"epoch": epochs, "train_loss": 1.0 / epochs, "train_acc": np.minimum(1, 0.5 + 0.1 * epochs),
+                            "val_loss": 1.2 / epochs, "val_acc": val_acc})
+    actual, predicted = expand(raw)
+    scores = {"acc": 0.75, "loss": 0.6, "macro_f1": 0.7}
+    metrics = {"test": scores, "train": {**scores, "acc": train_acc}, "val": {**scores, "acc": val_final},
+               "epochs": len(val_acc), "best_epoch": len(val_acc), "train_seconds": 12.5, "images_per_second": 321.0}
+    if health is not None:
+        metrics["health"] = health
+    return {"task": task, "recipe": recipe, "metrics": metrics, "health": health, "history": history,
+            "confusion": {"classes": classes, "raw": raw.tolist(), "zscore": zscore(raw).tolist()},
+            "classes": class_report(actual, predicted, tuple(classes)), "images": {}}
+
+
+def expand(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Label arrays whose confusion matrix is `raw`."""
+    pairs = [(i, j) for (i, j), n in np.ndenumerate(raw) for _ in range(n)]
+    return np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+
+
+def write_experiment(root: Path, exp: dict, histograms: bool) -> None:
+    """The files the train and evaluate stages write for one experiment."""
+    metrics, plots = root / "metrics" / exp["task"], root / "plots" / exp["task"] / exp["recipe"]
+    metrics.mkdir(parents=True, exist_ok=True)
+    plots.mkdir(parents=True, exist_ok=True)
+    (metrics / f"{exp['recipe']}.json").write_text(json.dumps(exp["metrics"]))
+    (metrics / f"{exp['recipe']}_classes.json").write_text(json.dumps(exp["classes"]))
+    exp["history"].to_csv(plots / "history.csv", index=False)
+    (plots / "confusion.json").write_text(json.dumps(exp["confusion"]))
+    actual, predicted = expand(np.asarray(exp["confusion"]["raw"]))
+    names = exp["confusion"]["classes"]
+    pd.DataFrame({"actual": [names[i] for i in actual], "predicted": [names[i] for i in predicted]}).to_csv(
+        plots / "predictions.csv", index=False)
+    for name in ("gradients", "parameters") if histograms else ():
+        matplotlib.image.imsave(plots / f"{name}.png", np.random.default_rng(0).random((8, 8)))
+
+
+def six_experiments(shift: float = 0.0) -> list[dict]:
+    """Face runs with health recorded, emotion runs without (as before the health block existed)."""
+    exploding = {**HEALTHY, "max_grad_norm": 2500.0, "exploding_gradients": True}
+    return [fake_experiment("face", "vgg16_finetune", [0.6, 0.7, 0.8 + shift], health=HEALTHY),
+            fake_experiment("face", "resnet18_scratch", [0.5, 0.9, 0.92], health=exploding),
+            fake_experiment("face", "resnet18_pretrained", [0.7, 0.75, 0.8], train_acc=0.85, health=HEALTHY),
+            *(fake_experiment("emotion", recipe, [0.4, 0.5, 0.6],
+                              raw=[[8, 1, 1], [1, 7, 6], [0, 1, 9]]) for recipe in RECIPES)]
+
+
+def task(experiments: list[dict], name: str) -> list[dict]:
+    return [e for e in experiments if e["task"] == name]
+
+
+# --- comparison: pure functions from experiment dicts to data and sentences
+
+def test_epochs_to_fraction_is_the_first_epoch_at_95_percent_of_the_best_val_accuracy():
+    history = pd.DataFrame({"epoch": [1, 2, 3, 4, 5], "val_acc": [0.5, 0.8, 0.9, 0.95, 1.0]})
+    assert comparison.epochs_to_fraction(history) == 4
+    assert comparison.epochs_to_fraction(history, fraction=0.8) == 2
+
+
+def test_convergence_sentence_names_the_fastest_recipe_and_changes_with_the_numbers():
+    runs = task(six_experiments(), "face")
+    assert comparison.convergence(runs)["resnet18_scratch"] == {"epoch": 2, "of": 3, "best_val_acc": 0.92}
+    assert comparison.convergence_sentence(runs).startswith("resnet18_scratch converged fastest")
+    runs[0]["history"]["val_acc"] = [0.95, 0.96, 0.97]  # vgg16 now at 95% of its best from epoch 1
+    assert comparison.convergence_sentence(runs).startswith("vgg16_finetune converged fastest")
+
+
+def test_convergence_sentence_reports_a_tie_instead_of_picking_one():
+    runs = task(six_experiments(), "emotion")
+    sentence = comparison.convergence_sentence(runs)
+    assert sentence.startswith("vgg16_finetune, resnet18_scratch and resnet18_pretrained converged equally fast")
+    assert "by epoch 3" in sentence
+
+
+def test_generalisation_picks_the_smallest_train_val_gap_of_the_kept_model():
+    runs = task(six_experiments(), "face")
+    assert comparison.generalisation_gaps(runs) == pytest.approx(
+        {"vgg16_finetune": 0.1, "resnet18_scratch": 0.1, "resnet18_pretrained": 0.05})
+    sentence = comparison.generalisation_sentence(runs)
+    assert sentence.startswith("resnet18_pretrained generalises best")
+    assert "resnet18_pretrained +0.050)" in sentence
+    runs[2]["metrics"]["train"]["acc"] = 0.98  # now the widest gap
+    assert comparison.generalisation_sentence(runs).startswith(
+        "vgg16_finetune and resnet18_scratch generalise equally well")
+
+
+def test_confusions_are_named_by_class_pair_with_the_largest_off_diagonal_zscore():
+    runs = task(six_experiments(), "emotion")
+    top = comparison.top_confusions(runs)["resnet18_scratch"]
+    raw = np.array([[8, 1, 1], [1, 7, 6], [0, 1, 9]])
+    assert top == {"actual": "happy", "predicted": "sad", "z": pytest.approx(zscore(raw)[1, 2]), "count": 6}
+    sentence = comparison.confusion_sentence(runs)
+    assert sentence.startswith("The most over-represented confusion is happy -> sad (z-score 0.")
+    assert "happy -> sad is the top confusion of 3 of 3 recipes." in sentence
+    runs[1]["confusion"]["zscore"] = zscore(np.array([[8, 1, 1], [1, 7, 1], [9, 1, 9]])).tolist()
+    runs[1]["confusion"]["raw"] = [[8, 1, 1], [1, 7, 1], [9, 1, 9]]
+    assert "sad -> angry (z-score 1." in comparison.confusion_sentence(runs)
+
+
+def test_no_confusion_is_over_represented_when_every_off_diagonal_zscore_is_at_most_zero():
+    runs = task(six_experiments(), "face")  # eye * 10 + 1: off-diagonal cells are below the mean
+    assert set(comparison.top_confusions(runs).values()) == {None}
+    assert comparison.confusion_sentence(runs).startswith("No confusion is over-represented")
+
+
+def test_health_sentence_reports_flags_ranges_and_missing_runs():
+    face, emotion = task(six_experiments(), "face"), task(six_experiments(), "emotion")
+    assert comparison.health_sentence(face) == (
+        "resnet18_scratch showed exploding gradients (largest gradient norm 2.5e+03).")
+    assert comparison.health_sentence(emotion).startswith("Gradient health was not recorded")
+    healthy = [face[0], face[2], emotion[0]]
+    assert comparison.health_sentence(healthy) == (
+        "None of the recorded runs showed vanishing or exploding gradients: trained layers' gradient norms "
+        "stayed in [0.002, 3.5]. Not recorded for vgg16_finetune.")
+    face[1]["health"] = {**HEALTHY, "min_grad_norm": 1e-9, "vanishing_gradients": True}
+    assert ("resnet18_scratch showed vanishing gradients (smallest gradient norm 1e-09)"
+            in comparison.health_sentence(face))
+
+
+def test_the_comparison_text_changes_when_the_metrics_change():
+    before = comparison.compare_task(task(six_experiments(), "face"))
+    changed = [fake_experiment("face", "vgg16_finetune", [0.95, 0.96, 0.97], train_acc=0.81,
+                               raw=[[5, 9], [1, 5]], health=HEALTHY),
+               fake_experiment("face", "resnet18_scratch", [0.5, 0.9, 0.92], health=HEALTHY),
+               fake_experiment("face", "resnet18_pretrained", [0.7, 0.75, 0.8], train_acc=0.85, health=HEALTHY)]
+    after = comparison.compare_task(changed)
+    assert before[0].startswith("resnet18_scratch converged fastest")
+    assert after[0].startswith("vgg16_finetune converged fastest, reaching 95% of its own best validation "
+                               "accuracy by epoch 1")
+    assert before[1].startswith("resnet18_pretrained generalises best")
+    assert after[1].startswith("vgg16_finetune generalises best")
+    assert before[2].startswith("No confusion is over-represented")
+    assert after[2].startswith("The most over-represented confusion is other -> target (z-score 1.")
+    assert before[3].startswith("resnet18_scratch showed exploding gradients")
+    assert after[3].startswith("No run showed vanishing or exploding gradients")
+
+
+# --- the page and its Markdown twin, from files written in tmp_path
+
+class Page(HTMLParser):
+    """Collects element ids in document order, image sources and any external reference."""
+
+    def __init__(self):
+        super().__init__()
+        self.ids, self.images, self.external = [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if "id" in attrs:
+            self.ids.append(attrs["id"])
+        if tag == "img":
+            self.images.append(attrs["src"])
+        links = [attrs.get("src") or "", attrs.get("href") or ""]
+        if tag in ("script", "link", "iframe") or any("//" in link for link in links):
+            self.external.append((tag, attrs))
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("results")
+    for exp in six_experiments():
+        write_experiment(root, exp, histograms=exp["task"] == "face")
+    experiments = [load_experiment(t, r, root) for t in CLASSES for r in RECIPES]
+    comparisons = run(experiments, root / "reports", root / "plots" / "zscore")
+    return root, experiments, comparisons
+
+
+def test_load_experiment_tolerates_a_run_without_health_or_histograms(built):
+    root, experiments, _ = built
+    face, emotion = experiments[0], experiments[3]
+    assert face["health"] == HEALTHY and set(face["images"]) == {"gradients", "parameters"}
+    assert emotion["health"] is None and emotion["images"] == {}
+    assert emotion["history"]["val_acc"].tolist() == [0.4, 0.5, 0.6]
+
+
+def test_page_has_every_section_of_every_experiment_in_order_and_works_offline(built):
+    root, experiments, comparisons = built
+    page = Page()
+    page.feed((root / "reports" / "index.html").read_text())
+    assert page.external == []
+    for task_name in CLASSES:
+        expected = [task_name]
+        for recipe in RECIPES:
+            stem = f"{task_name}_{recipe}"
+            expected += [stem, *(f"{stem}_{key}" for key, _ in SECTIONS)]
+        expected.append(f"{task_name}_comparison")
+        start = page.ids.index(task_name)
+        assert page.ids[start:start + len(expected)] == expected
+    assert len(page.images) == 6 * 2 + 3 * 2  # curves and confusion each, histograms of the face runs
+    for src in page.images:
+        assert not src.startswith(("/", "data:")) and ".." not in src
+        assert (root / "reports" / src).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_page_shows_the_numbers_flags_and_computed_comparison(built):
+    root, _, comparisons = built
+    text = (root / "reports" / "index.html").read_text()
+    assert "<p>Trained 3 epochs in 12.5 s (321.0 images/second); best epoch 3.</p>" in text
+    assert "<li>exploding gradients: yes</li>" in text
+    assert text.count("Gradient health was not recorded for this run.") == 3
+    assert "<td>0.6000</td>" in text  # emotion's last val accuracy in the epoch log
+    for sentences in comparisons.values():
+        assert len(sentences) == 4
+        for sentence in sentences:
+            assert f"<li>{html.escape(sentence)}</li>" in text
+
+
+def test_markdown_report_has_the_same_sections_and_resolvable_images(built):
+    root, _, comparisons = built
+    markdown = (root / "reports" / "report.md").read_text()
+    for task_name in CLASSES:
+        assert f"## Task: {task_name}" in markdown and f"### {task_name}: comparison" in markdown
+        for recipe in RECIPES:
+            assert f"### {task_name} / {recipe}" in markdown
+    for _, title in SECTIONS:
+        assert markdown.count(f"#### {title}\n") == 6
+    for sentence in comparisons["emotion"]:
+        assert f"- {sentence}" in markdown
+    links = [line[line.index("](") + 2:-1] for line in markdown.splitlines() if line.startswith("![")]
+    assert len(links) == 18 and all((root / "reports" / link).is_file() for link in links)
+
+
+def test_zscore_image_plots_are_written_per_experiment(built):
+    root, _, _ = built
+    images = sorted(p.relative_to(root / "plots" / "zscore").as_posix()
+                    for p in (root / "plots" / "zscore").rglob("*.png"))
+    assert images == sorted(f"{t}/{r}.png" for t in CLASSES for r in RECIPES)
+
+
+def test_renderers_escape_user_text():
+    blocks = [("heading", 2, "a <b> | c", "x"), ("table", ["k|v"], [["<i>"]]), ("text", "1 < 2")]
+    assert "<h2 id='x'>a &lt;b&gt; | c</h2>" in render_html(blocks)
+    assert "<td>&lt;i&gt;</td>" in render_html(blocks) and "<p>1 &lt; 2</p>" in render_html(blocks)
+    assert "| k\\|v |" in render_markdown(blocks)
