@@ -1,7 +1,9 @@
 """Run tracking: one function logs an epoch's metrics to the console and, when enabled, to W&B."""
 from __future__ import annotations
 
+import os
 import warnings
+from pathlib import Path
 
 from stages.params import WandbParams
 
@@ -15,7 +17,8 @@ def start_wandb(settings: WandbParams, task: str, recipe: str, config: dict):
         return None
     import wandb  # imported here: a disabled run should not pay for the import
 
-    kwargs = dict(project=settings.project, entity=settings.entity, dir=settings.dir,
+    directory = wandb_dir(settings, os.environ.get("DVC_ROOT"))
+    kwargs = dict(project=settings.project, entity=settings.entity, dir=directory,
                   group=task, name=recipe, job_type="train", config=config,
                   tags=[task, recipe], reinit="finish_previous")
     try:
@@ -24,8 +27,20 @@ def start_wandb(settings: WandbParams, task: str, recipe: str, config: dict):
         if settings.mode != "online":
             raise
         warnings.warn(f"W&B online run could not start ({error}); logging offline instead. "
-                      f"Upload later with: wandb sync {settings.dir}/wandb/offline-run-*", stacklevel=2)
+                      f"Upload later with: wandb sync {directory}/wandb/offline-run-*", stacklevel=2)
         return wandb.init(mode="offline", **kwargs)
+
+
+def wandb_dir(settings: WandbParams, dvc_root: str | None) -> str:
+    """wandb.dir, a relative one taken from the repository root DVC names in DVC_ROOT.
+
+    `dvc exp run --queue` / `--temp` run the stages in a copy under .dvc/tmp/exps/ that is deleted
+    afterwards; DVC sets DVC_ROOT to the original repository (dvc/repo/experiments/queue/base.py), so
+    offline runs land in <repo>/wandb/ and survive. Parallel workers do not clash there: each run
+    writes its own offline-run-<time>-<id> folder. Outside DVC (no DVC_ROOT) it is the working directory."""
+    if dvc_root is None or Path(settings.dir).is_absolute():
+        return settings.dir
+    return str(Path(dvc_root) / settings.dir)
 
 
 def log_epoch(run, prefix: str, epoch: int, epochs: int, metrics: dict) -> None:

@@ -1,0 +1,94 @@
+"""End to end: a grid queued with `dvc exp run --queue -S`, run by `dvc queue start -j 2`, listed by `dvc exp show`."""
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from tests.conftest import make_repo, sh, tiny_raw_params
+from tests.test_pipeline import stages_run
+from tests.test_tracking import read_wandb
+
+GRID = {"lr-high": 0.01, "lr-low": 0.0001}  # experiment name: models.resnet18_scratch.lr
+TARGET = "evaluate@face-resnet18_scratch"   # one cell of the matrix keeps the test near a minute
+METRICS = "metrics/face/resnet18_scratch.json"
+
+
+def queue_status(path, env) -> dict[str, str]:
+    """Experiment name -> Queued | Running | Success | Failed, from `dvc queue status`."""
+    rows = [line.split() for line in sh("dvc", "queue", "status", cwd=path, env=env).stdout.splitlines()]
+    return {row[1]: row[-1] for row in rows if len(row) >= 4 and row[1] in GRID}
+
+
+def run_queue(path, env, timeout: float = 150) -> tuple[dict[str, str], int]:
+    """Start two workers and wait for the grid; final statuses and the most experiments seen running at once."""
+    # not through pipes: the detached workers inherit them, and reading to EOF would wait for the workers
+    subprocess.run(["dvc", "queue", "start", "-j", "2"], cwd=path, env=env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, most_running = time.monotonic() + timeout, 0
+    try:
+        while time.monotonic() < deadline:
+            status = queue_status(path, env)
+            most_running = max(most_running, list(status.values()).count("Running"))
+            if len(status) == len(GRID) and not {"Queued", "Running"} & set(status.values()):
+                return status, most_running
+            time.sleep(2)
+    finally:
+        sh("dvc", "queue", "stop", "--kill", cwd=path, env=env, check=False)
+    logs = {name: sh("dvc", "queue", "logs", name, cwd=path, env=env, check=False).stdout[-2000:] for name in GRID}
+    raise AssertionError(f"queue not done after {timeout} s: {status}\n{logs}")
+
+
+@pytest.fixture(scope="module")
+def queued(tmp_path_factory):
+    raw = tiny_raw_params()
+    raw["wandb"]["mode"] = "offline"  # to check that parallel workers' runs land in the repository
+    path = make_repo(tmp_path_factory.mktemp("queue") / "repo", raw)
+    env = {**os.environ, "WANDB_SILENT": "true"}
+    sh("dvc", "repro", TARGET, cwd=path, env=env)
+    sh("git", "add", "-A", cwd=path)
+    sh("git", "commit", "-qm", "baseline results", cwd=path)
+    for name, lr in GRID.items():
+        sh("dvc", "exp", "run", "--queue", "-n", name, "-S", f"models.resnet18_scratch.lr={lr}", TARGET,
+           cwd=path, env=env)
+    status, most_running = run_queue(path, env)
+    return path, env, status, most_running
+
+
+def test_two_workers_run_the_grid_at_once_and_rerun_only_the_changed_stages(queued):
+    path, env, status, most_running = queued
+    assert status == dict.fromkeys(GRID, "Success")
+    assert most_running == 2
+    for name in GRID:
+        log = sh("dvc", "queue", "logs", name, cwd=path, env=env).stdout
+        assert stages_run(log) == {"train@face-resnet18_scratch", TARGET}
+        assert "Stage 'prepare@face' didn't change, skipping" in log  # restored from the shared cache
+
+
+def test_exp_show_lists_every_experiment_with_its_params_and_metrics(queued):
+    path, env, _, _ = queued
+    shown = json.loads(sh("dvc", "exp", "show", "--json", cwd=path, env=env).stdout)
+    baseline = next(row for row in shown if row["name"] == "main")
+    experiments = {exp["name"]: exp["revs"][0]["data"] for exp in baseline["experiments"]}
+    assert set(experiments) == set(GRID)
+    tests = {}
+    for name, data in experiments.items():
+        params = data["params"]["params.yaml"]["data"]
+        assert params["models"]["resnet18_scratch"]["lr"] == GRID[name]
+        assert params["models"]["vgg16_finetune"]["lr"] == 0.0001  # the rest of the grid point is the baseline's
+        tests[name] = data["metrics"][METRICS]["data"]["test"]
+        assert set(tests[name]) == {"acc", "loss", "macro_f1"}
+    base = baseline["data"]["metrics"][METRICS]["data"]["test"]
+    assert tests["lr-high"]["loss"] != tests["lr-low"]["loss"] != base["loss"] != tests["lr-high"]["loss"]
+
+
+def test_parallel_workers_write_their_own_wandb_runs_into_the_repository(queued):
+    """Queue workspaces are deleted after the run; W&B goes to DVC_ROOT/wandb/, one folder per run."""
+    path, _, _, _ = queued
+    runs = sorted((path / "wandb").glob("offline-run-*"))
+    configs = [read_wandb(run)[0]["config"] for run in runs]
+    configs = {config["dvc_exp_name"]: config for config in configs}
+    assert len(runs) == 3 and set(configs) == {None, *GRID}  # the baseline's dvc repro and the two experiments
+    for name, lr in GRID.items():
+        assert configs[name]["models"]["resnet18_scratch"]["lr"] == lr
