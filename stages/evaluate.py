@@ -14,7 +14,7 @@ from stages.recipes import build_architecture
 from stages.scores import class_report, confusion, zscore
 from stages.train import score_split, predict
 
-SUMMARY_KEYS = ("train", "val", "epochs", "best_epoch", "train_seconds", "images_per_second")
+SUMMARY_KEYS = ("train", "val", "epochs", "best_epoch", "train_seconds", "images_per_second", "health")
 
 
 def run(model_info: dict, state_dict: dict, test: SplitData, batch_size: int) -> dict:

@@ -46,6 +46,8 @@ def test_repro_runs_every_stage_and_writes_the_declared_outputs(repo):
             metrics = json.loads((path / "metrics" / task / f"{recipe}.json").read_text())
             assert set(metrics["test"]) == {"acc", "loss", "macro_f1"}
             assert metrics["epochs"] == 2 and metrics["best_epoch"] in (1, 2)
+            assert metrics["health"]["vanishing_gradients"] is False
+            assert bool(metrics["health"]["frozen_layers"]) == (recipe == "vgg16_finetune")
             plots = path / "plots" / task / recipe
             history = pd.read_csv(plots / "history.csv")
             assert history["epoch"].tolist() == [1, 2]

@@ -89,7 +89,9 @@ def test_evaluate_scores_test_split_with_the_saved_model(tiny_params, prepared, 
     info = json.loads(model_path.with_suffix(".json").read_text())
     out = evaluate.run(info, torch.load(model_path, weights_only=True), splits["test"], 64)
     metrics = out["metrics"]
-    assert set(metrics) == {"test", "val", "train", "epochs", "best_epoch", "train_seconds", "images_per_second"}
+    assert set(metrics) == {"test", "val", "train", "epochs", "best_epoch", "train_seconds",
+                            "images_per_second", "health"}
+    assert metrics["health"] == info["health"] and metrics["health"]["frozen_layers"] == []
     assert set(metrics["test"]) == {"acc", "loss", "macro_f1"}
     predictions = out["predictions"]
     assert list(predictions.columns) == ["actual", "predicted"] and len(predictions) == len(splits["test"].labels)
