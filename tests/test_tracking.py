@@ -52,3 +52,15 @@ def test_offline_wandb_run_holds_config_epoch_metrics_and_summary(tiny_params, t
 def test_disabled_wandb_starts_nothing(tmp_path):
     assert start_wandb(WandbParams(mode="disabled", project="p", dir=str(tmp_path)), "t", "r", {}) is None
     assert not (tmp_path / "wandb").exists()
+
+
+def test_online_without_a_key_falls_back_to_offline_with_one_warning(tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc: no stored key
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "config"))
+    settings = WandbParams(mode="online", project="p", dir=str(tmp_path))
+    with pytest.warns(UserWarning, match=r"could not start .*logging offline.*wandb sync") as caught:
+        run = start_wandb(settings, "emotion", "resnet18_scratch", {"seed": 1})
+    assert len(caught) == 1 and run.settings.mode == "offline"
+    finish_wandb(run, {"best_epoch": 1})
+    assert len(list((tmp_path / "wandb").glob("offline-run-*"))) == 1
