@@ -1,0 +1,191 @@
+"""Benchmark: training images/second of facelab against the typical ImageFolder + DataLoader script.
+
+Run from the repository root, the machine otherwise idle (other load on a few cores skews either side by 2x):
+  python3 -m benchmarks.throughput --folder ../shared/data/real/face-yaleb --recipe vgg16_finetune --repeat 3
+  python3 -m benchmarks.throughput --generated face --recipe resnet18_scratch --epochs 3 --repeat 3
+Same images (facelab's train split), model, batch size, epochs, optimizer and torch threads on both sides.
+facelab: stages.prepare.run decodes once, then stages.train.run; "training only" is its train_seconds (model
+built, frozen trunk cached, training steps; no validation). Typical: PIL Resize/CenterCrop, RandomHorizontalFlip,
+ToTensor, Normalize in DataLoader workers every epoch, timed from model construction to the last step.
+Each side runs in a fresh process, so its peak memory (ru_maxrss) is its own; DataLoader workers are forked
+from the typical side and share its pages, so theirs is shown apart, not added.
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import dataclasses
+import multiprocessing
+import os
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+from PIL import Image
+from torch import nn
+from torch.utils.data import DataLoader, Subset
+from torchvision import models, transforms
+from torchvision.datasets import ImageFolder
+
+from stages import prepare, train
+from stages.batches import load_prepared
+from stages.params import RECIPES, TASKS, DataParams, Recipe, load_params
+from stages.recipes import IMAGENET_MEAN, IMAGENET_STD, build_model, weights_file
+from stages.sources import generated_images
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--folder", type=Path, help="an image-folder tree: <folder>/<class>/*")
+    source.add_argument("--generated", choices=TASKS, help="params.yaml's generated task, written out as PNGs")
+    parser.add_argument("--recipe", choices=RECIPES, default="resnet18_scratch")
+    parser.add_argument("--epochs", type=int, help="default: the recipe's, from params.yaml")
+    parser.add_argument("--img-size", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads, both sides")
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the typical script")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run the two sides this many times, alternating; the fastest run of each counts")
+    parser.add_argument("--params", default="params.yaml")
+    return parser.parse_args(argv)
+
+
+def peak_rss_mib(who=resource.RUSAGE_SELF) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024  # Linux reports KiB
+
+
+def in_fresh_process(function, *args) -> dict:
+    """function(*args) in a new interpreter (spawn, not daemonic: DataLoader workers may start)."""
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(function, *args).result()
+
+
+def write_generated(task: str, data: DataParams, seed: int, root: Path) -> Path:
+    """The generated task's images as <root>/<class>/<n>.png, for both sides to read."""
+    images = generated_images(task, data, seed)
+    for i, (pixels, label) in enumerate(zip(images.pixels, images.labels)):
+        path = root / data.classes[label] / f"{i:05d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(path)
+    return root
+
+
+def stand_in_weights(arch: str, torch_home: Path) -> bool:
+    """Random weights of the right shape under a temp TORCH_HOME when the ImageNet file is missing
+    (same speed as the real ones); returns whether it had to."""
+    if weights_file(arch).is_file():
+        return False
+    os.environ["TORCH_HOME"] = str(torch_home)  # inherited by both sides' processes
+    weights_file(arch).parent.mkdir(parents=True, exist_ok=True)
+    torch.save(getattr(models, arch)(weights=None).state_dict(), weights_file(arch))
+    return True
+
+
+# ---- the two sides, each in its own process ---------------------------------------------------
+
+def facelab_side(data: DataParams, recipe: Recipe, params_path: str, threads: int, out: Path) -> dict:
+    params = load_params(params_path)
+    settings = dataclasses.replace(params.train, threads=threads)
+    started = time.perf_counter()
+    prepare.run("benchmark", data, params.seed, out)
+    prepare_seconds = time.perf_counter() - started
+    splits, classes = load_prepared(out)
+    started = time.perf_counter()
+    result = train.run("facelab", recipe, settings, params.seed, splits, classes)
+    return {"images": len(splits["train"].labels) * recipe.epochs, "prepare_s": prepare_seconds,
+            "train_s": result.summary["train_seconds"], "run_s": time.perf_counter() - started,
+            "peak_mib": peak_rss_mib()}
+
+
+def typical_side(folder: Path, train_files: set[str], img_size: int, recipe: Recipe, seed: int,
+                 threads: int, workers: int) -> dict:
+    """What a user would otherwise write (DataLoader defaults but shuffle and workers)."""
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    transform = transforms.Compose([
+        transforms.Resize(img_size), transforms.CenterCrop(img_size), transforms.RandomHorizontalFlip(),
+        transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    dataset = ImageFolder(str(folder), transform)
+    keep = [i for i, (path, _) in enumerate(dataset.samples) if os.path.relpath(path, folder) in train_files]
+    loader = DataLoader(Subset(dataset, keep), batch_size=recipe.batch_size, shuffle=True, num_workers=workers)
+    started = time.perf_counter()
+    model = build_model(recipe, len(dataset.classes))
+    optimizer = train.make_optimizer(model, recipe)
+    loss_fn = nn.CrossEntropyLoss()
+    model.train()
+    for _ in range(recipe.epochs):
+        for x, y in loader:
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            optimizer.step()
+    return {"images": len(keep) * recipe.epochs, "train_s": time.perf_counter() - started,
+            "peak_mib": peak_rss_mib(), "workers_peak_mib": peak_rss_mib(resource.RUSAGE_CHILDREN)}
+
+
+# ---- edges --------------------------------------------------------------------------------------
+
+def report(args, recipe: Recipe, n_images: int, facelab: dict, typical: dict, stand_in: bool,
+           load: tuple) -> list[str]:
+    typical_rate = typical["images"] / typical["train_s"]
+    train_rate = facelab["images"] / facelab["train_s"]
+    total_rate = facelab["images"] / (facelab["prepare_s"] + facelab["train_s"])
+    rows = [("typical: ImageFolder + DataLoader", typical_rate, typical["train_s"],
+             f"{typical['peak_mib']:.0f} (+ workers, largest {typical['workers_peak_mib']:.0f})"),
+            ("facelab: training only", train_rate, facelab["train_s"], f"{facelab['peak_mib']:.0f}"),
+            ("facelab: including prepare", total_rate, facelab["prepare_s"] + facelab["train_s"], "same process")]
+    source = f"generated {args.generated}" if args.generated else str(args.folder)
+    train_images = facelab["images"] // recipe.epochs
+    lines = [f"{args.recipe} on {source} ({n_images} images decoded by prepare, "
+             f"{train_images} in the train split), {args.img_size} px, {recipe.epochs} epochs, "
+             f"batch {recipe.batch_size}, "
+             f"torch threads {args.threads} both sides, DataLoader workers {args.workers}, CPU",
+             f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; "
+             f"after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}"]
+    if stand_in:
+        lines.append("weights: random stand-ins for the missing ImageNet file (same shapes, same speed)")
+    lines.append(f"{'':36s}{'images/s':>10s}{'seconds':>10s}  peak RSS MiB (ru_maxrss)")
+    lines += [f"{name:36s}{rate:10.1f}{seconds:10.1f}  {memory}" for name, rate, seconds, memory in rows]
+    lines.append(f"ratio facelab / typical: training only {train_rate / typical_rate:.2f}x, "
+                 f"including prepare {total_rate / typical_rate:.2f}x")
+    lines.append(f"(facelab's prepare {facelab['prepare_s']:.1f} s; its train.run wall time with the per-epoch "
+                 f"validation and final scoring: {facelab['run_s']:.1f} s)")
+    return lines
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    load = os.getloadavg()
+    params = load_params(args.params)
+    recipe = params.models[args.recipe]
+    recipe = dataclasses.replace(recipe, epochs=args.epochs or recipe.epochs)
+    with tempfile.TemporaryDirectory(prefix="facelab-throughput-") as tmp:
+        tmp = Path(tmp)
+        task = args.generated or "face"
+        data = dataclasses.replace(params.data[task], img_size=args.img_size)
+        folder = write_generated(task, data, params.seed, tmp / "images") if args.generated else args.folder
+        classes = tuple(sorted(p.name for p in folder.iterdir() if p.is_dir()))
+        data = dataclasses.replace(data, source="folder", path=str(folder), classes=classes)
+        stand_in = recipe.weights == "imagenet" and stand_in_weights(recipe.arch, tmp / "torch_home")
+        runs = {"facelab": [], "typical": []}
+        for _ in range(args.repeat):
+            runs["facelab"].append(in_fresh_process(facelab_side, data, recipe, args.params, args.threads,
+                                                    tmp / "prepared"))
+            manifest = pd.read_csv(tmp / "prepared" / "manifest.csv")
+            train_files = set(manifest.loc[manifest["split"] == "train", "file"])
+            runs["typical"].append(in_fresh_process(typical_side, folder, train_files, args.img_size, recipe,
+                                                    params.seed, args.threads, args.workers))
+    facelab, typical = (min(side, key=lambda run: run["train_s"]) for side in runs.values())
+    for line in report(args, recipe, len(manifest), facelab, typical, stand_in, load):
+        print(line)
+    if args.repeat > 1:  # the spread shows how much other load on the machine moved the figures
+        print("every run, images/s: " + "; ".join(
+            f"{name} " + " ".join(f"{run['images'] / run['train_s']:.1f}" for run in side)
+            for name, side in runs.items()) + f" (the fastest of {args.repeat} counts above)")
+
+
+if __name__ == "__main__":
+    main()
