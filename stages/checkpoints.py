@@ -20,6 +20,7 @@ def save_checkpoint(path: Path | None, epoch, model, optimizer, scheduler, gener
     state = {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
              "scheduler": scheduler.state_dict() if scheduler else None,
              "torch_rng": torch.get_rng_state(), "data_rng": generator.get_state(),
+             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
              "progress": vars(progress), "gradient_rows": health.gradient_rows,
              "parameter_rows": health.parameter_rows,
              "histograms": {kind: {e: {k: torch.from_numpy(v) for k, v in layers.items()}
@@ -33,12 +34,14 @@ def resume(path, model, optimizer, scheduler, generator, progress, health) -> in
     """Restore a checkpoint if there is one; return the last completed epoch (0 for a fresh start)."""
     if path is None or not path.is_file():
         return 0
-    state = torch.load(path, weights_only=True)
+    state = torch.load(path, map_location="cpu", weights_only=True)
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     if scheduler is not None:
         scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["torch_rng"])
+    if state["cuda_rng"]:  # dropout on the GPU draws from these
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
     generator.set_state(state["data_rng"])
     for key, value in state["progress"].items():
         setattr(progress, key, value)

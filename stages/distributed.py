@@ -12,6 +12,7 @@ from torch import nn
 class Dist:
     rank: int = 0
     world: int = 1
+    local_rank: int = 0  # this process's GPU on its machine
 
     @property
     def main(self) -> bool:
@@ -21,10 +22,12 @@ class Dist:
 
 def init_from_env(env: dict) -> Dist:
     """Join the process group torchrun describes in RANK/WORLD_SIZE (one process: no group)."""
-    world = int(env.get("WORLD_SIZE", "1"))
+    world, local_rank = int(env.get("WORLD_SIZE", "1")), int(env.get("LOCAL_RANK", "0"))
     if world > 1:
+        if torch.cuda.is_available():
+            torch.cuda.set_device(local_rank)
         torch_dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
-    return Dist(rank=int(env.get("RANK", "0")), world=world)
+    return Dist(rank=int(env.get("RANK", "0")), world=world, local_rank=local_rank)
 
 
 def close(dist: Dist) -> None:
@@ -32,9 +35,11 @@ def close(dist: Dist) -> None:
         torch_dist.destroy_process_group()
 
 
-def wrap(model: nn.Module, dist: Dist) -> nn.Module:
+def wrap(model: nn.Module, dist: Dist, device: torch.device) -> nn.Module:
     """DistributedDataParallel averages gradients across ranks after each backward pass."""
-    return nn.parallel.DistributedDataParallel(model) if dist.world > 1 else model
+    if dist.world == 1:
+        return model
+    return nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
 
 
 def unwrap(model: nn.Module) -> nn.Module:

@@ -21,6 +21,8 @@ WEIGHTS = ("imagenet", "none")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("none", "cosine", "step")
 WANDB_MODES = ("offline", "online", "disabled")
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16")
 # The generated source draws these exact classes; label i of the generator is classes[i].
 GENERATED_CLASSES = {"face": ("other", "target"), "emotion": ("angry", "happy", "sad")}
 MIN_IMG_SIZE = 32  # below this, resnet18/vgg16 downsample the image to nothing
@@ -107,6 +109,9 @@ class TrainParams:
     devices: int = 1                   # processes per node under torchrun (GPUs, or CPU processes)
     nodes: int = 1                     # machines; more than 1 needs rdzv_endpoint reachable by all
     rdzv_endpoint: str = "localhost:0"  # torchrun rendezvous host:port; port 0 picks a free one
+    device: str = "auto"               # auto: CUDA when present (the in-memory GPU path), else CPU
+    precision: str = "auto"            # auto: bf16 autocast on CUDA, fp32 on CPU
+    compile: bool = False              # torch.compile the trained part of the model
 
 
 @dataclass(frozen=True)
@@ -267,6 +272,8 @@ def _check_values(params: Params) -> None:
     _positive(params.train.vanishing_grad_norm, "train.vanishing_grad_norm")
     if params.train.exploding_grad_norm <= params.train.vanishing_grad_norm:
         raise ParamsError("train.exploding_grad_norm: must be above train.vanishing_grad_norm")
+    _one_of(params.train.device, DEVICES, "train.device")
+    _one_of(params.train.precision, PRECISIONS, "train.precision")
     if params.train.patience < 0:
         raise ParamsError(f"train.patience: {params.train.patience} must be >= 0 (0 turns early stopping off)")
     _positive(params.wandb.watch_freq, "wandb.watch_freq")

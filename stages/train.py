@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from stages.accel import Accel, choose_accel, describe
 from stages.checkpoints import checkpoint_path, resume, save_checkpoint
 from stages.distributed import Dist, all_sum, close, init_from_env, shard, wrap
 from stages.batches import Inputs, SplitData, load_prepared, ordered_batches, shuffled_batches
@@ -50,28 +51,40 @@ class Progress:
     seconds: float = 0.0
 
 
-def seed_everything(seed: int, threads: int) -> torch.Generator:
-    """The one place seeds are set; returns the generator that orders and augments the data."""
+def seed_everything(seed: int, threads: int, accel: Accel) -> torch.Generator:
+    """The one place seeds are set; returns the generator that orders and augments the data (on
+    the CPU on every device, so a GPU run draws the same batches and flips as a CPU run)."""
     random.seed(seed)
     np.random.seed(seed)
-    torch.manual_seed(seed)
+    torch.manual_seed(seed)  # CPU and every CUDA device
     torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True)
+    # CUDA has no deterministic kernel for some backward passes (adaptive average pooling): there
+    # a run warns and is reproducible only within run-to-run noise; CPU runs are bit-exact.
+    torch.use_deterministic_algorithms(True, warn_only=accel.cuda)
+    # Filling every new tensor with NaN is a debugging aid of deterministic mode, not part of it;
+    # it cost ~10% of a CPU training step here.
+    torch.utils.deterministic.fill_uninitialized_memory = False
+    torch.backends.cudnn.benchmark = False
     return torch.Generator().manual_seed(seed)
 
 
 def run(prefix: str, recipe: Recipe, settings: TrainParams, seed: int, splits: dict[str, SplitData],
         classes: tuple[str, ...], wandb_run=None, checkpoint: Path | None = None,
-        watch_freq: int = 10, dist: Dist = Dist()) -> TrainResult:
+        watch_freq: int = 10, dist: Dist = Dist(), accel: Accel | None = None) -> TrainResult:
     """Train (resuming from `checkpoint` if it exists); keep the weights of the lowest val loss.
 
-    Under torchrun every rank calls this with its `dist`; only the main rank logs and checkpoints."""
-    generator = seed_everything(seed, settings.threads)
+    Under torchrun every rank calls this with its `dist`; only the main rank logs and checkpoints.
+    accel: where and how to compute (None: train.device/precision/compile for this machine)."""
+    accel = accel or choose_accel(settings, torch.cuda.is_available(), dist.local_rank)
+    generator = seed_everything(seed, settings.threads, accel)
     started = time.perf_counter()
-    model = build_model(recipe, len(classes))
+    model = accel.model(build_model(recipe, len(classes)))
     trunk, head = frozen_trunk(model, recipe)
     inputs = {split: Inputs(splits[split], trunk, settings.eval_batch_size,
-                            flips=split == "train" and settings.hflip) for split in ("train", "val")}
+                            flips=split == "train" and settings.hflip, accel=accel)
+              for split in ("train", "val")}
+    if dist.main and recipe.frozen:
+        print(f"[{prefix}] {frozen_note(recipe, trunk, settings.hflip)}", flush=True)
     optimizer = make_optimizer(model, recipe)
     scheduler = make_scheduler(optimizer, recipe)
     health = HealthRecorder(model, histogram_epochs(recipe.epochs))
@@ -80,13 +93,15 @@ def run(prefix: str, recipe: Recipe, settings: TrainParams, seed: int, splits: d
     if done and dist.main:
         print(f"[{prefix}] resuming after epoch {done} from {checkpoint}", flush=True)
         relog_history(wandb_run, progress.rows)
-    trainable = wrap(head, dist)
+    trainable = wrap(head, dist, accel.device)
+    trainable = torch.compile(trainable) if accel.compile else trainable
     watch_model(wandb_run, head, watch_freq)
     for epoch in range(done + 1, recipe.epochs + 1):
         started = time.perf_counter()
         train_loss, train_acc = train_one_epoch(model, trainable, recipe, inputs["train"], optimizer,
                                                 loss_fn=nn.CrossEntropyLoss(), generator=generator,
-                                                hflip=settings.hflip, epoch=epoch, health=health, dist=dist)
+                                                hflip=settings.hflip, epoch=epoch, health=health, dist=dist,
+                                                accel=accel)
         progress.seconds += time.perf_counter() - started
         val_loss, val_acc = evaluate_split(head, inputs["val"], settings.eval_batch_size)
         health.end_epoch(epoch)
@@ -94,7 +109,7 @@ def run(prefix: str, recipe: Recipe, settings: TrainParams, seed: int, splits: d
         progress.rows.append(row)
         if val_loss < progress.best_loss:
             progress.best_epoch, progress.best_loss = epoch, val_loss
-            progress.best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            progress.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         lr = optimizer.param_groups[0]["lr"]
         if scheduler is not None:
             scheduler.step()
@@ -107,6 +122,15 @@ def run(prefix: str, recipe: Recipe, settings: TrainParams, seed: int, splits: d
             break
     model.load_state_dict(progress.best_weights)
     return finish(progress, head, inputs, classes, settings, health)
+
+
+def frozen_note(recipe: Recipe, trunk: nn.Module | None, hflip: bool) -> str:
+    """What happens to the frozen layers' output: cached once per augmentation variant, or not."""
+    if trunk is None:
+        return (f"frozen layers {list(recipe.frozen)} are recomputed every step: only a frozen VGG16 "
+                f"'features' block (no BatchNorm or Dropout) is cached")
+    return (f"frozen 'features' computed once and reused every epoch "
+            f"({'for both horizontal flips' if hflip else 'no flip augmentation'})")
 
 
 def epoch_metrics(row: dict, lr: float, inputs: dict, progress: Progress) -> dict:
@@ -146,22 +170,24 @@ def make_scheduler(optimizer, recipe: Recipe):
     return None
 
 
-def train_one_epoch(model, trainable, recipe, inputs: Inputs, optimizer, loss_fn, generator,
-                    hflip: bool, epoch: int, health: HealthRecorder, dist: Dist) -> tuple[float, float]:
+def train_one_epoch(model, trainable, recipe, inputs: Inputs, optimizer, loss_fn, generator, hflip: bool,
+                    epoch: int, health: HealthRecorder, dist: Dist, accel: Accel) -> tuple[float, float]:
     """One pass over the training split; returns its mean loss and accuracy (train mode, all ranks)."""
     trainable.train()
     for module in frozen_modules(model, recipe.frozen):
         module.eval()  # frozen BatchNorm keeps its ImageNet statistics
-    labels = inputs.data.labels
+    n = len(inputs)
     total_loss, correct, seen = 0.0, 0, 0
-    batches = shuffled_batches(len(labels), recipe.batch_size, generator, hflip)
-    for step, (index, flip) in enumerate(progress_bar(batches, len(labels), recipe.batch_size, dist), 1):
+    batches = shuffled_batches(n, recipe.batch_size, generator, hflip)
+    for step, (index, flip) in enumerate(progress_bar(batches, n, recipe.batch_size, dist), 1):
         if len(index) < dist.world:
             continue  # a tail too short to give every rank an image (same decision on all ranks)
         index, flip = shard(index, flip, dist)
         optimizer.zero_grad(set_to_none=True)
-        logits = trainable(inputs.batch(index, flip))
-        loss = loss_fn(logits, labels[index])
+        labels = inputs.labels(index)
+        with accel.autocast():
+            logits = trainable(inputs.batch(index, flip))
+            loss = loss_fn(logits, labels)
         if not torch.isfinite(loss):
             raise TrainingDiverged(
                 f"loss became {loss.item()} at epoch {epoch}, step {step} with learning rate "
@@ -171,7 +197,7 @@ def train_one_epoch(model, trainable, recipe, inputs: Inputs, optimizer, loss_fn
         health.after_backward()
         optimizer.step()
         total_loss += loss.item() * len(index)
-        correct += (logits.argmax(1) == labels[index]).sum().item()
+        correct += (logits.argmax(1) == labels).sum().item()
         seen += len(index)
     total_loss, correct, seen = all_sum([total_loss, correct, seen], dist)
     return total_loss / seen, correct / seen
@@ -187,22 +213,26 @@ def progress_bar(batches, n: int, batch_size: int, dist: Dist):
 
 @torch.no_grad()
 def predict(model: nn.Module, inputs: Inputs, batch_size: int) -> torch.Tensor:
-    """Logits for a whole split, in eval mode."""
+    """fp32 logits for a whole split, in eval mode, on the CPU."""
     model.eval()
-    return torch.cat([model(inputs.batch(index)) for index in ordered_batches(len(inputs), batch_size)])
+    logits = []
+    for index in ordered_batches(len(inputs), batch_size):
+        with inputs.accel.autocast():
+            logits.append(model(inputs.batch(index)).float())
+    return torch.cat(logits).cpu()
 
 
 def evaluate_split(model, inputs: Inputs, batch_size: int) -> tuple[float, float]:
-    logits = predict(model, inputs, batch_size)
-    loss = nn.functional.cross_entropy(logits, inputs.data.labels).item()
-    return loss, (logits.argmax(1) == inputs.data.labels).float().mean().item()
+    logits, labels = predict(model, inputs, batch_size), inputs.data.labels.cpu()
+    loss = nn.functional.cross_entropy(logits, labels).item()
+    return loss, (logits.argmax(1) == labels).float().mean().item()
 
 
 def score_split(model, inputs: Inputs, num_classes: int, batch_size: int) -> dict:
     """acc, loss and macro F1 of a split in eval mode (no augmentation)."""
-    logits = predict(model, inputs, batch_size)
-    loss = nn.functional.cross_entropy(logits, inputs.data.labels).item()
-    return split_scores(inputs.data.labels.numpy(), logits.argmax(1).numpy(), loss, num_classes)
+    logits, labels = predict(model, inputs, batch_size), inputs.data.labels.cpu()
+    loss = nn.functional.cross_entropy(logits, labels).item()
+    return split_scores(labels.numpy(), logits.argmax(1).numpy(), loss, num_classes)
 
 
 # ---- edges ------------------------------------------------------------------------------------
@@ -243,6 +273,8 @@ def save_outputs(result: TrainResult, params: Params, task: str, recipe: str,
 def main(argv: list[str] | None = None) -> None:
     args = stage_args(argv, __doc__, recipe=True)
     params = load_params(args.params)
+    # cuBLAS is deterministic only with a fixed workspace; it must be set before CUDA starts
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     dist = init_from_env(os.environ)  # torchrun's RANK/WORLD_SIZE; one process without it
     try:
         train_stage(params, args.task, args.recipe, dist)
@@ -262,10 +294,14 @@ def train_stage(params: Params, task: str, recipe_name: str, dist: Dist) -> None
     checkpoint = checkpoint_path(params, task, recipe_name, prepared)
     config = {**params.raw, "task": task, "recipe": recipe_name, "git_commit": git_commit(),
               "dvc_exp_name": os.environ.get("DVC_EXP_NAME"), "world_size": dist.world}
+    accel = choose_accel(params.train, torch.cuda.is_available(), dist.local_rank)
+    config["device"] = describe(accel)
+    if dist.main:
+        print(f"[{task}/{recipe_name}] training on {describe(accel)}, {dist.world} process(es)", flush=True)
     wandb_run = start_wandb(params.wandb, task, recipe_name, config) if dist.main else None
     try:
         result = run(f"{task}/{recipe_name}", recipe, params.train, params.seed, splits, classes,
-                     wandb_run, checkpoint, params.wandb.watch_freq, dist)
+                     wandb_run, checkpoint, params.wandb.watch_freq, dist, accel)
     except TrainingDiverged:
         if dist.main:
             checkpoint.unlink(missing_ok=True)  # resuming would only diverge again

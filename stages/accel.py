@@ -1,0 +1,64 @@
+"""Where and how a training run computes: device, autocast precision, memory format, torch.compile.
+
+On CUDA (chosen automatically when present) the prepared uint8 arrays move to the GPU once,
+batches are built and flipped there, the model runs in bf16 autocast with channels_last, no
+DataLoader and no host round trip per batch. On CPU the default stays fp32 (reproducible to the
+bit for fixed threads); bf16 on CPU is opt-in (train.precision: bf16), useful on CPUs with AMX."""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from stages.cli import UserError
+from stages.params import TrainParams
+
+
+@dataclass(frozen=True)
+class Accel:
+    device: torch.device
+    amp_dtype: torch.dtype | None  # autocast dtype; None runs in fp32
+    channels_last: bool
+    compile: bool
+
+    @property
+    def cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+    def autocast(self):
+        """The forward pass (and loss) under autocast when a lower precision is chosen."""
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def images(self, x: torch.Tensor) -> torch.Tensor:
+        """A float NCHW batch in the memory layout the model runs in."""
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
+
+    def model(self, model: nn.Module) -> nn.Module:
+        model.to(self.device)
+        return model.to(memory_format=torch.channels_last) if self.channels_last else model
+
+
+CPU = Accel(torch.device("cpu"), None, channels_last=False, compile=False)
+
+
+def choose_accel(settings: TrainParams, cuda_available: bool, local_rank: int = 0) -> Accel:
+    """train.device / precision / compile resolved for this machine; `auto` means the GPU path on CUDA."""
+    if settings.device == "cuda" and not cuda_available:
+        raise UserError("train.device is 'cuda' but torch sees no CUDA device on this machine; "
+                        "run with -S train.device=auto (or cpu) to train on the CPU")
+    cuda = settings.device == "cuda" or (settings.device == "auto" and cuda_available)
+    device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
+    bf16 = settings.precision == "bf16" or (settings.precision == "auto" and cuda)
+    # channels_last pays off where the convolution kernels prefer NHWC: cuDNN with tensor cores,
+    # and oneDNN's bf16 kernels on CPU; fp32 on CPU stays NCHW (measured no faster, see README).
+    return Accel(device, torch.bfloat16 if bf16 else None, channels_last=cuda or bf16, compile=settings.compile)
+
+
+def describe(accel: Accel) -> str:
+    precision = "bf16 autocast" if accel.amp_dtype is not None else "fp32"
+    layout = ", channels_last" if accel.channels_last else ""
+    return f"{accel.device} ({precision}{layout}{', torch.compile' if accel.compile else ''})"

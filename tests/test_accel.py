@@ -1,0 +1,76 @@
+import dataclasses
+
+import pytest
+import torch
+
+from stages import prepare, train
+from stages.accel import CPU, Accel, choose_accel
+from stages.batches import Inputs, load_prepared, to_input
+from stages.cli import UserError
+
+
+@pytest.fixture
+def prepared(tiny_params, tmp_path):
+    prepare.run("emotion", tiny_params.data["emotion"], tiny_params.seed, tmp_path / "emotion")
+    return load_prepared(tmp_path / "emotion")
+
+
+def settings(tiny_params, **changes):
+    return dataclasses.replace(tiny_params.train, **changes)
+
+
+def test_auto_is_the_gpu_path_on_cuda_and_fp32_on_cpu(tiny_params):
+    assert choose_accel(settings(tiny_params), cuda_available=False) == CPU
+    gpu = choose_accel(settings(tiny_params), cuda_available=True, local_rank=1)
+    assert gpu == Accel(torch.device("cuda", 1), torch.bfloat16, channels_last=True, compile=False)
+    cpu_bf16 = choose_accel(settings(tiny_params, precision="bf16", compile=True), cuda_available=False)
+    assert cpu_bf16 == Accel(torch.device("cpu"), torch.bfloat16, channels_last=True, compile=True)
+    assert choose_accel(settings(tiny_params, device="cpu"), cuda_available=True) == CPU
+    with pytest.raises(UserError, match="-S train.device=auto"):
+        choose_accel(settings(tiny_params, device="cuda"), cuda_available=False)
+
+
+def test_bad_device_and_precision_params_are_named(tiny_raw):
+    from stages.params import ParamsError, parse_params
+    tiny_raw["train"]["precision"] = "fp16"
+    with pytest.raises(ParamsError, match=r"train.precision: 'fp16' is not one of \['auto', 'fp32', 'bf16'\]"):
+        parse_params(tiny_raw)
+
+
+def test_batches_are_flipped_per_image_and_laid_out_for_the_model(prepared):
+    splits, _ = prepared
+    index, flip = torch.tensor([3, 0, 5]), torch.tensor([True, False, True])
+    expected = to_input(splits["train"].images[index])
+    expected[flip] = expected[flip].flip(-1)
+    accel = Accel(torch.device("cpu"), torch.bfloat16, channels_last=True, compile=False)
+    batch = Inputs(splits["train"], None, 8, flips=True, accel=accel).batch(index, flip)
+    assert torch.equal(batch, expected)
+    assert batch.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_the_gpu_path_code_on_cpu_stays_close_to_fp32(tiny_params, prepared):
+    """bf16 autocast + channels_last (what CUDA runs), here on the CPU: same batches, losses within
+    bf16 rounding of the fp32 run, fp32 weights out. A tiny lr keeps both runs near the same
+    weights, so what differs is the arithmetic, not a chaotic trajectory from scratch."""
+    splits, classes = prepared
+    recipe = dataclasses.replace(tiny_params.models["resnet18_scratch"], lr=1e-6)
+    fp32 = train.run("e/r", recipe, tiny_params.train, tiny_params.seed, splits, classes, accel=CPU)
+    accel = Accel(torch.device("cpu"), torch.bfloat16, channels_last=True, compile=False)
+    bf16 = train.run("e/r", recipe, tiny_params.train, tiny_params.seed, splits, classes, accel=accel)
+    for column in ("train_loss", "val_loss"):
+        assert bf16.history[column].tolist() == pytest.approx(fp32.history[column].tolist(), rel=0.02)
+    assert bf16.history["train_loss"][0] != fp32.history["train_loss"][0]  # it did run in bf16
+    assert all(v.dtype in (torch.float32, torch.int64) and v.device.type == "cpu"
+               for v in bf16.state_dict.values())
+
+
+def test_torch_compile_gives_the_eager_results(tiny_params, prepared):
+    """train.compile on the vgg head (a small graph keeps the compile to seconds). No dropout:
+    compiled code draws its dropout masks from another random stream than eager code."""
+    splits, classes = prepared
+    recipe = dataclasses.replace(tiny_params.models["vgg16_finetune"], weights="none", dropout=0.0)
+    eager = train.run("e/v", recipe, tiny_params.train, tiny_params.seed, splits, classes, accel=CPU)
+    compiled = train.run("e/v", recipe, tiny_params.train, tiny_params.seed, splits, classes,
+                         accel=dataclasses.replace(CPU, compile=True))
+    for column in ("train_loss", "val_loss", "val_acc"):
+        assert compiled.history[column].tolist() == pytest.approx(eager.history[column].tolist(), rel=1e-4)
