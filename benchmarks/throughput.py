@@ -1,14 +1,17 @@
 """Benchmark: training images/second of facelab against the typical ImageFolder + DataLoader script.
 
 Run from the repository root, the machine otherwise idle (other load on a few cores skews either side by 2x):
-  python3 -m benchmarks.throughput --folder ../shared/data/real/face-yaleb --recipe vgg16_finetune --repeat 3
-  python3 -m benchmarks.throughput --generated face --recipe resnet18_scratch --epochs 3 --repeat 3
+  python3 -m benchmarks.throughput --folder ../shared/data/real/face-yaleb --recipe resnet18_scratch --epochs 3 --workers 0 2 --repeat 3
+  python3 -m benchmarks.throughput --generated face --recipe vgg16_finetune --workers 0 2 --repeat 3
+On a GPU machine (facelab's GPU path: data on the GPU once, bf16, channels_last; the typical script in fp32 with
+pinned memory), at the ImageNet size:
+  python3 -m benchmarks.throughput --generated face --recipe resnet18_scratch --img-size 224 --device cuda --workers 4 8
 Same images (facelab's train split), model, batch size, epochs, optimizer and torch threads on both sides.
 facelab: stages.prepare.run decodes once, then stages.train.run; "training only" is its train_seconds (model
 built, frozen trunk cached, training steps; no validation). Typical: PIL Resize/CenterCrop, RandomHorizontalFlip,
 ToTensor, Normalize in DataLoader workers every epoch, timed from model construction to the last step.
 Each side runs in a fresh process, so its peak memory (ru_maxrss) is its own; DataLoader workers are forked
-from the typical side and share its pages, so theirs is shown apart, not added.
+from the typical side and count the pages they share with it, so theirs is shown apart, not added.
 """
 from __future__ import annotations
 
@@ -46,7 +49,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, help="default: the recipe's, from params.yaml")
     parser.add_argument("--img-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads, both sides")
-    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the typical script")
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 2],
+                        help="DataLoader workers of the typical script; each count is a typical run of its own")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="both sides")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                        help="facelab's train.precision (auto: bf16 on cuda, fp32 on cpu); the typical side is fp32")
     parser.add_argument("--repeat", type=int, default=1,
                         help="run the two sides this many times, alternating; the fastest run of each counts")
     parser.add_argument("--params", default="params.yaml")
@@ -86,9 +93,10 @@ def stand_in_weights(arch: str, torch_home: Path) -> bool:
 
 # ---- the two sides, each in its own process ---------------------------------------------------
 
-def facelab_side(data: DataParams, recipe: Recipe, params_path: str, threads: int, out: Path) -> dict:
+def facelab_side(data: DataParams, recipe: Recipe, params_path: str, args: argparse.Namespace, out: Path) -> dict:
     params = load_params(params_path)
-    settings = dataclasses.replace(params.train, threads=threads)
+    settings = dataclasses.replace(params.train, threads=args.threads, device=args.device,
+                                   precision=args.precision)
     started = time.perf_counter()
     prepare.run("benchmark", data, params.seed, out)
     prepare_seconds = time.perf_counter() - started
@@ -97,62 +105,80 @@ def facelab_side(data: DataParams, recipe: Recipe, params_path: str, threads: in
     result = train.run("facelab", recipe, settings, params.seed, splits, classes)
     return {"images": len(splits["train"].labels) * recipe.epochs, "prepare_s": prepare_seconds,
             "train_s": result.summary["train_seconds"], "run_s": time.perf_counter() - started,
-            "peak_mib": peak_rss_mib()}
+            "peak_mib": peak_rss_mib(), "gpu_peak_mib": gpu_peak_mib(args.device),
+            "val_acc": result.summary["val"]["acc"]}
+
+
+def gpu_peak_mib(device: str) -> float | None:
+    return torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None
 
 
 def typical_side(folder: Path, train_files: set[str], img_size: int, recipe: Recipe, seed: int,
-                 threads: int, workers: int) -> dict:
-    """What a user would otherwise write (DataLoader defaults but shuffle and workers)."""
+                 args: argparse.Namespace, workers: int) -> dict:
+    """What a user would otherwise write (DataLoader defaults but shuffle, workers, pinned memory on GPU)."""
     torch.manual_seed(seed)
-    torch.set_num_threads(threads)
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
     transform = transforms.Compose([
         transforms.Resize(img_size), transforms.CenterCrop(img_size), transforms.RandomHorizontalFlip(),
         transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
     dataset = ImageFolder(str(folder), transform)
     keep = [i for i, (path, _) in enumerate(dataset.samples) if os.path.relpath(path, folder) in train_files]
-    loader = DataLoader(Subset(dataset, keep), batch_size=recipe.batch_size, shuffle=True, num_workers=workers)
+    loader = DataLoader(Subset(dataset, keep), batch_size=recipe.batch_size, shuffle=True, num_workers=workers,
+                        pin_memory=device.type == "cuda")
     started = time.perf_counter()
-    model = build_model(recipe, len(dataset.classes))
+    model = build_model(recipe, len(dataset.classes)).to(device)
     optimizer = train.make_optimizer(model, recipe)
     loss_fn = nn.CrossEntropyLoss()
     model.train()
     for _ in range(recipe.epochs):
         for x, y in loader:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(model(x), y)
             loss.backward()
             optimizer.step()
-    return {"images": len(keep) * recipe.epochs, "train_s": time.perf_counter() - started,
-            "peak_mib": peak_rss_mib(), "workers_peak_mib": peak_rss_mib(resource.RUSAGE_CHILDREN)}
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return {"images": len(keep) * recipe.epochs, "train_s": time.perf_counter() - started, "workers": workers,
+            "peak_mib": peak_rss_mib(), "children_peak_mib": peak_rss_mib(resource.RUSAGE_CHILDREN),
+            "gpu_peak_mib": gpu_peak_mib(args.device)}
 
 
 # ---- edges --------------------------------------------------------------------------------------
 
-def report(args, recipe: Recipe, n_images: int, facelab: dict, typical: dict, stand_in: bool,
+def memory(run: dict) -> str:
+    text = f"{run['peak_mib']:.0f}"
+    if run.get("workers"):
+        text += f" (forked workers, largest: {run['children_peak_mib']:.0f})"
+    return text + (f"; GPU {run['gpu_peak_mib']:.0f}" if run["gpu_peak_mib"] is not None else "")
+
+
+def report(args, recipe: Recipe, n_images: int, facelab: dict, typicals: dict[str, dict], stand_in: bool,
            load: tuple) -> list[str]:
-    typical_rate = typical["images"] / typical["train_s"]
+    rate = {name: run["images"] / run["train_s"] for name, run in typicals.items()}
     train_rate = facelab["images"] / facelab["train_s"]
     total_rate = facelab["images"] / (facelab["prepare_s"] + facelab["train_s"])
-    rows = [("typical: ImageFolder + DataLoader", typical_rate, typical["train_s"],
-             f"{typical['peak_mib']:.0f} (+ workers, largest {typical['workers_peak_mib']:.0f})"),
-            ("facelab: training only", train_rate, facelab["train_s"], f"{facelab['peak_mib']:.0f}"),
-            ("facelab: including prepare", total_rate, facelab["prepare_s"] + facelab["train_s"], "same process")]
+    rows = [(name, rate[name], run["train_s"], memory(run)) for name, run in typicals.items()]
+    rows += [("facelab: training only", train_rate, facelab["train_s"], memory(facelab)),
+             ("facelab: including prepare", total_rate, facelab["prepare_s"] + facelab["train_s"], "same process")]
     source = f"generated {args.generated}" if args.generated else str(args.folder)
     train_images = facelab["images"] // recipe.epochs
     lines = [f"{args.recipe} on {source} ({n_images} images decoded by prepare, "
              f"{train_images} in the train split), {args.img_size} px, {recipe.epochs} epochs, "
-             f"batch {recipe.batch_size}, "
-             f"torch threads {args.threads} both sides, DataLoader workers {args.workers}, CPU",
+             f"batch {recipe.batch_size}, torch threads {args.threads} both sides, {args.device}, "
+             f"facelab precision {args.precision}",
              f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; "
              f"after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}"]
     if stand_in:
         lines.append("weights: random stand-ins for the missing ImageNet file (same shapes, same speed)")
-    lines.append(f"{'':36s}{'images/s':>10s}{'seconds':>10s}  peak RSS MiB (ru_maxrss)")
-    lines += [f"{name:36s}{rate:10.1f}{seconds:10.1f}  {memory}" for name, rate, seconds, memory in rows]
-    lines.append(f"ratio facelab / typical: training only {train_rate / typical_rate:.2f}x, "
-                 f"including prepare {total_rate / typical_rate:.2f}x")
+    lines.append(f"{'':40s}{'images/s':>10s}{'seconds':>10s}  peak RSS MiB (ru_maxrss)")
+    lines += [f"{name:40s}{value:10.1f}{seconds:10.1f}  {mib}" for name, value, seconds, mib in rows]
+    for name in typicals:
+        lines.append(f"ratio facelab / {name}: training only {train_rate / rate[name]:.2f}x, "
+                     f"including prepare {total_rate / rate[name]:.2f}x")
     lines.append(f"(facelab's prepare {facelab['prepare_s']:.1f} s; its train.run wall time with the per-epoch "
-                 f"validation and final scoring: {facelab['run_s']:.1f} s)")
+                 f"validation and final scoring: {facelab['run_s']:.1f} s; best val acc {facelab['val_acc']:.4f})")
     return lines
 
 
@@ -170,16 +196,19 @@ def main(argv=None) -> None:
         classes = tuple(sorted(p.name for p in folder.iterdir() if p.is_dir()))
         data = dataclasses.replace(data, source="folder", path=str(folder), classes=classes)
         stand_in = recipe.weights == "imagenet" and stand_in_weights(recipe.arch, tmp / "torch_home")
-        runs = {"facelab": [], "typical": []}
-        for _ in range(args.repeat):
-            runs["facelab"].append(in_fresh_process(facelab_side, data, recipe, args.params, args.threads,
+        names = {workers: f"typical: ImageFolder, {workers} workers" for workers in args.workers}
+        runs = {"facelab": [], **{name: [] for name in names.values()}}
+        for _ in range(args.repeat):  # alternating, so slow drift in machine load hits every side alike
+            runs["facelab"].append(in_fresh_process(facelab_side, data, recipe, args.params, args,
                                                     tmp / "prepared"))
             manifest = pd.read_csv(tmp / "prepared" / "manifest.csv")
             train_files = set(manifest.loc[manifest["split"] == "train", "file"])
-            runs["typical"].append(in_fresh_process(typical_side, folder, train_files, args.img_size, recipe,
-                                                    params.seed, args.threads, args.workers))
-    facelab, typical = (min(side, key=lambda run: run["train_s"]) for side in runs.values())
-    for line in report(args, recipe, len(manifest), facelab, typical, stand_in, load):
+            for workers, name in names.items():
+                runs[name].append(in_fresh_process(typical_side, folder, train_files, args.img_size, recipe,
+                                                   params.seed, args, workers))
+    fastest = {name: min(side, key=lambda run: run["train_s"]) for name, side in runs.items()}
+    facelab = fastest.pop("facelab")
+    for line in report(args, recipe, len(manifest), facelab, fastest, stand_in, load):
         print(line)
     if args.repeat > 1:  # the spread shows how much other load on the machine moved the figures
         print("every run, images/s: " + "; ".join(
