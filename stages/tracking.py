@@ -1,15 +1,15 @@
 """Run tracking: one function logs an epoch's metrics to the console and, when enabled, to W&B."""
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 
 from stages.params import WandbParams
 
 
-def start_wandb(settings: WandbParams, task: str, recipe: str, config: dict):
+def start_wandb(settings: WandbParams, task: str, recipe: str, config: dict, dvc_root: str | None = None):
     """Start a W&B run grouped by task and named by recipe; None when W&B is disabled.
+    dvc_root: the DVC_ROOT the stage was started with (see wandb_dir).
 
     An online run that cannot start (no key, no network) falls back to offline with one warning,
     so no training is lost; `wandb sync` uploads it later."""
@@ -17,7 +17,7 @@ def start_wandb(settings: WandbParams, task: str, recipe: str, config: dict):
         return None
     import wandb  # imported here: a disabled run should not pay for the import
 
-    directory = wandb_dir(settings, os.environ.get("DVC_ROOT"))
+    directory = wandb_dir(settings, dvc_root)
     kwargs = dict(project=settings.project, entity=settings.entity, dir=directory,
                   group=task, name=recipe, job_type="train", config=config,
                   tags=[task, recipe], reinit="finish_previous")

@@ -298,7 +298,8 @@ def train_stage(params: Params, task: str, recipe_name: str, dist: Dist) -> None
     config["device"] = describe(accel)
     if dist.main:
         print(f"[{task}/{recipe_name}] training on {describe(accel)}, {dist.world} process(es)", flush=True)
-    wandb_run = start_wandb(params.wandb, task, recipe_name, config) if dist.main else None
+    wandb_run = (start_wandb(params.wandb, task, recipe_name, config, os.environ.get("DVC_ROOT"))
+                 if dist.main else None)
     try:
         result = run(f"{task}/{recipe_name}", recipe, params.train, params.seed, splits, classes,
                      wandb_run, checkpoint, params.wandb.watch_freq, dist, accel)

@@ -74,3 +74,13 @@ def test_torch_compile_gives_the_eager_results(tiny_params, prepared):
                          accel=dataclasses.replace(CPU, compile=True))
     for column in ("train_loss", "val_loss", "val_acc"):
         assert compiled.history[column].tolist() == pytest.approx(eager.history[column].tolist(), rel=1e-4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (benchmarks/gpu_check.sh)")
+def test_cuda_path_trains_on_the_gpu_and_returns_cpu_weights(tiny_params, prepared):
+    splits, classes = prepared
+    recipe = dataclasses.replace(tiny_params.models["resnet18_scratch"], lr=1e-6)
+    fp32 = train.run("e/r", recipe, tiny_params.train, tiny_params.seed, splits, classes, accel=CPU)
+    gpu = train.run("e/r", recipe, settings(tiny_params, device="cuda"), tiny_params.seed, splits, classes)
+    assert gpu.history["train_loss"].tolist() == pytest.approx(fp32.history["train_loss"].tolist(), rel=0.02)
+    assert all(v.device.type == "cpu" and v.dtype in (torch.float32, torch.int64) for v in gpu.state_dict.values())

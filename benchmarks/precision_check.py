@@ -1,0 +1,71 @@
+"""Check: does the bf16 path (the GPU default) stay within run-to-run noise of fp32? Prints accuracies.
+
+Trains one recipe on one task's data three times: fp32 with the seed, fp32 with the next seed (the size
+of ordinary run-to-run noise), and bf16 autocast + channels_last with the seed. Run from the repository root:
+  python3 -m benchmarks.precision_check --task face --recipe resnet18_scratch --n-images 3000            # CPU
+  python3 -m benchmarks.precision_check --task face --recipe resnet18_scratch --n-images 3000 --device cuda
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from stages import prepare, train
+from stages.accel import choose_accel, describe
+from stages.batches import Inputs, load_prepared
+from stages.params import RECIPES, TASKS, load_params
+from stages.recipes import build_architecture
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", choices=TASKS, default="face")
+    parser.add_argument("--recipe", choices=RECIPES, default="resnet18_scratch")
+    parser.add_argument("--n-images", type=int, help="generated images (default: params.yaml's)")
+    parser.add_argument("--epochs", type=int, help="default: the recipe's")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--params", default="params.yaml")
+    return parser.parse_args(argv)
+
+
+def test_accuracy(result: train.TrainResult, recipe, split, classes, accel, batch_size: int) -> float:
+    model = accel.model(build_architecture(recipe, len(classes)))
+    model.load_state_dict(result.state_dict)
+    inputs = Inputs(split, None, batch_size, flips=False, accel=accel)
+    return train.score_split(model, inputs, len(classes), batch_size)["acc"]
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    params = load_params(args.params)
+    recipe = params.models[args.recipe]
+    recipe = dataclasses.replace(recipe, epochs=args.epochs or recipe.epochs)
+    data = params.data[args.task]
+    if args.n_images:
+        data = dataclasses.replace(data, generated=dataclasses.replace(data.generated, n_images=args.n_images))
+    base = dataclasses.replace(params.train, device=args.device, threads=args.threads)
+    runs = [("fp32", params.seed), ("fp32", params.seed + 1), ("bf16", params.seed)]
+    with tempfile.TemporaryDirectory(prefix="facelab-precision-") as tmp:
+        prepare.run(args.task, data, params.seed, Path(tmp))
+        splits, classes = load_prepared(tmp)
+    print(f"{args.task}/{args.recipe}: {len(splits['train'].labels)} train, {len(splits['val'].labels)} val, "
+          f"{len(splits['test'].labels)} test images, {data.img_size} px, {recipe.epochs} epochs")
+    for precision, seed in runs:
+        settings = dataclasses.replace(base, precision=precision)
+        accel = choose_accel(settings, torch.cuda.is_available())
+        started = time.perf_counter()
+        result = train.run(f"{precision} seed {seed}", recipe, settings, seed, splits, classes, accel=accel)
+        acc = test_accuracy(result, recipe, splits["test"], classes, accel, settings.eval_batch_size)
+        print(f"RESULT {describe(accel):45s} seed {seed}: val acc {result.summary['val']['acc']:.4f}  "
+              f"test acc {acc:.4f}  train {result.summary['images_per_second']:.1f} img/s  "
+              f"({time.perf_counter() - started:.0f} s)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
