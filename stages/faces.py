@@ -1,5 +1,6 @@
-"""Generated faces: deterministic synthetic face-identity and emotion datasets as (images uint8 NHWC, labels int64)."""
+"""Generated faces: deterministic synthetic face-identity and emotion datasets as (images uint8 NHWC, labels int64), or as labels and a stream of images."""
 from types import MappingProxyType
+from typing import Iterator
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -31,6 +32,20 @@ _MIN_INTENSITY = 0.2  # weakest emotion drawn: close to neutral, so a few images
 def generate_face_identity(n_images: int, target_fraction: float, n_identities: int, img_size: int, seed: int,
                            difficulty: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Binary task: images (N, img_size, img_size, 3) uint8 RGB, labels (N,) int64 with 1 = the target person, 0 = any other person."""
+    labels, images = stream_face_identity(n_images, target_fraction, n_identities, img_size, seed, difficulty)
+    return np.stack(list(images)), labels
+
+
+def generate_emotions(n_images: int, n_identities: int, img_size: int, seed: int,
+                      difficulty: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """3-class task: labels 0 = angry, 1 = happy, 2 = sad, balanced (counts differ by at most 1)."""
+    labels, images = stream_emotions(n_images, n_identities, img_size, seed, difficulty)
+    return np.stack(list(images)), labels
+
+
+def stream_face_identity(n_images: int, target_fraction: float, n_identities: int, img_size: int, seed: int,
+                         difficulty: float = 1.0) -> tuple[np.ndarray, Iterator[np.ndarray]]:
+    """generate_face_identity's labels, and its images one at a time, drawn as the iterator is consumed."""
     _check_common(n_images, n_identities, img_size, difficulty)
     if not 0.0 < target_fraction < 1.0:
         raise ValueError(f"target_fraction must be in (0, 1), got {target_fraction}")
@@ -42,22 +57,22 @@ def generate_face_identity(n_images: int, target_fraction: float, n_identities: 
     who = np.concatenate([np.full(n_target, -1), np.arange(n_images - n_target) % (n_identities - 1)])
     who = rng.permutation(who)
     # Same person, different moods: a mild random expression is nuisance here.
-    images = [_render(target if w < 0 else others[w], _expression(rng.integers(3), rng.uniform(0, 0.5) * difficulty),
-                      img_size, difficulty, rng) for w in who]
-    return np.stack(images), (who < 0).astype(np.int64)
+    images = (_render(target if w < 0 else others[w], _expression(rng.integers(3), rng.uniform(0, 0.5) * difficulty),
+                      img_size, difficulty, rng) for w in who)
+    return (who < 0).astype(np.int64), images
 
 
-def generate_emotions(n_images: int, n_identities: int, img_size: int, seed: int,
-                      difficulty: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """3-class task: labels 0 = angry, 1 = happy, 2 = sad, balanced (counts differ by at most 1)."""
+def stream_emotions(n_images: int, n_identities: int, img_size: int, seed: int,
+                    difficulty: float = 1.0) -> tuple[np.ndarray, Iterator[np.ndarray]]:
+    """generate_emotions's labels, and its images one at a time, drawn as the iterator is consumed."""
     _check_common(n_images, n_identities, img_size, difficulty)
     rng = np.random.default_rng([seed, _EMOTION_SALT])
     people = [_random_identity(rng) for _ in range(n_identities)]
     labels = rng.permutation(np.arange(n_images) % 3).astype(np.int64)
     who = rng.integers(0, n_identities, n_images)
-    images = [_render(people[w], _expression(e, rng.uniform(_MIN_INTENSITY, 1.0)), img_size, difficulty, rng)
-              for w, e in zip(who, labels)]
-    return np.stack(images), labels
+    images = (_render(people[w], _expression(e, rng.uniform(_MIN_INTENSITY, 1.0)), img_size, difficulty, rng)
+              for w, e in zip(who, labels))
+    return labels, images
 
 
 def _check_common(n_images: int, n_identities: int, img_size: int, difficulty: float) -> None:

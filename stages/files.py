@@ -12,12 +12,17 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 
+def temporary_name(path: Path, kind: str = "") -> Path:
+    """An unused hidden name beside `path` (same folder, so same disk), whose folder exists."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.parent / f".{path.name}.{uuid.uuid4().hex}{kind}.tmp"
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    tmp = temporary_name(path)
     try:
         yield tmp
         os.replace(tmp, path)
@@ -29,8 +34,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield an empty temporary folder beside `path`; it replaces `path` only if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    tmp = temporary_name(path)
     tmp.mkdir()
     try:
         yield tmp
@@ -39,6 +43,17 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def scratch_path(beside: str | Path, kind: str) -> Iterator[Path]:
+    """Yield a temporary file name beside `beside` for work files; the file is removed when the block ends, however
+    it ends. Nothing is created until the block writes it."""
+    tmp = temporary_name(Path(beside), f".{kind}")
+    try:
+        yield tmp
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_with(path: str | Path, writer: Callable[[Path], None]) -> None:

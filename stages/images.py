@@ -1,7 +1,6 @@
 """Image decoding for prepare: files or pixel arrays in, uint8 RGB squares and pixel digests out; unusable files are listed with why."""
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import warnings
 from dataclasses import dataclass, field
@@ -10,6 +9,8 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from stages.pixels import PixelStore
 
 # Reasons a file is skipped; data.json and the report group skipped files by these.
 EMPTY, NOT_IMAGE, CORRUPT, UNREADABLE, TOO_LARGE, BAD_ROW = (
@@ -39,6 +40,8 @@ class Skipped:
 class Images:
     """Decoded images of one task: pixels (N, S, S, 3) uint8, labels (N,) int64, a name and a pixel digest each.
 
+    pixels: in memory, or a read-only np.memmap of the scratch file the source was given (see stages.pixels).
+
     test: True where the source's own release puts the image in its test split (None: the source has none).
     skipped: files that could not be used; not_used: images of folders or labels params do not map to a class."""
     pixels: np.ndarray
@@ -50,13 +53,6 @@ class Images:
     not_used: dict[str, int] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
 
-    def subset(self, index: np.ndarray) -> "Images":
-        """The same images restricted to `index`; the notes about skipped files stay."""
-        return dataclasses.replace(
-            self, pixels=self.pixels[index], labels=self.labels[index],
-            files=[self.files[i] for i in index], digests=[self.digests[i] for i in index],
-            test=None if self.test is None else self.test[index])
-
 
 class Entry(NamedTuple):
     """One candidate file: where it is, its label, how data.json names it, whether it is in the release's test split."""
@@ -67,24 +63,28 @@ class Entry(NamedTuple):
 
 
 def read_files(entries: list[Entry], classes: tuple[str, ...], img_size: int,
-               box: Optional[tuple[int, int, int, int]] = None, fixed_test: bool = False) -> Images:
-    """Decode every entry; files that fail are listed in `skipped`, not raised.
+               box: Optional[tuple[int, int, int, int]] = None, fixed_test: bool = False,
+               scratch: Optional[Path] = None) -> Images:
+    """Decode every entry, one at a time; files that fail are listed in `skipped`, not raised.
 
-    fixed_test: the source has its own test split, given by each entry's `test`."""
-    pixels = np.empty((len(entries), img_size, img_size, 3), np.uint8)
+    fixed_test: the source has its own test split, given by each entry's `test`.
+    scratch: a file for the pixels (see stages.pixels.PixelStore); None keeps them in memory."""
     kept, digests, skipped = [], [], []
-    for entry in entries:
-        try:
-            pixels[len(kept)], digest = decode_image(entry.path, img_size, box)
-        except BadImage as bad:
-            hidden_junk = entry.path.name.startswith(".") and bad.reason in (NOT_IMAGE, EMPTY)
-            skipped.append(Skipped(entry.name, classes[entry.label], bad.reason, bad.detail,
-                                   counted=not hidden_junk))
-            continue
-        kept.append(entry)
-        digests.append(digest)
+    with PixelStore(len(entries), img_size, scratch) as store:
+        for entry in entries:
+            try:
+                square, digest = decode_image(entry.path, img_size, box)
+            except BadImage as bad:
+                hidden_junk = entry.path.name.startswith(".") and bad.reason in (NOT_IMAGE, EMPTY)
+                skipped.append(Skipped(entry.name, classes[entry.label], bad.reason, bad.detail,
+                                       counted=not hidden_junk))
+                continue
+            store.add(square)
+            kept.append(entry)
+            digests.append(digest)
+        pixels = store.pixels()
     test = np.array([e.test for e in kept], bool) if fixed_test else None
-    return Images(pixels[:len(kept)], np.array([e.label for e in kept], np.int64),
+    return Images(pixels, np.array([e.label for e in kept], np.int64),
                   [e.name for e in kept], digests, test, tuple(skipped))
 
 

@@ -14,6 +14,7 @@ from sklearn.datasets import fetch_lfw_people, get_data_home
 
 from stages.images import BAD_ROW, BadImage, Entry, Images, Skipped, read_files, square_pixels
 from stages.params import FER2013_LABELS, DataParams
+from stages.pixels import PixelStore
 from stages.sources import DataError, list_folder, scan_folders
 
 # scikit-learn's default slice_ for fetch_lfw_people as a PIL box (left, top, right, bottom):
@@ -26,7 +27,7 @@ FER2013_SIDE = 48
 FER2013_TEST_USAGE = ("PublicTest", "PrivateTest")  # the CSV's test rows; the folder release's test/ holds both
 
 
-def lfw_images(data: DataParams, seed: int) -> Images:
+def lfw_images(data: DataParams, seed: int, scratch: Optional[Path] = None) -> Images:
     """classes[1]: every image of data.lfw.target; classes[0]: data.lfw.n_other images of everybody else, seeded."""
     folder = lfw_folder(data.path, data.lfw.download)
     people = [p.name for p in list_folder(folder)[1]]
@@ -42,7 +43,7 @@ def lfw_images(data: DataParams, seed: int) -> Images:
     chosen = np.sort(np.random.default_rng(seed).choice(len(others), data.lfw.n_other, replace=False))
     entries = ([Entry(others[i], 0, str(others[i].relative_to(folder))) for i in chosen]
                + [Entry(p, 1, str(p.relative_to(folder))) for p in list_folder(folder / target)[0]])
-    return read_files(entries, data.classes, data.img_size, box=LFW_FACE_BOX)
+    return read_files(entries, data.classes, data.img_size, box=LFW_FACE_BOX, scratch=scratch)
 
 
 def lfw_folder(data_home: Optional[str], download: bool) -> Path:
@@ -66,20 +67,23 @@ def lfw_folder(data_home: Optional[str], download: bool) -> Path:
     return cache / "lfw_funneled"
 
 
-def fer2013_images(data: DataParams) -> Images:
-    """FER2013 with its labels mapped to classes by data.fer2013; images of unmapped labels are counted, not used."""
+def fer2013_images(data: DataParams, scratch: Optional[Path] = None) -> Images:
+    """FER2013 with its labels mapped to classes by data.fer2013; images of unmapped labels are counted, not used.
+
+    scratch: a file for the pixels (see stages.pixels.PixelStore); None keeps them in memory."""
     path = Path(data.path).expanduser()
     label_map = {label: data.classes.index(name)
                  for label, name in dataclasses.asdict(data.fer2013).items() if name is not None}
     if path.is_file():
-        return fer2013_csv_images(path, label_map, data.classes, data.img_size)
+        return fer2013_csv_images(path, label_map, data.classes, data.img_size, scratch)
     if path.is_dir():
-        return fer2013_folder_images(path, label_map, data.classes, data.img_size)
+        return fer2013_folder_images(path, label_map, data.classes, data.img_size, scratch)
     raise DataError(f"FER2013 release '{path}' does not exist; set data.<task>.path to fer2013.csv "
                     f"(columns emotion, pixels, Usage) or to the image-folder release holding train/ and test/")
 
 
-def fer2013_folder_images(root: Path, label_map: dict[str, int], classes: tuple[str, ...], img_size: int) -> Images:
+def fer2013_folder_images(root: Path, label_map: dict[str, int], classes: tuple[str, ...], img_size: int,
+                          scratch: Optional[Path] = None) -> Images:
     """<root>/train/<label>/* and, when present, <root>/test/<label>/* (then the test split)."""
     parts = [part for part in ("train", "test") if (root / part).is_dir()]
     if "train" not in parts:
@@ -96,33 +100,35 @@ def fer2013_folder_images(root: Path, label_map: dict[str, int], classes: tuple[
                     for name in label_map for path in found[name]]
     notes += [f"'{p}' is neither train/ nor test/ of the release; not used"
               for p in list_folder(root)[1] if p.name not in ("train", "test")]
-    images = read_files(entries, classes, img_size, fixed_test="test" in parts)
+    images = read_files(entries, classes, img_size, fixed_test="test" in parts, scratch=scratch)
     return dataclasses.replace(images, not_used=not_used, warnings=tuple(notes))
 
 
-def fer2013_csv_images(path: Path, label_map: dict[str, int], classes: tuple[str, ...], img_size: int) -> Images:
+def fer2013_csv_images(path: Path, label_map: dict[str, int], classes: tuple[str, ...], img_size: int,
+                       scratch: Optional[Path] = None) -> Images:
     """Rows of fer2013.csv: emotion (0-6), pixels (48*48 values 0-255), Usage (Training | PublicTest | PrivateTest)."""
     table = read_fer2013_csv(path)
     fixed_test = "Usage" in table.columns
-    pixels, labels, files, digests, test, skipped = [], [], [], [], [], []
+    labels, files, digests, test, skipped = [], [], [], [], []
     not_used = Counter()
-    for row in table.itertuples():
-        label, name = FER2013_LABELS[row.emotion], f"{path.name}:{row.Index + 2}"  # line 1 is the header
-        if label not in label_map:
-            not_used[label] += 1
-            continue
-        try:
-            square, digest = square_pixels(row_image(row.pixels), img_size)
-        except BadImage as bad:
-            skipped.append(Skipped(name, classes[label_map[label]], bad.reason, bad.detail))
-            continue
-        pixels.append(square)
-        labels.append(label_map[label])
-        files.append(name)
-        digests.append(digest)
-        test.append(fixed_test and row.Usage in FER2013_TEST_USAGE)
-    stacked = np.stack(pixels) if pixels else np.empty((0, img_size, img_size, 3), np.uint8)
-    return Images(stacked, np.array(labels, np.int64), files, digests,
+    with PixelStore(len(table), img_size, scratch) as store:
+        for row in table.itertuples():
+            label, name = FER2013_LABELS[row.emotion], f"{path.name}:{row.Index + 2}"  # line 1 is the header
+            if label not in label_map:
+                not_used[label] += 1
+                continue
+            try:
+                square, digest = square_pixels(row_image(row.pixels), img_size)
+            except BadImage as bad:
+                skipped.append(Skipped(name, classes[label_map[label]], bad.reason, bad.detail))
+                continue
+            store.add(square)
+            labels.append(label_map[label])
+            files.append(name)
+            digests.append(digest)
+            test.append(fixed_test and row.Usage in FER2013_TEST_USAGE)
+        pixels = store.pixels()
+    return Images(pixels, np.array(labels, np.int64), files, digests,
                   np.array(test, bool) if fixed_test else None, tuple(skipped), dict(not_used))
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -10,27 +11,36 @@ from stages import faces
 from stages.cli import UserError
 from stages.images import Entry, Images, pixel_digest, read_files
 from stages.params import DataParams
+from stages.pixels import PixelStore
 
 
 class DataError(UserError):
     """The input images are unusable: the message says which folder or file and how to fix it."""
 
 
-def generated_images(task: str, data: DataParams, seed: int) -> Images:
+def generated_images(task: str, data: DataParams, seed: int, scratch: Optional[Path] = None) -> Images:
+    """The task's generated faces, drawn one at a time. scratch: a file for the pixels (see stages.pixels.PixelStore);
+    None keeps them in memory."""
     gen = data.generated
     if task == "face":
-        pixels, labels = faces.generate_face_identity(
+        labels, stream = faces.stream_face_identity(
             gen.n_images, gen.target_fraction, gen.n_identities, data.img_size, seed,
             difficulty=gen.difficulty)
     else:
-        pixels, labels = faces.generate_emotions(
+        labels, stream = faces.stream_emotions(
             gen.n_images, gen.n_identities, data.img_size, seed, difficulty=gen.difficulty)
+    digests = []
+    with PixelStore(len(labels), data.img_size, scratch) as store:
+        for image in stream:
+            store.add(image)
+            digests.append(pixel_digest(image))
+        pixels = store.pixels()
     files = [f"generated/{task}/{i:05d}.png" for i in range(len(labels))]
-    return Images(pixels, labels.astype(np.int64), files, [pixel_digest(p) for p in pixels])
+    return Images(pixels, labels.astype(np.int64), files, digests)
 
 
-def folder_images(root: Path, classes: tuple[str, ...], img_size: int) -> Images:
-    """Read <root>/<class>/* for each class named in params, in sorted file order.
+def folder_images(root: Path, classes: tuple[str, ...], img_size: int, scratch: Optional[Path] = None) -> Images:
+    """Read <root>/<class>/* for each class named in params, in sorted file order, one file at a time.
 
     Every file in a class folder is tried; those that are not usable images are listed in `skipped`.
     Sub-folders that are not classes are counted in `not_used` and named in `warnings`."""
@@ -39,7 +49,7 @@ def folder_images(root: Path, classes: tuple[str, ...], img_size: int) -> Images
                for label, name in enumerate(classes) for path in found[name]]
     notes += [f"folder '{root / name}' ({count} files) is not one of the classes {list(classes)}; "
               f"its files are not used" for name, count in others.items()]
-    images = read_files(entries, classes, img_size)
+    images = read_files(entries, classes, img_size, scratch=scratch)
     return dataclasses.replace(images, not_used=others, warnings=tuple(notes))
 
 
