@@ -37,8 +37,11 @@ def load_prepared(folder: str | Path) -> tuple[dict[str, SplitData], tuple[str, 
 
 
 def to_input(images: torch.Tensor) -> torch.Tensor:
-    """uint8 NHWC -> float NCHW normalised with the ImageNet statistics."""
-    x = images.permute(0, 3, 1, 2).float().div_(255)
+    """uint8 NHWC -> float NCHW (contiguous) normalised with the ImageNet statistics.
+
+    contiguous(): a permuted view keeps NHWC strides, and fp32 convolutions on CPU ran about 20%
+    slower on such input (measured on resnet18, 64 px)."""
+    x = images.permute(0, 3, 1, 2).contiguous().float().div_(255)
     mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
     return (x - mean) / std
