@@ -18,6 +18,7 @@ from stages.quality import check_bad_fraction, data_report, dedupe
 from stages.sources import folder_images, generated_images
 from stages.split import SPLITS, split_with_fixed_test, stratified_split
 
+
 def run(task: str, data: DataParams, seed: int, out_dir: str | Path,
         metrics_path: Optional[str | Path] = None) -> dict:
     """Prepare one task into out_dir; return its counts per split and class.

@@ -222,17 +222,21 @@ def predict(model: nn.Module, inputs: Inputs, batch_size: int) -> torch.Tensor:
     return torch.cat(logits).cpu()
 
 
-def evaluate_split(model, inputs: Inputs, batch_size: int) -> tuple[float, float]:
+def split_predictions(model, inputs: Inputs, batch_size: int) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Predicted classes, true labels (both on the CPU) and mean loss of a split in eval mode."""
     logits, labels = predict(model, inputs, batch_size), inputs.data.labels.cpu()
-    loss = nn.functional.cross_entropy(logits, labels).item()
-    return loss, (logits.argmax(1) == labels).float().mean().item()
+    return logits.argmax(1), labels, nn.functional.cross_entropy(logits, labels).item()
+
+
+def evaluate_split(model, inputs: Inputs, batch_size: int) -> tuple[float, float]:
+    predicted, labels, loss = split_predictions(model, inputs, batch_size)
+    return loss, (predicted == labels).float().mean().item()
 
 
 def score_split(model, inputs: Inputs, num_classes: int, batch_size: int) -> dict:
     """acc, loss and macro F1 of a split in eval mode (no augmentation)."""
-    logits, labels = predict(model, inputs, batch_size), inputs.data.labels.cpu()
-    loss = nn.functional.cross_entropy(logits, labels).item()
-    return split_scores(labels.numpy(), logits.argmax(1).numpy(), loss, num_classes)
+    predicted, labels, loss = split_predictions(model, inputs, batch_size)
+    return split_scores(labels.numpy(), predicted.numpy(), loss, num_classes)
 
 
 # ---- edges ------------------------------------------------------------------------------------
