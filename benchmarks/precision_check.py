@@ -19,7 +19,7 @@ from stages import prepare, train
 from stages.accel import choose_accel, describe
 from stages.batches import Inputs, load_prepared
 from stages.params import RECIPES, TASKS, load_params
-from stages.recipes import build_architecture
+from stages.recipes import trained_model
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -35,8 +35,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def test_accuracy(result: train.TrainResult, recipe, split, classes, accel, batch_size: int) -> float:
-    model = accel.model(build_architecture(recipe, len(classes)))
-    model.load_state_dict(result.state_dict)
+    model = accel.model(trained_model(recipe, len(classes), result.state_dict))
     inputs = Inputs(split, None, batch_size, flips=False, accel=accel)
     return train.score_split(model, inputs, len(classes), batch_size)["acc"]
 

@@ -128,7 +128,7 @@ def typical_side(folder: Path, train_files: set[str], img_size: int, recipe: Rec
                         pin_memory=device.type == "cuda")
     started = time.perf_counter()
     model = build_model(recipe, len(dataset.classes)).to(device)
-    optimizer = train.make_optimizer(model, recipe)
+    optimizer = train.make_optimizer(model, recipe, fused=False)  # PyTorch's default, as users write it
     loss_fn = nn.CrossEntropyLoss()
     model.train()
     for _ in range(recipe.epochs):

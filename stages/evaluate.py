@@ -10,7 +10,7 @@ from stages.batches import Inputs, SplitData, load_prepared
 from stages.cli import stage_args, stage_main
 from stages.files import read_json, write_csv, write_json
 from stages.params import load_params, parse_recipe
-from stages.recipes import build_architecture
+from stages.recipes import trained_model
 from stages.scores import class_report, confusion, zscore
 from stages.train import score_split, predict
 
@@ -20,8 +20,7 @@ SUMMARY_KEYS = ("train", "val", "epochs", "best_epoch", "train_seconds", "images
 def run(model_info: dict, state_dict: dict, test: SplitData, batch_size: int) -> dict:
     """Test metrics merged with the training summary, predictions, confusion matrices, class report."""
     classes = tuple(model_info["classes"])
-    model = build_architecture(parse_recipe(model_info["recipe"]), len(classes))
-    model.load_state_dict(state_dict)
+    model = trained_model(parse_recipe(model_info["recipe"]), len(classes), state_dict)
     inputs = Inputs(test, None, batch_size, flips=False)
     predicted = predict(model, inputs, batch_size).argmax(1).numpy()
     actual = test.labels.numpy()

@@ -23,7 +23,7 @@ from stages.cli import UserError, stage_args, stage_main
 from stages.files import atomic_path, write_csv, write_json
 from stages.health import HealthRecorder, health_verdict, histogram_epochs, plot_histograms
 from stages.params import Params, Recipe, TrainParams, load_params
-from stages.recipes import build_architecture, build_model, ensure_imagenet_weights, frozen_modules, frozen_trunk
+from stages.recipes import build_model, ensure_imagenet_weights, frozen_modules, frozen_trunk, trained_model
 from stages.scores import split_scores
 from stages.tracking import finish_wandb, log_epoch, log_test_results, relog_history, start_wandb, watch_model
 
@@ -152,13 +152,16 @@ def finish(progress: Progress, trainable, inputs, classes, settings: TrainParams
                        gradients, parameters, health.histograms)
 
 
-def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, recipe: Recipe, fused: bool = True) -> torch.optim.Optimizer:
+    """The recipe's optimizer over the trained parameters. fused: PyTorch's one-kernel update
+    (CPU and CUDA; same rule, ~3x faster than the default per-tensor loop for VGG16's 6.4M-weight
+    head on CPU); False gives PyTorch's default implementation, as a user's own script gets."""
     params = [p for p in model.parameters() if p.requires_grad]
     if recipe.optimizer == "sgd":
         return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum,
-                               weight_decay=recipe.weight_decay)
+                               weight_decay=recipe.weight_decay, fused=fused or None)
     optimizer = torch.optim.AdamW if recipe.optimizer == "adamw" else torch.optim.Adam
-    return optimizer(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    return optimizer(params, lr=recipe.lr, weight_decay=recipe.weight_decay, fused=fused or None)
 
 
 def make_scheduler(optimizer, recipe: Recipe):
@@ -323,8 +326,7 @@ def train_stage(params: Params, task: str, recipe_name: str, dist: Dist) -> None
 
 
 def predict_test_split(state_dict: dict, recipe: Recipe, test: SplitData, classes, batch_size: int):
-    model = build_architecture(recipe, len(classes))
-    model.load_state_dict(state_dict)
+    model = trained_model(recipe, len(classes), state_dict)
     return predict(model, Inputs(test, None, batch_size, flips=False), batch_size).argmax(1).numpy()
 
 

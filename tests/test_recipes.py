@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from stages.recipes import WeightsUnavailable, build_architecture, build_model, weights_file
+from stages.recipes import WeightsUnavailable, build_model, trained_model, weights_file
 
 
 def test_pretrained_recipes_load_the_cached_imagenet_file(tiny_params, torch_home):
@@ -43,7 +43,14 @@ def test_missing_weights_name_the_file_the_folder_and_the_way_out(tiny_params, t
     assert not list((tmp_path / "hub" / "checkpoints").glob("*"))  # no partial file left
 
 
-def test_architecture_for_evaluation_matches_trained_state_dict(tiny_params, torch_home):
+def test_trained_model_holds_the_state_dict_every_key_and_shape(tiny_params, torch_home):
     recipe = tiny_params.models["vgg16_finetune"]
     trained = build_model(recipe, num_classes=2).state_dict()
-    build_architecture(recipe, 2).load_state_dict(trained)  # strict: every key and shape
+    model = trained_model(recipe, 2, trained)
+    tensors = list(model.parameters()) + list(model.buffers())
+    assert not any(t.is_meta for t in tensors)  # nothing left unassigned from the meta build
+    assert all(torch.equal(model.state_dict()[key], value) for key, value in trained.items())
+    assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 2)
+    del trained["classifier.3.bias"]
+    with pytest.raises(RuntimeError, match="classifier.3.bias"):
+        trained_model(recipe, 2, trained)

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -60,6 +61,26 @@ def test_two_runs_give_identical_weights_and_metrics(tiny_params, prepared):
     assert runs[0].gradients.equals(runs[1].gradients) and runs[0].summary == {
         **runs[1].summary, "train_seconds": runs[0].summary["train_seconds"],
         "images_per_second": runs[0].summary["images_per_second"]}
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "sgd"])
+def test_fused_optimizer_follows_the_default_implementations_updates(tiny_params, name):
+    """facelab's optimizers run PyTorch's fused kernel; the update rule is the one users get by default."""
+    recipe = dataclasses.replace(tiny_params.models["resnet18_scratch"], optimizer=name)
+    weights = []
+    for fused in (True, False):
+        torch.manual_seed(0)
+        model = torch.nn.Linear(20, 3)
+        initial = model.weight.detach().clone()
+        optimizer = train.make_optimizer(model, recipe, fused=fused)
+        assert optimizer.defaults["fused"] is (True if fused else None)
+        for step in range(5):
+            optimizer.zero_grad()
+            model(torch.randn(8, 20, generator=torch.Generator().manual_seed(step))).square().sum().backward()
+            optimizer.step()
+        weights.append(model.weight.detach().clone())
+    assert (weights[0] != initial).all()  # every weight moved
+    torch.testing.assert_close(weights[0], weights[1], rtol=1e-5, atol=1e-6)
 
 
 def test_frozen_vgg_features_are_cached_without_changing_results(tiny_params, prepared, torch_home):
