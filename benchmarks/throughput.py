@@ -9,7 +9,9 @@ pinned memory), at the ImageNet size:
 Same images (facelab's train split), model, batch size, epochs, optimizer and torch threads on both sides.
 facelab: stages.prepare.run decodes once, then stages.train.run; "training only" is its train_seconds (model
 built, frozen trunk cached, training steps; no validation). Typical: PIL Resize/CenterCrop, RandomHorizontalFlip,
-ToTensor, Normalize in DataLoader workers every epoch, timed from model construction to the last step.
+ToTensor, Normalize in DataLoader workers every epoch, PyTorch's default (unfused) optimizer, timed from
+model construction to the last step. "Network alone" is the ceiling for recipes that train end to end:
+facelab's model, optimizer and precision stepping on one batch already in memory, no data handling at all.
 Each side runs in a fresh process, so its peak memory (ru_maxrss) is its own; DataLoader workers are forked
 from the typical side and count the pages they share with it, so theirs is shown apart, not added.
 """
@@ -34,10 +36,14 @@ from torchvision import models, transforms
 from torchvision.datasets import ImageFolder
 
 from stages import prepare, train
+from stages.accel import choose_accel
 from stages.batches import load_prepared
 from stages.params import RECIPES, TASKS, DataParams, Recipe, load_params
 from stages.recipes import IMAGENET_MEAN, IMAGENET_STD, build_model, weights_file
 from stages.sources import generated_images
+
+
+NETWORK = "network alone, one in-memory batch"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -145,6 +151,37 @@ def typical_side(folder: Path, train_files: set[str], img_size: int, recipe: Rec
             "gpu_peak_mib": gpu_peak_mib(args.device)}
 
 
+def network_side(n_train: int, n_classes: int, recipe: Recipe, seed: int, args: argparse.Namespace) -> dict:
+    """The network alone: facelab's model, optimizer and precision stepping on one batch held in
+    memory, no data handling and no frozen-feature cache, for one epoch's worth of steps. The most
+    any data pipeline can give without caching: the ceiling for end-to-end recipes."""
+    torch.manual_seed(seed)
+    settings = dataclasses.replace(load_params(args.params).train, threads=args.threads, device=args.device,
+                                   precision=args.precision)
+    accel = choose_accel(settings, torch.cuda.is_available())
+    torch.set_num_threads(args.threads)
+    x = accel.images(torch.randn(recipe.batch_size, 3, args.img_size, args.img_size, device=accel.device))
+    y = torch.randint(0, n_classes, (recipe.batch_size,), device=accel.device)
+    model = accel.model(build_model(recipe, n_classes))
+    optimizer = train.make_optimizer(model, recipe)
+    loss_fn = nn.CrossEntropyLoss()
+    model.train()
+    steps = -(-n_train // recipe.batch_size)
+    for step in range(steps + 1):  # the first step warms up (allocations, kernel selection), untimed
+        if step == 1:
+            if accel.cuda:
+                torch.cuda.synchronize()
+            started = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        with accel.autocast():
+            loss = loss_fn(model(x), y)
+        loss.backward()
+        optimizer.step()
+        loss.item()
+    return {"images": steps * recipe.batch_size, "train_s": time.perf_counter() - started,
+            "peak_mib": peak_rss_mib(), "gpu_peak_mib": gpu_peak_mib(args.device)}
+
+
 # ---- edges --------------------------------------------------------------------------------------
 
 def memory(run: dict) -> str:
@@ -197,7 +234,7 @@ def main(argv=None) -> None:
         data = dataclasses.replace(data, source="folder", path=str(folder), classes=classes)
         stand_in = recipe.weights == "imagenet" and stand_in_weights(recipe.arch, tmp / "torch_home")
         names = {workers: f"typical: ImageFolder, {workers} workers" for workers in args.workers}
-        runs = {"facelab": [], **{name: [] for name in names.values()}}
+        runs = {"facelab": [], **{name: [] for name in names.values()}, NETWORK: []}
         for _ in range(args.repeat):  # alternating, so slow drift in machine load hits every side alike
             runs["facelab"].append(in_fresh_process(facelab_side, data, recipe, args.params, args,
                                                     tmp / "prepared"))
@@ -206,6 +243,8 @@ def main(argv=None) -> None:
             for workers, name in names.items():
                 runs[name].append(in_fresh_process(typical_side, folder, train_files, args.img_size, recipe,
                                                    params.seed, args, workers))
+            runs[NETWORK].append(in_fresh_process(network_side, len(train_files), len(classes), recipe,
+                                                  params.seed, args))
     fastest = {name: min(side, key=lambda run: run["train_s"]) for name, side in runs.items()}
     facelab = fastest.pop("facelab")
     for line in report(args, recipe, len(manifest), facelab, fastest, stand_in, load):
