@@ -97,12 +97,16 @@ def stand_in_weights(arch: str, torch_home: Path) -> bool:
     return True
 
 
-# ---- the two sides, each in its own process ---------------------------------------------------
+# ---- the three sides, each in its own process ---------------------------------------------------
+
+def facelab_settings(params, args: argparse.Namespace):
+    """params.yaml's train section with the benchmark's threads, device and precision."""
+    return dataclasses.replace(params.train, threads=args.threads, device=args.device, precision=args.precision)
+
 
 def facelab_side(data: DataParams, recipe: Recipe, params_path: str, args: argparse.Namespace, out: Path) -> dict:
     params = load_params(params_path)
-    settings = dataclasses.replace(params.train, threads=args.threads, device=args.device,
-                                   precision=args.precision)
+    settings = facelab_settings(params, args)
     started = time.perf_counter()
     prepare.run("benchmark", data, params.seed, out)
     prepare_seconds = time.perf_counter() - started
@@ -156,11 +160,10 @@ def network_side(n_train: int, n_classes: int, recipe: Recipe, seed: int, args: 
     memory, no data handling and no frozen-feature cache, as many steps as the training. The most
     any data pipeline can give without caching: the ceiling for end-to-end recipes."""
     torch.manual_seed(seed)
-    settings = dataclasses.replace(load_params(args.params).train, threads=args.threads, device=args.device,
-                                   precision=args.precision)
-    accel = choose_accel(settings, torch.cuda.is_available())
+    accel = choose_accel(facelab_settings(load_params(args.params), args), torch.cuda.is_available())
     torch.set_num_threads(args.threads)
-    x = accel.images(torch.randn(recipe.batch_size, 3, args.img_size, args.img_size, device=accel.device))
+    x = torch.randn(recipe.batch_size, 3, args.img_size, args.img_size, device=accel.device)
+    x = x.contiguous(memory_format=accel.memory_format)
     y = torch.randint(0, n_classes, (recipe.batch_size,), device=accel.device)
     started = time.perf_counter()  # timed as the typical side is: from model construction to the last step
     model = accel.model(build_model(recipe, n_classes))

@@ -37,10 +37,6 @@ class Accel:
     def memory_format(self) -> torch.memory_format:
         return torch.channels_last if self.channels_last else torch.contiguous_format
 
-    def images(self, x: torch.Tensor) -> torch.Tensor:
-        """A float NCHW batch in the memory layout the model runs in."""
-        return x.contiguous(memory_format=self.memory_format) if x.dim() == 4 else x
-
     def model(self, model: nn.Module) -> nn.Module:
         model.to(self.device)
         return model.to(memory_format=torch.channels_last) if self.channels_last else model

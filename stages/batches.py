@@ -74,8 +74,8 @@ class Inputs:
         if self.cache is None:
             x = to_input(self.data.images[index], self.accel.memory_format)
             if flip is not None:
-                x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
-            return self.accel.images(x)
+                x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)  # keeps to_input's layout
+            return x
         x = self.cache[False][index]
         if flip is not None:
             x = torch.where(flip.view(-1, 1, 1, 1), self.cache[True][index], x)

@@ -80,7 +80,8 @@ def run(prefix: str, recipe: Recipe, settings: TrainParams, seed: int, splits: d
     started = time.perf_counter()
     model = accel.model(build_model(recipe, len(classes)))
     trunk, head = frozen_trunk(model, recipe)
-    inputs = {"train": Inputs(splits["train"], trunk, settings.eval_batch_size, settings.hflip, accel)}
+    inputs = {"train": Inputs(splits["train"], trunk, settings.eval_batch_size, flips=settings.hflip,
+                              accel=accel)}
     if dist.main and recipe.frozen:
         print(f"[{prefix}] {frozen_note(recipe, trunk, settings.hflip)}", flush=True)
     optimizer = make_optimizer(model, recipe)
