@@ -53,9 +53,8 @@ def shard(index: torch.Tensor, flip: torch.Tensor | None, dist: Dist):
     return index[part], (flip[part] if flip is not None else None)
 
 
-def all_sum(values: list[float], dist: Dist) -> list[float]:
-    if dist.world == 1:
-        return values
-    tensor = torch.tensor(values, dtype=torch.float64)
-    torch_dist.all_reduce(tensor)
-    return tensor.tolist()
+def all_sum(values: torch.Tensor, dist: Dist) -> list[float]:
+    """values summed over the ranks, reduced where they are: NCCL reduces only CUDA tensors."""
+    if dist.world > 1:
+        torch_dist.all_reduce(values)
+    return values.tolist()

@@ -40,18 +40,26 @@ def tensor_stats(values: np.ndarray) -> dict:
     return stats
 
 
-def gradient_norms(groups: dict[str, list[nn.Parameter]]) -> dict[str, float]:
-    """The current gradient norm of every trained layer (called after each backward pass).
+def gradient_norms(groups: dict[str, list[nn.Parameter]]) -> tuple[tuple, torch.Tensor | None]:
+    """The current gradient norm of every tensor of the trained layers (called after each backward
+    pass): the layout ((layer, number of tensors), ...) and the norms, still on the gradients' device.
 
-    One fused kernel for all tensors' norms (as clip_grad_norm_ does) and one device-to-host copy
-    per step: per-tensor calls and syncs cost more than the norms themselves."""
+    One fused kernel for all tensors' norms (as clip_grad_norm_ does) and no copy to the host: on a
+    GPU reading them every step would make the CPU wait for each step's kernels (layer_norms reads
+    them at the end of the epoch)."""
     grads = {name: [p.grad for p in params if p.grad is not None]
              for name, params in groups.items() if not is_frozen(params)}
     grads = {name: tensors for name, tensors in grads.items() if tensors}
     if not grads:
-        return {}
-    norms = iter(torch.stack(torch._foreach_norm([g for tensors in grads.values() for g in tensors])).tolist())
-    return {name: math.sqrt(sum(next(norms) ** 2 for _ in tensors)) for name, tensors in grads.items()}
+        return (), None
+    layout = tuple((name, len(tensors)) for name, tensors in grads.items())
+    return layout, torch.stack(torch._foreach_norm([g for tensors in grads.values() for g in tensors]))
+
+
+def layer_norms(layout: tuple, tensor_norms: list[float]) -> dict[str, float]:
+    """Per-layer gradient norms from the norms of the layer's tensors: sqrt of the sum of squares."""
+    norms = iter(tensor_norms)
+    return {name: math.sqrt(sum(next(norms) ** 2 for _ in range(count))) for name, count in layout}
 
 
 class HealthRecorder:
@@ -60,19 +68,24 @@ class HealthRecorder:
     def __init__(self, model: nn.Module, histogram_epochs: set[int]):
         self.groups = layers(model)
         self.histogram_epochs = histogram_epochs
-        self.step_norms: dict[str, list[float]] = defaultdict(list)
+        self.step_norms: list[tuple[tuple, torch.Tensor]] = []  # per step: gradient_norms' output
         self.gradient_rows: list[dict] = []
         self.parameter_rows: list[dict] = []
         self.histograms: dict[str, dict[int, dict[str, np.ndarray]]] = {"gradients": {}, "parameters": {}}
         self.frozen: dict[str, tuple[np.ndarray, dict]] = {}  # frozen layers never change: summarise once
 
     def after_backward(self) -> None:
-        for name, norm in gradient_norms(self.groups).items():
-            self.step_norms[name].append(norm)
+        layout, norms = gradient_norms(self.groups)
+        if norms is not None:
+            self.step_norms.append((layout, norms))
 
     def end_epoch(self, epoch: int) -> None:
         """Rows for this epoch: gradient values of the last batch, mean gradient norm over its steps."""
         keep = epoch in self.histogram_epochs
+        step_norms = defaultdict(list)
+        for layout, norms in self.step_norms:
+            for name, norm in layer_norms(layout, norms.tolist()).items():
+                step_norms[name].append(norm)
         for name, params in self.groups.items():
             frozen = is_frozen(params)
             weights, stats = self.weight_stats(name, params, frozen)
@@ -82,7 +95,7 @@ class HealthRecorder:
             if not frozen and grads:
                 values = flat(grads)
                 row.update(tensor_stats(values))
-                row["norm"] = float(np.mean(self.step_norms[name]))  # mean over the epoch's steps
+                row["norm"] = float(np.mean(step_norms[name]))  # mean over the epoch's steps
                 if keep:
                     self.histograms["gradients"].setdefault(epoch, {})[name] = sample(values)
             if keep:

@@ -1,6 +1,7 @@
 """Stage train@<task>-<recipe>: train one recipe on data/prepared/<task>; write models/<task>/<recipe>.{pt,json} and plots/<task>/<recipe>/ (history, gradient and parameter health)."""
 from __future__ import annotations
 
+import collections
 import math
 import os
 import random
@@ -176,12 +177,18 @@ def make_scheduler(optimizer, recipe: Recipe):
 
 def train_one_epoch(model, trainable, recipe, inputs: Inputs, optimizer, loss_fn, generator, hflip: bool,
                     epoch: int, health: HealthRecorder, dist: Dist, accel: Accel) -> tuple[float, float]:
-    """One pass over the training split; returns its mean loss and accuracy (train mode, all ranks)."""
+    """One pass over the training split; returns its mean loss and accuracy (train mode, all ranks).
+
+    Nothing is read back to the host until the epoch ends (loss and accuracy sums stay on the
+    device), so on a GPU the CPU queues step after step without waiting for the kernels."""
     trainable.train()
     for module in frozen_modules(model, recipe.frozen):
         module.eval()  # frozen BatchNorm keeps its ImageNet statistics
     n = len(inputs)
-    total_loss, correct, seen = 0.0, 0, 0
+    total_loss = torch.zeros((), dtype=torch.float64, device=accel.device)
+    correct = torch.zeros((), dtype=torch.int64, device=accel.device)
+    seen = 0
+    divergence = DivergenceCheck(epoch, optimizer, lag=1 if accel.cuda else 0)
     batches = shuffled_batches(n, recipe.batch_size, generator, hflip)
     for step, (index, flip) in enumerate(progress_bar(batches, n, recipe.batch_size, dist), 1):
         if len(index) < dist.world:
@@ -192,19 +199,54 @@ def train_one_epoch(model, trainable, recipe, inputs: Inputs, optimizer, loss_fn
         with accel.autocast():
             logits = trainable(inputs.batch(index, flip))
             loss = loss_fn(logits, labels)
-        if not torch.isfinite(loss):
-            raise TrainingDiverged(
-                f"loss became {loss.item()} at epoch {epoch}, step {step} with learning rate "
-                f"{optimizer.param_groups[0]['lr']:g}; lower models.<recipe>.lr (e.g. dvc exp run "
-                f"-S models.<recipe>.lr=...) and run again. No model or metrics were written.")
+        divergence.add(step, loss)
         loss.backward()
         health.after_backward()
         optimizer.step()
-        total_loss += loss.item() * len(index)
-        correct += (logits.argmax(1) == labels).sum().item()
+        total_loss += loss.detach().double() * len(index)
+        correct += (logits.argmax(1) == labels).sum()
         seen += len(index)
-    total_loss, correct, seen = all_sum([total_loss, correct, seen], dist)
+    divergence.finish()
+    sums = torch.stack([total_loss, correct.double(), torch.tensor(seen, dtype=torch.float64, device=accel.device)])
+    total_loss, correct, seen = all_sum(sums, dist)
     return total_loss / seen, correct / seen
+
+
+class DivergenceCheck:
+    """Stops training when a step's loss is NaN or infinite, naming the epoch, step and learning rate.
+
+    lag 0 checks each loss at once (CPU: no cost). On a GPU, reading the loss on the host every step
+    would make the CPU wait for that step's kernels before it can queue the next step's: there
+    (lag 1) each verdict is copied to the host without waiting and read one step later, so training
+    stops within one step and the GPU's queue never runs dry."""
+
+    def __init__(self, epoch: int, optimizer, lag: int):
+        self.epoch, self.optimizer, self.lag = epoch, optimizer, lag
+        self.pending = collections.deque()
+
+    def add(self, step: int, loss: torch.Tensor) -> None:
+        finite = torch.isfinite(loss.detach())
+        ready = None
+        if self.lag and finite.is_cuda:
+            finite = finite.to("cpu", non_blocking=True)
+            ready = torch.cuda.Event()
+            ready.record()
+        self.pending.append((step, loss.detach(), finite, ready))
+        while len(self.pending) > self.lag:
+            self.check(*self.pending.popleft())
+
+    def finish(self) -> None:
+        while self.pending:
+            self.check(*self.pending.popleft())
+
+    def check(self, step: int, loss: torch.Tensor, finite: torch.Tensor, ready) -> None:
+        if ready is not None:
+            ready.synchronize()
+        if not finite:
+            raise TrainingDiverged(
+                f"loss became {loss.item()} at epoch {self.epoch}, step {step} with learning rate "
+                f"{self.optimizer.param_groups[0]['lr']:g}; lower models.<recipe>.lr (e.g. dvc exp run "
+                f"-S models.<recipe>.lr=...) and run again. No model or metrics were written.")
 
 
 def progress_bar(batches, n: int, batch_size: int, dist: Dist):

@@ -83,6 +83,28 @@ def test_fused_optimizer_follows_the_default_implementations_updates(tiny_params
     torch.testing.assert_close(weights[0], weights[1], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("lag", [0, 1])
+def test_divergence_check_names_the_first_bad_step_at_once_or_one_step_late(lag):
+    """lag 1 is the GPU's setting (each verdict read one step later, without stalling the queue)."""
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.5)
+    check = train.DivergenceCheck(epoch=3, optimizer=optimizer, lag=lag)
+    for step in (1, 2):
+        check.add(step, torch.tensor(0.7))
+    message = r"loss became inf at epoch 3, step 3 with learning rate 0.5;"
+    if lag:  # step 3's verdict is read when step 4 is queued
+        check.add(3, torch.tensor(float("inf")))
+        with pytest.raises(train.TrainingDiverged, match=message):
+            check.add(4, torch.tensor(float("nan")))
+    else:
+        with pytest.raises(train.TrainingDiverged, match=message):
+            check.add(3, torch.tensor(float("inf")))
+    last = train.DivergenceCheck(epoch=1, optimizer=optimizer, lag=lag)
+    last.add(1, torch.tensor(0.7))
+    with pytest.raises(train.TrainingDiverged, match=r"loss became nan at epoch 1, step 2 "):
+        last.add(2, torch.tensor(float("nan")))
+        last.finish()  # the epoch's last step is checked before the epoch ends
+
+
 def test_frozen_vgg_features_are_cached_without_changing_results(tiny_params, prepared, torch_home):
     """Training the head on cached trunk outputs equals training the whole model end to end."""
     splits, classes = prepared
