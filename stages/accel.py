@@ -37,6 +37,11 @@ class Accel:
     def memory_format(self) -> torch.memory_format:
         return torch.channels_last if self.channels_last else torch.contiguous_format
 
+    def synchronize(self) -> None:
+        """Wait for the queued kernels, before a clock is read (CPU work is already done)."""
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+
     def model(self, model: nn.Module) -> nn.Module:
         model.to(self.device)
         return model.to(memory_format=torch.channels_last) if self.channels_last else model

@@ -102,16 +102,19 @@ def encode(trunk: nn.Module, images: torch.Tensor, batch_size: int, flip: bool, 
     return torch.cat(outputs)
 
 
-def shuffled_batches(n: int, batch_size: int, generator: torch.Generator,
-                     hflip: bool) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
-    """One epoch of (indices, flip mask) in a seeded random order; each image flipped with p=1/2."""
-    order = torch.randperm(n, generator=generator)
+def shuffled_batches(n: int, batch_size: int, generator: torch.Generator, hflip: bool,
+                     device: torch.device = CPU.device) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """One epoch of (indices, flip mask) in a seeded random order; each image flipped with p=1/2.
+
+    The whole epoch is drawn at once on the CPU (the same numbers as drawn batch by batch) and moved
+    to `device` in one copy: on a GPU, a copy per batch from pageable memory can make the CPU wait
+    for the kernels already queued."""
+    order = torch.randperm(n, generator=generator).to(device)
+    flips = (torch.rand(n, generator=generator) < 0.5).to(device) if hflip else None
     for start in range(0, n, batch_size):
-        index = order[start:start + batch_size]
-        flip = torch.rand(len(index), generator=generator) < 0.5 if hflip else None
-        yield index, flip
+        yield order[start:start + batch_size], None if flips is None else flips[start:start + batch_size]
 
 
-def ordered_batches(n: int, batch_size: int) -> Iterator[torch.Tensor]:
+def ordered_batches(n: int, batch_size: int, device: torch.device = CPU.device) -> Iterator[torch.Tensor]:
     for start in range(0, n, batch_size):
-        yield torch.arange(start, min(start + batch_size, n))
+        yield torch.arange(start, min(start + batch_size, n), device=device)

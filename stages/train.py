@@ -88,6 +88,7 @@ def run(prefix: str, recipe: Recipe, settings: TrainParams, seed: int, splits: d
     optimizer = make_optimizer(model, recipe)
     scheduler = make_scheduler(optimizer, recipe)
     health = HealthRecorder(model, histogram_epochs(recipe.epochs))
+    accel.synchronize()  # on a GPU, the train split's cached trunk output is part of the training time
     progress = Progress(seconds=time.perf_counter() - started)
     # validation, like the per-epoch scoring, stays out of the training time
     inputs["val"] = Inputs(splits["val"], trunk, settings.eval_batch_size, flips=False, accel=accel)
@@ -99,6 +100,7 @@ def run(prefix: str, recipe: Recipe, settings: TrainParams, seed: int, splits: d
     trainable = torch.compile(trainable) if accel.compile else trainable
     watch_model(wandb_run, head, watch_freq)
     for epoch in range(done + 1, recipe.epochs + 1):
+        accel.synchronize()  # the val split's trunk output (queued above) is not
         started = time.perf_counter()
         train_loss, train_acc = train_one_epoch(model, trainable, recipe, inputs["train"], optimizer,
                                                 loss_fn=nn.CrossEntropyLoss(), generator=generator,
@@ -189,7 +191,7 @@ def train_one_epoch(model, trainable, recipe, inputs: Inputs, optimizer, loss_fn
     correct = torch.zeros((), dtype=torch.int64, device=accel.device)
     seen = 0
     divergence = DivergenceCheck(epoch, optimizer, lag=1 if accel.cuda else 0)
-    batches = shuffled_batches(n, recipe.batch_size, generator, hflip)
+    batches = shuffled_batches(n, recipe.batch_size, generator, hflip, accel.device)
     for step, (index, flip) in enumerate(progress_bar(batches, n, recipe.batch_size, dist), 1):
         if len(index) < dist.world:
             continue  # a tail too short to give every rank an image (same decision on all ranks)
@@ -262,7 +264,7 @@ def predict(model: nn.Module, inputs: Inputs, batch_size: int) -> torch.Tensor:
     """fp32 logits for a whole split, in eval mode, on the CPU."""
     model.eval()
     logits = []
-    for index in ordered_batches(len(inputs), batch_size):
+    for index in ordered_batches(len(inputs), batch_size, inputs.accel.device):
         with inputs.accel.autocast():
             logits.append(model(inputs.batch(index)).float())
     return torch.cat(logits).cpu()

@@ -5,7 +5,7 @@ import torch
 
 from stages import prepare, train
 from stages.accel import CPU, Accel, choose_accel
-from stages.batches import Inputs, load_prepared, to_input
+from stages.batches import Inputs, load_prepared, shuffled_batches, to_input
 from stages.cli import UserError
 
 
@@ -46,6 +46,23 @@ def test_batches_are_flipped_per_image_and_laid_out_for_the_model(prepared):
     batch = Inputs(splits["train"], None, 8, flips=True, accel=accel).batch(index, flip)
     assert torch.equal(batch, expected)
     assert batch.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_an_epoch_is_drawn_at_once_as_the_same_numbers_as_batch_by_batch():
+    """One host-to-device copy per epoch, not per batch, yet the order and flips of every earlier
+    (and every CPU) run: a seeded permutation, each image flipped with p=1/2."""
+    batches = list(shuffled_batches(100, 32, torch.Generator().manual_seed(7), hflip=True))
+    assert [len(index) for index, _ in batches] == [32, 32, 32, 4]
+    assert [len(flip) for _, flip in batches] == [32, 32, 32, 4]
+    reference = torch.Generator().manual_seed(7)
+    order = torch.randperm(100, generator=reference)
+    assert torch.equal(torch.cat([index for index, _ in batches]), order)
+    for start, (_, flip) in zip(range(0, 100, 32), batches):
+        assert torch.equal(flip, torch.rand(len(order[start:start + 32]), generator=reference) < 0.5)
+    assert 30 < int(torch.cat([flip for _, flip in batches]).sum()) < 70
+    unflipped = list(shuffled_batches(100, 32, torch.Generator().manual_seed(7), hflip=False))
+    assert all(flip is None for _, flip in unflipped)
+    assert torch.equal(torch.cat([index for index, _ in unflipped]), order)
 
 
 def test_the_gpu_path_code_on_cpu_stays_close_to_fp32(tiny_params, prepared):
