@@ -12,7 +12,8 @@ built, frozen trunk cached, training steps; no validation). Typical: PIL Resize/
 ToTensor, Normalize in DataLoader workers every epoch, PyTorch's default (unfused) optimizer, timed from
 model construction to the last step. "Network alone" is the ceiling for recipes that train end to end:
 facelab's model, optimizer and precision stepping on one batch already in memory, no data handling at all.
-Each side runs in a fresh process, so its peak memory (ru_maxrss) is its own; DataLoader workers are forked
+On a GPU every side creates the CUDA context and library handles before its clock starts (a one-off,
+not throughput). Each side runs in a fresh process, so its peak memory (ru_maxrss) is its own; DataLoader workers are forked
 from the typical side and count the pages they share with it, so theirs is shown apart, not added.
 """
 from __future__ import annotations
@@ -99,6 +100,18 @@ def stand_in_weights(arch: str, torch_home: Path) -> bool:
 
 # ---- the three sides, each in its own process ---------------------------------------------------
 
+def warm_up(device: str) -> None:
+    """The CUDA context and the cuDNN/cuBLAS handles, created before the clock on every side: a
+    one-off of a second or more, which would swamp the few seconds a GPU takes to train here."""
+    if device != "cuda":
+        return
+    layer = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(2)).to(device)
+    for dtype in (torch.float32, torch.bfloat16):
+        with torch.autocast("cuda", dtype=dtype, enabled=dtype != torch.float32):
+            layer(torch.randn(2, 3, 8, 8, device=device)).sum().backward()
+    torch.cuda.synchronize()
+
+
 def facelab_settings(params, args: argparse.Namespace):
     """params.yaml's train section with the benchmark's threads, device and precision."""
     return dataclasses.replace(params.train, threads=args.threads, device=args.device, precision=args.precision)
@@ -107,6 +120,7 @@ def facelab_settings(params, args: argparse.Namespace):
 def facelab_side(data: DataParams, recipe: Recipe, params_path: str, args: argparse.Namespace, out: Path) -> dict:
     params = load_params(params_path)
     settings = facelab_settings(params, args)
+    warm_up(args.device)
     started = time.perf_counter()
     prepare.run("benchmark", data, params.seed, out)
     prepare_seconds = time.perf_counter() - started
@@ -136,6 +150,7 @@ def typical_side(folder: Path, train_files: set[str], img_size: int, recipe: Rec
     keep = [i for i, (path, _) in enumerate(dataset.samples) if os.path.relpath(path, folder) in train_files]
     loader = DataLoader(Subset(dataset, keep), batch_size=recipe.batch_size, shuffle=True, num_workers=workers,
                         pin_memory=device.type == "cuda")
+    warm_up(args.device)
     started = time.perf_counter()
     model = build_model(recipe, len(dataset.classes)).to(device)
     optimizer = train.make_optimizer(model, recipe, fused=False)  # PyTorch's default, as users write it
@@ -165,6 +180,7 @@ def network_side(n_train: int, n_classes: int, recipe: Recipe, seed: int, args: 
     x = torch.randn(recipe.batch_size, 3, args.img_size, args.img_size, device=accel.device)
     x = x.contiguous(memory_format=accel.memory_format)
     y = torch.randint(0, n_classes, (recipe.batch_size,), device=accel.device)
+    warm_up(args.device)
     started = time.perf_counter()  # timed as the typical side is: from model construction to the last step
     model = accel.model(build_model(recipe, n_classes))
     optimizer = train.make_optimizer(model, recipe)
