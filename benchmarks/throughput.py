@@ -194,8 +194,7 @@ def network_side(n_train: int, n_classes: int, recipe: Recipe, seed: int, args: 
         loss.backward()
         optimizer.step()
         loss.item()
-    if accel.cuda:
-        torch.cuda.synchronize()
+    accel.synchronize()
     return {"images": steps * recipe.batch_size, "train_s": time.perf_counter() - started,
             "peak_mib": peak_rss_mib(), "gpu_peak_mib": gpu_peak_mib(args.device)}
 
