@@ -13,7 +13,7 @@ import torchvision
 from PIL import Image
 from sklearn.model_selection import train_test_split
 
-from stages.faces import generate_emotions, generate_face_identity
+from facelab.data.faces import generate_emotions, generate_face_identity
 
 # ImageNet statistics, as the project's training stage normalises with them.
 _MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)

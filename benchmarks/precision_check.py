@@ -15,11 +15,13 @@ from pathlib import Path
 
 import torch
 
-from stages import prepare, train
-from stages.accel import choose_accel, describe
-from stages.batches import Inputs, load_prepared
-from stages.params import RECIPES, TASKS, load_params
-from stages.recipes import trained_model
+from stages import prepare
+from facelab.training import loop
+from facelab.evaluation.predict import score_split
+from facelab.training.accel import choose_accel, describe
+from facelab.data.batches import Inputs, load_prepared
+from facelab.params import RECIPES, TASKS, load_params
+from facelab.models import trained_model
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -34,10 +36,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def test_accuracy(result: train.TrainResult, recipe, split, classes, accel, batch_size: int) -> float:
+def test_accuracy(result: loop.TrainResult, recipe, split, classes, accel, batch_size: int) -> float:
     model = accel.model(trained_model(recipe, len(classes), result.state_dict))
     inputs = Inputs(split, None, batch_size, flips=False, accel=accel)
-    return train.score_split(model, inputs, len(classes), batch_size)["acc"]
+    return score_split(model, inputs, len(classes), batch_size)["acc"]
 
 
 def main(argv=None) -> None:
@@ -59,7 +61,7 @@ def main(argv=None) -> None:
         settings = dataclasses.replace(base, precision=precision)
         accel = choose_accel(settings, torch.cuda.is_available())
         started = time.perf_counter()
-        result = train.run(f"{precision} seed {seed}", recipe, settings, seed, splits, classes, accel=accel)
+        result = loop.run(f"{precision} seed {seed}", recipe, settings, seed, splits, classes, accel=accel)
         acc = test_accuracy(result, recipe, splits["test"], classes, accel, settings.eval_batch_size)
         print(f"RESULT {describe(accel):45s} seed {seed}: val acc {result.summary['val']['acc']:.4f}  "
               f"test acc {acc:.4f}  train {result.summary['images_per_second']:.1f} img/s  "

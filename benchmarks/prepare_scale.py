@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from stages import prepare
-from stages.params import TASKS, parse_params
+from facelab.params import TASKS, parse_params
 
 
 def measure(task: str, n_images: int, img_size: int, params: Path) -> dict:

@@ -7,7 +7,7 @@ On a GPU machine (facelab's GPU path: data on the GPU once, bf16, channels_last;
 pinned memory), at the ImageNet size:
   python3 -m benchmarks.throughput --generated face --recipe resnet18_scratch --img-size 224 --device cuda --workers 4 8
 Same images (facelab's train split), model, batch size, epochs, optimizer and torch threads on both sides.
-facelab: stages.prepare.run decodes once, then stages.train.run; "training only" is its train_seconds (model
+facelab: stages.prepare.run decodes once, then stages.loop.run; "training only" is its train_seconds (model
 built, frozen trunk cached, training steps; no validation). Typical: PIL Resize/CenterCrop, RandomHorizontalFlip,
 ToTensor, Normalize in DataLoader workers every epoch, PyTorch's default (unfused) optimizer, timed from
 model construction to the last step. "Network alone" is the ceiling for recipes that train end to end:
@@ -36,12 +36,14 @@ from torch.utils.data import DataLoader, Subset
 from torchvision import models, transforms
 from torchvision.datasets import ImageFolder
 
-from stages import prepare, train
-from stages.accel import choose_accel
-from stages.batches import load_prepared
-from stages.params import RECIPES, TASKS, DataParams, Recipe, load_params
-from stages.recipes import IMAGENET_MEAN, IMAGENET_STD, build_model, weights_file
-from stages.sources import generated_images
+from stages import prepare
+from facelab.training import loop
+from facelab.training import optim
+from facelab.training.accel import choose_accel
+from facelab.data.batches import load_prepared
+from facelab.params import RECIPES, TASKS, DataParams, Recipe, load_params
+from facelab.models import IMAGENET_MEAN, IMAGENET_STD, build_model, weights_file
+from facelab.data.sources import generated_images
 
 
 NETWORK = "network alone, one in-memory batch"
@@ -126,11 +128,11 @@ def facelab_side(data: DataParams, recipe: Recipe, params_path: str, args: argpa
     prepare_seconds = time.perf_counter() - started
     splits, classes = load_prepared(out)
     started = time.perf_counter()
-    result = train.run("facelab", recipe, settings, params.seed, splits, classes)
+    result = loop.run("facelab", recipe, settings, params.seed, splits, classes)
     return {"images": len(splits["train"].labels) * recipe.epochs, "prepare_s": prepare_seconds,
             "train_s": result.summary["train_seconds"], "run_s": time.perf_counter() - started,
             "peak_mib": peak_rss_mib(), "gpu_peak_mib": gpu_peak_mib(args.device),
-            "val_acc": result.summary["val"]["acc"]}
+            "val/acc": result.summary["val"]["acc"]}
 
 
 def gpu_peak_mib(device: str) -> float | None:
@@ -153,7 +155,7 @@ def typical_side(folder: Path, train_files: set[str], img_size: int, recipe: Rec
     warm_up(args.device)
     started = time.perf_counter()
     model = build_model(recipe, len(dataset.classes)).to(device)
-    optimizer = train.make_optimizer(model, recipe, fused=False)  # PyTorch's default, as users write it
+    optimizer = optim.make_optimizer(model, recipe, fused=False)  # PyTorch's default, as users write it
     loss_fn = nn.CrossEntropyLoss()
     model.train()
     for _ in range(recipe.epochs):
@@ -183,7 +185,7 @@ def network_side(n_train: int, n_classes: int, recipe: Recipe, seed: int, args: 
     warm_up(args.device)
     started = time.perf_counter()  # timed as the typical side is: from model construction to the last step
     model = accel.model(build_model(recipe, n_classes))
-    optimizer = train.make_optimizer(model, recipe)
+    optimizer = optim.make_optimizer(model, recipe)
     loss_fn = nn.CrossEntropyLoss()
     model.train()
     steps = -(-n_train // recipe.batch_size) * recipe.epochs
@@ -231,8 +233,8 @@ def report(args, recipe: Recipe, n_images: int, facelab: dict, typicals: dict[st
     for name in typicals:
         lines.append(f"ratio facelab / {name}: training only {train_rate / rate[name]:.2f}x, "
                      f"including prepare {total_rate / rate[name]:.2f}x")
-    lines.append(f"(facelab's prepare {facelab['prepare_s']:.1f} s; its train.run wall time with the per-epoch "
-                 f"validation and final scoring: {facelab['run_s']:.1f} s; best val acc {facelab['val_acc']:.4f})")
+    lines.append(f"(facelab's prepare {facelab['prepare_s']:.1f} s; its loop.run wall time with the per-epoch "
+                 f"validation and final scoring: {facelab['run_s']:.1f} s; best val acc {facelab['val/acc']:.4f})")
     return lines
 
 

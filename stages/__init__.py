@@ -1,1 +1,1 @@
-"""facelab: the DVC pipeline stages (prepare, train, evaluate, report) and the modules they share."""
+"""The DVC stage entry points: prepare, train, evaluate, report. Each is a short main() over the facelab library."""

@@ -1,22 +1,15 @@
 """Stage prepare@<task>: decode the task's images once, drop unusable files and duplicates, split, write data/prepared/<task>/ and metrics/<task>/data.json."""
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
-import pandas as pd
-
-from stages.cli import stage_main
-from stages.files import atomic_dir, read_json, scratch_path, write_csv, write_json
-from stages.images import Images
-from stages.params import TASKS, DataParams, load_params
-from stages.pixels import save_rows
-from stages.public_data import fer2013_images, lfw_images
-from stages.quality import check_bad_fraction, data_report, dedupe
-from stages.sources import folder_images, generated_images
-from stages.split import SPLITS, split_with_fixed_test, stratified_split
+from facelab import paths
+from facelab.cli import stage_args, stage_main
+from facelab.data.prepared import counts, header, load_images, manifest, split_rows, summary, write_splits
+from facelab.data.quality import check_bad_fraction, data_report, dedupe
+from facelab.files import atomic_dir, read_json, scratch_path, write_csv, write_json
+from facelab.params import DataParams, load_params
 
 
 def run(task: str, data: DataParams, seed: int, out_dir: str | Path,
@@ -42,73 +35,12 @@ def run(task: str, data: DataParams, seed: int, out_dir: str | Path,
     return result
 
 
-def load_images(task: str, data: DataParams, seed: int, scratch: Optional[Path] = None) -> Images:
-    """Decode every image of the task's source once, at data.img_size, one at a time.
-
-    scratch: a file for the pixels (then a read-only memmap of it; see stages.pixels); None keeps them in memory."""
-    if data.source == "generated":
-        return generated_images(task, data, seed, scratch)
-    if data.source == "lfw":
-        return lfw_images(data, seed, scratch)
-    if data.source == "fer2013":
-        return fer2013_images(data, scratch)
-    return folder_images(Path(data.path).expanduser(), data.classes, data.img_size, scratch)
-
-
-def split_rows(images: Images, keep: np.ndarray, data: DataParams, seed: int) -> dict[str, np.ndarray]:
-    """The rows of `images` in each split, ascending: the rows in `keep` split by the source's own test split when
-    it has one, else stratified by data.split."""
-    labels = images.labels[keep]
-    if images.test is not None:
-        index = split_with_fixed_test(labels, images.test[keep], data.split, seed, data.classes)
-    else:
-        index = stratified_split(labels, data.split, seed, data.classes)
-    return {split: keep[i] for split, i in index.items()}
-
-
-def header(task: str, data: DataParams, images: Images) -> dict:
-    test = ("the source's own test split; train/val from the rest in the ratio of data.split.train:val"
-            if images.test is not None else "stratified by data.split")
-    return {"task": task, "source": data.source, "path": data.path, "img_size": data.img_size,
-            "test_split": test, "max_bad_fraction": data.max_bad_fraction}
-
-
-def write_splits(folder: Path, images: Images, splits: dict[str, np.ndarray]) -> None:
-    for split, rows in splits.items():
-        save_rows(folder / f"{split}_x.npy", images.pixels, rows)
-        np.save(folder / f"{split}_y.npy", images.labels[rows])
-
-
-def manifest(images: Images, splits: dict[str, np.ndarray], classes: tuple[str, ...]) -> pd.DataFrame:
-    rows = [(images.files[i], classes[images.labels[i]], split)
-            for split in SPLITS for i in splits[split]]
-    return pd.DataFrame(rows, columns=["file", "class", "split"])
-
-
-def counts(labels: np.ndarray, splits: dict[str, np.ndarray], classes: tuple[str, ...]) -> dict:
-    return {split: {name: int((labels[index] == k).sum()) for k, name in enumerate(classes)}
-            for split, index in splits.items()}
-
-
-def summary(report: dict) -> list[str]:
-    """What prepare prints after the counts: files not used, and every warning."""
-    total = report["total"]
-    reasons = ", ".join(f"{n} {reason}" for reason, n in report["skipped_by_reason"].items()) or "none"
-    lines = [f"{total['found']} files: {total['used']} used, {total['skipped']} skipped ({reasons}), "
-             f"{total['duplicates_removed']} duplicate copies removed, "
-             f"{total['conflicts_dropped']} dropped for conflicting labels"]
-    return lines + [f"warning: {text}" for text in report["warnings"]]
-
-
 @stage_main
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--task", required=True, choices=TASKS)
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args(argv)
+    args = stage_args(argv, __doc__, recipe=False)
     params = load_params(args.params)
-    metrics_path = Path("metrics") / args.task / "data.json"
-    result = run(args.task, params.data[args.task], params.seed, Path("data/prepared") / args.task, metrics_path)
+    metrics_path = paths.data_report(args.task)
+    result = run(args.task, params.data[args.task], params.seed, paths.prepared(args.task), metrics_path)
     for split, per_class in result.items():
         print(f"[{args.task}] {split}: " + ", ".join(f"{k} {v}" for k, v in per_class.items()))
     for line in summary(read_json(metrics_path)) + [f"details: {metrics_path}"]:

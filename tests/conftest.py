@@ -12,8 +12,8 @@ import torch
 import yaml
 from torchvision import models
 
-from stages.params import parse_params
-from stages.recipes import weights_file
+from facelab.params import parse_params
+from facelab.models import weights_file
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA = ROOT.parent / "shared" / "data" / "real"
@@ -29,6 +29,7 @@ def tiny_raw_params() -> dict:
         recipe.update(epochs=2, batch_size=16)
     raw["models"]["vgg16_finetune"]["head_hidden"] = 32
     raw["train"]["threads"] = 1
+    raw["train"]["device"] = "cpu"  # exact-equality tests must never meet the CUDA path
     raw["wandb"]["mode"] = "disabled"
     return raw
 
@@ -87,7 +88,8 @@ def sh(*args, cwd: Path, env: dict | None = None, check: bool = True) -> subproc
 def make_repo(path: Path, raw_params: dict) -> Path:
     """A git + DVC repo holding this project's pipeline and the given params, committed."""
     path.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(ROOT / "stages", path / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    for package in ("stages", "facelab"):
+        shutil.copytree(ROOT / package, path / package, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("dvc.yaml", ".gitignore"):
         shutil.copy(ROOT / name, path / name)
     (path / "params.yaml").write_text(yaml.safe_dump(raw_params, sort_keys=False))

@@ -3,10 +3,11 @@ import dataclasses
 import pytest
 import torch
 
-from stages import prepare, train
-from stages.accel import CPU, Accel, choose_accel
-from stages.batches import Inputs, load_prepared, shuffled_batches, to_input
-from stages.cli import UserError
+from stages import prepare
+from facelab.training import loop
+from facelab.training.accel import CPU, Accel, choose_accel
+from facelab.data.batches import Inputs, load_prepared, shuffled_batches, to_input
+from facelab.errors import UserError
 
 
 @pytest.fixture
@@ -20,8 +21,8 @@ def settings(tiny_params, **changes):
 
 
 def test_auto_is_the_gpu_path_on_cuda_and_fp32_on_cpu(tiny_params):
-    assert choose_accel(settings(tiny_params), cuda_available=False) == CPU
-    gpu = choose_accel(settings(tiny_params), cuda_available=True, local_rank=1)
+    assert choose_accel(settings(tiny_params, device="auto"), cuda_available=False) == CPU
+    gpu = choose_accel(settings(tiny_params, device="auto"), cuda_available=True, local_rank=1)
     assert gpu == Accel(torch.device("cuda", 1), torch.bfloat16, channels_last=True, compile=False)
     cpu_bf16 = choose_accel(settings(tiny_params, precision="bf16", compile=True), cuda_available=False)
     assert cpu_bf16 == Accel(torch.device("cpu"), torch.bfloat16, channels_last=True, compile=True)
@@ -31,7 +32,8 @@ def test_auto_is_the_gpu_path_on_cuda_and_fp32_on_cpu(tiny_params):
 
 
 def test_bad_device_and_precision_params_are_named(tiny_raw):
-    from stages.params import ParamsError, parse_params
+    from facelab.errors import ParamsError
+    from facelab.params import parse_params
     tiny_raw["train"]["precision"] = "fp16"
     with pytest.raises(ParamsError, match=r"train.precision: 'fp16' is not one of \['auto', 'fp32', 'bf16'\]"):
         parse_params(tiny_raw)
@@ -71,12 +73,12 @@ def test_the_gpu_path_code_on_cpu_stays_close_to_fp32(tiny_params, prepared):
     weights, so what differs is the arithmetic, not a chaotic trajectory from scratch."""
     splits, classes = prepared
     recipe = dataclasses.replace(tiny_params.models["resnet18_scratch"], lr=1e-6)
-    fp32 = train.run("e/r", recipe, tiny_params.train, tiny_params.seed, splits, classes, accel=CPU)
+    fp32 = loop.run("e/r", recipe, tiny_params.train, tiny_params.seed, splits, classes, accel=CPU)
     accel = Accel(torch.device("cpu"), torch.bfloat16, channels_last=True, compile=False)
-    bf16 = train.run("e/r", recipe, tiny_params.train, tiny_params.seed, splits, classes, accel=accel)
-    for column in ("train_loss", "val_loss"):
+    bf16 = loop.run("e/r", recipe, tiny_params.train, tiny_params.seed, splits, classes, accel=accel)
+    for column in ("train/loss", "val/loss"):
         assert bf16.history[column].tolist() == pytest.approx(fp32.history[column].tolist(), rel=0.02)
-    assert bf16.history["train_loss"][0] != fp32.history["train_loss"][0]  # it did run in bf16
+    assert bf16.history["train/loss"][0] != fp32.history["train/loss"][0]  # it did run in bf16
     assert all(v.dtype in (torch.float32, torch.int64) and v.device.type == "cpu"
                for v in bf16.state_dict.values())
 
@@ -86,10 +88,10 @@ def test_torch_compile_gives_the_eager_results(tiny_params, prepared):
     compiled code draws its dropout masks from another random stream than eager code."""
     splits, classes = prepared
     recipe = dataclasses.replace(tiny_params.models["vgg16_finetune"], weights="none", dropout=0.0)
-    eager = train.run("e/v", recipe, tiny_params.train, tiny_params.seed, splits, classes, accel=CPU)
-    compiled = train.run("e/v", recipe, tiny_params.train, tiny_params.seed, splits, classes,
+    eager = loop.run("e/v", recipe, tiny_params.train, tiny_params.seed, splits, classes, accel=CPU)
+    compiled = loop.run("e/v", recipe, tiny_params.train, tiny_params.seed, splits, classes,
                          accel=dataclasses.replace(CPU, compile=True))
-    for column in ("train_loss", "val_loss", "val_acc"):
+    for column in ("train/loss", "val/loss", "val/acc"):
         assert compiled.history[column].tolist() == pytest.approx(eager.history[column].tolist(), rel=1e-4)
 
 
@@ -97,7 +99,7 @@ def test_torch_compile_gives_the_eager_results(tiny_params, prepared):
 def test_cuda_path_trains_on_the_gpu_and_returns_cpu_weights(tiny_params, prepared):
     splits, classes = prepared
     recipe = dataclasses.replace(tiny_params.models["resnet18_scratch"], lr=1e-6)
-    fp32 = train.run("e/r", recipe, tiny_params.train, tiny_params.seed, splits, classes, accel=CPU)
-    gpu = train.run("e/r", recipe, settings(tiny_params, device="cuda"), tiny_params.seed, splits, classes)
-    assert gpu.history["train_loss"].tolist() == pytest.approx(fp32.history["train_loss"].tolist(), rel=0.02)
+    fp32 = loop.run("e/r", recipe, tiny_params.train, tiny_params.seed, splits, classes, accel=CPU)
+    gpu = loop.run("e/r", recipe, settings(tiny_params, device="cuda"), tiny_params.seed, splits, classes)
+    assert gpu.history["train/loss"].tolist() == pytest.approx(fp32.history["train/loss"].tolist(), rel=0.02)
     assert all(v.device.type == "cpu" and v.dtype in (torch.float32, torch.int64) for v in gpu.state_dict.values())

@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 
 from stages import prepare
-from stages.images import CORRUPT, EMPTY, NOT_IMAGE, TOO_LARGE, UNREADABLE, decode_image
-from stages.params import parse_params
-from stages.sources import DataError
+from facelab.data.images import CORRUPT, EMPTY, NOT_IMAGE, TOO_LARGE, UNREADABLE, decode_image
+from facelab.params import parse_params
+from facelab.errors import DataError
 
 SPLIT = {"train": 0.5, "val": 0.25, "test": 0.25}  # each class needs at least 4 images
 

@@ -10,6 +10,8 @@ import pytest
 from tests.conftest import ROOT
 from tests.test_train_stage import workspace
 
+pytestmark = pytest.mark.e2e  # starts dvc, torchrun or a training subprocess
+
 
 def train_command(cwd, recipe, processes, env):
     launcher = ([sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node",

@@ -1,6 +1,6 @@
 import numpy as np
 
-from stages.faces import generate_emotions, generate_face_identity
+from facelab.data.faces import generate_emotions, generate_face_identity
 
 
 def test_face_identity_is_deterministic_and_imbalanced_about_one_in_six():

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from stages.health import HealthRecorder, health_verdict, histogram_epochs, layers, tensor_stats
+from facelab.training.health import HealthRecorder, health_verdict, histogram_epochs, layers, tensor_stats
 
 
 def test_tensor_stats_are_percentiles_and_norm():

@@ -1,6 +1,7 @@
 import pytest
 
-from stages.params import ParamsError, RECIPES, TASKS, load_params, parse_params
+from facelab.errors import ParamsError
+from facelab.params import RECIPES, TASKS, load_params, parse_params
 from tests.conftest import ROOT
 
 
@@ -75,5 +76,5 @@ def test_public_sources_parse_to_typed_params(tiny_raw):
 
 def test_fer2013_params_name_every_fer2013_label_in_the_csv_order():
     import dataclasses
-    from stages.params import FER2013_LABELS, Fer2013
+    from facelab.params import FER2013_LABELS, Fer2013
     assert tuple(f.name for f in dataclasses.fields(Fer2013)) == FER2013_LABELS

@@ -7,9 +7,11 @@ from html.parser import HTMLParser
 import pandas as pd
 import pytest
 
-from stages.params import RECIPES, TASKS
-from stages.report import SECTIONS
+from facelab.params import RECIPES, TASKS
+from facelab.reporting.document import SECTIONS
 from tests.conftest import make_repo, sh
+
+pytestmark = pytest.mark.e2e  # starts dvc, torchrun or a training subprocess
 
 ALL_STAGES = ({f"prepare@{t}" for t in TASKS} | {"report"}
               | {f"{s}@{t}-{r}" for s in ("train", "evaluate") for t in TASKS for r in RECIPES})
@@ -124,8 +126,8 @@ def test_plots_diff_after_the_exp_run_shows_all_six_experiments(repo, tmp_path):
     for task in TASKS:
         values = data[f"{task}/loss"][0]["content"]["data"]["values"]
         for recipe in RECIPES:
-            field = f"{recipe}/history.csv::val_loss"
-            before, after = ([v["val_loss"] for v in values if v["filename::field"] == field and v["rev"] == rev]
+            field = f"{recipe}/history.csv::val/loss"
+            before, after = ([v["val/loss"] for v in values if v["filename::field"] == field and v["rev"] == rev]
                              for rev in ("HEAD~1", "workspace"))
             assert len(before) == len(after) == 2 and (before != after) == (recipe == "resnet18_scratch")
             assert field in page and f"{task}/{recipe}/confusion" in page

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages.params import RECIPES, TASKS
+from facelab.params import RECIPES, TASKS
 from tests.conftest import ROOT, make_repo, sh, tiny_raw_params
 from tests.test_report import fake_experiment, write_experiment
+
+pytestmark = pytest.mark.e2e  # starts dvc, torchrun or a training subprocess
 
 WORKFLOW = ROOT / ".github" / "workflows" / "review.yml"
 
@@ -105,8 +107,8 @@ def test_plots_diff_shows_both_revisions_of_every_top_level_plot(diffed):
         revisions = {rev for entry in data[plot_id] for rev in entry["revisions"]}
         assert revisions == {"HEAD~1", "workspace"}, plot_id
     values = data["face/accuracy"][0]["content"]["data"]["values"]
-    scratch = {(v["rev"], v["epoch"]): float(v["val_acc"]) for v in values
-               if v["filename::field"] == "resnet18_scratch/history.csv::val_acc"}
+    scratch = {(v["rev"], v["epoch"]): float(v["val/acc"]) for v in values
+               if v["filename::field"] == "resnet18_scratch/history.csv::val/acc"}
     assert scratch == {("HEAD~1", "1"): 0.4, ("HEAD~1", "2"): 0.6, ("workspace", "1"): 0.3, ("workspace", "2"): 0.9}
 
 
@@ -115,7 +117,7 @@ def test_plots_diff_page_mentions_every_experiment(diffed):
     for task, recipe in itertools.product(TASKS, RECIPES):
         for name in ("confusion", "confusion_normalized"):
             assert f"{task}/{recipe}/{name}" in page
-        assert f"{recipe}/history.csv::val_acc" in page
+        assert f"{recipe}/history.csv::val/acc" in page
         for rev in ("HEAD~1", "workspace"):
             assert f"{rev}_plots_zscore_{task}_{recipe}.png" in page
 

@@ -34,7 +34,7 @@ def test_prepare_generated_writes_disjoint_splits_and_manifest(tiny_params, tmp_
 
 @pytest.mark.skipif(not REAL_DATA.is_dir(), reason=f"real data not found at {REAL_DATA}")
 def test_prepare_folder_source_on_real_fer_images(tiny_raw, tmp_path):
-    from stages.params import parse_params
+    from facelab.params import parse_params
     tiny_raw["data"]["emotion"].update(source="folder", path=str(REAL_DATA / "emotion-fer2013"))
     data = parse_params(tiny_raw).data["emotion"]
     counts = prepare.run("emotion", data, 0, tmp_path / "fer", tmp_path / "data.json")
@@ -49,6 +49,7 @@ def test_prepare_folder_source_on_real_fer_images(tiny_raw, tmp_path):
 
 
 @pytest.mark.skipif(not REAL_DATA.is_dir(), reason=f"real data not found at {REAL_DATA}")
+@pytest.mark.e2e
 def test_exp_run_with_folder_sources_writes_data_metrics(tiny_raw, tmp_path):
     repo = make_repo(tmp_path / "repo", tiny_raw)
     sh("dvc", "exp", "run", "-S", "data.face.source=folder", "-S", f"data.face.path={REAL_DATA / 'face-yaleb'}",

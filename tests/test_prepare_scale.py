@@ -6,10 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages import pixels, prepare
-from stages.faces import generate_emotions
-from stages.params import parse_params
-from stages.pixels import PixelStore, save_rows
+from facelab.data import pixels, prepared
+from stages import prepare
+from facelab.data.prepared import load_images
+from facelab.data.faces import generate_emotions
+from facelab.params import parse_params
+from facelab.data.pixels import PixelStore, save_rows
 
 
 def np_save_bytes(array):
@@ -43,7 +45,7 @@ def test_pixel_store_refuses_a_wrong_image_or_one_too_many(tmp_path):
 
 
 def test_prepare_loads_into_a_memmap_and_writes_the_in_memory_arrays(tiny_params, tmp_path, monkeypatch):
-    loaded, load = [], prepare.load_images
+    loaded, load = [], load_images
 
     def keep_loaded(*args):
         loaded.append(load(*args))
@@ -103,7 +105,7 @@ def test_a_failed_write_leaves_the_old_outputs_and_no_scratch(tiny_params, tmp_p
         path.write_bytes(b"half")
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(prepare, "save_rows", disk_full)
+    monkeypatch.setattr(prepared, "save_rows", disk_full)
     with pytest.raises(OSError, match="No space left"):
         prepare.run("emotion", data, seed, tmp_path / "out")
     assert [p.name for p in tmp_path.iterdir()] == ["out"]

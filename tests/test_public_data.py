@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 from stages import prepare
-from stages.images import BAD_ROW
-from stages.params import parse_params
-from stages.public_data import LFW_FACE_BOX, lfw_images
-from stages.sources import DataError
+from facelab.data.images import BAD_ROW
+from facelab.params import parse_params
+from facelab.data.public import LFW_FACE_BOX, lfw_images
+from facelab.errors import DataError
 from tests.conftest import REAL_DATA
 
 needs_real = pytest.mark.skipif(not REAL_DATA.is_dir(), reason=f"real data not found at {REAL_DATA}")

@@ -10,6 +10,8 @@ from tests.conftest import make_repo, sh, tiny_raw_params
 from tests.test_pipeline import stages_run
 from tests.test_tracking import read_wandb
 
+pytestmark = pytest.mark.e2e  # starts dvc, torchrun or a training subprocess
+
 GRID = {"lr-high": 0.01, "lr-low": 0.0001}  # experiment name: models.resnet18_scratch.lr
 TARGET = "evaluate@face-resnet18_scratch"   # one cell of the matrix keeps the test near a minute
 METRICS = "metrics/face/resnet18_scratch.json"

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from stages.recipes import WeightsUnavailable, build_model, trained_model, weights_file
+from facelab.errors import WeightsUnavailable
+from facelab.models import build_model, trained_model, weights_file
 
 
 def test_pretrained_recipes_load_the_cached_imagenet_file(tiny_params, torch_home):
@@ -32,7 +33,7 @@ def test_scratch_recipe_needs_no_weights_file(tiny_params, tmp_path, monkeypatch
 def test_missing_weights_name_the_file_the_folder_and_the_way_out(tiny_params, tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     # no network here, and none wanted in tests: an unreachable URL makes the download fail fast
-    monkeypatch.setattr("stages.recipes.IMAGENET_WEIGHTS", {
+    monkeypatch.setattr("facelab.models.IMAGENET_WEIGHTS", {
         "resnet18": type("W", (), {"url": "http://127.0.0.1:9/resnet18-f37072fd.pth"})()})
     with pytest.raises(WeightsUnavailable) as error:
         build_model(tiny_params.models["resnet18_pretrained"], num_classes=3)

@@ -9,9 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages import comparison
-from stages.report import SECTIONS, load_experiment, render_html, render_markdown, run
-from stages.scores import class_report, zscore
+from facelab.reporting import comparison
+from facelab.reporting.document import SECTIONS, load_experiment
+from facelab.reporting.document import write_report as run
+from facelab.reporting.render import render_html, render_markdown
+from facelab.evaluation.scores import class_report, zscore
 
 CLASSES = {"face": ["other", "target"], "emotion": ["angry", "happy", "sad"]}
 RECIPES = ("vgg16_finetune", "resnet18_scratch", "resnet18_pretrained")
@@ -25,8 +27,8 @@ def fake_experiment(task: str, recipe: str, val_acc: list[float], train_acc: flo
     classes = CLASSES[task]
     raw = np.asarray(raw if raw is not None else np.eye(len(classes), dtype=int) * 10 + 1)
     epochs = np.arange(1, len(val_acc) + 1)
-    history = pd.DataFrame({"epoch": epochs, "train_loss": 1.0 / epochs, "train_acc": np.minimum(1, 0.5 + 0.1 * epochs),
-                            "val_loss": 1.2 / epochs, "val_acc": val_acc})
+    history = pd.DataFrame({"epoch": epochs, "train/loss": 1.0 / epochs, "train/acc": np.minimum(1, 0.5 + 0.1 * epochs),
+                            "val/loss": 1.2 / epochs, "val/acc": val_acc})
     actual, predicted = expand(raw)
     scores = {"acc": 0.75, "loss": 0.6, "macro_f1": 0.7}
     metrics = {"test": scores, "train": {**scores, "acc": train_acc}, "val": {**scores, "acc": val_final},
@@ -78,7 +80,7 @@ def task(experiments: list[dict], name: str) -> list[dict]:
 # --- comparison: pure functions from experiment dicts to data and sentences
 
 def test_epochs_to_fraction_is_the_first_epoch_at_95_percent_of_the_best_val_accuracy():
-    history = pd.DataFrame({"epoch": [1, 2, 3, 4, 5], "val_acc": [0.5, 0.8, 0.9, 0.95, 1.0]})
+    history = pd.DataFrame({"epoch": [1, 2, 3, 4, 5], "val/acc": [0.5, 0.8, 0.9, 0.95, 1.0]})
     assert comparison.epochs_to_fraction(history) == 4
     assert comparison.epochs_to_fraction(history, fraction=0.8) == 2
 
@@ -87,7 +89,7 @@ def test_convergence_sentence_names_the_fastest_recipe_and_changes_with_the_numb
     runs = task(six_experiments(), "face")
     assert comparison.convergence(runs)["resnet18_scratch"] == {"epoch": 2, "of": 3, "best_val_acc": 0.92}
     assert comparison.convergence_sentence(runs).startswith("resnet18_scratch converged fastest")
-    runs[0]["history"]["val_acc"] = [0.95, 0.96, 0.97]  # vgg16 now at 95% of its best from epoch 1
+    runs[0]["history"]["val/acc"] = [0.95, 0.96, 0.97]  # vgg16 now at 95% of its best from epoch 1
     assert comparison.convergence_sentence(runs).startswith("vgg16_finetune converged fastest")
 
 
@@ -196,7 +198,7 @@ def test_load_experiment_tolerates_a_run_without_health_or_histograms(built):
     face, emotion = experiments[0], experiments[3]
     assert face["health"] == HEALTHY and set(face["images"]) == {"gradients", "parameters"}
     assert emotion["health"] is None and emotion["images"] == {}
-    assert emotion["history"]["val_acc"].tolist() == [0.4, 0.5, 0.6]
+    assert emotion["history"]["val/acc"].tolist() == [0.4, 0.5, 0.6]
 
 
 def test_page_has_every_section_of_every_experiment_in_order_and_works_offline(built):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from stages.scores import class_report, confusion, split_scores, zscore
+from facelab.evaluation.scores import class_report, confusion, split_scores, zscore
 
 
 def test_zscore_matches_the_assignment_example():

@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stages.images import NOT_IMAGE
-from stages.sources import DataError, folder_images
+from facelab.data.images import NOT_IMAGE
+from facelab.data.sources import folder_images
+from facelab.errors import DataError
 from tests.conftest import REAL_DATA
 
 needs_real = pytest.mark.skipif(not REAL_DATA.is_dir(), reason=f"real data not found at {REAL_DATA}")

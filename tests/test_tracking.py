@@ -3,10 +3,11 @@ import subprocess
 
 import pytest
 
-from stages import prepare, train
-from stages.batches import load_prepared
-from stages.params import WandbParams
-from stages.tracking import finish_wandb, start_wandb
+from stages import prepare
+from facelab.training import loop
+from facelab.data.batches import load_prepared
+from facelab.params import WandbParams
+from facelab.tracking import finish_wandb, start_wandb
 
 
 def read_wandb(run_dir):
@@ -24,7 +25,7 @@ def test_offline_wandb_run_holds_config_epoch_metrics_and_summary(tiny_params, t
     splits, classes = load_prepared(tmp_path / "emotion")
     settings = WandbParams(mode="offline", project="facelab-test", dir=str(tmp_path))
     run = start_wandb(settings, "emotion", "resnet18_scratch", {**tiny_params.raw, "git_commit": "abc"})
-    result = train.run("emotion/resnet18_scratch", tiny_params.models["resnet18_scratch"],
+    result = loop.run("emotion/resnet18_scratch", tiny_params.models["resnet18_scratch"],
                        tiny_params.train, 0, splits, classes, run, watch_freq=2)
     finish_wandb(run, {"best_epoch": result.summary["best_epoch"],
                        "best/val/acc": result.summary["val"]["acc"]})
@@ -35,7 +36,7 @@ def test_offline_wandb_run_holds_config_epoch_metrics_and_summary(tiny_params, t
     assert summary["config"]["models"]["resnet18_scratch"]["lr"] == tiny_params.models["resnet18_scratch"].lr
     assert summary["config"]["git_commit"] == "abc"
     assert summary["summary"]["best_epoch"] == result.summary["best_epoch"]
-    assert summary["summary"]["val/acc"] == pytest.approx(result.history["val_acc"].iloc[-1])
+    assert summary["summary"]["val/acc"] == pytest.approx(result.history["val/acc"].iloc[-1])
     history = [r["history"] for r in records if r["type"] == "history"]
     logged = {k: v for h in history for k, v in h["item"].items()}
     for key in ("gradients/layer1.0.conv1.weight", "gradients/fc.weight",
@@ -44,7 +45,7 @@ def test_offline_wandb_run_holds_config_epoch_metrics_and_summary(tiny_params, t
     history = [h for h in history if "val/loss" in h["item"]]
     assert len(history) == 2
     assert {"train/loss", "train/acc", "val/loss", "val/acc", "lr", "images_per_second"} <= set(history[0]["item"])
-    assert [h["item"]["val/loss"] for h in history] == pytest.approx(result.history["val_loss"].tolist())
+    assert [h["item"]["val/loss"] for h in history] == pytest.approx(result.history["val/loss"].tolist())
     run_record = next(r["run"] for r in records if r["type"] == "run")
     assert run_record["run_group"] == "emotion"
 

@@ -2,11 +2,17 @@ import dataclasses
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
-from stages import evaluate, prepare, train
-from stages.batches import load_prepared
+from facelab import paths
+from facelab.evaluation.report import evaluate_model
+from stages import prepare, train
+from facelab.training import loop
+from facelab.training import optim
+from facelab.errors import TrainingDiverged
+from facelab.data.batches import load_prepared
 
 
 @pytest.fixture
@@ -17,15 +23,15 @@ def prepared(tiny_params, tmp_path):
 
 def test_train_logs_each_epoch_and_keeps_the_best_val_loss_weights(tiny_params, prepared, capsys):
     splits, classes = prepared
-    result = train.run("emotion/resnet18_scratch", tiny_params.models["resnet18_scratch"],
+    result = loop.run("emotion/resnet18_scratch", tiny_params.models["resnet18_scratch"],
                        tiny_params.train, tiny_params.seed, splits, classes)
     lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("[emotion/resnet18_scratch]")]
     assert len(lines) == 2
     assert lines[1].startswith("[emotion/resnet18_scratch] epoch 2/2  train loss ")
-    assert list(result.history.columns) == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc"]
-    best = int(result.history["val_loss"].idxmin()) + 1
+    assert list(result.history.columns) == ["epoch", "train/loss", "train/acc", "val/loss", "val/acc", "lr"]
+    best = int(result.history["val/loss"].idxmin()) + 1
     assert result.summary["best_epoch"] == best
-    assert result.summary["val"]["loss"] == pytest.approx(result.history["val_loss"][best - 1], rel=1e-5)
+    assert result.summary["val"]["loss"] == pytest.approx(result.history["val/loss"][best - 1], rel=1e-5)
     assert result.summary["images_per_second"] > 0 and result.summary["epochs"] == 2
     health = result.summary["health"]
     assert health["frozen_layers"] == [] and not health["vanishing_gradients"]
@@ -33,19 +39,45 @@ def test_train_logs_each_epoch_and_keeps_the_best_val_loss_weights(tiny_params, 
     assert set(result.gradients["epoch"]) == {1, 2} and "layer4.1.conv2" in set(result.gradients["layer"])
 
 
-def test_cosine_schedule_and_early_stopping(tiny_raw, prepared):
-    from stages.params import parse_params
+def test_cosine_schedule_follows_the_formula_epoch_by_epoch(tiny_raw, prepared):
+    """lr of epoch e (logged before that epoch's scheduler step) = lr0 * (1 + cos(pi * (e - 1) / E)) / 2."""
+    import math
+    from facelab.params import parse_params
+    tiny_raw["models"]["resnet18_scratch"].update(epochs=4, schedule="cosine", lr=0.01)
+    params = parse_params(tiny_raw)
+    splits, classes = prepared
+    result = loop.run("e/r", params.models["resnet18_scratch"], params.train, 0, splits, classes)
+    expected = [0.01 * (1 + math.cos(math.pi * e / 4)) / 2 for e in range(4)]
+    assert result.history["lr"].tolist() == pytest.approx(expected, rel=1e-6)
+    assert expected[1] < expected[0] and expected[3] < 0.002  # the test would fail on a constant lr
+
+
+def test_history_csv_is_rewritten_after_every_epoch(tiny_params, prepared, tmp_path, monkeypatch):
+    splits, classes = prepared
+    written = []
+    real_write = loop.write_csv
+    monkeypatch.setattr(loop, "write_csv", lambda path, frame: (written.append(len(frame)), real_write(path, frame)))
+    result = loop.run("e/r", tiny_params.models["resnet18_scratch"], tiny_params.train, 0, splits, classes,
+                      history=tmp_path / "history.csv")
+    assert written == [1, 2]
+    on_disk = pd.read_csv(tmp_path / "history.csv")
+    assert list(on_disk.columns) == list(result.history.columns)
+    np.testing.assert_allclose(on_disk.values, result.history.values, rtol=1e-5)  # written with 6 significant digits
+
+
+def test_step_schedule_and_early_stopping(tiny_raw, prepared):
+    from facelab.params import parse_params
     tiny_raw["models"]["resnet18_scratch"].update(epochs=8, schedule="step", step_size=1, gamma=0.5)
     tiny_raw["train"]["patience"] = 1
     params = parse_params(tiny_raw)
     splits, classes = prepared
-    result = train.run("e/r", params.models["resnet18_scratch"], params.train, 0, splits, classes)
+    result = loop.run("e/r", params.models["resnet18_scratch"], params.train, 0, splits, classes)
     epochs = result.summary["epochs"]
     assert len(result.history) == epochs
     assert epochs == min(8, result.summary["best_epoch"] + 1)  # stops 1 epoch after the best
     assert epochs < 8  # on 13 val images the val loss does not improve 8 times in a row
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
-    scheduler = train.make_scheduler(optimizer, params.models["resnet18_scratch"])
+    scheduler = optim.make_scheduler(optimizer, params.models["resnet18_scratch"])
     for _ in range(3):
         optimizer.step()
         scheduler.step()
@@ -54,7 +86,7 @@ def test_cosine_schedule_and_early_stopping(tiny_raw, prepared):
 
 def test_two_runs_give_identical_weights_and_metrics(tiny_params, prepared):
     splits, classes = prepared
-    runs = [train.run("e/r", tiny_params.models["resnet18_scratch"], tiny_params.train,
+    runs = [loop.run("e/r", tiny_params.models["resnet18_scratch"], tiny_params.train,
                       tiny_params.seed, splits, classes) for _ in range(2)]
     assert runs[0].history.equals(runs[1].history)
     assert all(torch.equal(runs[0].state_dict[k], runs[1].state_dict[k]) for k in runs[0].state_dict)
@@ -72,7 +104,7 @@ def test_fused_optimizer_follows_the_default_implementations_updates(tiny_params
         torch.manual_seed(0)
         model = torch.nn.Linear(20, 3)
         initial = model.weight.detach().clone()
-        optimizer = train.make_optimizer(model, recipe, fused=fused)
+        optimizer = optim.make_optimizer(model, recipe, fused=fused)
         assert optimizer.defaults["fused"] is (True if fused else None)
         for step in range(5):
             optimizer.zero_grad()
@@ -87,20 +119,20 @@ def test_fused_optimizer_follows_the_default_implementations_updates(tiny_params
 def test_divergence_check_names_the_first_bad_step_at_once_or_one_step_late(lag):
     """lag 1 is the GPU's setting (each verdict read one step later, without stalling the queue)."""
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.5)
-    check = train.DivergenceCheck(epoch=3, optimizer=optimizer, lag=lag)
+    check = loop.DivergenceCheck(epoch=3, optimizer=optimizer, lag=lag)
     for step in (1, 2):
         check.add(step, torch.tensor(0.7))
     message = r"loss became inf at epoch 3, step 3 with learning rate 0.5;"
     if lag:  # step 3's verdict is read when step 4 is queued
         check.add(3, torch.tensor(float("inf")))
-        with pytest.raises(train.TrainingDiverged, match=message):
+        with pytest.raises(TrainingDiverged, match=message):
             check.add(4, torch.tensor(float("nan")))
     else:
-        with pytest.raises(train.TrainingDiverged, match=message):
+        with pytest.raises(TrainingDiverged, match=message):
             check.add(3, torch.tensor(float("inf")))
-    last = train.DivergenceCheck(epoch=1, optimizer=optimizer, lag=lag)
+    last = loop.DivergenceCheck(epoch=1, optimizer=optimizer, lag=lag)
     last.add(1, torch.tensor(0.7))
-    with pytest.raises(train.TrainingDiverged, match=r"loss became nan at epoch 1, step 2 "):
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 1, step 2 "):
         last.add(2, torch.tensor(float("nan")))
         last.finish()  # the epoch's last step is checked before the epoch ends
 
@@ -109,13 +141,13 @@ def test_frozen_vgg_features_are_cached_without_changing_results(tiny_params, pr
     """Training the head on cached trunk outputs equals training the whole model end to end."""
     splits, classes = prepared
     recipe = tiny_params.models["vgg16_finetune"]
-    cached = train.run("e/v", recipe, tiny_params.train, 0, splits, classes)
-    original = train.frozen_trunk
+    cached = loop.run("e/v", recipe, tiny_params.train, 0, splits, classes)
+    original = loop.frozen_trunk
     try:
-        train.frozen_trunk = lambda model, recipe: (None, model)  # no cache: recompute every batch
-        uncached = train.run("e/v", recipe, tiny_params.train, 0, splits, classes)
+        loop.frozen_trunk = lambda model, recipe: (None, model)  # no cache: recompute every batch
+        uncached = loop.run("e/v", recipe, tiny_params.train, 0, splits, classes)
     finally:
-        train.frozen_trunk = original
+        loop.frozen_trunk = original
     np.testing.assert_allclose(cached.history.values, uncached.history.values, rtol=1e-4)
     assert cached.summary["health"]["frozen_layers"][:2] == ["features.0", "features.10"]
     frozen_rows = cached.gradients[cached.gradients["frozen"]]
@@ -125,12 +157,14 @@ def test_frozen_vgg_features_are_cached_without_changing_results(tiny_params, pr
 
 def test_evaluate_scores_test_split_with_the_saved_model(tiny_params, prepared, tmp_path):
     splits, classes = prepared
-    result = train.run("e/r", tiny_params.models["resnet18_scratch"], tiny_params.train,
+    result = loop.run("e/r", tiny_params.models["resnet18_scratch"], tiny_params.train,
                        tiny_params.seed, splits, classes)
-    train.save_outputs(result, tiny_params, "emotion", "resnet18_scratch", classes, root=tmp_path)
+    info = train.model_info("emotion", "resnet18_scratch", tiny_params.models["resnet18_scratch"], tiny_params.train,
+                            tiny_params.seed, classes, {"img_size": 32})
+    train.save_outputs(result, info, paths.train_outputs("emotion", "resnet18_scratch", tmp_path))
     model_path = tmp_path / "models" / "emotion" / "resnet18_scratch.pt"
     info = json.loads(model_path.with_suffix(".json").read_text())
-    out = evaluate.run(info, torch.load(model_path, weights_only=True), splits["test"], 64)
+    out = evaluate_model(info, torch.load(model_path, weights_only=True), splits["test"], 64)
     metrics = out["metrics"]
     assert set(metrics) == {"test", "val", "train", "epochs", "best_epoch", "train_seconds",
                             "images_per_second", "health"}

@@ -5,11 +5,14 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 import yaml
 
 from stages import prepare
-from stages.params import parse_params
+from facelab.params import parse_params
 from tests.conftest import ROOT
+
+pytestmark = pytest.mark.e2e  # starts dvc, torchrun or a training subprocess
 
 TIMING = ("train_seconds", "images_per_second")
 

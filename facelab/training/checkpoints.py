@@ -1,16 +1,16 @@
 """Resume: per-epoch checkpoints of a training run (model, optimizer, schedule, random states, history), outside DVC's outputs."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
 
 import torch
 
-from stages.files import atomic_path
-from stages.params import Params
-
-CHECKPOINT_ROOT = Path(".cache/facelab/checkpoints")  # outside every DVC output: survives a rerun
+from facelab import paths
+from facelab.files import atomic_path
+from facelab.params import Recipe, TrainParams
 
 
 def save_checkpoint(path: Path | None, epoch, model, optimizer, scheduler, generator, progress, health) -> None:
@@ -51,11 +51,12 @@ def resume(path, model, optimizer, scheduler, generator, progress, health) -> in
     return state["epoch"]
 
 
-def checkpoint_path(params: Params, task: str, recipe: str, prepared: Path) -> Path:
-    """One checkpoint per exact configuration: params and data fingerprinted, so a changed run
-    never resumes from another's state."""
-    digest = hashlib.sha256(json.dumps([params.raw["models"][recipe], params.raw["train"], params.seed],
-                                       sort_keys=True).encode())
+def checkpoint_path(recipe: Recipe, settings: TrainParams, seed: int, task: str, recipe_name: str,
+                    prepared: Path, root: Path = paths.CHECKPOINTS) -> Path:
+    """One checkpoint per exact configuration: resolved recipe, train settings, seed and data
+    fingerprinted, so a changed run never resumes from another's state."""
+    config = [dataclasses.asdict(recipe), dataclasses.asdict(settings), seed]
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
     for name in sorted(p.name for p in prepared.glob("*.npy")):
         digest.update((prepared / name).read_bytes())
-    return CHECKPOINT_ROOT / f"{task}-{recipe}-{digest.hexdigest()[:16]}.pt"
+    return root / f"{task}-{recipe_name}-{digest.hexdigest()[:16]}.pt"

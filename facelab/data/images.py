@@ -10,7 +10,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from stages.pixels import PixelStore
+from facelab.data.pixels import PixelStore
 
 # Reasons a file is skipped; data.json and the report group skipped files by these.
 EMPTY, NOT_IMAGE, CORRUPT, UNREADABLE, TOO_LARGE, BAD_ROW = (
@@ -40,7 +40,7 @@ class Skipped:
 class Images:
     """Decoded images of one task: pixels (N, S, S, 3) uint8, labels (N,) int64, a name and a pixel digest each.
 
-    pixels: in memory, or a read-only np.memmap of the scratch file the source was given (see stages.pixels).
+    pixels: in memory, or a read-only np.memmap of the scratch file the source was given (see facelab.data.pixels).
 
     test: True where the source's own release puts the image in its test split (None: the source has none).
     skipped: files that could not be used; not_used: images of folders or labels params do not map to a class."""
@@ -68,7 +68,7 @@ def read_files(entries: list[Entry], classes: tuple[str, ...], img_size: int,
     """Decode every entry, one at a time; files that fail are listed in `skipped`, not raised.
 
     fixed_test: the source has its own test split, given by each entry's `test`.
-    scratch: a file for the pixels (see stages.pixels.PixelStore); None keeps them in memory."""
+    scratch: a file for the pixels (see facelab.data.pixels.PixelStore); None keeps them in memory."""
     kept, digests, skipped = [], [], []
     with PixelStore(len(entries), img_size, scratch) as store:
         for entry in entries:

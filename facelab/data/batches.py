@@ -9,10 +9,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from stages.accel import CPU, Accel
-from stages.cli import UserError
-from stages.files import read_json
-from stages.recipes import IMAGENET_MEAN, IMAGENET_STD
+from facelab.training.accel import CPU, Accel
+from facelab.errors import UserError
+from facelab.files import read_json
+from facelab.models import IMAGENET_MEAN, IMAGENET_STD
 
 
 @dataclass(frozen=True)

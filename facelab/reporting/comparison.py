@@ -12,13 +12,13 @@ DIGITS = 3  # numbers are printed to 3 decimals; ties are judged at that precisi
 
 def epochs_to_fraction(history: pd.DataFrame, fraction: float = CONVERGED_FRACTION) -> int:
     """The first epoch whose val accuracy reaches `fraction` of the run's best val accuracy."""
-    best = history["val_acc"].max()
-    return int(history.loc[history["val_acc"] >= fraction * best, "epoch"].iloc[0])
+    best = history["val/acc"].max()
+    return int(history.loc[history["val/acc"] >= fraction * best, "epoch"].iloc[0])
 
 
 def convergence(experiments: list[dict]) -> dict[str, dict]:
     return {e["recipe"]: {"epoch": epochs_to_fraction(e["history"]), "of": int(e["history"]["epoch"].max()),
-                          "best_val_acc": float(e["history"]["val_acc"].max())} for e in experiments}
+                          "best_val_acc": float(e["history"]["val/acc"].max())} for e in experiments}
 
 
 def generalisation_gaps(experiments: list[dict]) -> dict[str, float]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from stages.cli import UserError
+from facelab.errors import ParamsError
 
 TASKS = ("face", "emotion")
 RECIPES = ("vgg16_finetune", "resnet18_scratch", "resnet18_pretrained")
@@ -27,9 +27,6 @@ PRECISIONS = ("auto", "fp32", "bf16")
 GENERATED_CLASSES = {"face": ("other", "target"), "emotion": ("angry", "happy", "sad")}
 MIN_IMG_SIZE = 32  # below this, resnet18/vgg16 downsample the image to nothing
 
-
-class ParamsError(UserError):
-    """params.yaml is wrong: the message names the key, the value and what is allowed."""
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
+from sklearn.metrics import ConfusionMatrixDisplay
 
-from stages.files import write_with
+from facelab.files import write_with
 
 DPI = 90
 CURVE_METRICS = (("loss", "loss"), ("acc", "accuracy"))
@@ -30,7 +31,7 @@ def plot_curves(history: pd.DataFrame, path: str | Path) -> None:
     """Train and val loss and accuracy per epoch; the band between them is the generalisation gap."""
     fig, axes = pyplot().subplots(1, 2, figsize=(9, 3.2))
     for ax, (column, label) in zip(axes, CURVE_METRICS):
-        epochs, train, val = history["epoch"], history[f"train_{column}"], history[f"val_{column}"]
+        epochs, train, val = history["epoch"], history[f"train/{column}"], history[f"val/{column}"]
         ax.plot(epochs, train, "o-", label="train")
         ax.plot(epochs, val, "s-", label="val")
         ax.fill_between(epochs, train, val, color="grey", alpha=0.2, label="gap (train - val)")
@@ -44,17 +45,13 @@ def plot_curves(history: pd.DataFrame, path: str | Path) -> None:
 
 
 def heatmap(ax, matrix: np.ndarray, classes: list[str], zscore: bool) -> None:
-    """One annotated matrix, rows actual and columns predicted; z-scores on a scale centred at 0."""
-    limit = max(float(np.abs(matrix).max()), 1e-9)  # symmetric so that white means "the mean cell"
-    scale = {"cmap": "RdBu_r", "vmin": -limit, "vmax": limit} if zscore else {"cmap": "Blues", "vmin": 0}
-    ax.imshow(matrix, **scale)
-    top = limit if zscore else max(float(matrix.max()), 1e-9)
-    for (i, j), value in np.ndenumerate(matrix):
-        dark = abs(value) / top > 0.6  # white text where the cell colour is dark
-        ax.text(j, i, f"{value:.2f}" if zscore else f"{value:.0f}", ha="center", va="center",
-                fontsize=9, color="white" if dark else "black")
-    ax.set_xticks(range(len(classes)), classes, rotation=30)
-    ax.set_yticks(range(len(classes)), classes)
+    """One annotated matrix (scikit-learn's ConfusionMatrixDisplay), rows actual and columns predicted;
+    z-scores on a scale centred at 0, so white means "the mean cell"."""
+    limit = max(float(np.abs(matrix).max()), 1e-9)
+    scale = {"vmin": -limit, "vmax": limit} if zscore else {"vmin": 0}
+    ConfusionMatrixDisplay(matrix, display_labels=classes).plot(
+        ax=ax, cmap="RdBu_r" if zscore else "Blues", colorbar=False, xticks_rotation=30,
+        values_format=".2f" if zscore else ".0f", im_kw=scale)
     ax.set_xlabel("predicted")
     ax.set_ylabel("actual")
     ax.set_title("confusion (z-score)" if zscore else "confusion (counts)")

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from stages.params import Split
-from stages.sources import DataError
+from facelab.params import Split
+from facelab.errors import DataError
 
 SPLITS = ("train", "val", "test")
 

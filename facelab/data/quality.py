@@ -7,8 +7,8 @@ from typing import Optional
 
 import numpy as np
 
-from stages.images import Images, Skipped
-from stages.sources import DataError
+from facelab.data.images import Images, Skipped
+from facelab.errors import DataError
 
 SHOWN_FILES = 10  # files named in an error message; data.json lists them all
 

@@ -12,10 +12,11 @@ import pandas as pd
 from PIL import Image
 from sklearn.datasets import fetch_lfw_people, get_data_home
 
-from stages.images import BAD_ROW, BadImage, Entry, Images, Skipped, read_files, square_pixels
-from stages.params import FER2013_LABELS, DataParams
-from stages.pixels import PixelStore
-from stages.sources import DataError, list_folder, scan_folders
+from facelab.data.images import BAD_ROW, BadImage, Entry, Images, Skipped, read_files, square_pixels
+from facelab.params import FER2013_LABELS, DataParams
+from facelab.data.pixels import PixelStore
+from facelab.data.sources import list_folder, scan_folders
+from facelab.errors import DataError
 
 # scikit-learn's default slice_ for fetch_lfw_people as a PIL box (left, top, right, bottom):
 # the face of the 250x250 funneled image without most of the background.
@@ -70,7 +71,7 @@ def lfw_folder(data_home: Optional[str], download: bool) -> Path:
 def fer2013_images(data: DataParams, scratch: Optional[Path] = None) -> Images:
     """FER2013 with its labels mapped to classes by data.fer2013; images of unmapped labels are counted, not used.
 
-    scratch: a file for the pixels (see stages.pixels.PixelStore); None keeps them in memory."""
+    scratch: a file for the pixels (see facelab.data.pixels.PixelStore); None keeps them in memory."""
     path = Path(data.path).expanduser()
     label_map = {label: data.classes.index(name)
                  for label, name in dataclasses.asdict(data.fer2013).items() if name is not None}

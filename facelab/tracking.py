@@ -1,10 +1,11 @@
 """Run tracking: one function logs an epoch's metrics to the console and, when enabled, to W&B."""
 from __future__ import annotations
 
+import subprocess
 import warnings
 from pathlib import Path
 
-from stages.params import WandbParams
+from facelab.params import WandbParams
 
 
 def start_wandb(settings: WandbParams, task: str, recipe: str, config: dict, dvc_root: str | None = None):
@@ -43,20 +44,40 @@ def wandb_dir(settings: WandbParams, dvc_root: str | None) -> str:
     return str(Path(dvc_root) / settings.dir)
 
 
-def log_epoch(run, prefix: str, epoch: int, epochs: int, metrics: dict) -> None:
-    """Print the epoch line and send the same metrics (keys like 'train/loss') to W&B."""
-    print(f"[{prefix}] epoch {epoch}/{epochs}  "
-          f"train loss {metrics['train/loss']:.4f} acc {metrics['train/acc']:.4f}  "
-          f"val loss {metrics['val/loss']:.4f} acc {metrics['val/acc']:.4f}", flush=True)
+def log_epoch(run, prefix: str, epochs: int, row: dict, images_per_second: float) -> None:
+    """Print the epoch line and send the same row (training.loop.epoch_row: 'train/loss', ...) to W&B,
+    with the training speed so far."""
+    print(f"[{prefix}] epoch {row['epoch']}/{epochs}  "
+          f"train loss {row['train/loss']:.4f} acc {row['train/acc']:.4f}  "
+          f"val loss {row['val/loss']:.4f} acc {row['val/acc']:.4f}", flush=True)
     if run is not None:
-        run.log({"epoch": epoch, **metrics}, step=epoch)
+        run.log({**row, "images_per_second": images_per_second}, step=row["epoch"])
 
 
 def relog_history(run, rows: list[dict]) -> None:
-    """A resumed training's new W&B run gets the epochs completed before the interruption."""
+    """A resumed training's new W&B run gets the epochs completed before the interruption, same keys."""
     for row in rows if run is not None else []:
-        run.log({"epoch": row["epoch"], "train/loss": row["train_loss"], "train/acc": row["train_acc"],
-                 "val/loss": row["val_loss"], "val/acc": row["val_acc"]}, step=row["epoch"])
+        run.log(dict(row), step=row["epoch"])
+
+
+def flat_summary(summary: dict, prefix: str = "") -> dict:
+    """A nested run summary as W&B summary keys: {"val": {"acc": x}} becomes {"val/acc": x}."""
+    flat = {}
+    for key, value in summary.items():
+        if isinstance(value, dict):
+            flat.update(flat_summary(value, f"{prefix}{key}/"))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def git_commit() -> str | None:
+    """The checked-out commit, recorded in each run's config; None outside a git repository."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
 
 
 def watch_model(run, model, log_freq: int) -> None:
@@ -69,7 +90,7 @@ def log_test_results(run, actual, predicted, classes: tuple[str, ...]) -> None:
     """The test confusion matrix and the per-class report, as W&B plot and table."""
     import wandb
 
-    from stages.scores import class_report
+    from facelab.evaluation.scores import class_report
 
     report = class_report(actual, predicted, classes)
     table = wandb.Table(columns=["class", "precision", "recall", "f1", "support"],

@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from stages.files import write_with
+from facelab.files import write_with
 
 PERCENTILES = (1, 25, 50, 75, 99)
 STAT_COLUMNS = [f"p{q}" for q in PERCENTILES] + ["norm"]

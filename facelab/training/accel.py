@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from stages.cli import UserError
-from stages.params import TrainParams
+from facelab.errors import UserError
+from facelab.params import TrainParams
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,8 @@ import argparse
 import functools
 import sys
 
-
-class UserError(Exception):
-    """Bad params, data or environment: the message says what is wrong, where, and how to fix it."""
+from facelab.errors import UserError
+from facelab.params import RECIPES, TASKS
 
 
 def stage_main(main):
@@ -24,8 +23,6 @@ def stage_main(main):
 
 def stage_args(argv: list[str] | None, description: str, recipe: bool) -> argparse.Namespace:
     """--task (and --recipe) naming one cell of the experiment matrix, and --params."""
-    from stages.params import RECIPES, TASKS  # params imports this module: import here, not at the top
-
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--task", required=True, choices=TASKS)
     if recipe:

@@ -7,19 +7,16 @@ from typing import Optional
 
 import numpy as np
 
-from stages import faces
-from stages.cli import UserError
-from stages.images import Entry, Images, pixel_digest, read_files
-from stages.params import DataParams
-from stages.pixels import PixelStore
+from facelab.data import faces
+from facelab.errors import DataError
+from facelab.data.images import Entry, Images, pixel_digest, read_files
+from facelab.params import DataParams
+from facelab.data.pixels import PixelStore
 
-
-class DataError(UserError):
-    """The input images are unusable: the message says which folder or file and how to fix it."""
 
 
 def generated_images(task: str, data: DataParams, seed: int, scratch: Optional[Path] = None) -> Images:
-    """The task's generated faces, drawn one at a time. scratch: a file for the pixels (see stages.pixels.PixelStore);
+    """The task's generated faces, drawn one at a time. scratch: a file for the pixels (see facelab.data.pixels.PixelStore);
     None keeps them in memory."""
     gen = data.generated
     if task == "face":

@@ -8,8 +8,8 @@ import torch
 from torch import nn
 from torchvision import models
 
-from stages.cli import UserError
-from stages.params import Recipe
+from facelab.errors import WeightsUnavailable
+from facelab.params import Recipe
 
 # torchvision's weights API: the URL names the file that torch.hub caches under $TORCH_HOME/hub/checkpoints/.
 IMAGENET_WEIGHTS = {
@@ -21,9 +21,6 @@ IMAGENET_WEIGHTS = {
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-
-class WeightsUnavailable(UserError):
-    """Pretrained weights are neither cached nor downloadable."""
 
 
 def build_model(recipe: Recipe, num_classes: int) -> nn.Module:

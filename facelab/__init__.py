@@ -1,0 +1,1 @@
+"""facelab: the library the pipeline stages call. Importable alone; knows nothing of DVC."""

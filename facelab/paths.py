@@ -1,0 +1,51 @@
+"""Every file a stage reads or writes, named once: the pipeline's outputs as declared in dvc.yaml, relative to a root."""
+from __future__ import annotations
+
+from pathlib import Path
+
+CHECKPOINTS = Path(".cache/facelab/checkpoints")  # outside every DVC output: survives a rerun
+
+
+def prepared(task: str, root: Path = Path(".")) -> Path:
+    """The prepare stage's folder: {train,val,test}_{x,y}.npy, manifest.csv, classes.json."""
+    return root / "data" / "prepared" / task
+
+
+def data_report(task: str, root: Path = Path(".")) -> Path:
+    return root / "metrics" / task / "data.json"
+
+
+def model(task: str, recipe: str, root: Path = Path(".")) -> Path:
+    return root / "models" / task / f"{recipe}.pt"
+
+
+def model_info(task: str, recipe: str, root: Path = Path(".")) -> Path:
+    """Beside the weights: resolved recipe and params, classes, image size, training summary."""
+    return model(task, recipe, root).with_suffix(".json")
+
+
+def plots(task: str, recipe: str, root: Path = Path(".")) -> Path:
+    return root / "plots" / task / recipe
+
+
+def train_outputs(task: str, recipe: str, root: Path = Path(".")) -> dict[str, Path]:
+    folder = plots(task, recipe, root)
+    return {"model": model(task, recipe, root), "info": model_info(task, recipe, root),
+            "history": folder / "history.csv", "gradients": folder / "gradients.csv",
+            "parameters": folder / "parameters.csv", "gradients_png": folder / "gradients.png",
+            "parameters_png": folder / "parameters.png"}
+
+
+def evaluate_outputs(task: str, recipe: str, root: Path = Path(".")) -> dict[str, Path]:
+    folder = plots(task, recipe, root)
+    return {"metrics": root / "metrics" / task / f"{recipe}.json",
+            "classes": root / "metrics" / task / f"{recipe}_classes.json",
+            "predictions": folder / "predictions.csv", "confusion": folder / "confusion.json"}
+
+
+def reports(root: Path = Path(".")) -> Path:
+    return root / "reports"
+
+
+def zscore_plots(root: Path = Path(".")) -> Path:
+    return root / "plots" / "zscore"

@@ -1,0 +1,1 @@
+"""Reporting: the computed comparison, figures, and the HTML and Markdown report."""

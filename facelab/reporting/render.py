@@ -1,0 +1,46 @@
+"""Rendering of the report's document model: blocks in, an offline HTML page or pull-request Markdown out.
+
+A document is a list of blocks: ("heading", level, text, anchor) | ("text", str) | ("list", [str])
+| ("table", header, rows) | ("image", src, alt). Every text is plain; the renderers escape it."""
+from __future__ import annotations
+
+import html
+
+STYLE = ("body{font-family:sans-serif;max-width:1100px;margin:auto}img{max-width:100%}"
+         "table{border-collapse:collapse;margin:6px 0}td,th{border:1px solid #ccc;padding:3px 8px}")
+
+
+def cells(tag: str, values: list[str]) -> str:
+    return "".join(f"<{tag}>{html.escape(v)}</{tag}>" for v in values)
+
+
+def markdown_row(values: list[str]) -> str:
+    return "| " + " | ".join(v.replace("|", "\\|") for v in values) + " |"
+
+
+HTML = {
+    "heading": lambda level, text, anchor: f"<h{level} id='{html.escape(anchor)}'>{html.escape(text)}</h{level}>",
+    "text": lambda text: f"<p>{html.escape(text)}</p>",
+    "list": lambda items: f"<ul>{cells('li', items)}</ul>",
+    "table": lambda header, rows: (f"<table><tr>{cells('th', header)}</tr>"
+                                   + "".join(f"<tr>{cells('td', row)}</tr>" for row in rows) + "</table>"),
+    "image": lambda src, alt: f"<img src='{html.escape(src)}' alt='{html.escape(alt)}'>",
+}
+MARKDOWN = {
+    "heading": lambda level, text, anchor: f"{'#' * level} {text}",
+    "text": lambda text: text,
+    "list": lambda items: "\n".join(f"- {item}" for item in items),
+    "table": lambda header, rows: "\n".join([markdown_row(header), markdown_row(["---"] * len(header)),
+                                             *map(markdown_row, rows)]),
+    "image": lambda src, alt: f"![{alt}]({src})",
+}
+
+
+def render_html(blocks: list[tuple]) -> str:
+    body = "\n".join(HTML[kind](*args) for kind, *args in blocks)
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>facelab report</title>"
+            f"<style>{STYLE}</style></head><body>\n{body}\n</body></html>\n")
+
+
+def render_markdown(blocks: list[tuple]) -> str:
+    return "\n\n".join(MARKDOWN[kind](*args) for kind, *args in blocks) + "\n"

@@ -1,0 +1,250 @@
+"""The training loop: a recipe, prepared splits and settings in; the best weights, epoch history, summary and health statistics out."""
+from __future__ import annotations
+
+import collections
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from facelab.data.batches import Inputs, SplitData, shuffled_batches
+from facelab.errors import TrainingDiverged
+from facelab.evaluation.predict import evaluate_split, score_split
+from facelab.files import write_csv
+from facelab.models import build_model, frozen_modules, frozen_trunk
+from facelab.params import Recipe, TrainParams
+from facelab.tracking import log_epoch, relog_history, watch_model
+from facelab.training.accel import Accel, choose_accel
+from facelab.training.checkpoints import resume, save_checkpoint
+from facelab.training.distributed import Dist, all_sum, shard, wrap
+from facelab.training.health import HealthRecorder, health_verdict, histogram_epochs
+from facelab.training.optim import make_optimizer, make_scheduler
+
+
+@dataclass
+class TrainResult:
+    state_dict: dict
+    history: pd.DataFrame      # one epoch_row per epoch: epoch, train/loss, train/acc, val/loss, val/acc, lr
+    summary: dict              # train/val scores, epochs, best_epoch, train_seconds, images_per_second, health
+    gradients: pd.DataFrame    # per epoch and layer: percentiles and norm of the gradients
+    parameters: pd.DataFrame   # per epoch and layer: percentiles and norm of the weights
+    histograms: dict = field(default_factory=dict)  # {"gradients"|"parameters": {epoch: {layer: values}}}
+
+
+@dataclass
+class Progress:
+    """Everything a resumed run needs besides the model, optimizer and random states."""
+    rows: list = field(default_factory=list)
+    best_epoch: int = 0
+    best_loss: float = math.inf
+    best_weights: dict | None = None
+    seconds: float = 0.0
+
+
+def seed_everything(seed: int, threads: int, accel: Accel) -> torch.Generator:
+    """The one place seeds are set; returns the generator that orders and augments the data (on
+    the CPU on every device, so a GPU run draws the same batches and flips as a CPU run)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # CPU and every CUDA device
+    torch.set_num_threads(threads)
+    # CUDA has no deterministic kernel for some backward passes (adaptive average pooling): there
+    # a run warns and is reproducible only within run-to-run noise; CPU runs are bit-exact.
+    torch.use_deterministic_algorithms(True, warn_only=accel.cuda)
+    # Filling every new tensor with NaN is a debugging aid of deterministic mode, not part of it;
+    # it cost ~10% of a CPU training step here.
+    torch.utils.deterministic.fill_uninitialized_memory = False
+    torch.backends.cudnn.benchmark = False
+    return torch.Generator().manual_seed(seed)
+
+
+def run(prefix: str, recipe: Recipe, settings: TrainParams, seed: int, splits: dict[str, SplitData],
+        classes: tuple[str, ...], wandb_run=None, checkpoint: Path | None = None,
+        watch_freq: int = 10, dist: Dist = Dist(), accel: Accel | None = None,
+        history: Path | None = None) -> TrainResult:
+    """Train (resuming from `checkpoint` if it exists); keep the weights of the lowest val loss.
+
+    Under torchrun every rank calls this with its `dist`; only the main rank logs and checkpoints.
+    accel: where and how to compute (None: train.device/precision/compile for this machine).
+    history: a CSV rewritten (atomically) after every epoch, so a running experiment's curves can be watched."""
+    accel = accel or choose_accel(settings, torch.cuda.is_available(), dist.local_rank)
+    generator = seed_everything(seed, settings.threads, accel)
+    started = time.perf_counter()
+    model = accel.model(build_model(recipe, len(classes)))
+    trunk, head = frozen_trunk(model, recipe)
+    inputs = {"train": Inputs(splits["train"], trunk, settings.eval_batch_size, flips=settings.hflip,
+                              accel=accel)}
+    if dist.main and recipe.frozen:
+        print(f"[{prefix}] {frozen_note(recipe, trunk, settings.hflip)}", flush=True)
+    optimizer = make_optimizer(model, recipe)
+    scheduler = make_scheduler(optimizer, recipe)
+    health = HealthRecorder(model, histogram_epochs(recipe.epochs))
+    accel.synchronize()  # on a GPU, the train split's cached trunk output is part of the training time
+    progress = Progress(seconds=time.perf_counter() - started)
+    # validation, like the per-epoch scoring, stays out of the training time
+    inputs["val"] = Inputs(splits["val"], trunk, settings.eval_batch_size, flips=False, accel=accel)
+    done = resume(checkpoint, model, optimizer, scheduler, generator, progress, health)
+    if done and dist.main:
+        print(f"[{prefix}] resuming after epoch {done} from {checkpoint}", flush=True)
+        relog_history(wandb_run, progress.rows)
+    trainable = wrap(head, dist, accel.device)
+    trainable = torch.compile(trainable) if accel.compile else trainable
+    watch_model(wandb_run, head, watch_freq)
+    for epoch in range(done + 1, recipe.epochs + 1):
+        accel.synchronize()  # the val split's trunk output (queued above) is not
+        started = time.perf_counter()
+        train_loss, train_acc = train_one_epoch(model, trainable, recipe, inputs["train"], optimizer,
+                                                loss_fn=nn.CrossEntropyLoss(), generator=generator,
+                                                hflip=settings.hflip, epoch=epoch, health=health, dist=dist,
+                                                accel=accel)
+        progress.seconds += time.perf_counter() - started
+        val_loss, val_acc = evaluate_split(head, inputs["val"], settings.eval_batch_size)
+        health.end_epoch(epoch)
+        row = epoch_row(epoch, train_loss, train_acc, val_loss, val_acc, optimizer.param_groups[0]["lr"])
+        progress.rows.append(row)
+        if val_loss < progress.best_loss:
+            progress.best_epoch, progress.best_loss = epoch, val_loss
+            progress.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        if scheduler is not None:
+            scheduler.step()
+        if dist.main:
+            save_checkpoint(checkpoint, epoch, model, optimizer, scheduler, generator, progress, health)
+            log_epoch(wandb_run, prefix, recipe.epochs, row, images_per_second(progress, inputs))
+            if history is not None:
+                write_csv(history, pd.DataFrame(progress.rows))
+        if settings.patience and epoch - progress.best_epoch >= settings.patience:
+            if dist.main:
+                print(f"[{prefix}] early stop: no better val loss for {settings.patience} epochs", flush=True)
+            break
+    model.load_state_dict(progress.best_weights)
+    return finish(progress, head, inputs, classes, settings, health)
+
+
+def frozen_note(recipe: Recipe, trunk: nn.Module | None, hflip: bool) -> str:
+    """What happens to the frozen layers' output: cached once per augmentation variant, or not."""
+    if trunk is None:
+        return (f"frozen layers {list(recipe.frozen)} are recomputed every step: only a frozen VGG16 "
+                f"'features' block (no BatchNorm or Dropout) is cached")
+    return (f"frozen 'features' computed once and reused every epoch "
+            f"({'for both horizontal flips' if hflip else 'no flip augmentation'})")
+
+
+def epoch_row(epoch: int, train_loss: float, train_acc: float, val_loss: float, val_acc: float,
+              lr: float) -> dict:
+    """One epoch's numbers under the keys every consumer uses: history.csv, W&B, a resumed run's re-log."""
+    return {"epoch": epoch, "train/loss": train_loss, "train/acc": train_acc,
+            "val/loss": val_loss, "val/acc": val_acc, "lr": lr}
+
+
+def images_per_second(progress: Progress, inputs: dict) -> float:
+    """Training images processed per second of training time so far (a timing: varies run to run)."""
+    return len(progress.rows) * len(inputs["train"]) / progress.seconds
+
+
+def finish(progress: Progress, trainable, inputs, classes, settings: TrainParams, health) -> TrainResult:
+    scores = {split: score_split(trainable, inputs[split], len(classes), settings.eval_batch_size)
+              for split in ("train", "val")}
+    gradients, parameters = health.frames()
+    summary = run_summary(scores, progress, images_per_second(progress, inputs),
+                          health_verdict(gradients, settings.vanishing_grad_norm, settings.exploding_grad_norm))
+    return TrainResult(progress.best_weights, pd.DataFrame(progress.rows), summary,
+                       gradients, parameters, health.histograms)
+
+
+def run_summary(scores: dict, progress: Progress, speed: float, health: dict) -> dict:
+    """The run's summary, written beside the model, carried into the metrics and sent to W&B (flattened
+    with '/': train/acc, val/loss, health/vanishing_gradients, ...): train and val scores of the kept epoch,
+    epochs run, the kept epoch, training time and speed, the gradient-health verdict."""
+    return {"train": scores["train"], "val": scores["val"], "epochs": len(progress.rows),
+            "best_epoch": progress.best_epoch, "train_seconds": round(progress.seconds, 3),
+            "images_per_second": round(speed, 2), "health": health}
+
+
+def train_one_epoch(model, trainable, recipe, inputs: Inputs, optimizer, loss_fn, generator, hflip: bool,
+                    epoch: int, health: HealthRecorder, dist: Dist, accel: Accel) -> tuple[float, float]:
+    """One pass over the training split; returns its mean loss and accuracy (train mode, all ranks).
+
+    Nothing is read back to the host until the epoch ends (loss and accuracy sums stay on the
+    device), so on a GPU the CPU queues step after step without waiting for the kernels."""
+    trainable.train()
+    for module in frozen_modules(model, recipe.frozen):
+        module.eval()  # frozen BatchNorm keeps its ImageNet statistics
+    n = len(inputs)
+    total_loss = torch.zeros((), dtype=torch.float64, device=accel.device)
+    correct = torch.zeros((), dtype=torch.int64, device=accel.device)
+    seen = 0
+    divergence = DivergenceCheck(epoch, optimizer, lag=1 if accel.cuda else 0)
+    batches = shuffled_batches(n, recipe.batch_size, generator, hflip, accel.device)
+    for step, (index, flip) in enumerate(progress_bar(batches, n, recipe.batch_size, dist), 1):
+        if len(index) < dist.world:
+            continue  # a tail too short to give every rank an image (same decision on all ranks)
+        index, flip = shard(index, flip, dist)
+        optimizer.zero_grad(set_to_none=True)
+        labels = inputs.labels(index)
+        with accel.autocast():
+            logits = trainable(inputs.batch(index, flip))
+            loss = loss_fn(logits, labels)
+        divergence.add(step, loss)
+        loss.backward()
+        health.after_backward()
+        optimizer.step()
+        total_loss += loss.detach().double() * len(index)
+        correct += (logits.argmax(1) == labels).sum()
+        seen += len(index)
+    divergence.finish()
+    sums = torch.stack([total_loss, correct.double(), torch.tensor(seen, dtype=torch.float64, device=accel.device)])
+    total_loss, correct, seen = all_sum(sums, dist)
+    return total_loss / seen, correct / seen
+
+
+class DivergenceCheck:
+    """Stops training when a step's loss is NaN or infinite, naming the epoch, step and learning rate.
+
+    lag 0 checks each loss at once (CPU: no cost). On a GPU, reading the loss on the host every step
+    would make the CPU wait for that step's kernels before it can queue the next step's: there
+    (lag 1) each verdict is copied to the host without waiting and read one step later, so training
+    stops within one step and the GPU's queue never runs dry."""
+
+    def __init__(self, epoch: int, optimizer, lag: int):
+        self.epoch, self.optimizer, self.lag = epoch, optimizer, lag
+        self.pending = collections.deque()
+
+    def add(self, step: int, loss: torch.Tensor) -> None:
+        finite = torch.isfinite(loss.detach())
+        ready = None
+        if self.lag and finite.is_cuda:
+            finite = finite.to("cpu", non_blocking=True)
+            ready = torch.cuda.Event()
+            ready.record()
+        self.pending.append((step, loss.detach(), finite, ready))
+        while len(self.pending) > self.lag:
+            self.check(*self.pending.popleft())
+
+    def finish(self) -> None:
+        while self.pending:
+            self.check(*self.pending.popleft())
+
+    def check(self, step: int, loss: torch.Tensor, finite: torch.Tensor, ready) -> None:
+        if ready is not None:
+            ready.synchronize()
+        if not finite:
+            raise TrainingDiverged(
+                f"loss became {loss.item()} at epoch {self.epoch}, step {step} with learning rate "
+                f"{self.optimizer.param_groups[0]['lr']:g}; lower models.<recipe>.lr (e.g. dvc exp run "
+                f"-S models.<recipe>.lr=...) and run again. No model or metrics were written.")
+
+
+def progress_bar(batches, n: int, batch_size: int, dist: Dist):
+    """A tqdm bar on a terminal; plain iteration otherwise (dvc repro in CI logs gets epoch lines)."""
+    if not dist.main:
+        return batches
+    # disable=None: tqdm draws only when stdout is a terminal
+    return tqdm(batches, total=math.ceil(n / batch_size), leave=False, unit="batch", disable=None, file=sys.stdout)
