@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 6's GPU checks as one command, for a machine with CUDA (run from the repository root):
+# The GPU checks as one command, for a machine with CUDA (run from the repository root):
 #   the CUDA test, bf16-vs-fp32 accuracy on the GPU, and images/s of both paths at 224 px.
 # An estimate (never run yet): 6 to 8 minutes on one H200-class GPU host, most of it drawing and
 # saving the 224 px images; prints everything, writes nothing in the repository.

@@ -1,6 +1,7 @@
 """Recipes: the one factory that builds every model from its recipe (arch, weights, frozen layers, head)."""
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -8,7 +9,7 @@ import torch
 from torch import nn
 from torchvision import models
 
-from facelab.errors import WeightsUnavailable
+from facelab.errors import ParamsError, WeightsUnavailable
 from facelab.params import Recipe
 
 # torchvision's weights API: the URL names the file that torch.hub caches under $TORCH_HOME/hub/checkpoints/.
@@ -26,9 +27,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 def build_model(recipe: Recipe, num_classes: int) -> nn.Module:
     """The recipe's model for training: ImageNet weights if asked, a new head, frozen layers."""
     if recipe.weights == "imagenet":
-        model = with_weights(getattr(models, recipe.arch), imagenet_state_dict(recipe.arch))
+        model = with_weights(lambda: models.get_model(recipe.arch, weights=None), imagenet_state_dict(recipe.arch))
     else:
-        model = getattr(models, recipe.arch)(weights=None)
+        model = models.get_model(recipe.arch, weights=None)
     replace_head(model, recipe, num_classes)
     freeze(model, recipe.frozen)
     return model
@@ -38,7 +39,7 @@ def trained_model(recipe: Recipe, num_classes: int, state_dict: dict) -> nn.Modu
     """The recipe's architecture holding a trained state dict (its tensors, not copies), for
     evaluation: every key and shape must match."""
     def architecture() -> nn.Module:
-        model = getattr(models, recipe.arch)(weights=None)
+        model = models.get_model(recipe.arch, weights=None)
         replace_head(model, recipe, num_classes)
         return model
     return with_weights(architecture, state_dict)
@@ -87,8 +88,8 @@ def freeze(model: nn.Module, frozen: tuple[str, ...]) -> None:
     for name in frozen:
         if name not in modules or not name:
             top = [n for n in modules if n and "." not in n]
-            raise ValueError(f"models.<recipe>.frozen: '{name}' is not a module of this model; "
-                             f"top-level modules are {top}")
+            raise ParamsError(f"models.<recipe>.frozen: '{name}' is not a module of this model; "
+                              f"top-level modules are {top}")
         for parameter in modules[name].parameters():
             parameter.requires_grad_(False)
 
@@ -128,3 +129,20 @@ def ensure_imagenet_weights(arch: str) -> Path:
             f"'{path.parent}' (set TORCH_HOME to use another cache), or run without pretrained "
             f"weights: dvc exp run -S models.vgg16_finetune.weights=none "
             f"-S models.resnet18_pretrained.weights=none") from error
+
+
+def weights_provenance(recipe: Recipe) -> dict:
+    """Where a recipe's starting weights came from: for ImageNet weights the cached file's name, its sha256
+    and whether it is the file torchvision publishes (its sha256 starts with the 8 hex digits in the file
+    name, the check torch.hub makes on download). A file copied in by hand, or a stand-in, is unverified:
+    it still trains, but its results do not measure ImageNet pretraining."""
+    if recipe.weights != "imagenet":
+        return {"weights": recipe.weights, "file": None, "sha256": None, "verified": None}
+    path = ensure_imagenet_weights(recipe.arch)
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    expected = torch.hub.HASH_REGEX.search(path.name).group(1)
+    return {"weights": recipe.weights, "file": path.name, "sha256": digest.hexdigest(),
+            "verified": digest.hexdigest().startswith(expected)}

@@ -26,6 +26,11 @@ PRECISIONS = ("auto", "fp32", "bf16")
 # The generated source draws these exact classes; label i of the generator is classes[i].
 GENERATED_CLASSES = {"face": ("other", "target"), "emotion": ("angry", "happy", "sad")}
 MIN_IMG_SIZE = 32  # below this, resnet18/vgg16 downsample the image to nothing
+MAX_GENERATED_IMG_SIZE = 512  # the face generator draws at twice the size; larger would take minutes per image
+# Top-level modules of each torchvision architecture: models.<recipe>.frozen names these or their children
+# ("layer1", "layer1.0"); the model factory checks a child's full name against the built model.
+ARCH_MODULES = {"vgg16": ("features", "avgpool", "classifier"),
+                "resnet18": ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool", "fc")}
 
 
 
@@ -250,6 +255,7 @@ def _check_values(params: Params) -> None:
     for name, recipe in params.models.items():
         where = f"models.{name}"
         _one_of(recipe.arch, ARCHS, f"{where}.arch")
+        _check_frozen(recipe, f"{where}.frozen")
         _one_of(recipe.weights, WEIGHTS, f"{where}.weights")
         _one_of(recipe.optimizer, OPTIMIZERS, f"{where}.optimizer")
         _one_of(recipe.schedule, SCHEDULES, f"{where}.schedule")
@@ -299,6 +305,16 @@ def _check_data(task: str, data: DataParams, where: str) -> None:
         _check_fer2013(data, where)
 
 
+def _check_frozen(recipe: Recipe, where: str) -> None:
+    allowed = ARCH_MODULES[recipe.arch]
+    for name in recipe.frozen:
+        if name.split(".")[0] not in allowed:
+            close = closest_key(name.split(".")[0], allowed)
+            hint = f"did you mean '{close}'? " if close else ""
+            raise ParamsError(f"{where}: '{name}' is not a module of {recipe.arch}; {hint}"
+                              f"its top-level modules are {list(allowed)}")
+
+
 def _check_lfw(data: DataParams, where: str) -> None:
     if data.lfw is None:
         raise ParamsError(f"{where}.lfw: missing; source 'lfw' needs lfw: {{target: <Person_Name>, n_other: <count>}}")
@@ -338,6 +354,9 @@ def _check_generated(task: str, data: DataParams, where: str) -> None:
     if tuple(data.classes) != GENERATED_CLASSES[task]:
         raise ParamsError(f"{where}.classes: the generated {task} data has classes "
                           f"{list(GENERATED_CLASSES[task])}, got {list(data.classes)}")
+    if data.img_size > MAX_GENERATED_IMG_SIZE:
+        raise ParamsError(f"{where}.img_size: {data.img_size} is over {MAX_GENERATED_IMG_SIZE}, the largest the "
+                          f"generated faces are drawn at; use {MAX_GENERATED_IMG_SIZE} or less")
     gen = data.generated
     if gen is None:
         raise ParamsError(f"{where}.generated: missing; source 'generated' needs n_images and n_identities")

@@ -39,6 +39,7 @@ def train_outputs(task: str, recipe: str, root: Path = Path(".")) -> dict[str, P
 def evaluate_outputs(task: str, recipe: str, root: Path = Path(".")) -> dict[str, Path]:
     folder = plots(task, recipe, root)
     return {"metrics": root / "metrics" / task / f"{recipe}.json",
+            "details": root / "metrics" / task / f"{recipe}_details.json",
             "classes": root / "metrics" / task / f"{recipe}_classes.json",
             "predictions": folder / "predictions.csv", "confusion": folder / "confusion.json"}
 

@@ -60,6 +60,14 @@ def relog_history(run, rows: list[dict]) -> None:
         run.log(dict(row), step=row["epoch"])
 
 
+def run_location(run) -> dict | None:
+    """Where to find a W&B run: its URL (online) and its local folder, as the report links them."""
+    if run is None:
+        return None
+    folder = Path(run.dir).parent  # run.dir is <wandb dir>/wandb/<run folder>/files
+    return {"mode": run.settings.mode, "id": run.id, "url": run.url, "folder": f"wandb/{folder.name}"}
+
+
 def flat_summary(summary: dict, prefix: str = "") -> dict:
     """A nested run summary as W&B summary keys: {"val": {"acc": x}} becomes {"val/acc": x}."""
     flat = {}
@@ -69,6 +77,15 @@ def flat_summary(summary: dict, prefix: str = "") -> dict:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
+
+
+def wandb_summary(summary: dict) -> dict:
+    """The run summary (training.loop.run_summary) as W&B summary keys. W&B keeps the last epoch's value under
+    each logged key (val/acc, ...), so the kept epoch's scores go under best/<split>/<metric>; the rest is
+    flattened as it is (health/vanishing_gradients, train_seconds, ...)."""
+    scores = {split: summary[split] for split in ("train", "val") if split in summary}
+    rest = {key: value for key, value in summary.items() if key not in scores}
+    return {**flat_summary(scores, "best/"), **flat_summary(rest)}
 
 
 def git_commit() -> str | None:

@@ -24,10 +24,24 @@ def main(argv: list[str] | None = None) -> None:
     write_csv(out["predictions"], result["predictions"])
     write_json(out["confusion"], result["confusion"])
     write_json(out["classes"], result["classes"])
+    write_json(out["details"], result["details"])
     write_json(out["metrics"], result["metrics"])
-    test = result["metrics"]["test"]
-    print(f"[{args.task}/{args.recipe}] test acc {test['acc']:.4f} loss {test['loss']:.4f} "
-          f"macro_f1 {test['macro_f1']:.4f}")
+    for line in summary_lines(result):
+        print(f"[{args.task}/{args.recipe}] {line}")
+
+
+def summary_lines(result: dict) -> list[str]:
+    """The test scores with their intervals, and a warning for each reason not to believe them."""
+    test, details = result["metrics"]["test"], result["details"]
+    lines = [f"test acc {test['acc']:.4f} [95% CI {test['acc_ci'][0]:.3f}, {test['acc_ci'][1]:.3f}]  "
+             f"macro_f1 {test['macro_f1']:.4f} [{test['macro_f1_ci'][0]:.3f}, {test['macro_f1_ci'][1]:.3f}]  "
+             f"loss {test['loss']:.4f}  ({details['test_images']} test images)"]
+    if details["collapse"]["collapsed"]:
+        lines.append(f"warning: collapsed model: {details['collapse']['reason']}")
+    if result["metrics"].get("weights_verified") is False:
+        lines.append(f"warning: trained from {details['weights']['file']}, which is not torchvision's ImageNet "
+                     f"file: these numbers do not measure pretraining")
+    return lines
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from pathlib import Path
 
 import torch
@@ -13,9 +14,9 @@ from facelab.data.batches import load_prepared
 from facelab.errors import TrainingDiverged
 from facelab.evaluation.predict import predict_classes
 from facelab.files import atomic_path, read_json, write_csv, write_json
-from facelab.models import IMAGENET_MEAN, IMAGENET_STD, ensure_imagenet_weights, trained_model
+from facelab.models import IMAGENET_MEAN, IMAGENET_STD, trained_model, weights_provenance
 from facelab.params import Recipe, TrainParams, WandbParams, load_params
-from facelab.tracking import finish_wandb, flat_summary, git_commit, log_test_results, start_wandb
+from facelab.tracking import finish_wandb, git_commit, log_test_results, run_location, start_wandb, wandb_summary
 from facelab.training.accel import choose_accel, describe
 from facelab.training.checkpoints import checkpoint_path
 from facelab.training.distributed import Dist, close, init_from_env
@@ -44,15 +45,18 @@ def train_stage(task: str, recipe_name: str, recipe: Recipe, settings: TrainPara
     if dist.main:
         for path in outputs.values():
             path.unlink(missing_ok=True)  # as dvc repro does: a failed run leaves nothing that looks valid
-    if recipe.weights == "imagenet":
-        ensure_imagenet_weights(recipe.arch)  # fail before any run starts
+    weights = weights_provenance(recipe)  # fails before any run starts when ImageNet weights are missing
+    if dist.main and weights["verified"] is False:
+        print(f"warning: [{task}/{recipe_name}] {weights['file']} is not torchvision's ImageNet file (sha256 "
+              f"{weights['sha256'][:8]}... does not match the hash in its name): these results do not measure "
+              f"ImageNet pretraining", file=sys.stderr, flush=True)
     prepared = paths.prepared(task, root)
     splits, classes = load_prepared(prepared)
     checkpoint = checkpoint_path(recipe, settings, seed, task, recipe_name, prepared,
                                  root / paths.CHECKPOINTS)
     accel = choose_accel(settings, torch.cuda.is_available(), dist.local_rank)
     config = {"task": task, "recipe_name": recipe_name, "seed": seed, "recipe": dataclasses.asdict(recipe),
-              "train": dataclasses.asdict(settings), "git_commit": git_commit(),
+              "train": dataclasses.asdict(settings), "weights": weights, "git_commit": git_commit(),
               "dvc_exp_name": os.environ.get("DVC_EXP_NAME"), "world_size": dist.world,
               "device": describe(accel)}
     if dist.main:
@@ -68,12 +72,13 @@ def train_stage(task: str, recipe_name: str, recipe: Recipe, settings: TrainPara
         raise
     if dist.main:
         info = model_info(task, recipe_name, recipe, settings, seed, classes, read_json(prepared / "classes.json"))
+        info.update(weights=weights, wandb=run_location(wandb_run))
         save_outputs(result, info, outputs)
         if wandb_run is not None:
             model = trained_model(recipe, len(classes), result.state_dict)
             log_test_results(wandb_run, splits["test"].labels.numpy(),
                              predict_classes(model, splits["test"], settings.eval_batch_size), classes)
-        finish_wandb(wandb_run, flat_summary(result.summary))
+        finish_wandb(wandb_run, {**wandb_summary(result.summary), "weights_verified": weights["verified"]})
         checkpoint.unlink(missing_ok=True)
     return result
 

@@ -56,7 +56,7 @@ def write_stand_in_weights(torch_home: Path) -> None:
             path = weights_file(arch)
             path.parent.mkdir(parents=True, exist_ok=True)
             torch.manual_seed(0)
-            torch.save(getattr(models, arch)(weights=None).state_dict(), path)
+            torch.save(models.get_model(arch, weights=None).state_dict(), path)
     finally:
         if old is None:
             os.environ.pop("TORCH_HOME")

@@ -21,6 +21,13 @@ def test_repository_params_load_with_all_tasks_and_recipes():
     (lambda r: r["data"]["emotion"].update(img_size=16), "data.emotion.img_size: 16 is under 32"),
     (lambda r: r["models"]["vgg16_finetune"].update(epochs="ten"), "models.vgg16_finetune.epochs: expected an integer"),
     (lambda r: r["wandb"].update(mode="cloud"), "wandb.mode: 'cloud' is not one of"),
+    (lambda r: r["models"]["vgg16_finetune"].update(frozen=["featuers"]),
+     r"^models.vgg16_finetune.frozen: 'featuers' is not a module of vgg16; did you mean 'features'\? "
+     r"its top-level modules are \['features', 'avgpool', 'classifier'\]$"),
+    (lambda r: r["models"]["resnet18_pretrained"].update(frozen=["features"]),
+     r"^models.resnet18_pretrained.frozen: 'features' is not a module of resnet18; "),
+    (lambda r: r["data"]["face"].update(img_size=100000),
+     r"^data.face.img_size: 100000 is over 512, the largest the generated faces are drawn at; use 512 or less$"),
     (lambda r: r["data"]["face"].update(source="folder", path=None), "source 'folder' needs a path"),
     (lambda r: r["data"]["face"].update(classes=["me", "others"]), "generated face data has classes"),
     (lambda r: r["models"].pop("resnet18_pretrained"), r"models: missing key\(s\) \['resnet18_pretrained'\]"),

@@ -48,7 +48,7 @@ def test_loss_and_accuracy_curves_overlay_the_three_recipes_of_each_task():
         for name, column in (("loss", "loss"), ("accuracy", "acc")):
             plot = plots[f"{task}/{name}"]
             assert plot["x"] == "epoch" and plot["template"] == "linear"
-            assert plot["y"] == {f"plots/{task}/{recipe}/history.csv": [f"train_{column}", f"val_{column}"]
+            assert plot["y"] == {f"plots/{task}/{recipe}/history.csv": [f"train/{column}", f"val/{column}"]
                                  for recipe in RECIPES}
 
 

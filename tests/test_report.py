@@ -22,21 +22,39 @@ HEALTHY = {"min_grad_norm": 0.002, "max_grad_norm": 3.5, "vanishing_gradients": 
 
 
 def fake_experiment(task: str, recipe: str, val_acc: list[float], train_acc: float = 0.9, val_final: float = 0.8,
-                    raw: list[list[int]] | None = None, health: dict | None = None) -> dict:
-    """An experiment dict as load_experiment returns it, with the numbers a test controls."""
+                    raw: list[list[int]] | None = None, health: dict | None = None, collapsed: bool = False,
+                    verified: bool | None = None, macro_f1: float = 0.7, predicted: list[int] | None = None) -> dict:
+    """An experiment dict as load_experiment returns it, with the numbers a test controls.
+    predicted: the test predictions (class indices, in the order expand(raw) gives the true labels), when they
+    should differ from what `raw` says."""
     classes = CLASSES[task]
     raw = np.asarray(raw if raw is not None else np.eye(len(classes), dtype=int) * 10 + 1)
     epochs = np.arange(1, len(val_acc) + 1)
     history = pd.DataFrame({"epoch": epochs, "train/loss": 1.0 / epochs, "train/acc": np.minimum(1, 0.5 + 0.1 * epochs),
                             "val/loss": 1.2 / epochs, "val/acc": val_acc})
-    actual, predicted = expand(raw)
-    scores = {"acc": 0.75, "loss": 0.6, "macro_f1": 0.7}
-    metrics = {"test": scores, "train": {**scores, "acc": train_acc}, "val": {**scores, "acc": val_final},
-               "epochs": len(val_acc), "best_epoch": len(val_acc), "train_seconds": 12.5, "images_per_second": 321.0}
-    if health is not None:
-        metrics["health"] = health
-    return {"task": task, "recipe": recipe, "metrics": metrics, "health": health, "history": history,
+    actual, from_raw = expand(raw)
+    predicted = np.asarray(predicted) if predicted is not None else from_raw
+    scores = {"acc": 0.75, "loss": 0.6, "macro_f1": macro_f1}
+    test = {"acc": 0.75, "acc_ci": [0.7, 0.8], "macro_f1": macro_f1, "macro_f1_ci": [macro_f1 - 0.05, macro_f1 + 0.05],
+            "loss": 0.6}
+    metrics = {"test": test, "train": {**scores, "acc": train_acc}, "val": {**scores, "acc": val_final},
+               "best_epoch": len(val_acc), "train_seconds": 12.5, "collapsed": collapsed,
+               "vanishing_gradients": bool(health and health["vanishing_gradients"]),
+               "exploding_gradients": bool(health and health["exploding_gradients"])}
+    weights = {"weights": "none", "file": None, "sha256": None, "verified": None}
+    if verified is not None:
+        metrics["weights_verified"] = verified
+        weights = {"weights": "imagenet", "file": "resnet18-f37072fd.pth", "sha256": "0" * 64, "verified": verified}
+    details = {"test_images": int(raw.sum()), "epochs": len(val_acc), "images_per_second": 321.0, "health": health,
+               "collapse": {"collapsed": collapsed, "reason": "predicts 'other' for 100% of the test images"
+                            if collapsed else None, "top_class_share": 1.0 if collapsed else 0.5},
+               "weights": weights, "wandb": None,
+               "recipe": {"frozen": ["features"] if recipe.startswith("vgg") else [], "lr": 0.001, "optimizer": "adam"}}
+    names = classes
+    return {"task": task, "recipe": recipe, "metrics": metrics, "details": details, "health": health,
+            "history": history,
             "confusion": {"classes": classes, "raw": raw.tolist(), "zscore": zscore(raw).tolist()},
+            "predictions": pd.DataFrame({"actual": [names[i] for i in actual], "predicted": [names[i] for i in predicted]}),
             "classes": class_report(actual, predicted, tuple(classes)), "images": {}}
 
 
@@ -52,13 +70,11 @@ def write_experiment(root: Path, exp: dict, histograms: bool) -> None:
     metrics.mkdir(parents=True, exist_ok=True)
     plots.mkdir(parents=True, exist_ok=True)
     (metrics / f"{exp['recipe']}.json").write_text(json.dumps(exp["metrics"]))
+    (metrics / f"{exp['recipe']}_details.json").write_text(json.dumps(exp["details"]))
     (metrics / f"{exp['recipe']}_classes.json").write_text(json.dumps(exp["classes"]))
     exp["history"].to_csv(plots / "history.csv", index=False)
     (plots / "confusion.json").write_text(json.dumps(exp["confusion"]))
-    actual, predicted = expand(np.asarray(exp["confusion"]["raw"]))
-    names = exp["confusion"]["classes"]
-    pd.DataFrame({"actual": [names[i] for i in actual], "predicted": [names[i] for i in predicted]}).to_csv(
-        plots / "predictions.csv", index=False)
+    exp["predictions"].to_csv(plots / "predictions.csv", index=False)
     for name in ("gradients", "parameters") if histograms else ():
         matplotlib.image.imsave(plots / f"{name}.png", np.random.default_rng(0).random((8, 8)))
 
@@ -152,15 +168,21 @@ def test_the_comparison_text_changes_when_the_metrics_change():
                fake_experiment("face", "resnet18_scratch", [0.5, 0.9, 0.92], health=HEALTHY),
                fake_experiment("face", "resnet18_pretrained", [0.7, 0.75, 0.8], train_acc=0.85, health=HEALTHY)]
     after = comparison.compare_task(changed)
-    assert before[0].startswith("resnet18_scratch converged fastest")
-    assert after[0].startswith("vgg16_finetune converged fastest, reaching 95% of its own best validation "
-                               "accuracy by epoch 1")
-    assert before[1].startswith("resnet18_pretrained generalises best")
-    assert after[1].startswith("vgg16_finetune generalises best")
-    assert before[2].startswith("No confusion is over-represented")
-    assert after[2].startswith("The most over-represented confusion is other -> target (z-score 1.")
-    assert before[3].startswith("resnet18_scratch showed exploding gradients")
-    assert after[3].startswith("No run showed vanishing or exploding gradients")
+    assert sentence(before, "converged").startswith("resnet18_scratch converged fastest")
+    assert sentence(after, "converged").startswith("vgg16_finetune converged fastest, reaching 95% of its own best "
+                                                   "validation accuracy by epoch 1")
+    assert sentence(before, "generalis").startswith("resnet18_pretrained generalises best")
+    assert sentence(after, "generalis").startswith("vgg16_finetune generalises best")
+    assert sentence(before, "confusion").startswith("No confusion is over-represented")
+    assert sentence(after, "confusion").startswith("The most over-represented confusion is other -> target (z-score 1.")
+    assert sentence(before, "gradients").startswith("resnet18_scratch showed exploding gradients")
+    assert sentence(after, "gradients").startswith("No run showed vanishing or exploding gradients")
+
+
+def sentence(sentences: list[str], word: str) -> str:
+    """The one computed sentence about `word`."""
+    (found,) = [s for s in sentences if word in s.split(":")[0] or word in s[:60]]
+    return found
 
 
 # --- the page and its Markdown twin, from files written in tmp_path
@@ -207,14 +229,14 @@ def test_page_has_every_section_of_every_experiment_in_order_and_works_offline(b
     page.feed((root / "reports" / "index.html").read_text())
     assert page.external == []
     for task_name in CLASSES:
-        expected = [task_name]
+        expected = [task_name, f"{task_name}_comparison"]
         for recipe in RECIPES:
             stem = f"{task_name}_{recipe}"
             expected += [stem, *(f"{stem}_{key}" for key, _ in SECTIONS)]
-        expected.append(f"{task_name}_comparison")
         start = page.ids.index(task_name)
         assert page.ids[start:start + len(expected)] == expected
-    assert len(page.images) == 6 * 2 + 3 * 2  # curves and confusion each, histograms of the face runs
+    # per task the score bars and the overlaid val curves; per experiment curves and confusion; face histograms
+    assert len(page.images) == 2 * 2 + 6 * 2 + 3 * 2
     for src in page.images:
         assert not src.startswith(("/", "data:")) and ".." not in src
         assert (root / "reports" / src).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -223,14 +245,15 @@ def test_page_has_every_section_of_every_experiment_in_order_and_works_offline(b
 def test_page_shows_the_numbers_flags_and_computed_comparison(built):
     root, _, comparisons = built
     text = (root / "reports" / "index.html").read_text()
-    assert "<p>Trained 3 epochs in 12.5 s (321.0 images/second); best epoch 3.</p>" in text
+    assert "<p>Trained 3 epochs in 12.5 s (321.0 images/second); kept epoch 3 (lowest validation loss).</p>" in text
     assert "<li>exploding gradients: yes</li>" in text
     assert text.count("Gradient health was not recorded for this run.") == 3
     assert "<td>0.6000</td>" in text  # emotion's last val accuracy in the epoch log
     for sentences in comparisons.values():
-        assert len(sentences) == 4
-        for sentence in sentences:
-            assert f"<li>{html.escape(sentence)}</li>" in text
+        assert len(sentences) >= 5  # verdict, pretraining, convergence, generalisation, confusion, health
+        assert f"<p>{html.escape(sentences[0])}</p>" in text  # the verdict, under the leaderboard
+        for line in sentences[1:]:
+            assert f"<li>{html.escape(line)}</li>" in text
 
 
 def test_markdown_report_has_the_same_sections_and_resolvable_images(built):
@@ -242,10 +265,11 @@ def test_markdown_report_has_the_same_sections_and_resolvable_images(built):
             assert f"### {task_name} / {recipe}" in markdown
     for _, title in SECTIONS:
         assert markdown.count(f"#### {title}\n") == 6
-    for sentence in comparisons["emotion"]:
-        assert f"- {sentence}" in markdown
+    assert f"\n{comparisons['emotion'][0]}\n" in markdown
+    for line in comparisons["emotion"][1:]:
+        assert f"- {line}" in markdown
     links = [line[line.index("](") + 2:-1] for line in markdown.splitlines() if line.startswith("![")]
-    assert len(links) == 18 and all((root / "reports" / link).is_file() for link in links)
+    assert len(links) == 22 and all((root / "reports" / link).is_file() for link in links)
 
 
 def test_zscore_image_plots_are_written_per_experiment(built):
@@ -260,3 +284,73 @@ def test_renderers_escape_user_text():
     assert "<h2 id='x'>a &lt;b&gt; | c</h2>" in render_html(blocks)
     assert "<td>&lt;i&gt;</td>" in render_html(blocks) and "<p>1 &lt; 2</p>" in render_html(blocks)
     assert "| k\\|v |" in render_markdown(blocks)
+
+
+# --- a comparison to trust: ranking with tests, collapsed models and stand-in weights
+
+def flagged_face_runs() -> list[dict]:
+    """vgg16_finetune collapsed (every test image 'other') yet converges first with no gap; resnet18_pretrained
+    trained from weights that are not ImageNet's."""
+    return [fake_experiment("face", "vgg16_finetune", [0.95, 0.96, 0.97], train_acc=0.8, val_final=0.8,
+                            raw=[[20, 0], [4, 0]], health=HEALTHY, collapsed=True, macro_f1=0.45),
+            fake_experiment("face", "resnet18_scratch", [0.5, 0.9, 0.92], raw=[[18, 2], [1, 3]], health=HEALTHY,
+                            macro_f1=0.8),
+            fake_experiment("face", "resnet18_pretrained", [0.5, 0.6, 0.9], train_acc=0.99, raw=[[17, 3], [2, 2]],
+                            health=HEALTHY, verified=False, macro_f1=0.7)]
+
+
+def test_a_collapsed_model_is_named_with_causes_and_never_praised():
+    sentences = comparison.compare_task(flagged_face_runs())
+    assert not any(s.startswith("vgg16_finetune") and ("fastest" in s or "best" in s) for s in sentences)
+    assert sentence(sentences, "converged").startswith("resnet18_scratch converged fastest")
+    assert sentence(sentences, "collapsed") == (
+        "vgg16_finetune collapsed and is ranked last: vgg16_finetune predicts 'other' for 100% of the test images; "
+        "likely causes: a frozen trunk (features): only the head learns, on whatever features the starting "
+        "weights give; learning rate 0.001 (adam).")
+    assert [row["recipe"] for row in comparison.leaderboard(flagged_face_runs())] == [
+        "resnet18_scratch", "resnet18_pretrained", "vgg16_finetune"]
+
+
+def test_stand_in_weights_are_flagged_in_the_comparison_and_on_the_page(tmp_path):
+    runs = flagged_face_runs()
+    sentences = comparison.compare_task(runs)
+    assert sentence(sentences, "Pretraining").startswith(
+        "Pretraining is not measured here: resnet18_pretrained started from resnet18-f37072fd.pth, which is not "
+        "torchvision's ImageNet file (a stand-in); it trained in 12 s against 12 s from scratch (1.00x the time).")
+    for exp in runs:
+        write_experiment(tmp_path, exp, histograms=False)
+    loaded = [load_experiment("face", recipe, tmp_path) for recipe in RECIPES]
+    run(loaded, tmp_path / "reports", tmp_path / "zscore")
+    page = (tmp_path / "reports" / "index.html").read_text()
+    assert ("<p class='banner'>face/resnet18_pretrained: not ImageNet weights: these numbers do not measure "
+            "pretraining") in page
+    assert "<p class='banner'>Collapsed (predicts one class, or no better than the majority class): " \
+           "face/vgg16_finetune." in page
+    board = page[page.index("<th>rank</th>"):page.index("</table>", page.index("<th>rank</th>"))]
+    assert "<td>1</td><td>resnet18_scratch</td><td>0.750 [0.700, 0.800]</td><td>0.800 [0.750, 0.850]</td>" in board
+    assert "<td>3</td><td>vgg16_finetune</td>" in board and "<td>collapsed</td>" in board
+
+
+def two_runs(wrong_b: int, wrong_a: int, n: int = 200) -> list[dict]:
+    """Two emotion-free binary runs on the same n test images: a errs on `wrong_a` images, b on `wrong_b`."""
+    half = n // 2
+    actual = np.array([0] * half + [1] * half)
+    runs = []
+    for recipe, wrong, f1 in (("resnet18_scratch", wrong_b, 0.9), ("resnet18_pretrained", wrong_a, 0.8)):
+        predicted = actual.copy()
+        predicted[:wrong] = 1  # the first `wrong` images of class 0 called 1
+        raw = [[half, 0], [0, half]]
+        runs.append(fake_experiment("face", recipe, [0.5, 0.6], raw=raw, predicted=predicted, macro_f1=f1,
+                                    health=HEALTHY, verified=True if recipe.endswith("pretrained") else None))
+    return runs
+
+
+def test_the_verdict_names_a_winner_only_when_mcnemar_separates_them():
+    clear = comparison.verdict_sentence(two_runs(wrong_b=2, wrong_a=30))
+    assert clear.startswith("resnet18_scratch is the best recipe: test macro F1 0.900 [0.850, 0.950] against "
+                            "resnet18_pretrained 0.800 [0.750, 0.850]; macro F1 +0.")
+    assert "McNemar p = 7.5e-09 (0 vs 28 images only one of them got right) on 200 test images." in clear
+    close = comparison.verdict_sentence(two_runs(wrong_b=10, wrong_a=13))
+    assert close.startswith("resnet18_scratch and resnet18_pretrained cannot be told apart on 200 test images")
+    assert "McNemar p = 0.25 (0 vs 3 images only one of them got right)" in close
+    assert close.endswith("test images would be needed to tell them apart at this difference (80% power, alpha 0.05).")

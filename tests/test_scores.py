@@ -4,7 +4,7 @@ import pytest
 from facelab.evaluation.scores import class_report, confusion, split_scores, zscore
 
 
-def test_zscore_matches_the_assignment_example():
+def test_zscore_matches_a_hand_computed_example():
     z = zscore(np.array([[179, 0], [2, 35]]))
     np.testing.assert_allclose(z, [[1.70, -0.73], [-0.71, -0.26]], atol=0.005)
 

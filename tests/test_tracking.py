@@ -7,7 +7,7 @@ from stages import prepare
 from facelab.training import loop
 from facelab.data.batches import load_prepared
 from facelab.params import WandbParams
-from facelab.tracking import finish_wandb, start_wandb
+from facelab.tracking import finish_wandb, start_wandb, wandb_summary
 
 
 def read_wandb(run_dir):
@@ -27,8 +27,7 @@ def test_offline_wandb_run_holds_config_epoch_metrics_and_summary(tiny_params, t
     run = start_wandb(settings, "emotion", "resnet18_scratch", {**tiny_params.raw, "git_commit": "abc"})
     result = loop.run("emotion/resnet18_scratch", tiny_params.models["resnet18_scratch"],
                        tiny_params.train, 0, splits, classes, run, watch_freq=2)
-    finish_wandb(run, {"best_epoch": result.summary["best_epoch"],
-                       "best/val/acc": result.summary["val"]["acc"]})
+    finish_wandb(run, wandb_summary(result.summary))
     (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
     summary, records = read_wandb(run_dir)
     assert summary["state"] == "finished" and summary["name"] == "resnet18_scratch"
@@ -36,7 +35,10 @@ def test_offline_wandb_run_holds_config_epoch_metrics_and_summary(tiny_params, t
     assert summary["config"]["models"]["resnet18_scratch"]["lr"] == tiny_params.models["resnet18_scratch"].lr
     assert summary["config"]["git_commit"] == "abc"
     assert summary["summary"]["best_epoch"] == result.summary["best_epoch"]
+    # the logged key holds the last epoch's value; the kept epoch's scores are under best/
     assert summary["summary"]["val/acc"] == pytest.approx(result.history["val/acc"].iloc[-1])
+    assert summary["summary"]["best/val/acc"] == pytest.approx(result.summary["val"]["acc"])
+    assert summary["summary"]["health/vanishing_gradients"] is False
     history = [r["history"] for r in records if r["type"] == "history"]
     logged = {k: v for h in history for k, v in h["item"].items()}
     for key in ("gradients/layer1.0.conv1.weight", "gradients/fc.weight",

@@ -165,11 +165,16 @@ def test_evaluate_scores_test_split_with_the_saved_model(tiny_params, prepared, 
     model_path = tmp_path / "models" / "emotion" / "resnet18_scratch.pt"
     info = json.loads(model_path.with_suffix(".json").read_text())
     out = evaluate_model(info, torch.load(model_path, weights_only=True), splits["test"], 64)
-    metrics = out["metrics"]
-    assert set(metrics) == {"test", "val", "train", "epochs", "best_epoch", "train_seconds",
-                            "images_per_second", "health"}
-    assert metrics["health"] == info["health"] and metrics["health"]["frozen_layers"] == []
-    assert set(metrics["test"]) == {"acc", "loss", "macro_f1"}
+    metrics, details = out["metrics"], out["details"]
+    # only what a reviewer compares; a scratch model has no starting weights to verify
+    assert list(metrics) == ["test", "val", "train", "best_epoch", "train_seconds", "collapsed",
+                             "vanishing_gradients", "exploding_gradients"]
+    assert details["health"] == info["health"] and details["health"]["frozen_layers"] == []
+    assert metrics["vanishing_gradients"] is info["health"]["vanishing_gradients"]
+    assert list(metrics["test"]) == ["acc", "acc_ci", "macro_f1", "macro_f1_ci", "loss"]
+    assert metrics["test"]["acc_ci"][0] <= metrics["test"]["acc"] <= metrics["test"]["acc_ci"][1]
+    assert details["epochs"] == 2 and details["test_images"] == len(splits["test"].labels)
+    assert details["collapse"]["collapsed"] is metrics["collapsed"]
     predictions = out["predictions"]
     assert list(predictions.columns) == ["actual", "predicted"] and len(predictions) == len(splits["test"].labels)
     assert metrics["test"]["acc"] == pytest.approx((predictions.actual == predictions.predicted).mean())

@@ -1,4 +1,4 @@
-"""A trained model scored on a labelled split: test metrics beside its training summary, predictions, confusion matrices, per-class report."""
+"""A trained model scored on a labelled split: headline metrics with intervals, details (health, collapse, weights), predictions, confusion matrices, per-class report."""
 from __future__ import annotations
 
 import pandas as pd
@@ -6,27 +6,58 @@ import pandas as pd
 from facelab.data.batches import Inputs, SplitData
 from facelab.evaluation.predict import predict, score_split
 from facelab.evaluation.scores import class_report, confusion, zscore
+from facelab.evaluation.stats import bootstrap_ci, collapse
 from facelab.models import trained_model
 from facelab.params import parse_recipe
 
-# The training summary (beside the model) carried into the metrics file.
-SUMMARY_KEYS = ("train", "val", "epochs", "best_epoch", "train_seconds", "images_per_second", "health")
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 0  # fixed: the same predictions always get the same interval
 
 
 def evaluate_model(model_info: dict, state_dict: dict, test: SplitData, batch_size: int) -> dict:
-    """Test metrics merged with the training summary, predictions, confusion matrices, class report."""
+    """Everything evaluate writes for one model: "metrics" (the numbers a reviewer compares, as `dvc exp show`
+    lists them), "details" (what the report explains them with), predictions, confusion, per-class report."""
     classes = tuple(model_info["classes"])
     model = trained_model(parse_recipe(model_info["recipe"]), len(classes), state_dict)
     inputs = Inputs(test, None, batch_size, flips=False)
     predicted = predict(model, inputs, batch_size).argmax(1).numpy()
     actual = test.labels.numpy()
     raw = confusion(actual, predicted, len(classes))
+    test_scores = score_split(model, inputs, len(classes), batch_size)
+    collapsed = collapse(predicted, actual, len(classes), names=classes)
     return {
-        "metrics": {"test": score_split(model, inputs, len(classes), batch_size),
-                    **{key: model_info[key] for key in SUMMARY_KEYS}},
+        "metrics": headline(test_scores, intervals(actual, predicted, len(classes)), model_info, collapsed),
+        "details": {"test_images": int(len(actual)), "epochs": model_info["epochs"],
+                    "images_per_second": model_info["images_per_second"], "health": model_info["health"],
+                    "collapse": collapsed, "weights": model_info.get("weights"), "wandb": model_info.get("wandb"),
+                    "recipe": model_info["recipe"],
+                    "bootstrap": {"resamples": BOOTSTRAP_RESAMPLES, "seed": BOOTSTRAP_SEED, "level": 0.95,
+                                  "stratified_by": "true class"}},
         "predictions": pd.DataFrame({"actual": [classes[i] for i in actual],
                                      "predicted": [classes[i] for i in predicted]}),
         "confusion": {"classes": list(classes), "raw": raw.tolist(),
                       "zscore": [[round(v, 6) for v in row] for row in zscore(raw).tolist()]},
         "classes": class_report(actual, predicted, classes),
     }
+
+
+def intervals(actual, predicted, num_classes: int) -> dict:
+    """95% stratified bootstrap intervals of test accuracy and macro F1, rounded for reading."""
+    return {f"{metric}_ci": [round(v, 4) for v in bootstrap_ci(actual, predicted, num_classes, metric,
+                                                                BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED)]
+            for metric in ("acc", "macro_f1")}
+
+
+def headline(test_scores: dict, cis: dict, model_info: dict, collapsed: dict) -> dict:
+    """The metrics file: test scores with their intervals first, then val/train, training cost, and the flags
+    that say whether to believe them."""
+    metrics = {"test": {"acc": test_scores["acc"], "acc_ci": cis["acc_ci"], "macro_f1": test_scores["macro_f1"],
+                        "macro_f1_ci": cis["macro_f1_ci"], "loss": test_scores["loss"]},
+               "val": model_info["val"], "train": model_info["train"], "best_epoch": model_info["best_epoch"],
+               "train_seconds": model_info["train_seconds"], "collapsed": collapsed["collapsed"]}
+    weights = model_info.get("weights") or {}
+    if weights.get("verified") is not None:  # only models that start from pretrained weights have any to verify
+        metrics["weights_verified"] = weights["verified"]
+    health = model_info["health"]
+    metrics.update(vanishing_gradients=health["vanishing_gradients"], exploding_gradients=health["exploding_gradients"])
+    return metrics

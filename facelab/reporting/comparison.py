@@ -1,12 +1,22 @@
 """Comparison of a task's recipes, computed from their loaded experiment dicts: the numbers, then sentences built on them.
 
-An experiment dict holds "recipe", "metrics" (metrics/<task>/<recipe>.json), "history" (history.csv as a
-DataFrame), "confusion" (confusion.json) and "health" (the metrics' health block, or None)."""
+An experiment dict holds "recipe", "metrics" (metrics/<task>/<recipe>.json), "details" (<recipe>_details.json:
+collapse, weights, health), "history" (history.csv as a DataFrame), "confusion" (confusion.json), "predictions"
+(predictions.csv as a DataFrame, or None) and "health" (the health block, or None). No sentence praises a
+collapsed model: the convergence and generalisation questions are answered among the others only."""
 from __future__ import annotations
 
+import itertools
+
+import numpy as np
 import pandas as pd
 
-CONVERGED_FRACTION = 0.95  # the issue's definition: first epoch at 95% of the run's own best val accuracy
+from facelab.evaluation.stats import images_to_separate, mcnemar_exact, paired_bootstrap_diff
+
+SIGNIFICANCE = 0.05  # McNemar p below this: the two recipes' errors differ by more than chance
+BOOTSTRAP = {"n_resamples": 2000, "seed": 0}
+
+CONVERGED_FRACTION = 0.95  # converged: the first epoch at 95% of the run's own best val accuracy
 DIGITS = 3  # numbers are printed to 3 decimals; ties are judged at that precision, so no claim rests on unseen digits
 
 
@@ -118,7 +128,147 @@ def health_sentence(experiments: list[dict]) -> str:
     return sentence
 
 
+def collapsed(exp: dict) -> bool:
+    return bool(exp["metrics"].get("collapsed"))
+
+
+def unverified(exp: dict) -> bool:
+    return exp["metrics"].get("weights_verified") is False
+
+
+def leaderboard(experiments: list[dict]) -> list[dict]:
+    """Recipes ranked by test macro F1 (then accuracy); collapsed models last, whatever their score."""
+    ranked = sorted(experiments, key=lambda e: (collapsed(e), -e["metrics"]["test"]["macro_f1"],
+                                                -e["metrics"]["test"]["acc"]))
+    return [{"rank": i, "recipe": e["recipe"], "test": e["metrics"]["test"], "best_epoch": e["metrics"]["best_epoch"],
+             "epochs": e["details"].get("epochs"), "train_seconds": e["metrics"]["train_seconds"],
+             "collapsed": collapsed(e), "unverified": unverified(e)} for i, e in enumerate(ranked, 1)]
+
+
+def paired(a: dict, b: dict) -> dict | None:
+    """b against a on the same test images: McNemar's exact test, the macro F1 difference with its paired
+    bootstrap interval, and the test size that would tell them apart. None when predictions are missing or the
+    two were not scored on the same images."""
+    pa, pb = a.get("predictions"), b.get("predictions")
+    if pa is None or pb is None or len(pa) != len(pb) or not (pa["actual"] == pb["actual"]).all():
+        return None
+    classes = a["confusion"]["classes"]
+    index = {name: i for i, name in enumerate(classes)}
+    actual = pa["actual"].map(index).to_numpy()
+    ya, yb = pa["predicted"].map(index).to_numpy(), pb["predicted"].map(index).to_numpy()
+    test = mcnemar_exact(actual, ya, yb)
+    n = len(actual)
+    return {"a": a["recipe"], "b": b["recipe"], "images": n, **test,
+            "macro_f1": paired_bootstrap_diff(actual, ya, yb, len(classes), "macro_f1", **BOOTSTRAP),
+            "images_needed": images_to_separate(test["a_only"] / n, test["b_only"] / n)}
+
+
+def pairwise(experiments: list[dict]) -> list[dict]:
+    """Every pair of recipes, in leaderboard order (a ranked above b)."""
+    order = {row["recipe"]: row["rank"] for row in leaderboard(experiments)}
+    ranked = sorted(experiments, key=lambda e: order[e["recipe"]])
+    return [found for a, b in itertools.combinations(ranked, 2) if (found := paired(a, b))]
+
+
+def f1_text(exp_or_row: dict) -> str:
+    test = exp_or_row["test"] if "test" in exp_or_row else exp_or_row["metrics"]["test"]
+    lo, hi = test["macro_f1_ci"] if "macro_f1_ci" in test else (np.nan, np.nan)
+    return f"{test['macro_f1']:.{DIGITS}f} [{lo:.{DIGITS}f}, {hi:.{DIGITS}f}]"
+
+
+def difference_text(pair_: dict) -> str:
+    """b minus a: 'macro F1 +0.031 (paired 95% CI [-0.010, +0.070]); McNemar p = 0.21 (7 vs 12 images only
+    one of them got right)', a's count first."""
+    diff, (lo, hi) = pair_["macro_f1"]["diff"], pair_["macro_f1"]["ci"]
+    return (f"macro F1 {diff:+.{DIGITS}f} (paired 95% CI [{lo:+.{DIGITS}f}, {hi:+.{DIGITS}f}]); McNemar p = "
+            f"{pair_['p_value']:.2g} ({pair_['a_only']} vs {pair_['b_only']} images only one of them got right)")
+
+
+def verdict_sentence(experiments: list[dict]) -> str:
+    """Which recipe is best, by how much, and whether that is more than noise on this many test images."""
+    board = leaderboard(experiments)
+    usable = [row for row in board if not row["collapsed"]]
+    if not usable:
+        return "Every model collapsed: no recipe can be named best on this task."
+    top = usable[0]
+    if len(board) == 1:
+        return f"{top['recipe']} is the only recipe scored."
+    second = board[1]
+    found = paired(*(next(e for e in experiments if e["recipe"] == row["recipe"]) for row in (second, top)))
+    caveat = " (trained from weights that are not ImageNet's)" if top["unverified"] else ""
+    if found is None:
+        return (f"{top['recipe']}{caveat} ranks first by test macro F1 {f1_text(top)}; no paired test was possible "
+                f"(the recipes were not scored on the same test images).")
+    if second["collapsed"] or found["p_value"] < SIGNIFICANCE:
+        return (f"{top['recipe']}{caveat} is the best recipe: test macro F1 {f1_text(top)} against "
+                f"{second['recipe']} {f1_text(second)}{' (collapsed)' if second['collapsed'] else ''}; "
+                f"{difference_text(found)} on {found['images']} test images.")
+    needed = found["images_needed"]
+    size = (f"about {needed} test images would be needed to tell them apart at this difference (80% power, "
+            f"alpha {SIGNIFICANCE})" if needed else "their disagreements are balanced, so no test size would "
+            "separate them at this difference")
+    return (f"{top['recipe']}{caveat} and {second['recipe']} cannot be told apart on {found['images']} test "
+            f"images: test macro F1 {f1_text(top)} against {f1_text(second)}, "
+            f"{difference_text(found)}; "
+            f"{size}.")
+
+
+def collapse_sentence(experiments: list[dict]) -> str | None:
+    """Which models collapsed, and the causes the files show."""
+    down = [e for e in experiments if collapsed(e)]
+    if not down:
+        return None
+    parts = []
+    for e in down:
+        causes = likely_causes(e)
+        reason = (e.get("details") or {}).get("collapse", {}).get("reason") or "collapsed"
+        parts.append(f"{e['recipe']} {reason}" + (f"; likely causes: {'; '.join(causes)}" if causes else ""))
+    return (f"{join([e['recipe'] for e in down])} collapsed and {'is' if len(down) == 1 else 'are'} ranked last: "
+            + ". ".join(parts) + ".")
+
+
+def likely_causes(exp: dict) -> list[str]:
+    details = exp.get("details") or {}
+    recipe = details.get("recipe") or {}
+    causes = []
+    if unverified(exp):
+        causes.append(f"its starting weights ({details['weights']['file']}) are not torchvision's ImageNet file")
+    if recipe.get("frozen"):
+        causes.append(f"a frozen trunk ({', '.join(recipe['frozen'])}): only the head learns, on whatever "
+                      f"features the starting weights give")
+    if recipe.get("lr") is not None:
+        causes.append(f"learning rate {recipe['lr']:g} ({recipe.get('optimizer', '')})")
+    return causes
+
+
+def pretraining_sentence(experiments: list[dict]) -> str | None:
+    """Does ImageNet pretraining help ResNet18 here, by how much, and at what training time."""
+    by = {e["recipe"]: e for e in experiments}
+    if not {"resnet18_scratch", "resnet18_pretrained"} <= set(by):
+        return None
+    scratch, pretrained = by["resnet18_scratch"], by["resnet18_pretrained"]
+    found = paired(scratch, pretrained)
+    seconds = (pretrained["metrics"]["train_seconds"], scratch["metrics"]["train_seconds"])
+    cost = (f"it trained in {seconds[0]:.0f} s against {seconds[1]:.0f} s from scratch "
+            f"({seconds[0] / seconds[1]:.2f}x the time)")
+    if unverified(pretrained):
+        return (f"Pretraining is not measured here: resnet18_pretrained started from "
+                f"{pretrained['details']['weights']['file']}, which is not torchvision's ImageNet file "
+                f"(a stand-in); {cost}.")
+    if found is None:
+        return f"resnet18_pretrained against resnet18_scratch: no paired test possible; {cost}."
+    helps = found["p_value"] < SIGNIFICANCE
+    verdict = (("Pretraining helps" if found["macro_f1"]["diff"] > 0 else "Pretraining hurts") if helps
+               else "Pretraining makes no difference that this test set can show")
+    return f"{verdict} ResNet18 on this task: {difference_text(found)}; {cost}."
+
+
 def compare_task(experiments: list[dict]) -> list[str]:
-    """The comparison paragraph of one task, one computed sentence per question."""
-    return [convergence_sentence(experiments), generalisation_sentence(experiments),
-            confusion_sentence(experiments), health_sentence(experiments)]
+    """The comparison paragraph of one task, one computed sentence per question. Collapsed models are named,
+    never praised: convergence and generalisation are compared among the models that did not collapse."""
+    usable = [e for e in experiments if not collapsed(e)]
+    sentences = [verdict_sentence(experiments), collapse_sentence(experiments), pretraining_sentence(experiments)]
+    if usable:
+        sentences += [convergence_sentence(usable), generalisation_sentence(usable)]
+    sentences += [confusion_sentence(experiments), health_sentence(experiments)]
+    return [s for s in sentences if s]

@@ -8,28 +8,31 @@ import pandas as pd
 
 from facelab import paths
 from facelab.files import atomic_dir, read_json
-from facelab.reporting.comparison import compare_task
-from facelab.reporting.figures import plot_confusion, plot_curves, plot_zscore
+from facelab.reporting.comparison import compare_task, leaderboard, pairwise
+from facelab.reporting.figures import plot_confusion, plot_curves, plot_scores, plot_val_curves, plot_zscore
 from facelab.reporting.render import render_html, render_markdown
 
 HISTOGRAMS = ("gradients", "parameters")  # train-stage figures, shown when the run wrote them
-SECTIONS = (("log", "Epoch log"), ("summary", "Run summary"),  # (anchor suffix, title), in the assignment's order
+SECTIONS = (("log", "Epoch log"), ("summary", "Run summary"),  # (anchor suffix, title): what each experiment shows, in this order
             ("confusion", "Confusion matrix: counts and z-scores"),
             ("health", "Gradient and parameter distributions"),
             ("curves", "Loss and accuracy curves"), ("classes", "Per-class precision, recall and F1"))
 AVERAGES = ("macro avg", "weighted avg")
+STAND_IN = "not ImageNet weights: these numbers do not measure pretraining"
 
 
 def load_experiment(task: str, recipe: str, root: Path = Path(".")) -> dict:
-    """One experiment's files as a dict; the health block and histogram figures may be absent."""
+    """One experiment's files as a dict; details, predictions, the health block and histogram figures may be
+    absent (older results)."""
     plots = paths.plots(task, recipe, root)
     scored = paths.evaluate_outputs(task, recipe, root)
-    metrics = read_json(scored["metrics"])
+    details = read_json(scored["details"]) if scored["details"].is_file() else {}
     return {
-        "task": task, "recipe": recipe, "metrics": metrics, "health": metrics.get("health"),
-        "classes": read_json(scored["classes"]),
+        "task": task, "recipe": recipe, "metrics": read_json(scored["metrics"]), "details": details,
+        "health": details.get("health"), "classes": read_json(scored["classes"]),
         "history": pd.read_csv(plots / "history.csv"),
-        "confusion": read_json(plots / "confusion.json"),
+        "confusion": read_json(scored["confusion"]),
+        "predictions": pd.read_csv(scored["predictions"]) if scored["predictions"].is_file() else None,
         "images": {name: plots / f"{name}.png" for name in HISTOGRAMS if (plots / f"{name}.png").is_file()},
     }
 
@@ -41,6 +44,8 @@ def write_report(experiments: list[dict], out_dir: str | Path, zscore_dir: str |
     with atomic_dir(out_dir) as tmp:
         for exp in experiments:
             write_figures(exp, tmp / "figures")
+        for task in comparisons:
+            write_task_figures([e for e in experiments if e["task"] == task], tmp / "figures", task)
         blocks = document(experiments, comparisons)
         (tmp / "index.html").write_text(render_html(blocks))
         (tmp / "report.md").write_text(render_markdown(blocks))
@@ -62,26 +67,89 @@ def write_figures(exp: dict, folder: Path) -> None:
         shutil.copyfile(source, folder / f"{stem(exp)}_{name}.png")
 
 
+def write_task_figures(experiments: list[dict], folder: Path, task: str) -> None:
+    plot_scores(leaderboard(experiments), folder / f"{task}_scores.png", f"{task}: test scores, 95% bootstrap intervals")
+    plot_val_curves({e["recipe"]: e["history"] for e in experiments}, folder / f"{task}_val_curves.png")
+
+
 def document(experiments: list[dict], comparisons: dict[str, list[str]]) -> list[tuple]:
-    blocks = [("heading", 1, f"facelab: {len(experiments)} experiments", "top"),
-              ("heading", 2, "Test metrics", "test_metrics"), metrics_table(experiments)]
-    for task, sentences in comparisons.items():
-        blocks.append(("heading", 2, f"Task: {task}", task))
-        for exp in (e for e in experiments if e["task"] == task):
+    """The page: the answer per task first (leaderboard, figures, comparison), then every experiment folded."""
+    tasks = list(comparisons)
+    blocks = [("heading", 1, f"facelab: {len(experiments)} experiments", "top"), *banners(experiments),
+              ("links", [(f"#{task}", f"Task: {task}") for task in tasks]
+               + [(f"#{stem(e)}", f"{e['task']} / {e['recipe']}") for e in experiments])]
+    for task in tasks:
+        runs = [e for e in experiments if e["task"] == task]
+        blocks += [("heading", 2, f"Task: {task}", task), leaderboard_table(runs), ("text", comparisons[task][0]),
+                   pairwise_table(runs),
+                   ("image", f"figures/{task}_scores.png", f"{task} test scores with intervals"),
+                   ("image", f"figures/{task}_val_curves.png", f"{task} validation curves"),
+                   ("heading", 3, f"{task}: comparison", f"{task}_comparison"), ("list", comparisons[task][1:])]
+        for exp in runs:
             blocks += experiment_blocks(exp)
-        blocks += [("heading", 3, f"{task}: comparison", f"{task}_comparison"), ("list", sentences)]
     return blocks
+
+
+def banners(experiments: list[dict]) -> list[tuple]:
+    """A warning on top for every experiment whose numbers must not be read as they look."""
+    stand_ins = [f"{e['task']}/{e['recipe']}" for e in experiments if e["metrics"].get("weights_verified") is False]
+    down = [f"{e['task']}/{e['recipe']}" for e in experiments if e["metrics"].get("collapsed")]
+    found = []
+    if stand_ins:
+        found.append(("banner", f"{', '.join(stand_ins)}: {STAND_IN} (trained from a file that is not "
+                                f"torchvision's ImageNet download)."))
+    if down:
+        found.append(("banner", f"Collapsed (predicts one class, or no better than the majority class): "
+                                f"{', '.join(down)}. Ranked last; never counted as best."))
+    return found
+
+
+def leaderboard_table(experiments: list[dict]) -> tuple:
+    rows = []
+    for row in leaderboard(experiments):
+        test = row["test"]
+        flags = [flag for flag, on in (("collapsed", row["collapsed"]), (STAND_IN, row["unverified"])) if on]
+        rows.append([str(row["rank"]), row["recipe"], interval(test, "acc"), interval(test, "macro_f1"),
+                     f"{row['best_epoch']}" + (f" of {row['epochs']}" if row.get("epochs") else ""),
+                     f"{row['train_seconds']:.1f}", "; ".join(flags)])
+    return ("table", ["rank", "recipe", "test acc [95% CI]", "test macro F1 [95% CI]", "epochs to best",
+                      "training seconds", "warnings"], rows)
+
+
+def interval(test: dict, metric: str) -> str:
+    lo, hi = test.get(f"{metric}_ci") or (float("nan"), float("nan"))
+    return f"{test[metric]:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def pairwise_table(experiments: list[dict]) -> tuple:
+    """Every pair on the same test images: who gets which images right, and whether that differs by chance."""
+    rows = [[f"{p['b']} vs {p['a']}", f"{p['macro_f1']['diff']:+.3f} [{p['macro_f1']['ci'][0]:+.3f}, "
+             f"{p['macro_f1']['ci'][1]:+.3f}]", f"{p['b_only']} / {p['a_only']}", f"{p['p_value']:.2g}",
+             str(p["images_needed"] or "-")] for p in pairwise(experiments)]
+    return ("table", ["pair (lower rank vs higher)", "macro F1 difference [paired 95% CI]",
+                      "images only one got right (each)", "McNemar p", "test images to tell apart"], rows)
 
 
 def experiment_blocks(exp: dict) -> list[tuple]:
-    """One recipe's subsection: its sections in the order of SECTIONS."""
+    """One recipe's subsection, folded: its sections in the order of SECTIONS, and where its W&B run is."""
     content = {"log": [log_table(exp["history"])], "summary": summary_blocks(exp),
                "confusion": [("image", f"figures/{stem(exp)}_confusion.png", f"{stem(exp)} confusion")],
                "health": health_blocks(exp), "curves": curve_blocks(exp), "classes": [class_table(exp)]}
-    blocks = [("heading", 3, f"{exp['task']} / {exp['recipe']}", stem(exp))]
+    inner = [*banners([exp]), *wandb_blocks(exp)]
     for key, title in SECTIONS:
-        blocks += [("heading", 4, title, f"{stem(exp)}_{key}"), *content[key]]
-    return blocks
+        inner += [("heading", 4, title, f"{stem(exp)}_{key}"), *content[key]]
+    return [("heading", 3, f"{exp['task']} / {exp['recipe']}", stem(exp)),
+            ("fold", f"{exp['task']} / {exp['recipe']}: epoch log, summary, confusion, health, curves, classes", inner)]
+
+
+def wandb_blocks(exp: dict) -> list[tuple]:
+    run = (exp.get("details") or {}).get("wandb")
+    if not run:
+        return [("text", "No W&B run was recorded (wandb.mode: disabled).")]
+    if run.get("url"):
+        return [("links", [(run["url"], f"W&B run {run['id']}")])]
+    return [("text", f"W&B run {run['id']} ({run['mode']}): {run['folder']} in the repository; upload it with "
+                     f"wandb sync {run['folder']}")]
 
 
 def log_table(history: pd.DataFrame) -> tuple:
@@ -97,9 +165,11 @@ def summary_blocks(exp: dict) -> list[tuple]:
             for split in ("train", "val")]
     rows += [[f"{split}, kept model (epoch {best})", *(f"{metrics[split][k]:.4f}" for k in ("loss", "acc", "macro_f1"))]
              for split in ("train", "val", "test")]
+    details = exp.get("details") or {}
+    speed = f" ({details['images_per_second']:.1f} images/second)" if details.get("images_per_second") else ""
     return [("table", ["", "loss", "accuracy", "macro F1"], rows),
-            ("text", f"Trained {metrics['epochs']} epochs in {metrics['train_seconds']:.1f} s "
-                     f"({metrics['images_per_second']:.1f} images/second); best epoch {best}.")]
+            ("text", f"Trained {len(exp['history'])} epochs in {metrics['train_seconds']:.1f} s{speed}; "
+                     f"kept epoch {best} (lowest validation loss).")]
 
 
 def health_blocks(exp: dict) -> list[tuple]:
@@ -131,11 +201,3 @@ def class_table(exp: dict) -> tuple:
     rows = [[name, *(f"{report[name][k]:.3f}" for k in ("precision", "recall", "f1-score")),
              f"{report[name]['support']:.0f}"] for name in names]
     return ("table", ["class", "precision", "recall", "F1", "support"], rows)
-
-
-def metrics_table(experiments: list[dict]) -> tuple:
-    rows = [[e["task"], e["recipe"], *(f"{m['test'][k]:.4f}" for k in ("acc", "macro_f1", "loss")),
-             f"{m['val']['acc']:.4f}", f"{m['train']['acc']:.4f}", f"{m['best_epoch']}/{m['epochs']}"]
-            for e in experiments for m in [e["metrics"]]]
-    return ("table", ["task", "recipe", "test acc", "test macro F1", "test loss", "val acc", "train acc",
-                      "best epoch"], rows)

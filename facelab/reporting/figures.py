@@ -76,3 +76,38 @@ def plot_zscore(confusion: dict, path: str | Path, title: str = "") -> None:
         ax.set_title(title)
     fig.tight_layout()
     save(fig, path)
+
+
+def plot_scores(rows: list[dict], path: str | Path, title: str = "") -> None:
+    """Grouped bars of test accuracy and macro F1 per recipe, whiskers at their 95% bootstrap intervals.
+    rows: leaderboard rows ({"recipe", "test": {acc, acc_ci, macro_f1, macro_f1_ci}, "collapsed"})."""
+    fig, ax = pyplot().subplots(figsize=(2.2 + 1.6 * len(rows), 3.2))
+    x = np.arange(len(rows))
+    for offset, (metric, label) in zip((-0.18, 0.18), (("acc", "accuracy"), ("macro_f1", "macro F1"))):
+        values = np.array([row["test"][metric] for row in rows])
+        ci = np.array([row["test"].get(f"{metric}_ci", [v, v]) for row, v in zip(rows, values)])
+        errors = np.vstack([values - ci[:, 0], ci[:, 1] - values]).clip(min=0)
+        ax.bar(x + offset, values, width=0.36, yerr=errors, capsize=4, label=label)
+    ax.set_xticks(x, [row["recipe"] + (" (collapsed)" if row.get("collapsed") else "") for row in rows], fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("test score")
+    ax.set_title(title or "test accuracy and macro F1, 95% bootstrap intervals", fontsize=9)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    save(fig, path)
+
+
+def plot_val_curves(histories: dict[str, pd.DataFrame], path: str | Path) -> None:
+    """The recipes' validation loss and accuracy per epoch, overlaid."""
+    fig, axes = pyplot().subplots(1, 2, figsize=(9, 3.2))
+    for ax, (column, label) in zip(axes, CURVE_METRICS):
+        for recipe, history in histories.items():
+            ax.plot(history["epoch"], history[f"val/{column}"], "o-", markersize=3, label=recipe)
+        ax.set_xlabel("epoch")
+        ax.set_title(f"validation {label}")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    save(fig, path)

@@ -122,7 +122,7 @@ def sample(values: np.ndarray) -> np.ndarray:
 
 
 def histogram_epochs(epochs: int) -> set[int]:
-    """First, middle and last epoch, as the assignment's histograms showed."""
+    """First, middle and last epoch: how the distributions moved, in three panels."""
     return {1, (epochs + 1) // 2, epochs}
 
 
@@ -146,7 +146,9 @@ def plot_histograms(histograms: dict[int, dict[str, np.ndarray]], title: str, pa
     epochs = sorted(histograms)
     names = list(histograms[epochs[-1]]) if epochs else []
     shown = [names[i] for i in sorted(set(np.linspace(0, len(names) - 1, min(8, len(names))).astype(int)))]
-    fig, axes = plt.subplots(2, 4, figsize=(14, 5.5))
+    # as many rows of four panels as there are layers to show: no empty half-figure for a small head
+    rows, cols = max(1, math.ceil(len(shown) / 4)), max(1, min(4, len(shown)))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.5 * cols, 1.2 + 2.6 * rows), squeeze=False)
     for ax in axes.flat[len(shown):]:
         ax.axis("off")
     for ax, name in zip(axes.flat, shown):

@@ -1,0 +1,236 @@
+"""Statistics that say how sure a score is: bootstrap intervals, paired comparisons, McNemar's exact test, collapse detection."""
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+
+import numpy as np
+
+METRICS = ("acc", "macro_f1")
+# Largest index matrix (resamples x images) held at once; 4M int64 entries is 32 MB.
+_CHUNK_ENTRIES = 4_000_000
+
+
+def _labels(values, num_classes: int, name: str) -> np.ndarray:
+    """Class indices as a 1-D int array, refusing anything outside 0..num_classes-1 (it would corrupt the counts)."""
+    array = np.asarray(values)
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array of class indices, got shape {array.shape}")
+    if array.size and not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(f"{name} must hold integer class indices, got dtype {array.dtype}")
+    array = array.astype(np.int64)
+    if array.size and (array.min() < 0 or array.max() >= num_classes):
+        raise ValueError(f"{name} holds a class index outside 0..{num_classes - 1}")
+    return array
+
+
+def _pair(actual, predicted, num_classes: int, name: str = "predicted") -> tuple[np.ndarray, np.ndarray]:
+    """Validated (actual, predicted) of equal, non-zero length: every statistic here is undefined on no images."""
+    actual = _labels(actual, num_classes, "actual")
+    predicted = _labels(predicted, num_classes, name)
+    if actual.shape != predicted.shape:
+        raise ValueError(f"actual has {actual.size} labels but {name} has {predicted.size}")
+    if actual.size == 0:
+        raise ValueError("no images to score")
+    return actual, predicted
+
+
+def confusion_counts(codes: np.ndarray, num_classes: int) -> np.ndarray:
+    """Confusion matrices (rows actual, columns predicted) of each row of `codes` = actual * k + predicted.
+
+    One bincount over row-offset codes counts every resample at once, which is what makes 2000 resamples cheap.
+    `codes` is (n,) or (resamples, n); the result is (k, k) or (resamples, k, k).
+    """
+    codes = np.asarray(codes, dtype=np.int64)
+    cells = num_classes * num_classes
+    if codes.ndim == 1:
+        return np.bincount(codes, minlength=cells).reshape(num_classes, num_classes)
+    rows = codes.shape[0]
+    offsets = (np.arange(rows, dtype=np.int64) * cells)[:, None]
+    counts = np.bincount((codes + offsets).ravel(), minlength=rows * cells)
+    return counts.reshape(rows, num_classes, num_classes)
+
+
+def macro_f1_batch(counts: np.ndarray) -> np.ndarray:
+    """Macro F1 of each confusion matrix in `counts` (..., k, k), matching scikit-learn's
+    f1_score(average="macro", labels=range(k), zero_division=0).
+
+    Per class F1 = 2 TP / (2 TP + FP + FN) = 2 TP / (actual + predicted count). A class that is neither
+    present nor predicted has 0/0; zero_division=0 makes it 0 and it still counts in the mean over all k.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    tp = np.diagonal(counts, axis1=-2, axis2=-1)
+    denominator = counts.sum(axis=-1) + counts.sum(axis=-2)  # row sums (actual) + column sums (predicted)
+    f1 = np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
+    return f1.mean(axis=-1)
+
+
+def accuracy_batch(counts: np.ndarray) -> np.ndarray:
+    """Accuracy of each confusion matrix in `counts` (..., k, k): the diagonal's share of all images."""
+    counts = np.asarray(counts, dtype=np.float64)
+    return np.trace(counts, axis1=-2, axis2=-1) / counts.sum(axis=(-2, -1))
+
+
+def _metric_batch(metric: str):
+    """The vectorised scorer for a metric name, refusing names we cannot score."""
+    if metric == "acc":
+        return accuracy_batch
+    if metric == "macro_f1":
+        return macro_f1_batch
+    raise ValueError(f"unknown metric {metric!r}; expected one of {METRICS}")
+
+
+def macro_f1(actual, predicted, num_classes: int) -> float:
+    """Macro F1 over all num_classes (scikit-learn semantics, zero_division=0), from one confusion matrix."""
+    actual, predicted = _pair(actual, predicted, num_classes)
+    return float(macro_f1_batch(confusion_counts(actual * num_classes + predicted, num_classes)))
+
+
+def _check_resampling(n_resamples: int, level: float) -> None:
+    """Refuse settings that would give a meaningless interval instead of a silently wrong one."""
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be at least 1, got {n_resamples}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be between 0 and 1, got {level}")
+
+
+def _stratified_indices(actual: np.ndarray, num_classes: int, n_resamples: int, rng: np.random.Generator):
+    """Yield (resamples, n) index matrices: each row redraws every true class's images with replacement,
+    keeping each class's count, so class balance is fixed as it is in the test set itself.
+
+    Chunks bound memory on big test sets; the chunk size depends only on n, so a seed still fixes the result.
+    """
+    groups = [np.flatnonzero(actual == c) for c in range(num_classes)]
+    groups = [g for g in groups if g.size]
+    chunk = max(1, _CHUNK_ENTRIES // actual.size)
+    for start in range(0, n_resamples, chunk):
+        rows = min(chunk, n_resamples - start)
+        yield np.concatenate([g[rng.integers(0, g.size, size=(rows, g.size))] for g in groups], axis=1)
+
+
+def _interval(values: np.ndarray, level: float) -> tuple[float, float]:
+    """Percentile interval: the middle `level` share of the bootstrap distribution."""
+    tail = (1 - level) / 2
+    lo, hi = np.quantile(values, [tail, 1 - tail])
+    return float(lo), float(hi)
+
+
+def bootstrap_ci(actual, predicted, num_classes: int, metric: str, n_resamples: int = 2000,
+                 seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Stratified percentile bootstrap interval of `metric` ("acc" or "macro_f1") over the test images.
+
+    Says how much the score would move on another test set of the same size and class balance.
+    """
+    score = _metric_batch(metric)
+    _check_resampling(n_resamples, level)
+    actual, predicted = _pair(actual, predicted, num_classes)
+    codes = actual * num_classes + predicted
+    rng = np.random.default_rng(seed)
+    scores = np.concatenate([score(confusion_counts(codes[index], num_classes))
+                             for index in _stratified_indices(actual, num_classes, n_resamples, rng)])
+    return _interval(scores, level)
+
+
+def paired_bootstrap_diff(actual, predicted_a, predicted_b, num_classes: int, metric: str = "macro_f1",
+                          n_resamples: int = 2000, seed: int = 0, level: float = 0.95) -> dict:
+    """metric(b) - metric(a) on the same test images, with a stratified bootstrap interval.
+
+    Both models are scored on the same resampled images each time: image difficulty is shared and cancels,
+    so the interval is far narrower than comparing two separate intervals.
+    """
+    score = _metric_batch(metric)
+    _check_resampling(n_resamples, level)
+    actual, predicted_a = _pair(actual, predicted_a, num_classes, "predicted_a")
+    _, predicted_b = _pair(actual, predicted_b, num_classes, "predicted_b")
+    codes_a = actual * num_classes + predicted_a
+    codes_b = actual * num_classes + predicted_b
+    diff = float(score(confusion_counts(codes_b, num_classes)) - score(confusion_counts(codes_a, num_classes)))
+    rng = np.random.default_rng(seed)
+    diffs = np.concatenate([score(confusion_counts(codes_b[index], num_classes))
+                            - score(confusion_counts(codes_a[index], num_classes))
+                            for index in _stratified_indices(actual, num_classes, n_resamples, rng)])
+    return {"diff": diff, "ci": list(_interval(diffs, level))}
+
+
+def _binomial_half_cdf(k: int, n: int) -> tuple[int, int]:
+    """P(X <= k) for X ~ Binomial(n, 1/2), as the exact fraction (sum of C(n, i) for i <= k, 2**n).
+
+    Python integers do not overflow, so this stays exact for any n; C(n, i) is built from C(n, i-1).
+    """
+    term, total = 1, 1
+    for i in range(1, k + 1):
+        term = term * (n - i + 1) // i
+        total += term
+    return total, 2 ** n
+
+
+def mcnemar_exact(actual, predicted_a, predicted_b) -> dict:
+    """Exact two-sided McNemar test: do models a and b differ in how often they are right on the same images?
+
+    Only discordant images carry information; under no difference each is equally likely to favour a or b,
+    so min(b, c) is Binomial(b + c, 1/2) and the two-sided p doubles its lower tail.
+    """
+    actual = np.asarray(actual)
+    predicted_a, predicted_b = np.asarray(predicted_a), np.asarray(predicted_b)
+    if not actual.shape == predicted_a.shape == predicted_b.shape or actual.ndim != 1:
+        raise ValueError("actual, predicted_a and predicted_b must be 1-D arrays of the same length")
+    right_a, right_b = actual == predicted_a, actual == predicted_b
+    a_only = int(np.sum(right_a & ~right_b))
+    b_only = int(np.sum(~right_a & right_b))
+    n = a_only + b_only
+    if n == 0:
+        return {"a_only": 0, "b_only": 0, "p_value": 1.0}
+    tail, whole = _binomial_half_cdf(min(a_only, b_only), n)
+    # Integer true division is correctly rounded even when both sides exceed float range.
+    p_value = min(1.0, 2 * tail / whole)
+    return {"a_only": a_only, "b_only": b_only, "p_value": p_value}
+
+
+def images_to_separate(p_a_only: float, p_b_only: float, alpha: float = 0.05, power: float = 0.8) -> int | None:
+    """Test images a paired McNemar test needs to tell a and b apart at this difference (Connor 1987).
+
+    p_a_only / p_b_only are the shares of test images only a / only b gets right. With d = |p10 - p01| and
+    psi = p10 + p01: n = ((z_{1-alpha/2} sqrt(psi) + z_power sqrt(psi - d^2)) / d)^2. None: no difference.
+    """
+    if not (0 <= p_a_only <= 1 and 0 <= p_b_only <= 1 and p_a_only + p_b_only <= 1):
+        raise ValueError(f"discordant shares must be proportions summing to at most 1, got {p_a_only}, {p_b_only}")
+    if not 0 < alpha < 1 or not 0 < power < 1:
+        raise ValueError(f"alpha and power must be between 0 and 1, got {alpha}, {power}")
+    if p_a_only == p_b_only:
+        return None
+    d = abs(p_a_only - p_b_only)
+    psi = p_a_only + p_b_only
+    normal = NormalDist()
+    z_alpha, z_power = normal.inv_cdf(1 - alpha / 2), normal.inv_cdf(power)
+    n = ((z_alpha * math.sqrt(psi) + z_power * math.sqrt(psi - d * d)) / d) ** 2
+    # Round up, but not past an integer that float error nudged up by a hair (100.00000000001 -> 100).
+    return math.ceil(n - 1e-9)
+
+
+def _percent(share: float) -> str:
+    """A whole percent, with one decimal where rounding would otherwise claim all (or none) of the images."""
+    text = f"{share:.0%}"
+    return f"{share:.1%}" if text in ("100%", "0%") and share not in (0.0, 1.0) else text
+
+
+def collapse(predicted, actual, num_classes: int, threshold: float = 0.95, names=None) -> dict:
+    """Whether a model has collapsed: it nearly always predicts one class, or its macro F1 is no better
+    than always predicting the majority true class. Either way its score says nothing about the images.
+    """
+    actual, predicted = _pair(actual, predicted, num_classes)
+    shares = np.bincount(predicted, minlength=num_classes) / predicted.size
+    top = int(np.argmax(shares))
+    top_share = float(shares[top])
+    reason = None
+    if top_share >= threshold:
+        label = f"'{names[top]}'" if names is not None else f"class {top}"
+        reason = f"predicts {label} for {_percent(top_share)} of the test images"
+    else:
+        majority = int(np.argmax(np.bincount(actual, minlength=num_classes)))  # ties: the lowest index
+        baseline = macro_f1(actual, np.full_like(actual, majority), num_classes)
+        score = macro_f1(actual, predicted, num_classes)
+        # A tolerance so that a score equal to the baseline in exact arithmetic is not saved by rounding.
+        if score <= baseline + 1e-12:
+            reason = (f"macro F1 {score:.3f} is no better than always predicting the majority class "
+                      f"({baseline:.3f})")
+    return {"collapsed": reason is not None, "reason": reason, "top_class_share": top_share}
