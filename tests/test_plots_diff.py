@@ -1,8 +1,7 @@
-"""Review artefacts: dvc.yaml's top-level plots, `dvc plots diff` on fake results in a temp repo, the PR workflow."""
+"""dvc.yaml's top-level plots, and `dvc plots diff` on fake results in a temp repo."""
 import itertools
 import json
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -15,7 +14,6 @@ from tests.test_report import fake_experiment, write_experiment
 
 pytestmark = pytest.mark.e2e  # starts dvc, torchrun or a training subprocess
 
-WORKFLOW = ROOT / ".github" / "workflows" / "review.yml"
 
 
 def dvc_yaml() -> dict:
@@ -120,48 +118,3 @@ def test_plots_diff_page_mentions_every_experiment(diffed):
         assert f"{recipe}/history.csv::val/acc" in page
         for rev in ("HEAD~1", "workspace"):
             assert f"{rev}_plots_zscore_{task}_{recipe}.png" in page
-
-
-# --- the pull-request workflow (it cannot run here: check its structure and its shell)
-
-def workflow() -> dict:
-    return yaml.safe_load(WORKFLOW.read_text())
-
-
-def test_review_workflow_runs_on_pull_requests_and_may_comment():
-    spec = workflow()
-    assert "pull_request" in spec[True]  # PyYAML reads the bare key `on` as the boolean True
-    assert spec["permissions"]["pull-requests"] == "write"
-
-
-def test_review_workflow_reproduces_diffs_and_posts_a_comment_in_that_order():
-    steps = workflow()["jobs"]["review"]["steps"]
-    assert steps[0]["uses"].startswith("actions/checkout") and steps[0]["with"]["fetch-depth"] == 0
-    scripts = [step.get("run", "") for step in steps]
-    order = [next(i for i, script in enumerate(scripts) if needle in script) for needle in
-             ("pip install -e .", "dvc repro", 'dvc metrics diff "$BASE" --md', 'dvc plots diff "$BASE"',
-              "gh pr comment")]
-    assert order == sorted(order)
-    comment = next(step for step in steps if "gh pr comment" in step.get("run", ""))
-    assert comment["env"]["GH_TOKEN"] == "${{ github.token }}"
-    assert "cat metrics.md" in comment["run"] and "--body-file comment.md" in comment["run"]
-
-
-def test_review_workflow_shell_scripts_parse():
-    for step in workflow()["jobs"]["review"]["steps"]:
-        if "run" in step:  # GitHub substitutes ${{ ... }} before bash sees the script
-            script = re.sub(r"\$\{\{[^}]*\}\}", "x", step["run"])
-            result = subprocess.run(["bash", "-n"], input=script, capture_output=True, text=True)
-            assert result.returncode == 0, (step.get("name"), result.stderr)
-
-
-def test_review_comment_keeps_the_computed_comparison_of_report_md(tmp_path):
-    """The awk filter of the comment step, run on a Markdown report."""
-    script = next(s["run"] for s in workflow()["jobs"]["review"]["steps"] if "awk" in s.get("run", ""))
-    awk = next(line.strip() for line in script.splitlines() if line.strip().startswith("awk"))
-    (tmp_path / "reports").mkdir()
-    (tmp_path / "reports" / "report.md").write_text(
-        "# t\n\n## Task: face\n\n### face / x\n\n#### Epoch log\n\n### face: comparison\n\n- a fact\n\n"
-        "## Task: emotion\n\n### emotion: comparison\n\n- another fact\n")
-    shown = subprocess.run(["bash", "-c", awk], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
-    assert shown.split("\n\n") == ["### face: comparison", "- a fact", "### emotion: comparison", "- another fact\n"]

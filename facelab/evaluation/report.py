@@ -42,10 +42,9 @@ def evaluate_model(model_info: dict, state_dict: dict, test: SplitData, batch_si
 
 
 def intervals(actual, predicted, num_classes: int) -> dict:
-    """95% stratified bootstrap intervals of test accuracy and macro F1, rounded for reading."""
-    return {f"{metric}_ci": [round(v, 4) for v in bootstrap_ci(actual, predicted, num_classes, metric,
-                                                                BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED)]
-            for metric in ("acc", "macro_f1")}
+    """95% stratified bootstrap intervals of test accuracy and macro F1."""
+    return {f"{metric}_ci": list(bootstrap_ci(actual, predicted, num_classes, metric, BOOTSTRAP_RESAMPLES,
+                                              BOOTSTRAP_SEED)) for metric in ("acc", "macro_f1")}
 
 
 def headline(test_scores: dict, cis: dict, model_info: dict, collapsed: dict) -> dict:

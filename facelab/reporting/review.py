@@ -1,0 +1,183 @@
+"""Pull-request review: the experiments of a base revision against the workspace, as a comment (Markdown) with a verdict per changed experiment and base/head figures side by side."""
+from __future__ import annotations
+
+import io
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from facelab.evaluation.stats import images_to_separate, mcnemar_exact, paired_bootstrap_diff
+from facelab.reporting.figures import CURVE_METRICS, heatmap, pyplot, save
+
+HEADLINE = ("test.acc", "test.macro_f1", "collapsed", "weights_verified")  # the metrics-diff rows a reviewer reads
+SIGNIFICANCE = 0.05
+WATERMARK = "<!-- facelab review -->"  # marks the one comment the workflow keeps updating
+
+
+@dataclass
+class Side:
+    """One experiment at one revision, from the files committed to git (metrics/ and plots/ are cache: false)."""
+    metrics: dict
+    history: pd.DataFrame
+    predictions: pd.DataFrame
+    confusion: dict
+
+
+def git_text(rev: str, path: str, cwd: Path) -> str | None:
+    """A file's text at a git revision; None when it does not exist there."""
+    result = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=cwd, capture_output=True, text=True)
+    return result.stdout if result.returncode == 0 else None
+
+
+def workspace_text(path: str, cwd: Path) -> str | None:
+    file = cwd / path
+    return file.read_text() if file.is_file() else None
+
+
+def load_side(read, task: str, recipe: str) -> Side | None:
+    """An experiment's committed results through `read(path) -> text | None`; None if any is missing."""
+    files = {"metrics": f"metrics/{task}/{recipe}.json", "history": f"plots/{task}/{recipe}/history.csv",
+             "predictions": f"plots/{task}/{recipe}/predictions.csv", "confusion": f"plots/{task}/{recipe}/confusion.json"}
+    texts = {key: read(path) for key, path in files.items()}
+    if any(text is None for text in texts.values()):
+        return None
+    return Side(metrics=yaml.safe_load(texts["metrics"]), history=pd.read_csv(io.StringIO(texts["history"])),
+                predictions=pd.read_csv(io.StringIO(texts["predictions"])), confusion=yaml.safe_load(texts["confusion"]))
+
+
+def prepared_hash(lock_text: str | None, task: str) -> str | None:
+    """The prepared data's hash that dvc.lock records for prepare@<task>: equal hashes, identical test split."""
+    if not lock_text:
+        return None
+    stage = (yaml.safe_load(lock_text) or {}).get("stages", {}).get(f"prepare@{task}", {})
+    return next((out.get("md5") for out in stage.get("outs", []) if out.get("path") == f"data/prepared/{task}"), None)
+
+
+def changed(base: Side, head: Side) -> bool:
+    return (base.metrics != head.metrics or not base.predictions.equals(head.predictions)
+            or not base.history.equals(head.history))
+
+
+def verdict(task: str, recipe: str, base: Side, head: Side, same_split: bool) -> str:
+    """One line: macro F1 base -> head, by how much, and whether more than noise."""
+    old, new = base.metrics["test"], head.metrics["test"]
+    lead = (f"**{recipe} on {task}**: macro F1 {old['macro_f1']:.3f} → {new['macro_f1']:.3f} "
+            f"({new['macro_f1'] - old['macro_f1']:+.3f}")
+    if not same_split:
+        return (f"{lead}); the test split differs between the revisions, so no paired test: intervals "
+                f"{interval(old)} → {interval(new)}{overlap_note(old, new)}.")
+    test = paired_test(base, head)
+    significant = test["p_value"] < SIGNIFICANCE
+    needed = test["images_needed"]
+    size = f"; about {needed} test images would tell a difference this size apart" if needed and not significant else ""
+    lo, hi = test["macro_f1"]["ci"]
+    return (f"{lead}, paired bootstrap 95% CI [{lo:+.3f}, {hi:+.3f}]; McNemar p = {test['p_value']:.2g}, "
+            f"{'significant' if significant else 'not significant'}: {test['b_only']} test images only head got "
+            f"right, {test['a_only']} only base{size}).")
+
+
+def interval(test: dict) -> str:
+    lo, hi = test.get("macro_f1_ci") or (float("nan"), float("nan"))
+    return f"[{lo:.3f}, {hi:.3f}]"
+
+
+def overlap_note(old: dict, new: dict) -> str:
+    if "macro_f1_ci" not in old or "macro_f1_ci" not in new:
+        return ""
+    apart = old["macro_f1_ci"][1] < new["macro_f1_ci"][0] or new["macro_f1_ci"][1] < old["macro_f1_ci"][0]
+    return " (the intervals do not overlap)" if apart else " (the intervals overlap: not a clear change)"
+
+
+def paired_test(base: Side, head: Side) -> dict:
+    """Base against head on the same test images, in the same order (the prepared split is identical)."""
+    classes = head.confusion["classes"]
+    index = {name: i for i, name in enumerate(classes)}
+    actual = head.predictions["actual"].map(index).to_numpy()
+    if not np.array_equal(actual, base.predictions["actual"].map(index).to_numpy()):
+        raise ValueError("the two revisions' predictions.csv list different test images; compare intervals only")
+    a, b = base.predictions["predicted"].map(index).to_numpy(), head.predictions["predicted"].map(index).to_numpy()
+    test = mcnemar_exact(actual, a, b)
+    n = len(actual)
+    return {**test, "macro_f1": paired_bootstrap_diff(actual, a, b, len(classes), "macro_f1", 2000, 0),
+            "images_needed": images_to_separate(test["a_only"] / n, test["b_only"] / n)}
+
+
+def warnings_for(task: str, recipe: str, metrics: dict) -> list[str]:
+    found = []
+    if metrics.get("collapsed"):
+        found.append(f"⚠️ {task}/{recipe} collapsed: it predicts one class, or no better than the majority class.")
+    if metrics.get("weights_verified") is False:
+        found.append(f"⚠️ {task}/{recipe}: not ImageNet weights: these numbers do not measure pretraining.")
+    return found
+
+
+def side_by_side(base: Side, head: Side, title: str, path: Path) -> None:
+    """Base (left) and head (right): loss curves, accuracy curves, z-score confusion matrix. Small PNG."""
+    fig, axes = pyplot().subplots(3, 2, figsize=(8, 8.4))
+    for column, (side, name) in enumerate(((base, "base"), (head, "head"))):
+        for row, (metric, label) in enumerate(CURVE_METRICS):
+            ax = axes[row, column]
+            ax.plot(side.history["epoch"], side.history[f"train/{metric}"], "o-", markersize=3, label="train")
+            ax.plot(side.history["epoch"], side.history[f"val/{metric}"], "s-", markersize=3, label="val")
+            ax.set_title(f"{name}: {label}", fontsize=9)
+            ax.legend(fontsize=7)
+            ax.grid(alpha=0.3)
+        heatmap(axes[2, column], np.asarray(side.confusion["zscore"], dtype=float), side.confusion["classes"],
+                zscore=True)
+        axes[2, column].set_title(f"{name}: confusion (z-score)", fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    save(fig, path)
+
+
+def metrics_table(diff: dict, base_rev: str) -> list[str]:
+    """`dvc metrics diff --json` as a Markdown table of the headline metrics only."""
+    rows = [(path, key, change) for path, metrics in sorted(diff.items()) for key, change in metrics.items()
+            if key in HEADLINE]
+    if not rows:
+        return ["No headline metric changed."]
+    lines = [f"| Path | Metric | {base_rev} | workspace | Change |", "|---|---|---|---|---|"]
+    for path, key, change in rows:
+        lines.append(f"| {path} | {key} | {number(change.get('old'))} | {number(change.get('new'))} | "
+                     f"{number(change.get('diff'))} |")
+    return lines
+
+
+def number(value) -> str:
+    if isinstance(value, bool) or value is None:
+        return "-" if value is None else str(value).lower()
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def write_review(base_rev: str, root: Path, out_dir: Path, experiments: list[tuple[str, str]], diff: dict) -> str:
+    """Write out_dir/comment.md and the base/head images it links (relative to out_dir); return the comment."""
+    base_lock, head_lock = git_text(base_rev, "dvc.lock", root), workspace_text("dvc.lock", root)
+    lines = [WATERMARK, f"## facelab review: workspace vs `{base_rev}`", "", "### Headline metrics", "",
+             *metrics_table(diff, base_rev), "", "### Experiments", ""]
+    unchanged, figures, warnings = [], [], []
+    for task, recipe in experiments:
+        base = load_side(lambda path: git_text(base_rev, path, root), task, recipe)
+        head = load_side(lambda path: workspace_text(path, root), task, recipe)
+        if head is not None:
+            warnings += warnings_for(task, recipe, head.metrics)
+        if base is None or head is None:
+            lines.append(f"- **{recipe} on {task}**: {'new in this revision' if base is None else 'missing here'}.")
+            continue
+        if not changed(base, head):
+            unchanged.append(f"{task}/{recipe}")
+            continue
+        same = prepared_hash(base_lock, task) is not None and prepared_hash(base_lock, task) == prepared_hash(head_lock, task)
+        lines.append(f"- {verdict(task, recipe, base, head, same)}")
+        image = f"{task}_{recipe}.png"
+        side_by_side(base, head, f"{task}/{recipe}: base {base_rev} (left) vs head (right)", out_dir / image)
+        figures += [f"#### {task}/{recipe}", "", f"![{task}/{recipe}: base vs head]({image})", ""]
+    if unchanged:
+        lines.append(f"- unchanged: {', '.join(unchanged)}.")
+    lines += ["", *(f"> {w}" for w in warnings), "", *(["### Base (left) and head (right)", "", *figures] if figures else [])]
+    comment = "\n".join(lines).rstrip() + "\n"
+    (out_dir / "comment.md").write_text(comment)
+    return comment

@@ -1,0 +1,182 @@
+"""Pull-request review: the review command's verdicts, and every `run:` step of review.yml executed in order in a temporary repo with two commits (gh/cml stubbed to record the comment)."""
+from __future__ import annotations
+
+import os
+import re
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from facelab.params import RECIPES, TASKS
+from facelab.reporting.review import Side, metrics_table, prepared_hash, verdict
+from tests.conftest import ROOT, make_repo, sh, tiny_raw_params
+
+WORKFLOW = ROOT / ".github" / "workflows" / "review.yml"
+CHANGED = {(task, "resnet18_scratch") for task in TASKS}
+
+
+def side(predicted: list[int], macro_f1: float) -> Side:
+    actual = [0] * 50 + [1] * 50
+    names = ["other", "target"]
+    return Side(metrics={"test": {"acc": 0.9, "macro_f1": macro_f1, "macro_f1_ci": [macro_f1 - 0.05, macro_f1 + 0.05]}},
+                history=pd.DataFrame({"epoch": [1], "train/loss": [1.0], "val/loss": [1.0], "train/acc": [0.5],
+                                      "val/acc": [0.5]}),
+                predictions=pd.DataFrame({"actual": [names[i] for i in actual], "predicted": [names[i] for i in predicted]}),
+                confusion={"classes": names, "raw": [[1, 0], [0, 1]], "zscore": [[1, -1], [-1, 1]]})
+
+
+def test_verdict_is_paired_on_the_same_split_and_interval_only_otherwise():
+    truth = [0] * 50 + [1] * 50
+    base = side([1] * 20 + truth[20:], 0.78)  # 20 images of class 0 wrong
+    head = side(truth, 1.0)
+    paired = verdict("face", "resnet18_scratch", base, head, same_split=True)
+    assert paired.startswith("**resnet18_scratch on face**: macro F1 0.780 → 1.000 (+0.220, paired bootstrap 95% CI [+")
+    assert "McNemar p = 1.9e-06, significant: 20 test images only head got right, 0 only base)." in paired
+    close = verdict("face", "resnet18_scratch", side([1] * 20 + truth[20:], 0.78), side([1] * 18 + truth[18:], 0.8), True)
+    assert "McNemar p = 0.5, not significant: 2 test images only head got right, 0 only base; about " in close
+    apart = verdict("face", "resnet18_scratch", base, head, same_split=False)
+    assert apart.endswith("the test split differs between the revisions, so no paired test: intervals "
+                          "[0.730, 0.830] → [0.950, 1.050] (the intervals do not overlap).")
+
+
+def test_prepared_hash_comes_from_the_lock_and_metrics_table_keeps_headline_rows():
+    lock = yaml.safe_dump({"stages": {"prepare@face": {"outs": [{"path": "data/prepared/face", "md5": "abc.dir"}]}}})
+    assert prepared_hash(lock, "face") == "abc.dir" and prepared_hash(lock, "emotion") is None
+    diff = {"metrics/face/x.json": {"test.acc": {"old": 0.5, "new": 0.75, "diff": 0.25},
+                                    "train_seconds": {"old": 1.0, "new": 2.0, "diff": 1.0}}}
+    assert metrics_table(diff, "HEAD~1") == ["| Path | Metric | HEAD~1 | workspace | Change |", "|---|---|---|---|---|",
+                                             "| metrics/face/x.json | test.acc | 0.5000 | 0.7500 | 0.2500 |"]
+
+
+# --- the workflow, executed step by step
+
+STUB = """#!/usr/bin/env bash
+echo "$(basename "$0") $*" >> "$RECORD/calls.log"
+if [ "$(basename "$0")" = cml ]; then
+  for last; do :; done
+  cp "$last" "$RECORD/comment.md"
+  exit "${CML_EXIT:-0}"
+fi
+"""
+
+
+def expressions() -> dict[str, str]:
+    """What GitHub would put in place of each ${{ ... }} on a pull request against HEAD~1 here."""
+    return {"inputs.base || format('origin/{0}', github.base_ref)": "HEAD~1", "github.token": "test-token",
+            "github.event.pull_request.number || github.ref": "1"}
+
+
+def substitute(text: str) -> str:
+    known = expressions()
+
+    def value(match):
+        expression = match.group(1).strip()
+        assert expression in known, f"review.yml uses ${{{{ {expression} }}}}: say here what it is on a PR"
+        return known[expression]
+    return re.sub(r"\$\{\{(.*?)\}\}", value, text)
+
+
+def run_steps(path: Path, record: Path, cml_exit: int = 0, names: tuple[str, ...] | None = None) -> list[str]:
+    """Run review.yml's `run:` steps (or those named) in order, as GitHub would on a pull request; return their
+    names. `uses:` steps are actions that set up the runner: this machine already has what they install."""
+    spec = yaml.safe_load(WORKFLOW.read_text())
+    job = spec["jobs"]["review"]
+    stubs = record / "bin"
+    stubs.mkdir(exist_ok=True)
+    for tool in ("pip", "cml", "gh"):  # no network: installs and the GitHub API are recorded, not run
+        (stubs / tool).write_text(STUB)
+        (stubs / tool).chmod(stubs.joinpath(tool).stat().st_mode | stat.S_IEXEC)
+    env = {**os.environ, "PATH": f"{stubs}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "RECORD": str(record), "CML_EXIT": str(cml_exit),
+           **{k: substitute(str(v)) for k, v in job.get("env", {}).items()}}
+    ran = []
+    for step in job["steps"]:
+        if "run" not in step or (names and step["name"] not in names):
+            continue
+        if "if" in step:
+            assert step["if"] == "github.event_name == 'pull_request'", step["if"]
+        step_env = {**env, **{k: substitute(str(v)) for k, v in step.get("env", {}).items()}}
+        result = subprocess.run(["bash", "-eo", "pipefail", "-c", substitute(step["run"])], cwd=path, env=step_env,
+                                capture_output=True, text=True)
+        assert result.returncode == 0, (step["name"], result.stdout[-3000:], result.stderr[-3000:])
+        (record / f"step{len(ran)}.out").write_text(result.stdout + result.stderr)
+        ran.append(step["name"])
+    return ran
+
+
+@pytest.fixture(scope="module")
+def reviewed(tmp_path_factory, stand_in_torch_home):
+    """Commit 1: the tiny pipeline's results. Commit 2: resnet18_scratch's lr changed (results not rerun).
+    Then the workflow reproduces and reviews commit 2 against commit 1."""
+    raw = tiny_raw_params()
+    path = make_repo(tmp_path_factory.mktemp("review") / "repo", raw)
+    env = {**os.environ, "TORCH_HOME": str(stand_in_torch_home)}
+    sh("dvc", "repro", cwd=path, env=env)
+    sh("git", "add", "-A", cwd=path)
+    sh("git", "commit", "-qm", "baseline results", cwd=path)
+    raw["models"]["resnet18_scratch"]["lr"] = 0.01
+    (path / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    sh("git", "commit", "-qam", "resnet18_scratch lr 0.01", cwd=path)
+    record = path.parent / "record"
+    record.mkdir()
+    os.environ["TORCH_HOME"], old = str(stand_in_torch_home), os.environ.get("TORCH_HOME")
+    try:
+        ran = run_steps(path, record)
+    finally:
+        os.environ.pop("TORCH_HOME") if old is None else os.environ.__setitem__("TORCH_HOME", old)
+    return path, record, ran
+
+
+@pytest.mark.e2e
+def test_workflow_runs_every_step_and_posts_the_review_as_one_updated_comment(reviewed):
+    path, record, ran = reviewed
+    assert ran == ["Install, with CPU-only torch (the runner has no GPU)", "Reproduce the pipeline",
+                   "Review against the base revision", "Plots diff page (every curve and matrix of both revisions)",
+                   "Comment on the pull request (one comment, updated on every push)"]
+    calls = (record / "calls.log").read_text().splitlines()
+    assert calls[-1] == "cml comment update --target=pr --publish --watermark-title=facelab review review/comment.md"
+    assert (path / "plots-diff" / "index.html").is_file()
+    assert (record / "comment.md").read_text() == (path / "review" / "comment.md").read_text()
+
+
+@pytest.mark.e2e
+def test_the_comment_has_the_metrics_diff_verdicts_unchanged_lines_and_images_that_open(reviewed):
+    path, record, _ = reviewed
+    comment = (record / "comment.md").read_text()
+    for task in TASKS:
+        assert f"| metrics/{task}/resnet18_scratch.json | test.macro_f1 |" in comment
+        line = next(l for l in comment.splitlines() if l.startswith(f"- **resnet18_scratch on {task}**"))
+        assert re.search(r"paired bootstrap 95% CI \[[+-]\d\.\d{3}, [+-]\d\.\d{3}\]; McNemar p = [\d.e-]+, "
+                         r"(not )?significant", line), line
+    unchanged = next(l for l in comment.splitlines() if l.startswith("- unchanged: "))
+    assert sorted(unchanged[len("- unchanged: "):-1].split(", ")) == sorted(
+        f"{t}/{r}" for t in TASKS for r in RECIPES if (t, r) not in CHANGED)
+    assert "> ⚠️ face/resnet18_pretrained: not ImageNet weights" in comment  # this suite's stand-in files
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", comment)
+    assert sorted(images) == sorted(f"{t}_{r}.png" for t, r in CHANGED)
+    for image in images:
+        pixels = matplotlib.image.imread(path / "review" / image)
+        assert pixels.shape[0] > 300 and np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0).shape[0] > 20
+        assert (path / "review" / image).stat().st_size < 300_000  # small enough for a comment
+
+
+@pytest.mark.e2e
+def test_a_read_only_token_explains_itself_instead_of_failing(reviewed):
+    path, record, _ = reviewed
+    run_steps(path, record, cml_exit=1, names=("Comment on the pull request (one comment, updated on every push)",))
+    output = sorted(record.glob("step*.out"))[-1].read_text()
+    assert "::warning::Could not comment (a fork's pull request gets a read-only token)." in output
+    assert "## facelab review: workspace vs `HEAD~1`" in output
+
+
+def test_workflow_can_run_by_hand_and_needs_no_secret():
+    spec = yaml.safe_load(WORKFLOW.read_text())
+    assert {"pull_request", "workflow_dispatch"} <= set(spec[True])  # PyYAML reads the bare key `on` as True
+    assert "secrets." not in WORKFLOW.read_text()
