@@ -38,11 +38,29 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     tmp.mkdir()
     try:
         yield tmp
-        if path.exists():
-            shutil.rmtree(path)
+        # Rename the old folder aside, the new one in, then delete the old: at every moment `path` is a
+        # complete folder (old or new), never missing or half-deleted.
+        old = temporary_name(path, ".old") if path.exists() else None
+        if old is not None:
+            os.replace(path, old)
         os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def remove_debris(path: str | Path) -> list[Path]:
+    """Delete the temporary files and folders that a killed run left beside `path` (`.<name>.<uuid>*.tmp`: a
+    process killed with SIGKILL runs no cleanup); return what was removed."""
+    path = Path(path)
+    found = sorted(path.parent.glob(f".{path.name}.*.tmp")) if path.parent.is_dir() else []
+    for stale in found:
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+    return found
 
 
 @contextlib.contextmanager

@@ -26,6 +26,8 @@ PRECISIONS = ("auto", "fp32", "bf16")
 # The generated source draws these exact classes; label i of the generator is classes[i].
 GENERATED_CLASSES = {"face": ("other", "target"), "emotion": ("angry", "happy", "sad")}
 MIN_IMG_SIZE = 32  # below this, resnet18/vgg16 downsample the image to nothing
+MAX_IMG_SIZE = 1024  # above this, one decoded split of a few thousand images no longer fits in memory
+MAX_SEED = 2**32 - 1  # numpy's and scikit-learn's seeds are unsigned 32-bit
 MAX_GENERATED_IMG_SIZE = 512  # the face generator draws at twice the size; larger would take minutes per image
 # Top-level modules of each torchvision architecture: models.<recipe>.frozen names these or their children
 # ("layer1", "layer1.0"); the model factory checks a child's full name against the built model.
@@ -140,8 +142,40 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     path = Path(path)
     if not path.is_file():
         raise ParamsError(f"{path}: file not found; run from the repository root or pass --params")
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = read_yaml(path) or {}
     return parse_params(raw, source=str(path))
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error, not the last one silently."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ParamsError(f"{self.name}: key '{key}' is given twice, at line {seen[key] + 1} and line "
+                                  f"{key_node.start_mark.line + 1}; keep one")
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: Path):
+    """params.yaml's mapping; a syntax error names the file, line and column, a repeated key both lines."""
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ParamsError(f"{path}: cannot be read ({error})") from error
+    loader = _UniqueKeyLoader(text)
+    loader.name = str(path)
+    try:
+        return loader.get_single_data()
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+        raise ParamsError(f"{path}: YAML syntax error at {where}: {error.problem}; fix that line") from error
+    finally:
+        loader.dispose()
 
 
 def parse_params(raw: dict, source: str = "params.yaml") -> Params:
@@ -159,6 +193,8 @@ def parse_params(raw: dict, source: str = "params.yaml") -> Params:
         raw=raw,
     )
     _check_values(params)
+    if not 0 <= params.seed <= MAX_SEED:
+        raise ParamsError(f"seed: {params.seed} must be inside [0, {MAX_SEED}] (numpy and scikit-learn seeds)")
     return params
 
 
@@ -287,6 +323,12 @@ def _check_data(task: str, data: DataParams, where: str) -> None:
     _one_of(data.source, SOURCES, f"{where}.source")
     if data.img_size < MIN_IMG_SIZE:
         raise ParamsError(f"{where}.img_size: {data.img_size} is under {MIN_IMG_SIZE}; use {MIN_IMG_SIZE} or more")
+    if data.img_size > MAX_IMG_SIZE:
+        raise ParamsError(f"{where}.img_size: {data.img_size} is over {MAX_IMG_SIZE}; use {MAX_IMG_SIZE} or less")
+    for name in data.classes:
+        if not name or name in (".", "..") or "/" in name or "\\" in name:
+            raise ParamsError(f"{where}.classes: '{name}' is not a plain folder name; a class name is the name of "
+                              f"a folder under data.{task}.path, without '/', '\\', '.' or '..'")
     if len(set(data.classes)) != len(data.classes) or len(data.classes) < 2:
         raise ParamsError(f"{where}.classes: need at least 2 distinct class names, got {list(data.classes)}")
     _check_split(data.split, f"{where}.split")

@@ -13,7 +13,7 @@ from facelab.cli import stage_args, stage_main
 from facelab.data.batches import load_prepared
 from facelab.errors import TrainingDiverged
 from facelab.evaluation.predict import predict_classes
-from facelab.files import atomic_path, read_json, write_csv, write_json
+from facelab.files import atomic_path, read_json, remove_debris, write_csv, write_json
 from facelab.models import IMAGENET_MEAN, IMAGENET_STD, trained_model, weights_provenance
 from facelab.params import Recipe, TrainParams, WandbParams, load_params
 from facelab.tracking import finish_wandb, git_commit, log_test_results, run_location, start_wandb, wandb_summary
@@ -45,6 +45,7 @@ def train_stage(task: str, recipe_name: str, recipe: Recipe, settings: TrainPara
     if dist.main:
         for path in outputs.values():
             path.unlink(missing_ok=True)  # as dvc repro does: a failed run leaves nothing that looks valid
+            remove_debris(path)  # temporary files a killed run left beside it
     weights = weights_provenance(recipe)  # fails before any run starts when ImageNet weights are missing
     if dist.main and weights["verified"] is False:
         print(f"warning: [{task}/{recipe_name}] {weights['file']} is not torchvision's ImageNet file (sha256 "

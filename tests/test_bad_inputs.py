@@ -1,6 +1,7 @@
 """Bad inputs, one test per case: each asserts the exact error, or which files were skipped and that data.json counts them."""
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -244,5 +245,108 @@ def test_a_failed_write_leaves_the_previous_output(tiny_raw, tmp_path, monkeypat
     monkeypatch.setattr(prepare, "write_csv", crash)
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path, data)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+# --- every per-file failure is a listed skip; environment errors are `error:` lines; no debris
+
+def test_any_decoder_exception_is_a_listed_skip_naming_the_file(tiny_raw, tmp_path, monkeypatch):
+    from facelab.data import images
+    root = write_classes(tmp_path / "photos")
+    (root / "a" / "broken.avif").write_bytes(b"\x00\x00\x00\x1cftypavif" + b"\x00" * 64)
+    real_load = Image.Image.load
+
+    def plugin_load(self):  # what a decoder plugin raises on a corrupt file (AVIF: RuntimeError, DDS: NotImplementedError)
+        if getattr(self, "filename", "").endswith("a03.png"):
+            raise NotImplementedError("Unimplemented pixel format")
+        if getattr(self, "filename", "").endswith("b02.png"):
+            raise RuntimeError("Failed to decode image")
+        return real_load(self)
+    monkeypatch.setattr(images.Image.Image, "load", plugin_load)
+    counts, report = run(tmp_path, folder_data(tiny_raw, root, max_bad_fraction=0.5))
+    skipped = {s["file"]: (s["reason"], s["detail"]) for s in report["skipped"]}
+    assert skipped["a/a03.png"] == (CORRUPT, "NotImplementedError: Unimplemented pixel format")
+    assert skipped["b/b02.png"] == (CORRUPT, "RuntimeError: Failed to decode image")
+    assert skipped["a/broken.avif"][0] in (CORRUPT, NOT_IMAGE)
+    assert report["total"]["used"] == 10
+
+
+def test_a_file_name_that_is_not_utf8_is_kept_and_written_escaped(tiny_raw, tmp_path):
+    import os
+    root = write_classes(tmp_path / "photos")
+    name = os.fsdecode(b"caf\xe9.png")  # a Latin-1 name, as old Windows disks have
+    noise(999).save(root / "a" / name)
+    counts, report = run(tmp_path, folder_data(tiny_raw, root))
+    manifest = pd.read_csv(tmp_path / "out" / "manifest.csv")
+    assert "a/caf\\xe9.png" in manifest["file"].tolist()
+    assert report["total"]["used"] == 13
+
+
+@pytest.mark.parametrize("path, message", [
+    ("~nosuchuser_facelab/photos", r"^data.emotion.path: cannot expand '~nosuchuser_facelab/photos' \(.*\); "
+                                   r"write the full path instead$"),
+])
+def test_a_path_that_cannot_be_expanded_is_an_error(tiny_raw, tmp_path, path, message):
+    with pytest.raises(DataError, match=message):
+        run(tmp_path, folder_data(tiny_raw, path))
+
+
+def test_a_path_that_is_a_file_says_so(tiny_raw, tmp_path):
+    (tmp_path / "photos.zip").write_bytes(b"PK")
+    with pytest.raises(DataError, match=r"^image folder '.*photos.zip' is a file, not a folder; set data.<task>.path"):
+        run(tmp_path, folder_data(tiny_raw, tmp_path / "photos.zip"))
+
+
+def test_a_class_folder_of_sub_folders_says_where_the_images_must_be(tiny_raw, tmp_path):
+    root = write_classes(tmp_path / "photos")
+    write_classes(root / "c", per_class=2, classes=("2019", "2020"))
+    with pytest.raises(DataError, match=r"^'.*photos/c' holds no files, only folder\(s\) 2019, 2020 \(images must be "
+                                        r"directly in the class folder\)"):
+        run(tmp_path, folder_data(tiny_raw, root, classes=("a", "b", "c")))
+
+
+def test_an_unreadable_class_folder_is_an_error_naming_it_and_the_fix(tiny_raw, tmp_path):
+    import os
+    if os.geteuid() == 0:
+        pytest.skip("root reads every folder whatever its permissions")
+    root = write_classes(tmp_path / "photos")
+    (root / "b").chmod(0)
+    try:
+        with pytest.raises(DataError, match=r"cannot be listed \(permission denied\); give this user read"):
+            run(tmp_path, folder_data(tiny_raw, root))
+    finally:
+        (root / "b").chmod(0o755)
+
+
+def test_a_killed_runs_scratch_files_and_folders_are_removed_at_the_next_start(tiny_raw, tmp_path):
+    data = folder_data(tiny_raw, write_classes(tmp_path / "photos"))
+    debris = [tmp_path / ".out.1f2e3d.pixels.tmp", tmp_path / ".data.json.77aa.tmp"]
+    for path in debris:
+        path.write_bytes(b"x" * 100)
+    (tmp_path / ".out.0a0b0c.tmp").mkdir()
+    (tmp_path / ".out.0a0b0c.tmp" / "train_x.npy").write_bytes(b"half")
+    run(tmp_path, data)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_read_only_report_folder_leaves_data_and_report_as_they_were(tiny_raw, tmp_path, monkeypatch):
+    """The data folder is replaced only once the report has been written: the pair never disagrees."""
+    root = write_classes(tmp_path / "photos")
+    run(tmp_path, folder_data(tiny_raw, root))
+    before = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
+    report_before = (tmp_path / "data.json").read_text()
+    noise(12345).save(root / "a" / "new.png")  # the data changed
+    real_write = Path.write_text
+
+    def read_only_folder(self, *args, **kwargs):  # root ignores chmod: refuse files in the report's folder
+        if self.name.startswith(".data.json."):
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_write(self, *args, **kwargs)
+    monkeypatch.setattr(Path, "write_text", read_only_folder)
+    with pytest.raises(PermissionError):
+        run(tmp_path, folder_data(tiny_raw, root))
+    monkeypatch.undo()
+    assert (tmp_path / "data.json").read_text() == report_before
     assert {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()} == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

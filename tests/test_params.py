@@ -26,8 +26,16 @@ def test_repository_params_load_with_all_tasks_and_recipes():
      r"its top-level modules are \['features', 'avgpool', 'classifier'\]$"),
     (lambda r: r["models"]["resnet18_pretrained"].update(frozen=["features"]),
      r"^models.resnet18_pretrained.frozen: 'features' is not a module of resnet18; "),
-    (lambda r: r["data"]["face"].update(img_size=100000),
-     r"^data.face.img_size: 100000 is over 512, the largest the generated faces are drawn at; use 512 or less$"),
+    (lambda r: r["data"]["face"].update(img_size=100000), r"^data.face.img_size: 100000 is over 1024; use 1024 or less$"),
+    (lambda r: r["data"]["face"].update(img_size=800),
+     r"^data.face.img_size: 800 is over 512, the largest the generated faces are drawn at; use 512 or less$"),
+    (lambda r: r.update(seed=-1), r"^seed: -1 must be inside \[0, 4294967295\] \(numpy and scikit-learn seeds\)$"),
+    (lambda r: r["data"]["face"].update(source="folder", path="/p", classes=["other", "."]),
+     r"^data.face.classes: '.' is not a plain folder name; a class name is the name of a folder under data.face.path"),
+    (lambda r: r["data"]["face"].update(source="folder", path="/p", classes=["other", "/data/happy"]),
+     r"^data.face.classes: '/data/happy' is not a plain folder name"),
+    (lambda r: r["data"]["face"].update(source="folder", path="/p", classes=["..", "b"]),
+     r"^data.face.classes: '..' is not a plain folder name"),
     (lambda r: r["data"]["face"].update(source="folder", path=None), "source 'folder' needs a path"),
     (lambda r: r["data"]["face"].update(classes=["me", "others"]), "generated face data has classes"),
     (lambda r: r["models"].pop("resnet18_pretrained"), r"models: missing key\(s\) \['resnet18_pretrained'\]"),
@@ -85,3 +93,24 @@ def test_fer2013_params_name_every_fer2013_label_in_the_csv_order():
     import dataclasses
     from facelab.params import FER2013_LABELS, Fer2013
     assert tuple(f.name for f in dataclasses.fields(Fer2013)) == FER2013_LABELS
+
+
+@pytest.mark.parametrize("text, message", [
+    ("seed: 1\nseed: 2\n", r"params.yaml: key 'seed' is given twice, at line 1 and line 2; keep one$"),
+    ("seed: 1\ndata: [1, 2\n", r"params.yaml: YAML syntax error at line 3, column 1: expected ',' or ']', but got "
+                               r"'<stream end>'; fix that line$"),
+])
+def test_yaml_mistakes_name_the_file_and_line(tmp_path, text, message):
+    (tmp_path / "params.yaml").write_text(text)
+    with pytest.raises(ParamsError, match=message):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_a_yaml_mistake_is_one_error_line_when_a_stage_runs_directly(tmp_path):
+    import subprocess
+    import sys
+    (tmp_path / "params.yaml").write_text("seed: 1\nseed: 2\n")
+    result = subprocess.run([sys.executable, "-m", "stages.prepare", "--task", "face"], cwd=tmp_path,
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr == "error: params.yaml: key 'seed' is given twice, at line 1 and line 2; keep one\n"

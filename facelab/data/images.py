@@ -109,6 +109,17 @@ def decode_image(path: Path, img_size: int,
         raise BadImage(UNREADABLE, str(error)) from error
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise BadImage(CORRUPT, str(error) or type(error).__name__) from error
+    except BadImage:
+        raise
+    except Exception as error:  # noqa: BLE001 - PIL's plugins (AVIF, DDS, ...) raise their own types; one bad
+        # file is a listed skip, never the end of the run (MemoryError on one huge image included)
+        raise BadImage(CORRUPT, f"{type(error).__name__}: {error}") from error
+
+
+def display_name(path: Path) -> str:
+    """A file name that every writer accepts: bytes that are not UTF-8 (an old Latin-1 disk's 'caf\\xe9.png')
+    are kept, written as backslash escapes instead of crashing the CSV and JSON writers."""
+    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def check_pixel_count(image: Image.Image) -> None:

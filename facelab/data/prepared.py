@@ -10,7 +10,7 @@ import pandas as pd
 from facelab.data.images import Images
 from facelab.data.pixels import save_rows
 from facelab.data.public import fer2013_images, lfw_images
-from facelab.data.sources import folder_images, generated_images
+from facelab.data.sources import folder_images, generated_images, user_path
 from facelab.data.split import SPLITS, split_with_fixed_test, stratified_split
 from facelab.params import DataParams
 
@@ -25,7 +25,7 @@ def load_images(task: str, data: DataParams, seed: int, scratch: Optional[Path] 
         return lfw_images(data, seed, scratch)
     if data.source == "fer2013":
         return fer2013_images(data, scratch)
-    return folder_images(Path(data.path).expanduser(), data.classes, data.img_size, scratch)
+    return folder_images(user_path(data.path, f"data.{task}.path"), data.classes, data.img_size, scratch)
 
 
 def split_rows(images: Images, keep: np.ndarray, data: DataParams, seed: int) -> dict[str, np.ndarray]:

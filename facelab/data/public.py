@@ -12,10 +12,10 @@ import pandas as pd
 from PIL import Image
 from sklearn.datasets import fetch_lfw_people, get_data_home
 
-from facelab.data.images import BAD_ROW, BadImage, Entry, Images, Skipped, read_files, square_pixels
+from facelab.data.images import BAD_ROW, BadImage, Entry, Images, Skipped, display_name, read_files, square_pixels
 from facelab.params import FER2013_LABELS, DataParams
 from facelab.data.pixels import PixelStore
-from facelab.data.sources import list_folder, scan_folders
+from facelab.data.sources import list_folder, scan_folders, user_path
 from facelab.errors import DataError
 
 # scikit-learn's default slice_ for fetch_lfw_people as a PIL box (left, top, right, bottom):
@@ -42,14 +42,14 @@ def lfw_images(data: DataParams, seed: int, scratch: Optional[Path] = None) -> I
         raise DataError(f"data.<task>.lfw.n_other: {data.lfw.n_other} is more than the {len(others)} images "
                         f"of other people in '{folder}'; lower it")
     chosen = np.sort(np.random.default_rng(seed).choice(len(others), data.lfw.n_other, replace=False))
-    entries = ([Entry(others[i], 0, str(others[i].relative_to(folder))) for i in chosen]
-               + [Entry(p, 1, str(p.relative_to(folder))) for p in list_folder(folder / target)[0]])
+    entries = ([Entry(others[i], 0, display_name(others[i].relative_to(folder))) for i in chosen]
+               + [Entry(p, 1, display_name(p.relative_to(folder))) for p in list_folder(folder / target)[0]])
     return read_files(entries, data.classes, data.img_size, box=LFW_FACE_BOX, scratch=scratch)
 
 
 def lfw_folder(data_home: Optional[str], download: bool) -> Path:
     """<data_home>/lfw_home/lfw_funneled, downloaded by scikit-learn first if it is missing and download is true."""
-    home = Path(get_data_home(None if data_home is None else str(Path(data_home).expanduser())))
+    home = Path(get_data_home(None if data_home is None else str(user_path(data_home, 'data.<task>.path'))))
     cache = home / "lfw_home"
     try:
         # fetch_lfw_people checks the cache (downloading what is missing) before it reads any face;
@@ -72,7 +72,7 @@ def fer2013_images(data: DataParams, scratch: Optional[Path] = None) -> Images:
     """FER2013 with its labels mapped to classes by data.fer2013; images of unmapped labels are counted, not used.
 
     scratch: a file for the pixels (see facelab.data.pixels.PixelStore); None keeps them in memory."""
-    path = Path(data.path).expanduser()
+    path = user_path(data.path, 'data.emotion.path')
     label_map = {label: data.classes.index(name)
                  for label, name in dataclasses.asdict(data.fer2013).items() if name is not None}
     if path.is_file():
@@ -97,7 +97,7 @@ def fer2013_folder_images(root: Path, label_map: dict[str, int], classes: tuple[
         notes += part_notes + [f"folder '{root / part / name}' is not a FER2013 label {list(FER2013_LABELS)}; "
                                f"its files are not used" for name in others if name not in FER2013_LABELS]
         not_used.update({f"{part}/{name}": count for name, count in others.items()})
-        entries += [Entry(path, label_map[name], str(path.relative_to(root)), part == "test")
+        entries += [Entry(path, label_map[name], display_name(path.relative_to(root)), part == "test")
                     for name in label_map for path in found[name]]
     notes += [f"'{p}' is neither train/ nor test/ of the release; not used"
               for p in list_folder(root)[1] if p.name not in ("train", "test")]
