@@ -44,6 +44,16 @@ def evaluate_outputs(task: str, recipe: str, root: Path = Path(".")) -> dict[str
             "predictions": folder / "predictions.csv", "confusion": folder / "confusion.json"}
 
 
+def external_outputs(task: str, recipe: str, name: str, root: Path = Path(".")) -> dict[str, Path]:
+    """`facelab evaluate --data <folder> --name <name>`: the evaluate stage's files for a labelled folder outside
+    the pipeline, under metrics/<task>/external/<name>/ and plots/<task>/external/<name>/<recipe>/."""
+    metrics = root / "metrics" / task / "external" / name
+    folder = root / "plots" / task / "external" / name / recipe
+    return {"metrics": metrics / f"{recipe}.json", "details": metrics / f"{recipe}_details.json",
+            "classes": metrics / f"{recipe}_classes.json",
+            "predictions": folder / "predictions.csv", "confusion": folder / "confusion.json"}
+
+
 def reports(root: Path = Path(".")) -> Path:
     return root / "reports"
 

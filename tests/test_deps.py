@@ -117,7 +117,7 @@ def test_every_stage_declares_exactly_the_code_it_imports_and_the_params_it_read
 
 
 @pytest.mark.parametrize("stage, drop, expected", [
-    ("report", "facelab/reporting", "report: imports facelab/reporting/comparison.py, which its deps do not cover"),
+    ("report", "facelab/reporting/comparison.py", "report: imports facelab/reporting/comparison.py, which its deps do not cover"),
     ("train", "facelab/tracking.py", "train: imports facelab/tracking.py, which its deps do not cover"),
     ("evaluate", "facelab/training/accel.py", "evaluate: imports facelab/training/accel.py"),
 ])

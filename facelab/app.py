@@ -1,0 +1,27 @@
+"""The `facelab` command: use trained models. `facelab predict` scores image files, `facelab evaluate` scores a
+labelled folder; each is also `python -m facelab.predict` / `python -m facelab.external`."""
+from __future__ import annotations
+
+import argparse
+
+from facelab import external, predict
+from facelab.cli import stage_main
+
+COMMANDS = {"predict": (predict, "a trained model's class probabilities for image files and folders, as CSV"),
+            "evaluate": (external, "score a trained model on a labelled folder outside the pipeline")}
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="facelab", description=__doc__)
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module, summary) in COMMANDS.items():
+        command = commands.add_parser(name, help=summary, description=module.__doc__)
+        module.add_arguments(command)
+        command.set_defaults(execute=module.execute)
+    return top
+
+
+@stage_main
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    args.execute(args)

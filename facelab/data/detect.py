@@ -1,0 +1,62 @@
+"""Face finding for prepare: the largest frontal face in a uint8 RGB image (OpenCV's bundled Haar cascade), and a
+crop around it with a margin. Boxes are (left, top, right, bottom) in pixels, as PIL's Image.crop takes them."""
+from __future__ import annotations
+
+import functools
+from typing import Optional
+
+import cv2
+import numpy as np
+
+from facelab.errors import UserError
+
+CASCADE = "haarcascade_frontalface_default.xml"  # Viola-Jones frontal faces, shipped inside opencv-python(-headless)
+SCALE_FACTOR = 1.1  # image-pyramid step between detection scales: OpenCV's default
+MIN_NEIGHBORS = 5  # overlapping hits a face needs; 3 (OpenCV's default) finds more faces in random noise
+MIN_FACE_FRACTION = 0.1  # ignore boxes narrower than this share of the image's shorter side
+MIN_FACE_PIXELS = 24  # the cascade's own window: it cannot see smaller faces
+
+Box = tuple[int, int, int, int]
+
+
+@functools.lru_cache(maxsize=1)
+def face_cascade() -> cv2.CascadeClassifier:
+    """Loaded once per process: reading the cascade's XML takes longer than scanning a small image."""
+    path = cv2.data.haarcascades + CASCADE
+    cascade = cv2.CascadeClassifier(path)
+    if cascade.empty():
+        raise UserError(f"OpenCV could not load its face cascade '{path}'; reinstall opencv-python-headless "
+                        f"(pip install --force-reinstall 'opencv-python-headless>=4.8,<5')")
+    return cascade
+
+
+def largest_face(rgb: np.ndarray) -> Optional[Box]:
+    """The largest frontal face the cascade finds in an (H, W, 3) uint8 RGB image, or None."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"largest_face expects an (H, W, 3) uint8 RGB array, got {rgb.shape} {rgb.dtype}")
+    height, width = rgb.shape[:2]
+    smallest = max(MIN_FACE_PIXELS, round(MIN_FACE_FRACTION * min(height, width)))
+    if min(height, width) < smallest:
+        return None
+    grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+    found = face_cascade().detectMultiScale(grey, scaleFactor=SCALE_FACTOR, minNeighbors=MIN_NEIGHBORS,
+                                            minSize=(smallest, smallest))
+    if len(found) == 0:
+        return None
+    x, y, w, h = (int(v) for v in max(found, key=lambda box: box[2] * box[3]))
+    return x, y, x + w, y + h
+
+
+def expand_box(box: Box, margin: float, width: int, height: int) -> Box:
+    """box grown by `margin` of its width (left and right) and of its height (top and bottom), inside the image.
+
+    The cascade's box runs from the eyebrows to the mouth; a margin brings in the forehead, chin and cheeks."""
+    left, top, right, bottom = box
+    dx, dy = round(margin * (right - left)), round(margin * (bottom - top))
+    return max(0, left - dx), max(0, top - dy), min(width, right + dx), min(height, bottom + dy)
+
+
+def crop_face(image: np.ndarray, box: Box, margin: float = 0.2) -> np.ndarray:
+    """The part of an (H, W, ...) image inside box grown by margin (see expand_box)."""
+    left, top, right, bottom = expand_box(box, margin, image.shape[1], image.shape[0])
+    return image[top:bottom, left:right]

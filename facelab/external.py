@@ -1,0 +1,112 @@
+"""`facelab evaluate`: score a trained model on a labelled folder outside the pipeline (one sub-folder per class
+of the model); writes the evaluate stage's files under metrics/<task>/external/<name>/ and plots/<task>/external/."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from facelab import paths
+from facelab.cli import stage_main
+from facelab.data.batches import SplitData
+from facelab.data.images import Images
+from facelab.data.sources import folder_images
+from facelab.errors import UserError
+from facelab.evaluation.report import evaluate_model
+from facelab.files import write_csv, write_json
+from facelab.inference import load_trained
+from facelab.params import RECIPES, TASKS
+from facelab.predict import positive_int
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--task", required=True, choices=TASKS)
+    parser.add_argument("--recipe", required=True, choices=RECIPES)
+    parser.add_argument("--data", required=True, type=Path,
+                        help="a folder with one sub-folder of images per class of the model, named like the class")
+    parser.add_argument("--name", help="names the results' folder (default: the --data folder's name)")
+    parser.add_argument("--model", type=Path, help="the .pt file (default: models/<task>/<recipe>.pt)")
+    parser.add_argument("--batch-size", type=positive_int, default=128)
+
+
+def run(task: str, recipe_name: str, data: Path, name: str | None = None, model: Path | None = None,
+        batch_size: int = 128, root: Path = Path(".")) -> tuple[dict, dict[str, Path]]:
+    """Score the model on every usable image of `data`; write and return the results and where they went."""
+    name = check_name(name if name is not None else Path(data).resolve().name)
+    trained = load_trained(task, recipe_name, model)
+    images = labelled_folder(Path(data), trained.classes, trained.img_size)
+    split = SplitData(torch.from_numpy(np.asarray(images.pixels)), torch.from_numpy(images.labels))
+    result = evaluate_model(trained.info, trained.state_dict, split, batch_size)
+    result["details"]["data"] = data_details(Path(data), images)
+    out = paths.external_outputs(task, recipe_name, name, root)
+    write_csv(out["predictions"], result["predictions"])
+    write_json(out["confusion"], result["confusion"])
+    write_json(out["classes"], result["classes"])
+    write_json(out["details"], result["details"])
+    write_json(out["metrics"], result["metrics"])
+    return result, out
+
+
+def check_name(name: str) -> str:
+    if not name or name in (".", "..") or "/" in name or "\\" in name:
+        raise UserError(f"--name '{name}' is not a plain folder name; results go to metrics/<task>/external/<name>/, "
+                        f"so pass a name without '/', '\\', '.' or '..'")
+    return name
+
+
+def labelled_folder(root: Path, classes: tuple[str, ...], img_size: int) -> Images:
+    """The folder source's decoding of <root>/<class>/*, at the model's image size; a class without a folder or
+    without a single usable image is an error (its recall could not be measured)."""
+    if not root.is_dir():
+        raise UserError(f"--data '{root}' is not a folder; pass a folder holding one sub-folder per class "
+                        f"{list(classes)}")
+    missing = [name for name in classes if not (root / name).is_dir()]
+    if missing:
+        raise UserError(f"--data '{root}' has no folder for class(es) {missing}; the model's classes are "
+                        f"{list(classes)}, and each needs a sub-folder of that exact name")
+    images = folder_images(root, classes, img_size)
+    empty = [name for k, name in enumerate(classes) if not (images.labels == k).any()]
+    if empty:
+        raise UserError(f"--data '{root}': no usable image for class(es) {empty} "
+                        f"({len(images.skipped)} file(s) skipped); every class needs at least one")
+    return images
+
+
+def data_details(root: Path, images: Images) -> dict:
+    """Which images were scored: the folder, counts, and every file not used with its reason."""
+    return {"path": str(root), "images": int(len(images.labels)),
+            "skipped": [{"file": s.file, "reason": s.reason, "detail": s.detail} for s in images.skipped],
+            "not_used": images.not_used, "warnings": list(images.warnings)}
+
+
+def summary_lines(label: str, result: dict, out: dict[str, Path]) -> list[str]:
+    test, details = result["metrics"]["test"], result["details"]
+    lines = [f"[{label}] acc {test['acc']:.4f} [95% CI {test['acc_ci'][0]:.3f}, {test['acc_ci'][1]:.3f}]  "
+             f"macro_f1 {test['macro_f1']:.4f} [{test['macro_f1_ci'][0]:.3f}, {test['macro_f1_ci'][1]:.3f}]  "
+             f"loss {test['loss']:.4f}  ({details['test_images']} images, {len(details['data']['skipped'])} skipped)"]
+    if details["collapse"]["collapsed"]:
+        lines.append(f"[{label}] warning: collapsed model: {details['collapse']['reason']}")
+    return lines + [f"[{label}] metrics: {out['metrics']}, details: {out['details']}"]
+
+
+def execute(args: argparse.Namespace) -> dict:
+    result, out = run(args.task, args.recipe, args.data, args.name, args.model, args.batch_size)
+    for warning in result["details"]["data"]["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    for line in summary_lines(f"{args.task}/{args.recipe} on {out['metrics'].parent.name}", result, out):
+        print(line)
+    return result
+
+
+@stage_main
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="facelab evaluate", description=__doc__)
+    add_arguments(parser)
+    execute(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()

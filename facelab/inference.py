@@ -1,0 +1,223 @@
+"""Trained models used on new images: a model file and the params saved beside it in, class probabilities out.
+
+Images are decoded exactly as prepare decodes them (facelab.data.images) at the image size the model was trained
+at, and normalised as in training (facelab.data.batches.to_input); nothing is read from today's params.yaml."""
+from __future__ import annotations
+
+import pickle
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torchvision import models as tv_models
+from tqdm import tqdm
+
+from facelab import paths
+from facelab.data.batches import Inputs, SplitData
+from facelab.data.images import BadImage, Skipped, decode_image, display_name
+from facelab.errors import ModelFileError, UserError
+from facelab.evaluation.predict import predict
+from facelab.files import read_json
+from facelab.models import IMAGENET_MEAN, IMAGENET_STD, replace_head, trained_model
+from facelab.params import Recipe, parse_recipe
+from facelab.training.accel import CPU, Accel
+
+INFO_KEYS = ("task", "recipe_name", "classes", "img_size", "normalisation", "recipe")
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A model file read back: its path, the params saved beside it, its weights, and the model holding them."""
+    path: Path
+    info: dict
+    state_dict: dict
+    model: nn.Module
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self.info["classes"])
+
+    @property
+    def img_size(self) -> int:
+        return int(self.info["img_size"])
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Per usable file its logits (N, classes), on the CPU; the files that could not be used, with why."""
+    files: list[str]
+    logits: torch.Tensor
+    skipped: list[Skipped]
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        return torch.softmax(self.logits, 1).numpy()
+
+
+def load_trained(task: str, recipe_name: str, path: Path | None = None) -> TrainedModel:
+    """models/<task>/<recipe>.pt (or `path`) and its .json, checked to fit together; the model in eval mode."""
+    path = Path(path) if path is not None else paths.model(task, recipe_name)
+    rebuild = f"`dvc repro train@{task}-{recipe_name}` (or `dvc pull {paths.model(task, recipe_name)}`)"
+    if not path.is_file():
+        raise ModelFileError(f"model file '{path}' does not exist; build it with {rebuild}")
+    info = read_info(path.with_suffix(".json"), task, recipe_name, rebuild)
+    recipe = parse_recipe(info["recipe"], where=f"{path.with_suffix('.json')}: recipe")
+    state_dict = read_state_dict(path, rebuild)
+    problems = state_dict_mismatch(expected_shapes(recipe, len(info["classes"])), state_dict)
+    if problems:
+        raise ModelFileError(f"'{path}' does not fit the recipe saved beside it ({recipe.arch}, head_hidden "
+                             f"{recipe.head_hidden}, {len(info['classes'])} classes): {'; '.join(problems)}; "
+                             f"the .pt and .json must come from the same training: rebuild both with {rebuild}")
+    return TrainedModel(path, info, state_dict, trained_model(recipe, len(info["classes"]), state_dict).eval())
+
+
+def read_info(path: Path, task: str, recipe_name: str, rebuild: str) -> dict:
+    """The .json beside the weights, with the keys inference needs, written for this task and recipe."""
+    if not path.is_file():
+        raise ModelFileError(f"'{path}' (the params saved beside the model file) does not exist; rebuild both "
+                             f"with {rebuild}")
+    try:
+        info = read_json(path)
+    except (OSError, ValueError) as error:
+        raise ModelFileError(f"'{path}' cannot be read as JSON ({error}); rebuild it with {rebuild}") from error
+    missing = [key for key in INFO_KEYS if not isinstance(info, dict) or key not in info]
+    if missing:
+        raise ModelFileError(f"'{path}' lacks key(s) {missing}; it was not written by train; rebuild it with {rebuild}")
+    saved = (info["task"], info["recipe_name"])
+    if saved != (task, recipe_name):
+        raise ModelFileError(f"'{path}' is the model of task '{saved[0]}', recipe '{saved[1]}', not of "
+                             f"--task {task} --recipe {recipe_name}; pass --task {saved[0]} --recipe {saved[1]}")
+    check_normalisation(info["normalisation"], path)
+    return info
+
+
+def check_normalisation(normalisation: dict, path: Path) -> None:
+    """to_input normalises with the ImageNet statistics; a model trained with others would see shifted inputs."""
+    wanted = {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
+    saved = {key: normalisation.get(key) if isinstance(normalisation, dict) else None for key in wanted}
+    if any(saved[key] is None or not np.allclose(saved[key], wanted[key]) for key in wanted):
+        raise ModelFileError(f"'{path}': normalisation {saved} is not the ImageNet mean/std {wanted} that "
+                             f"facelab.data.batches.to_input applies; this model needs the facelab version that "
+                             f"trained it")
+
+
+def read_state_dict(path: Path, rebuild: str) -> dict:
+    """Tensors only (weights_only): a model file never runs code when it is loaded."""
+    try:
+        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as error:
+        raise ModelFileError(f"'{path}' cannot be read as a PyTorch state dict ({error}); rebuild it with "
+                             f"{rebuild}") from error
+    if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
+        raise ModelFileError(f"'{path}' holds a {type(state_dict).__name__}, not a state dict of tensors; "
+                             f"rebuild it with {rebuild}")
+    return state_dict
+
+
+def expected_shapes(recipe: Recipe, num_classes: int) -> dict[str, tuple[int, ...]]:
+    """Every state-dict key of the recipe's model and its shape, from a model built on the meta device (no memory)."""
+    with torch.device("meta"):
+        model = tv_models.get_model(recipe.arch, weights=None)
+        replace_head(model, recipe, num_classes)
+    return {key: tuple(value.shape) for key, value in model.state_dict().items()}
+
+
+def state_dict_mismatch(expected: dict[str, tuple[int, ...]], state_dict: dict) -> list[str]:
+    """What keeps the state dict from loading: missing and unexpected keys, and shapes that differ (a few of each)."""
+    missing = [key for key in expected if key not in state_dict]
+    extra = [key for key in state_dict if key not in expected]
+    shapes = [f"{key} is {tuple(state_dict[key].shape)} in the file, {expected[key]} for the recipe"
+              for key in expected if key in state_dict and tuple(state_dict[key].shape) != expected[key]]
+    problems = []
+    for what, items in (("missing key(s)", missing), ("unexpected key(s)", extra), ("shape(s) differ", shapes)):
+        if items:
+            problems.append(f"{len(items)} {what}: " + ", ".join(items[:3]) + (" ..." if len(items) > 3 else ""))
+    return problems
+
+
+def image_files(inputs: list[Path]) -> list[Path]:
+    """Files as given, and every file under each folder (at any depth), each folder's files sorted by path."""
+    files = []
+    for path in map(Path, inputs):
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if not p.is_dir())
+        elif path.exists():
+            files.append(path)
+        else:
+            raise UserError(f"'{path}' does not exist; pass image files or folders of images")
+    return files
+
+
+def decode_files(files: list[Path], img_size: int) -> tuple[np.ndarray, list[Path], list[Skipped]]:
+    """prepare's decoding of each file: (N, img_size, img_size, 3) uint8, the files used, the files skipped and why."""
+    squares, kept, skipped = [], [], []
+    for path in files:
+        try:
+            squares.append(decode_image(path, img_size)[0])
+            kept.append(path)
+        except BadImage as bad:
+            skipped.append(Skipped(display_name(path), "", bad.reason, bad.detail))
+    pixels = np.stack(squares) if squares else np.zeros((0, img_size, img_size, 3), np.uint8)
+    return pixels, kept, skipped
+
+
+def logits_of(model: nn.Module, pixels: np.ndarray, batch_size: int, accel: Accel = CPU) -> torch.Tensor:
+    """fp32 logits (N, classes) on the CPU for uint8 NHWC images, through evaluation's own predict."""
+    images = torch.from_numpy(pixels)
+    split = SplitData(images, torch.zeros(len(images), dtype=torch.int64))  # labels are not read
+    return predict(model, Inputs(split, None, batch_size, flips=False, accel=accel), batch_size)
+
+
+def predict_files(trained: TrainedModel, files: list[Path], batch_size: int, accel: Accel = CPU) -> Predictions:
+    """Decode and score the files batch_size at a time (memory stays one batch); a progress bar on a terminal."""
+    model = accel.model(trained.model)
+    names, logits, skipped = [], [], []
+    with tqdm(total=len(files), unit="image", disable=None, file=sys.stderr, leave=False) as bar:
+        for start in range(0, len(files), batch_size):
+            pixels, kept, bad = decode_files(files[start:start + batch_size], trained.img_size)
+            if len(kept):
+                logits.append(logits_of(model, pixels, batch_size, accel))
+            names += [display_name(path) for path in kept]
+            skipped += bad
+            bar.update(len(kept) + len(bad))
+    classes = len(trained.classes)
+    return Predictions(names, torch.cat(logits) if logits else torch.zeros(0, classes), skipped)
+
+
+def choose_classes(probabilities: np.ndarray, classes: tuple[str, ...], threshold: float | None) -> np.ndarray:
+    """The predicted class index per row: the most probable class, or for two classes with a threshold,
+    classes[1] exactly when its probability is at least the threshold."""
+    if threshold is None:
+        return probabilities.argmax(1)
+    check_threshold(threshold, classes)
+    return (probabilities[:, 1] >= threshold).astype(np.int64)
+
+
+def check_threshold(threshold: float, classes: tuple[str, ...]) -> None:
+    if len(classes) != 2:
+        raise UserError(f"--threshold applies to two-class models; this one has {len(classes)} classes "
+                        f"{list(classes)}: leave --threshold out to predict the most probable class")
+    if not 0 <= threshold <= 1:
+        raise UserError(f"--threshold {threshold} is not a probability; use a value inside [0, 1]")
+
+
+def predictions_frame(files: list[str], probabilities: np.ndarray, predicted: np.ndarray,
+                      classes: tuple[str, ...]) -> pd.DataFrame:
+    """file, predicted, p_<class> for each class: one row per usable file, in input order."""
+    frame = pd.DataFrame({"file": files, "predicted": [classes[i] for i in predicted]})
+    for k, name in enumerate(classes):
+        frame[f"p_{name}"] = probabilities[:, k]
+    return frame
+
+
+def inference_accel(device: str, cuda_available: bool) -> Accel:
+    """cpu, cuda or auto (CUDA when present); always fp32, so a GPU gives the CPU's predictions up to rounding."""
+    if device == "cuda" and not cuda_available:
+        raise UserError("--device cuda, but torch sees no CUDA device on this machine; use --device cpu or auto")
+    if device == "cuda" or (device == "auto" and cuda_available):
+        return Accel(torch.device("cuda"), None, channels_last=False, compile=False)
+    return CPU

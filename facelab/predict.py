@@ -1,0 +1,77 @@
+"""`facelab predict`: a trained model's class probabilities for image files and folders; CSV on stdout or --out,
+per-class counts and skipped files on stderr."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from facelab.cli import stage_main
+from facelab.errors import UserError
+from facelab.files import write_csv
+from facelab.inference import (Predictions, check_threshold, choose_classes, image_files, inference_accel,
+                               load_trained, predict_files, predictions_frame)
+from facelab.params import RECIPES, TASKS
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--task", required=True, choices=TASKS)
+    parser.add_argument("--recipe", required=True, choices=RECIPES)
+    parser.add_argument("--model", type=Path, help="the .pt file (default: models/<task>/<recipe>.pt); "
+                                                   "its .json must be beside it")
+    parser.add_argument("--out", type=Path, help="write the CSV here (atomically) instead of to stdout")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--batch-size", type=positive_int, default=128)
+    parser.add_argument("--threshold", type=float, help="two-class models: predict the second class when its "
+                                                        "probability is at least this (default: the most probable)")
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image files, or folders of them")
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
+    return value
+
+
+def execute(args: argparse.Namespace) -> Predictions:
+    """Score every file, write the CSV and print the summary; return the predictions."""
+    trained = load_trained(args.task, args.recipe, args.model)
+    files = image_files(args.paths)
+    if args.threshold is not None:
+        check_threshold(args.threshold, trained.classes)  # before any image is decoded
+    result = predict_files(trained, files, args.batch_size, inference_accel(args.device, torch.cuda.is_available()))
+    if not result.files:
+        reasons = "; ".join(f"{s.file}: {s.reason}" for s in result.skipped[:5])
+        raise UserError(f"none of the {len(files)} file(s) is an image facelab can read ({reasons}"
+                        f"{' ...' if len(result.skipped) > 5 else ''})")
+    predicted = choose_classes(result.probabilities, trained.classes, args.threshold)
+    frame = predictions_frame(result.files, result.probabilities, predicted, trained.classes)
+    if args.out is not None:
+        write_csv(args.out, frame)
+    else:
+        frame.to_csv(sys.stdout, index=False, float_format="%.6g")
+    for line in summary_lines(frame, trained.classes, result):
+        print(line, file=sys.stderr)
+    return result
+
+
+def summary_lines(frame, classes: tuple[str, ...], result: Predictions) -> list[str]:
+    """One line per class (how many files it was predicted for), then one per skipped file with its reason."""
+    counts = frame["predicted"].value_counts()
+    lines = [f"predicted {name}: {int(counts.get(name, 0))}" for name in classes]
+    lines += [f"skipped {s.file}: {s.reason} ({s.detail})" for s in result.skipped]
+    return lines
+
+
+@stage_main
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="facelab predict", description=__doc__)
+    add_arguments(parser)
+    execute(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,295 @@
+"""Using trained models: `facelab predict` on image files and `facelab evaluate` on labelled folders, with tiny models
+trained here and saved as the train stage saves them."""
+import io
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from facelab import app, external, paths
+from facelab.data import faces
+from facelab.data.batches import Inputs, load_prepared
+from facelab.data.split import SPLITS
+from facelab.errors import ModelFileError, UserError
+from facelab.evaluation.predict import predict
+from facelab.files import read_json, write_json
+from facelab.inference import choose_classes, inference_accel, load_trained, predict_files
+from facelab.models import trained_model, weights_provenance
+from facelab.params import DataParams, Split, parse_params, parse_recipe
+from facelab.training import loop
+from facelab.training.accel import CPU
+from stages import prepare, train
+from tests.conftest import REAL_DATA, tiny_raw_params
+
+RECIPE = "resnet18_scratch"
+EMOTIONS = ("angry", "happy", "sad")
+YALE, FER = REAL_DATA / "face-yaleb", REAL_DATA / "emotion-fer2013"
+
+
+def train_tiny(task: str, root) -> None:
+    """prepare, train and save one tiny resnet18_scratch model under root, as the two stages do."""
+    params = parse_params(tiny_raw_params())
+    prepared, recipe = paths.prepared(task, root), params.models[RECIPE]
+    prepare.run(task, params.data[task], params.seed, prepared)
+    splits, classes = load_prepared(prepared)
+    result = loop.run(f"{task}/{RECIPE}", recipe, params.train, params.seed, splits, classes)
+    info = train.model_info(task, RECIPE, recipe, params.train, params.seed, classes,
+                            read_json(prepared / "classes.json"))
+    info.update(weights=weights_provenance(recipe), wandb=None)
+    train.save_outputs(result, info, paths.train_outputs(task, RECIPE, root))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A root holding models/{emotion,face}/resnet18_scratch.{pt,json} (32 px, 2 epochs)."""
+    root = tmp_path_factory.mktemp("trained")
+    for task in ("emotion", "face"):
+        train_tiny(task, root)
+    return root
+
+
+def model_file(root, task: str):
+    return paths.model(task, RECIPE, root)
+
+
+def write_photos(folder, n: int = 25, seed: int = 5) -> list:
+    """Generated emotion faces at 80 px saved in class folders in the forms users have: RGB and grey PNG, a
+    transparent PNG, a landscape crop, and a portrait JPEG whose EXIF orientation asks for a quarter turn."""
+    images, labels = faces.generate_emotions(n, 6, 80, seed)
+    files = []
+    for i, (pixels, label) in enumerate(zip(images, labels)):
+        image, kind = Image.fromarray(pixels), i % 5
+        path = folder / EMOTIONS[label] / f"{i:03d}.{'jpg' if kind == 4 else 'png'}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if kind == 1:
+            image = image.convert("L")
+        elif kind == 2:
+            image.putalpha(Image.linear_gradient("L").resize(image.size))
+        elif kind == 3:
+            image = image.crop((0, 10, 80, 70))
+        if kind == 4:
+            exif = Image.Exif()
+            exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
+            image.crop((10, 0, 70, 80)).save(path, exif=exif, quality=95)
+        else:
+            image.save(path)
+        files.append(path)
+    return files
+
+
+def test_a_file_gets_the_logits_of_its_prepared_image(trained, tmp_path):
+    """The key property: predict decodes a file exactly as prepare did, so the model sees the same input."""
+    photos = tmp_path / "photos"
+    write_photos(photos)
+    data = DataParams(source="folder", path=str(photos), classes=EMOTIONS, img_size=32, split=Split(0.6, 0.2, 0.2))
+    prepare.run("emotion", data, 0, tmp_path / "prepared")
+    splits, _ = load_prepared(tmp_path / "prepared")
+    manifest = pd.read_csv(tmp_path / "prepared" / "manifest.csv")  # split by split, in the arrays' row order
+    assert len(manifest) == 25 and (manifest.split == "test").sum() >= 3
+    info = read_json(model_file(trained, "emotion").with_suffix(".json"))
+    model = trained_model(parse_recipe(info["recipe"]), 3,  # rebuilt as the evaluate stage rebuilds it
+                          torch.load(model_file(trained, "emotion"), weights_only=True))
+    expected = torch.cat([predict(model, Inputs(splits[s], None, 64, flips=False), 64) for s in SPLITS])
+    files = [photos / name for name in manifest.file]
+    got = predict_files(load_trained("emotion", RECIPE, model_file(trained, "emotion")), files, batch_size=4)
+    assert got.files == [str(f) for f in files] and got.skipped == []
+    torch.testing.assert_close(got.logits, expected)
+    np.testing.assert_allclose(got.probabilities.sum(1), 1, rtol=1e-6)
+
+
+def test_csv_has_a_row_per_image_and_bad_files_are_listed_with_their_reason(trained, tmp_path, capsys):
+    folder, single = tmp_path / "mixed", tmp_path / "single.png"
+    images, _ = faces.generate_emotions(5, 2, 48, seed=3)
+    Image.fromarray(images[0]).save(single)
+    (folder / "nested").mkdir(parents=True)
+    for i, pixels in enumerate(images[1:]):
+        Image.fromarray(pixels).save(folder / ("nested" if i == 3 else "") / f"face{i}.png")
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "notes.txt").write_text("not a picture")
+    (folder / "broken.png").write_bytes((folder / "face0.png").read_bytes()[:200])
+    args = ["predict", "--task", "emotion", "--recipe", RECIPE, "--model", str(model_file(trained, "emotion")),
+            str(single), str(folder)]
+    app.main(args + ["--out", str(tmp_path / "out.csv")])
+    frame, err = pd.read_csv(tmp_path / "out.csv"), capsys.readouterr().err
+    names = [single] + [folder / n for n in ("face0.png", "face1.png", "face2.png", "nested/face3.png")]
+    assert frame.file.tolist() == [str(n) for n in names]  # as given, then each folder's files in sorted order
+    assert list(frame.columns) == ["file", "predicted", "p_angry", "p_happy", "p_sad"]
+    probabilities = frame[["p_angry", "p_happy", "p_sad"]].to_numpy()
+    np.testing.assert_allclose(probabilities.sum(1), 1, atol=1e-5)
+    assert frame.predicted.tolist() == [EMOTIONS[i] for i in probabilities.argmax(1)]
+    counts = {m[1]: int(m[2]) for m in re.finditer(r"^predicted (\w+): (\d+)$", err, re.M)}
+    assert counts == {name: int((frame.predicted == name).sum()) for name in EMOTIONS}
+    assert f"skipped {folder / 'broken.png'}: truncated or corrupt (" in err
+    assert f"skipped {folder / 'empty.png'}: empty file (the file has 0 bytes)" in err
+    assert f"skipped {folder / 'notes.txt'}: not an image (" in err
+    app.main(args)  # no --out: the same CSV on stdout
+    assert capsys.readouterr().out == (tmp_path / "out.csv").read_text()
+
+
+def test_threshold_predicts_the_second_class_from_its_probability_up(trained, tmp_path, capsys):
+    images, _ = faces.generate_face_identity(16, 0.5, 4, 48, seed=2)
+    for i, pixels in enumerate(images):
+        Image.fromarray(pixels).save(tmp_path / f"{i:02d}.png")
+    files = sorted(tmp_path.glob("*.png"))
+    scored = predict_files(load_trained("face", RECIPE, model_file(trained, "face")), files, 8)
+    p_target = scored.probabilities[:, 1]
+    threshold = float(np.sort(p_target)[8])  # a probability that occurs: the boundary counts as target
+    predicted = choose_classes(scored.probabilities, ("other", "target"), threshold)
+    assert predicted.tolist() == (p_target >= threshold).astype(int).tolist() and predicted.sum() == 8
+    base = ["predict", "--task", "face", "--recipe", RECIPE, "--model", str(model_file(trained, "face"))]
+    for value, targets in (("0", 16), ("1.0", int((p_target >= 1).sum()))):
+        app.main(base + ["--threshold", value, str(tmp_path)])
+        frame = pd.read_csv(io.StringIO(capsys.readouterr().out))
+        assert (frame.predicted == "target").sum() == targets
+    for bad, message in ((["--threshold", "1.5"], "error: --threshold 1.5 is not a probability"),
+                         (["--task", "emotion", "--model", str(model_file(trained, "emotion")), "--threshold", "0.5"],
+                          "error: --threshold applies to two-class models; this one has 3 classes")):
+        with pytest.raises(SystemExit) as stopped:
+            app.main(base + bad + [str(tmp_path)])
+        err = capsys.readouterr().err.splitlines()
+        assert stopped.value.code == 2 and len(err) == 1 and err[0].startswith(message)
+
+
+def test_a_model_file_that_does_not_fit_its_saved_params_is_a_clear_error(trained, tmp_path, capsys):
+    folder = tmp_path / "models" / "face"
+    folder.mkdir(parents=True)
+    weights, info = folder / f"{RECIPE}.pt", folder / f"{RECIPE}.json"
+    shutil.copy(model_file(trained, "emotion"), weights)  # 3-class weights beside the 2-class model's params
+    shutil.copy(model_file(trained, "face").with_suffix(".json"), info)
+    with pytest.raises(ModelFileError) as error:
+        load_trained("face", RECIPE, weights)
+    message = str(error.value)
+    assert message.startswith(f"'{weights}' does not fit the recipe saved beside it (resnet18, head_hidden 0, "
+                              f"2 classes)")
+    assert "2 shape(s) differ: fc.weight is (3, 512) in the file, (2, 512) for the recipe" in message
+    assert "rebuild both with `dvc repro train@face-resnet18_scratch`" in message
+    edited = read_json(info)
+    edited["recipe"]["head_hidden"] = 16  # the recipe changed after training: a two-layer head the file lacks
+    write_json(info, edited)
+    shutil.copy(model_file(trained, "face"), weights)
+    with pytest.raises(ModelFileError, match=r"4 missing key\(s\): fc\.0\.weight, fc\.0\.bias, fc\.3\.weight \.\.\.; "
+                                             r"2 unexpected key\(s\): fc\.weight, fc\.bias;"):
+        load_trained("face", RECIPE, weights)
+    with pytest.raises(SystemExit) as stopped:  # through the command: one error line, exit status 2
+        app.main(["predict", "--task", "face", "--recipe", RECIPE, "--model", str(weights), str(tmp_path)])
+    err = capsys.readouterr().err.splitlines()
+    assert stopped.value.code == 2 and len(err) == 1 and err[0].startswith(f"error: '{weights}' does not fit")
+
+
+def test_missing_unreadable_or_foreign_model_files_say_how_to_get_the_right_one(trained, tmp_path):
+    with pytest.raises(ModelFileError, match=r"model file '.*nothing\.pt' does not exist; build it with "
+                                             r"`dvc repro train@emotion-resnet18_scratch` \(or `dvc pull "
+                                             r"models/emotion/resnet18_scratch\.pt`\)"):
+        load_trained("emotion", RECIPE, tmp_path / "nothing.pt")
+    with pytest.raises(ModelFileError, match=r"is the model of task 'emotion', recipe 'resnet18_scratch', not of "
+                                             r"--task face --recipe resnet18_scratch"):
+        load_trained("face", RECIPE, model_file(trained, "emotion"))
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a model")
+    shutil.copy(model_file(trained, "emotion").with_suffix(".json"), garbage.with_suffix(".json"))
+    with pytest.raises(ModelFileError, match=r"'.*garbage\.pt' cannot be read as a PyTorch state dict"):
+        load_trained("emotion", RECIPE, garbage)
+    garbage.with_suffix(".json").unlink()
+    with pytest.raises(ModelFileError, match=r"'.*garbage\.json' \(the params saved beside the model file\) "
+                                             r"does not exist"):
+        load_trained("emotion", RECIPE, garbage)
+
+
+def test_device_choice_is_fp32_everywhere_and_cuda_without_a_gpu_is_an_error():
+    assert inference_accel("auto", cuda_available=False) == CPU and inference_accel("cpu", cuda_available=True) == CPU
+    gpu = inference_accel("auto", cuda_available=True)
+    assert gpu.device.type == "cuda" and gpu.amp_dtype is None and not gpu.channels_last  # the CPU's numbers
+    with pytest.raises(UserError, match="--device cuda, but torch sees no CUDA device"):
+        inference_accel("cuda", cuda_available=False)
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(not (YALE / "target").is_dir(), reason=f"real photos not present: {YALE / 'target'} "
+                                                           f"(the shared test data)")
+def test_console_script_scores_real_photos(trained, tmp_path):
+    script = shutil.which("facelab")
+    assert script, "the facelab console script is not installed; run pip install -e ."
+    args = ["predict", "--task", "face", "--recipe", RECIPE, "--model", str(model_file(trained, "face")),
+            "--device", "cpu", str(YALE)]
+    run = subprocess.run([script, *args], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    frame = pd.read_csv(io.StringIO(run.stdout))
+    assert len(frame) == 384 and list(frame.columns) == ["file", "predicted", "p_other", "p_target"]
+    assert frame.file.iloc[0] == str(YALE / "other" / "yaleB02_P00A+050E-40.png")
+    np.testing.assert_allclose(frame[["p_other", "p_target"]].sum(axis=1), 1, atol=1e-5)
+    counts = dict(re.findall(r"^predicted (other|target): (\d+)$", run.stderr, re.M))
+    assert {k: int(v) for k, v in counts.items()} == frame.predicted.value_counts().reindex(
+        ["other", "target"], fill_value=0).to_dict()
+    assert f"skipped {YALE / 'SOURCE.txt'}: not an image (" in run.stderr  # the folder's notes are not a photo
+    module = subprocess.run([sys.executable, "-m", "facelab.predict", *args[1:]], capture_output=True, text=True)
+    assert module.returncode == 0 and module.stdout == run.stdout
+
+
+def test_evaluate_scores_a_labelled_folder_into_the_evaluate_stages_files(trained, tmp_path, monkeypatch, capsys):
+    photos = tmp_path / "photos"
+    first = write_photos(photos)[0]
+    (photos / "sad" / "broken.png").write_bytes(first.read_bytes()[:200])  # a PNG cut short
+    monkeypatch.chdir(tmp_path)
+    model = model_file(trained, "emotion")
+    app.main(["evaluate", "--task", "emotion", "--recipe", RECIPE, "--data", str(photos), "--model", str(model)])
+    out = paths.external_outputs("emotion", RECIPE, "photos")
+    assert out["metrics"].as_posix() == "metrics/emotion/external/photos/resnet18_scratch.json"
+    metrics, details = read_json(out["metrics"]), read_json(out["details"])
+    predictions = pd.read_csv(out["predictions"])
+    files = [p for name in EMOTIONS for p in sorted((photos / name).iterdir()) if p.name != "broken.png"]
+    assert predictions.actual.tolist() == [p.parent.name for p in files]  # the folder source's order
+    scored = predict_files(load_trained("emotion", RECIPE, model), files, 8)  # the predict command agrees
+    assert predictions.predicted.tolist() == [EMOTIONS[i] for i in scored.logits.argmax(1)]
+    assert list(metrics) == list(stage_metrics(trained))
+    assert metrics["test"]["acc"] == pytest.approx((predictions.actual == predictions.predicted).mean())
+    raw = np.array(read_json(out["confusion"])["raw"])
+    assert raw.sum() == 25 and np.trace(raw) == (predictions.actual == predictions.predicted).sum()
+    support = {n: read_json(out["classes"])[n]["support"] for n in EMOTIONS}
+    assert support == predictions.actual.value_counts().to_dict()
+    assert details["test_images"] == 25 and details["data"]["images"] == 25
+    skipped = [(s["file"], s["reason"]) for s in details["data"]["skipped"]]
+    assert skipped == [("sad/broken.png", "truncated or corrupt")]
+    line = capsys.readouterr().out.splitlines()[0]
+    assert line.startswith(f"[emotion/{RECIPE} on photos] acc {metrics['test']['acc']:.4f} [95% CI ")
+    assert line.endswith("(25 images, 1 skipped)")
+
+
+def stage_metrics(trained) -> dict:
+    """The evaluate stage's metrics for a prepared test split, to compare the file's layout with."""
+    from facelab.evaluation.report import evaluate_model
+    splits, _ = load_prepared(paths.prepared("emotion", trained))
+    model = model_file(trained, "emotion")
+    return evaluate_model(read_json(model.with_suffix(".json")), torch.load(model, weights_only=True),
+                          splits["test"], 64)["metrics"]
+
+
+def test_evaluate_refuses_a_folder_without_the_models_classes_and_a_bad_name(trained, tmp_path, capsys):
+    photos = tmp_path / "photos"
+    write_photos(photos, n=6)
+    shutil.rmtree(photos / "sad")
+    base = ["evaluate", "--task", "emotion", "--recipe", RECIPE, "--model", str(model_file(trained, "emotion"))]
+    for args, message in (
+            (["--data", str(photos)], f"error: --data '{photos}' has no folder for class(es) ['sad']; the model's "
+                                      f"classes are ['angry', 'happy', 'sad']"),
+            (["--data", str(photos), "--name", "../up"], "error: --name '../up' is not a plain folder name")):
+        with pytest.raises(SystemExit) as stopped:
+            app.main(base + args)
+        err = capsys.readouterr().err.splitlines()
+        assert stopped.value.code == 2 and len(err) == 1 and err[0].startswith(message)
+
+
+@pytest.mark.skipif(not FER.is_dir(), reason=f"real photos not present: {FER} (the shared test data)")
+def test_evaluate_on_real_fer2013_photos(trained, tmp_path):
+    result, out = external.run("emotion", RECIPE, FER, model=model_file(trained, "emotion"), root=tmp_path)
+    assert out["metrics"] == tmp_path / "metrics/emotion/external/emotion-fer2013/resnet18_scratch.json"
+    assert read_json(out["metrics"]) == result["metrics"]
+    assert result["details"]["test_images"] == 3000 and result["details"]["data"]["skipped"] == []
+    assert {n: result["classes"][n]["support"] for n in EMOTIONS} == {n: 1000 for n in EMOTIONS}
+    assert any("SOURCE.txt" in w for w in result["details"]["data"]["warnings"])  # named, not scored
+    assert np.array(result["confusion"]["raw"]).sum() == 3000
