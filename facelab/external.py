@@ -37,7 +37,7 @@ def run(task: str, recipe_name: str, data: Path, name: str | None = None, model:
     """Score the model on every usable image of `data`; write and return the results and where they went."""
     name = check_name(name if name is not None else Path(data).resolve().name)
     trained = load_trained(task, recipe_name, model)
-    images = labelled_folder(Path(data), trained.classes, trained.img_size)
+    images = labelled_folder(Path(data), trained.classes, trained.img_size, trained.faces)
     split = SplitData(torch.from_numpy(np.asarray(images.pixels)), torch.from_numpy(images.labels))
     result = evaluate_model(trained.info, trained.state_dict, split, batch_size)
     result["details"]["data"] = data_details(Path(data), images)
@@ -57,7 +57,7 @@ def check_name(name: str) -> str:
     return name
 
 
-def labelled_folder(root: Path, classes: tuple[str, ...], img_size: int) -> Images:
+def labelled_folder(root: Path, classes: tuple[str, ...], img_size: int, faces: str = "none") -> Images:
     """The folder source's decoding of <root>/<class>/*, at the model's image size; a class without a folder or
     without a single usable image is an error (its recall could not be measured)."""
     if not root.is_dir():
@@ -67,7 +67,7 @@ def labelled_folder(root: Path, classes: tuple[str, ...], img_size: int) -> Imag
     if missing:
         raise UserError(f"--data '{root}' has no folder for class(es) {missing}; the model's classes are "
                         f"{list(classes)}, and each needs a sub-folder of that exact name")
-    images = folder_images(root, classes, img_size)
+    images = folder_images(root, classes, img_size, faces=faces)
     empty = [name for k, name in enumerate(classes) if not (images.labels == k).any()]
     if empty:
         raise UserError(f"--data '{root}': no usable image for class(es) {empty} "

@@ -45,6 +45,11 @@ class TrainedModel:
     def img_size(self) -> int:
         return int(self.info["img_size"])
 
+    @property
+    def faces(self) -> str:
+        """The prepare stage's face setting the model was trained with (models saved before it: none)."""
+        return self.info.get("faces", "none")
+
 
 @dataclass(frozen=True)
 class Predictions:
@@ -152,12 +157,12 @@ def image_files(inputs: list[Path]) -> list[Path]:
     return files
 
 
-def decode_files(files: list[Path], img_size: int) -> tuple[np.ndarray, list[Path], list[Skipped]]:
+def decode_files(files: list[Path], img_size: int, faces: str = "none") -> tuple[np.ndarray, list[Path], list[Skipped]]:
     """prepare's decoding of each file: (N, img_size, img_size, 3) uint8, the files used, the files skipped and why."""
     squares, kept, skipped = [], [], []
     for path in files:
         try:
-            squares.append(decode_image(path, img_size)[0])
+            squares.append(decode_image(path, img_size, faces=faces)[0])
             kept.append(path)
         except BadImage as bad:
             skipped.append(Skipped(display_name(path), "", bad.reason, bad.detail))
@@ -178,7 +183,7 @@ def predict_files(trained: TrainedModel, files: list[Path], batch_size: int, acc
     names, logits, skipped = [], [], []
     with tqdm(total=len(files), unit="image", disable=None, file=sys.stderr, leave=False) as bar:
         for start in range(0, len(files), batch_size):
-            pixels, kept, bad = decode_files(files[start:start + batch_size], trained.img_size)
+            pixels, kept, bad = decode_files(files[start:start + batch_size], trained.img_size, trained.faces)
             if len(kept):
                 logits.append(logits_of(model, pixels, batch_size, accel))
             names += [display_name(path) for path in kept]

@@ -23,6 +23,7 @@ SCHEDULES = ("none", "cosine", "step")
 WANDB_MODES = ("offline", "online", "disabled")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
+FACES = ("none", "detect")
 # The generated source draws these exact classes; label i of the generator is classes[i].
 GENERATED_CLASSES = {"face": ("other", "target"), "emotion": ("angry", "happy", "sad")}
 MIN_IMG_SIZE = 32  # below this, resnet18/vgg16 downsample the image to nothing
@@ -82,6 +83,7 @@ class DataParams:
     max_bad_fraction: float = 0.05  # prepare fails when more of the files than this cannot be read
     lfw: typing.Optional[Lfw] = None
     fer2013: typing.Optional[Fer2013] = None
+    faces: str = "none"  # none: images are face crops; detect: crop each to its largest face first
 
 
 @dataclass(frozen=True)
@@ -332,6 +334,10 @@ def _check_data(task: str, data: DataParams, where: str) -> None:
     if len(set(data.classes)) != len(data.classes) or len(data.classes) < 2:
         raise ParamsError(f"{where}.classes: need at least 2 distinct class names, got {list(data.classes)}")
     _check_split(data.split, f"{where}.split")
+    _one_of(data.faces, FACES, f"{where}.faces")
+    if data.faces == "detect" and data.source == "generated":
+        raise ParamsError(f"{where}.faces: 'detect' finds faces in photos; the generated faces are already face "
+                          f"crops: use faces: none, or a folder/lfw/fer2013 source")
     if not 0 <= data.max_bad_fraction < 1:
         raise ParamsError(f"{where}.max_bad_fraction: {data.max_bad_fraction} must be inside [0, 1) "
                           f"(0: any unreadable file stops prepare)")

@@ -88,6 +88,7 @@ def model_info(task: str, recipe_name: str, recipe: Recipe, settings: TrainParam
                classes: tuple[str, ...], prepared: dict) -> dict:
     """What is saved beside the weights: everything needed to rebuild and use the model."""
     return {"task": task, "recipe_name": recipe_name, "classes": list(classes), "img_size": prepared["img_size"],
+            "faces": prepared.get("faces", "none"),
             "normalisation": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}, "seed": seed,
             "recipe": dataclasses.asdict(recipe), "train": dataclasses.asdict(settings)}
 

@@ -83,3 +83,55 @@ def test_crop_grows_the_box_by_the_margin_and_stays_inside_the_image():
     crop = crop_face(image, (20, 30, 60, 70), margin=0.25)
     np.testing.assert_array_equal(crop, image[20:80, 10:70])
     np.testing.assert_array_equal(crop_face(image, (20, 30, 60, 70), margin=0), image[30:70, 20:60])
+
+
+@pytest.mark.e2e  # the detector over 120 photos twice: about 15 s
+@pytest.mark.skipif(not YALE.is_dir(), reason=f"real faces not present: {YALE} (the shared test data)")
+def test_prepare_with_faces_detect_crops_photos_to_their_face_and_counts_those_without(tiny_raw, tmp_path):
+    """End to end through prepare: pasted faces are cropped to the face; blank noise images are skipped as
+    'no face found', counted in data.json and toward max_bad_fraction."""
+    import json
+
+    from facelab.data.images import NO_FACE
+    from facelab.params import parse_params
+    from stages import prepare
+
+    rng = np.random.default_rng(1)
+    root = tmp_path / "photos"
+    files = frontal_lit(YALE)
+    kept = {}
+    for label, people in (("other", files[:60]), ("target", files[60:])):
+        (root / label).mkdir(parents=True)
+        for i, path in enumerate(people):
+            with Image.open(path) as face:
+                canvas, where = paste(face, rng)
+            if largest_face(canvas) is not None:  # keep the ones the detector finds, plus 3 faceless per class
+                Image.fromarray(canvas).save(root / label / f"{i:03d}.png")
+                kept[f"{label}/{i:03d}.png"] = where
+        for j in range(3):
+            Image.fromarray(rng.integers(0, 256, (CANVAS, CANVAS, 3), dtype=np.uint8)).save(root / label / f"noise{j}.png")
+    tiny_raw["data"]["face"].update(source="folder", path=str(root), faces="detect", img_size=64,
+                                    split={"train": 0.5, "val": 0.25, "test": 0.25}, max_bad_fraction=0.2)
+    data = parse_params(tiny_raw).data["face"]
+    prepare.run("face", data, 0, tmp_path / "out", tmp_path / "data.json")
+    report = json.loads((tmp_path / "data.json").read_text())
+    assert report["skipped_by_reason"] == {NO_FACE: 6}
+    assert sorted(s["file"] for s in report["skipped"]) == sorted(f"{c}/noise{j}.png" for c in ("other", "target")
+                                                                  for j in range(3))
+    assert report["total"]["used"] == len(kept)
+    assert json.loads((tmp_path / "out" / "classes.json").read_text())["faces"] == "detect"
+    # a crop is mostly face (the Yale crops are grey-level photos), not the colour noise around it
+    pixels = np.load(tmp_path / "out" / "train_x.npy").astype(int)
+    colour = np.abs(pixels - pixels.mean(axis=3, keepdims=True)).mean()
+    assert colour < 20, colour  # white noise around a face would give about 50
+
+
+def test_predict_applies_the_models_face_setting(tmp_path):
+    from facelab.data.images import NO_FACE
+    from facelab.inference import decode_files
+    rng = np.random.default_rng(2)
+    Image.fromarray(rng.integers(0, 256, (200, 200, 3), dtype=np.uint8)).save(tmp_path / "noise.png")
+    pixels, kept, skipped = decode_files([tmp_path / "noise.png"], 32, faces="detect")
+    assert kept == [] and [(s.reason, s.file) for s in skipped] == [(NO_FACE, str(tmp_path / "noise.png"))]
+    pixels, kept, skipped = decode_files([tmp_path / "noise.png"], 32)  # faces: none keeps the whole image
+    assert kept == [tmp_path / "noise.png"] and pixels.shape == (1, 32, 32, 3)

@@ -13,9 +13,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from facelab.data.pixels import PixelStore
 
 # Reasons a file is skipped; data.json and the report group skipped files by these.
-EMPTY, NOT_IMAGE, CORRUPT, UNREADABLE, TOO_LARGE, BAD_ROW = (
+EMPTY, NOT_IMAGE, CORRUPT, UNREADABLE, TOO_LARGE, BAD_ROW, NO_FACE = (
     "empty file", "not an image", "truncated or corrupt", "unreadable", "over the decompression-bomb limit",
-    "bad row")
+    "bad row", "no face found")
+FACE_MARGIN = 0.2  # the detector's box runs from the brows to the mouth: a margin brings in forehead and chin
 
 
 class BadImage(Exception):
@@ -64,7 +65,7 @@ class Entry(NamedTuple):
 
 def read_files(entries: list[Entry], classes: tuple[str, ...], img_size: int,
                box: Optional[tuple[int, int, int, int]] = None, fixed_test: bool = False,
-               scratch: Optional[Path] = None) -> Images:
+               scratch: Optional[Path] = None, faces: str = "none") -> Images:
     """Decode every entry, one at a time; files that fail are listed in `skipped`, not raised.
 
     fixed_test: the source has its own test split, given by each entry's `test`.
@@ -73,7 +74,7 @@ def read_files(entries: list[Entry], classes: tuple[str, ...], img_size: int,
     with PixelStore(len(entries), img_size, scratch) as store:
         for entry in entries:
             try:
-                square, digest = decode_image(entry.path, img_size, box)
+                square, digest = decode_image(entry.path, img_size, box, faces)
             except BadImage as bad:
                 hidden_junk = entry.path.name.startswith(".") and bad.reason in (NOT_IMAGE, EMPTY)
                 skipped.append(Skipped(entry.name, classes[entry.label], bad.reason, bad.detail,
@@ -88,9 +89,10 @@ def read_files(entries: list[Entry], classes: tuple[str, ...], img_size: int,
                   [e.name for e in kept], digests, test, tuple(skipped))
 
 
-def decode_image(path: Path, img_size: int,
-                 box: Optional[tuple[int, int, int, int]] = None) -> tuple[np.ndarray, str]:
-    """Decode one file to a (img_size, img_size, 3) uint8 square and the digest of its full decoded pixels."""
+def decode_image(path: Path, img_size: int, box: Optional[tuple[int, int, int, int]] = None,
+                 faces: str = "none") -> tuple[np.ndarray, str]:
+    """Decode one file to a (img_size, img_size, 3) uint8 square and the digest of its full decoded pixels.
+    faces: "detect" crops to the largest face first (an image with none is a BadImage)."""
     try:
         if path.stat().st_size == 0:
             raise BadImage(EMPTY, "the file has 0 bytes")
@@ -100,7 +102,7 @@ def decode_image(path: Path, img_size: int,
             with Image.open(path) as image:
                 check_pixel_count(image)
                 image.load()
-                return square_pixels(image, img_size, box)
+                return square_pixels(image, img_size, box, faces)
     except Image.DecompressionBombError as error:  # PIL refuses images over twice its limit at open
         raise BadImage(TOO_LARGE, str(error)) from error
     except UnidentifiedImageError as error:
@@ -130,15 +132,28 @@ def check_pixel_count(image: Image.Image) -> None:
                                   f"is over PIL's Image.MAX_IMAGE_PIXELS = {limit}")
 
 
-def square_pixels(image: Image.Image, img_size: int,
-                  box: Optional[tuple[int, int, int, int]] = None) -> tuple[np.ndarray, str]:
-    """RGB, EXIF orientation applied, optionally cropped to box, shorter side resized to img_size, centre-cropped."""
+def square_pixels(image: Image.Image, img_size: int, box: Optional[tuple[int, int, int, int]] = None,
+                  faces: str = "none") -> tuple[np.ndarray, str]:
+    """RGB, EXIF orientation applied, optionally cropped to box (or to the largest face, faces="detect"),
+    shorter side resized to img_size, centre-cropped."""
     image = to_rgb(ImageOps.exif_transpose(image))
     digest = pixel_digest(np.asarray(image))
+    if faces == "detect":
+        box = face_box(image)
     if box is not None:
         image = image.crop(box)
     image = ImageOps.fit(image, (img_size, img_size), Image.Resampling.BICUBIC)
     return np.asarray(image, np.uint8), digest
+
+
+def face_box(image: Image.Image) -> tuple[int, int, int, int]:
+    """The largest face in an RGB image, grown by FACE_MARGIN; an image with none is skipped with that reason."""
+    from facelab.data.detect import expand_box, largest_face  # OpenCV is loaded only when faces are detected
+
+    found = largest_face(np.asarray(image))
+    if found is None:
+        raise BadImage(NO_FACE, "no frontal face found (data.<task>.faces: detect); crop it by hand or use faces: none")
+    return expand_box(found, FACE_MARGIN, image.width, image.height)
 
 
 def pixel_digest(pixels: np.ndarray) -> str:

@@ -25,7 +25,7 @@ def load_images(task: str, data: DataParams, seed: int, scratch: Optional[Path] 
         return lfw_images(data, seed, scratch)
     if data.source == "fer2013":
         return fer2013_images(data, scratch)
-    return folder_images(user_path(data.path, f"data.{task}.path"), data.classes, data.img_size, scratch)
+    return folder_images(user_path(data.path, f"data.{task}.path"), data.classes, data.img_size, scratch, data.faces)
 
 
 def split_rows(images: Images, keep: np.ndarray, data: DataParams, seed: int) -> dict[str, np.ndarray]:

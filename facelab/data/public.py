@@ -44,7 +44,7 @@ def lfw_images(data: DataParams, seed: int, scratch: Optional[Path] = None) -> I
     chosen = np.sort(np.random.default_rng(seed).choice(len(others), data.lfw.n_other, replace=False))
     entries = ([Entry(others[i], 0, display_name(others[i].relative_to(folder))) for i in chosen]
                + [Entry(p, 1, display_name(p.relative_to(folder))) for p in list_folder(folder / target)[0]])
-    return read_files(entries, data.classes, data.img_size, box=LFW_FACE_BOX, scratch=scratch)
+    return read_files(entries, data.classes, data.img_size, box=LFW_FACE_BOX, scratch=scratch, faces=data.faces)
 
 
 def lfw_folder(data_home: Optional[str], download: bool) -> Path:
@@ -78,13 +78,13 @@ def fer2013_images(data: DataParams, scratch: Optional[Path] = None) -> Images:
     if path.is_file():
         return fer2013_csv_images(path, label_map, data.classes, data.img_size, scratch)
     if path.is_dir():
-        return fer2013_folder_images(path, label_map, data.classes, data.img_size, scratch)
+        return fer2013_folder_images(path, label_map, data.classes, data.img_size, scratch, data.faces)
     raise DataError(f"FER2013 release '{path}' does not exist; set data.<task>.path to fer2013.csv "
                     f"(columns emotion, pixels, Usage) or to the image-folder release holding train/ and test/")
 
 
 def fer2013_folder_images(root: Path, label_map: dict[str, int], classes: tuple[str, ...], img_size: int,
-                          scratch: Optional[Path] = None) -> Images:
+                          scratch: Optional[Path] = None, faces: str = "none") -> Images:
     """<root>/train/<label>/* and, when present, <root>/test/<label>/* (then the test split)."""
     parts = [part for part in ("train", "test") if (root / part).is_dir()]
     if "train" not in parts:
@@ -101,7 +101,7 @@ def fer2013_folder_images(root: Path, label_map: dict[str, int], classes: tuple[
                     for name in label_map for path in found[name]]
     notes += [f"'{p}' is neither train/ nor test/ of the release; not used"
               for p in list_folder(root)[1] if p.name not in ("train", "test")]
-    images = read_files(entries, classes, img_size, fixed_test="test" in parts, scratch=scratch)
+    images = read_files(entries, classes, img_size, fixed_test="test" in parts, scratch=scratch, faces=faces)
     return dataclasses.replace(images, not_used=not_used, warnings=tuple(notes))
 
 

@@ -44,7 +44,8 @@ def user_path(path: str, where: str) -> Path:
         raise DataError(f"{where}: cannot expand '{path}' ({error}); write the full path instead") from error
 
 
-def folder_images(root: Path, classes: tuple[str, ...], img_size: int, scratch: Optional[Path] = None) -> Images:
+def folder_images(root: Path, classes: tuple[str, ...], img_size: int, scratch: Optional[Path] = None,
+                  faces: str = "none") -> Images:
     """Read <root>/<class>/* for each class named in params, in sorted file order, one file at a time.
 
     Every file in a class folder is tried; those that are not usable images are listed in `skipped`.
@@ -54,7 +55,7 @@ def folder_images(root: Path, classes: tuple[str, ...], img_size: int, scratch: 
                for label, name in enumerate(classes) for path in found[name]]
     notes += [f"folder '{root / name}' ({count} files) is not one of the classes {list(classes)}; "
               f"its files are not used" for name, count in others.items()]
-    images = read_files(entries, classes, img_size, scratch=scratch)
+    images = read_files(entries, classes, img_size, scratch=scratch, faces=faces)
     return dataclasses.replace(images, not_used=others, warnings=tuple(notes))
 
 
