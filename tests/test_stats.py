@@ -195,3 +195,13 @@ def test_collapse():
     assert constant["collapsed"] and constant["reason"].startswith("macro F1 0.429")
     almost = collapse(np.r_[np.zeros(999, dtype=int), [1]], np.r_[np.zeros(500, dtype=int), np.ones(500, dtype=int)], 2)
     assert almost["reason"] == "predicts class 0 for 99.9% of the test images"
+
+
+def test_collapse_at_chance_even_when_predictions_spread_over_classes():
+    actual = np.repeat([0, 1, 2], 30)
+    predicted = np.tile([0, 1, 2], 30)  # every class predicted a third of the time, right a third of the time
+    found = collapse(predicted, actual, 3, names=("angry", "happy", "sad"))
+    assert found["collapsed"] and found["reason"] == (
+        "macro F1 0.333 is no better than guessing at random in the test set's class proportions (0.333)")
+    predicted[:3] = 0  # three more right: above chance
+    assert not collapse(predicted, actual, 3)["collapsed"]

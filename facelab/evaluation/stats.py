@@ -214,8 +214,8 @@ def _percent(share: float) -> str:
 
 
 def collapse(predicted, actual, num_classes: int, threshold: float = 0.95, names=None) -> dict:
-    """Whether a model has collapsed: it nearly always predicts one class, or its macro F1 is no better
-    than always predicting the majority true class. Either way its score says nothing about the images.
+    """Whether a model has collapsed: it nearly always predicts one class, or its macro F1 is no better than
+    always predicting the majority true class, or than guessing at random. Its score says nothing about the images.
     """
     actual, predicted = _pair(actual, predicted, num_classes)
     shares = np.bincount(predicted, minlength=num_classes) / predicted.size
@@ -230,7 +230,13 @@ def collapse(predicted, actual, num_classes: int, threshold: float = 0.95, names
         baseline = macro_f1(actual, np.full_like(actual, majority), num_classes)
         score = macro_f1(actual, predicted, num_classes)
         # A tolerance so that a score equal to the baseline in exact arithmetic is not saved by rounding.
+        # Guessing at random in the test set's own class proportions p scores precision = recall = p_c on class c
+        # in expectation, so F1 = p_c and macro F1 = sum(p_c) / num_classes = 1 / num_classes.
+        guess = 1 / num_classes
         if score <= baseline + 1e-12:
             reason = (f"macro F1 {score:.3f} is no better than always predicting the majority class "
                       f"({baseline:.3f})")
+        elif score <= guess + 1e-12:  # e.g. 0.24 on three balanced classes: predictions spread, yet at chance
+            reason = (f"macro F1 {score:.3f} is no better than guessing at random in the test set's class "
+                      f"proportions ({guess:.3f})")
     return {"collapsed": reason is not None, "reason": reason, "top_class_share": top_share}

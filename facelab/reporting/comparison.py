@@ -177,11 +177,12 @@ def f1_text(exp_or_row: dict) -> str:
 
 
 def difference_text(pair_: dict) -> str:
-    """b minus a: 'macro F1 +0.031 (paired 95% CI [-0.010, +0.070]); McNemar p = 0.21 (7 vs 12 images only
-    one of them got right)', a's count first."""
+    """b minus a: 'macro F1 +0.031 (paired 95% CI [-0.010, +0.070]); McNemar p = 0.21 (12 test images only
+    resnet18_scratch got right, 7 only resnet18_pretrained)'."""
     diff, (lo, hi) = pair_["macro_f1"]["diff"], pair_["macro_f1"]["ci"]
     return (f"macro F1 {diff:+.{DIGITS}f} (paired 95% CI [{lo:+.{DIGITS}f}, {hi:+.{DIGITS}f}]); McNemar p = "
-            f"{pair_['p_value']:.2g} ({pair_['a_only']} vs {pair_['b_only']} images only one of them got right)")
+            f"{pair_['p_value']:.2g} ({pair_['b_only']} test images only {pair_['b']} got right, "
+            f"{pair_['a_only']} only {pair_['a']})")
 
 
 def verdict_sentence(experiments: list[dict]) -> str:
