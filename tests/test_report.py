@@ -324,8 +324,8 @@ def test_stand_in_weights_are_flagged_in_the_comparison_and_on_the_page(tmp_path
     page = (tmp_path / "reports" / "index.html").read_text()
     assert ("<p class='banner'>face/resnet18_pretrained: not ImageNet weights: these numbers do not measure "
             "pretraining") in page
-    assert "<p class='banner'>Collapsed (predicts one class, or no better than the majority class): " \
-           "face/vgg16_finetune." in page
+    assert "<p class='banner'>Collapsed (predicts one class, or scores no better than the majority class or " \
+           "chance): face/vgg16_finetune." in page
     board = page[page.index("<th>rank</th>"):page.index("</table>", page.index("<th>rank</th>"))]
     assert "<td>1</td><td>resnet18_scratch</td><td>0.750 [0.700, 0.800]</td><td>0.800 [0.750, 0.850]</td>" in board
     assert "<td>3</td><td>vgg16_finetune</td>" in board and "<td>collapsed</td>" in board

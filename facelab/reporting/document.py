@@ -99,8 +99,8 @@ def banners(experiments: list[dict]) -> list[tuple]:
         found.append(("banner", f"{', '.join(stand_ins)}: {STAND_IN} (trained from a file that is not "
                                 f"torchvision's ImageNet download)."))
     if down:
-        found.append(("banner", f"Collapsed (predicts one class, or no better than the majority class): "
-                                f"{', '.join(down)}. Ranked last; never counted as best."))
+        found.append(("banner", f"Collapsed (predicts one class, or scores no better than the majority class or "
+                                f"chance): {', '.join(down)}. Ranked last; never counted as best."))
     return found
 
 
@@ -127,7 +127,8 @@ def pairwise_table(experiments: list[dict]) -> tuple:
              f"{p['macro_f1']['ci'][1]:+.3f}]", f"{p['b_only']} / {p['a_only']}", f"{p['p_value']:.2g}",
              str(p["images_needed"] or "-")] for p in pairwise(experiments)]
     return ("table", ["pair (lower rank vs higher)", "macro F1 difference [paired 95% CI]",
-                      "images only one got right (each)", "McNemar p", "test images to tell apart"], rows)
+                      "images only the first / only the second got right", "McNemar p", "test images to tell apart"],
+            rows)
 
 
 def experiment_blocks(exp: dict) -> list[tuple]:
