@@ -49,9 +49,12 @@ def heatmap(ax, matrix: np.ndarray, classes: list[str], zscore: bool) -> None:
     z-scores on a scale centred at 0, so white means "the mean cell"."""
     limit = max(float(np.abs(matrix).max()), 1e-9)
     scale = {"vmin": -limit, "vmax": limit} if zscore else {"vmin": 0}
-    ConfusionMatrixDisplay(matrix, display_labels=classes).plot(
+    shown = ConfusionMatrixDisplay(matrix, display_labels=classes).plot(
         ax=ax, cmap="RdBu_r" if zscore else "Blues", colorbar=False, xticks_rotation=30,
         values_format=".2f" if zscore else ".0f", im_kw=scale)
+    top = limit if zscore else max(float(matrix.max()), 1e-9)
+    for (i, j), text in np.ndenumerate(shown.text_):  # white on dark cells, at both ends of a diverging scale
+        text.set_color("white" if abs(matrix[i, j]) / top > 0.6 else "black")
     ax.set_xlabel("predicted")
     ax.set_ylabel("actual")
     ax.set_title("confusion (z-score)" if zscore else "confusion (counts)")

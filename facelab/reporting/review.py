@@ -109,7 +109,7 @@ def paired_test(base: Side, head: Side) -> dict:
 def warnings_for(task: str, recipe: str, metrics: dict) -> list[str]:
     found = []
     if metrics.get("collapsed"):
-        found.append(f"⚠️ {task}/{recipe} collapsed: it predicts one class, or no better than the majority class.")
+        found.append(f"⚠️ {task}/{recipe} collapsed: it predicts one class, or scores no better than the majority class or chance.")
     if metrics.get("weights_verified") is False:
         found.append(f"⚠️ {task}/{recipe}: not ImageNet weights: these numbers do not measure pretraining.")
     return found
