@@ -13,6 +13,7 @@ from facelab.cli import stage_args, stage_main
 from facelab.data.batches import load_prepared
 from facelab.errors import TrainingDiverged
 from facelab.evaluation.predict import predict_classes
+from facelab.evaluation.stats import collapse
 from facelab.files import atomic_path, read_json, remove_debris, write_csv, write_json
 from facelab.models import IMAGENET_MEAN, IMAGENET_STD, trained_model, weights_provenance
 from facelab.params import Recipe, TrainParams, WandbParams, load_params
@@ -75,11 +76,15 @@ def train_stage(task: str, recipe_name: str, recipe: Recipe, settings: TrainPara
         info = model_info(task, recipe_name, recipe, settings, seed, classes, read_json(prepared / "classes.json"))
         info.update(weights=weights, wandb=run_location(wandb_run))
         save_outputs(result, info, outputs)
+        flags = {"weights_verified": weights["verified"]}
         if wandb_run is not None:
             model = trained_model(recipe, len(classes), result.state_dict)
-            log_test_results(wandb_run, splits["test"].labels.numpy(),
-                             predict_classes(model, splits["test"], settings.eval_batch_size), classes)
-        finish_wandb(wandb_run, {**wandb_summary(result.summary), "weights_verified": weights["verified"]})
+            actual = splits["test"].labels.numpy()
+            predicted = predict_classes(model, splits["test"], settings.eval_batch_size)
+            log_test_results(wandb_run, actual, predicted, classes)
+            collapsed = collapse(predicted, actual, len(classes), names=classes)  # as evaluate flags it
+            flags.update(collapsed=collapsed["collapsed"], collapse_reason=collapsed["reason"])
+        finish_wandb(wandb_run, {**wandb_summary(result.summary), **flags})
         checkpoint.unlink(missing_ok=True)
     return result
 

@@ -55,8 +55,8 @@ def test_repro_runs_every_stage_and_writes_the_declared_outputs(repo):
             assert metrics["vanishing_gradients"] is False and isinstance(metrics["collapsed"], bool)
             assert bool(details["health"]["frozen_layers"]) == (recipe == "vgg16_finetune")
             # the pretrained recipes ran on this suite's stand-in files: flagged, not hidden
-            assert metrics.get("weights_verified") == (False if recipe != "resnet18_scratch" else None)
-            assert details["weights"]["verified"] is metrics.get("weights_verified")
+            assert metrics["weights_verified"] is (False if recipe != "resnet18_scratch" else None)
+            assert details["weights"]["verified"] is metrics["weights_verified"]
             plots = path / "plots" / task / recipe
             history = pd.read_csv(plots / "history.csv")
             assert history["epoch"].tolist() == [1, 2]
@@ -98,8 +98,8 @@ def test_outputs_are_tracked_as_dvc_metrics_and_plots_and_repro_is_a_no_op(repo)
     header = sh("dvc", "exp", "show", "--csv", cwd=path, env=env).stdout.splitlines()[0].split(",")
     leaves = {f"{name}:{key}" for name, file in files.items() for key in flat_keys(file["data"])}
     metric_columns = [c for c in header if c in leaves or any(c == leaf.split(":", 1)[1] for leaf in leaves)]
-    # 16 numbers per experiment (17 with weights_verified); DVC shows no column for the [lo, hi] intervals
-    assert 6 * 14 <= len(metric_columns) <= 100, header
+    # 15 numbers per experiment; DVC shows no column for the [lo, hi] intervals
+    assert 6 * 15 <= len(metric_columns) <= 100, header
     assert header.index(next(c for c in header if c.endswith("test.acc"))) < header.index(
         next(c for c in header if c.endswith("train_seconds")))  # headline numbers first
     ignored = sh("git", "check-ignore", "-q", "models/face/vgg16_finetune.pt", cwd=path, check=False)

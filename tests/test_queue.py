@@ -98,7 +98,10 @@ def test_parallel_workers_write_their_own_wandb_runs_into_the_repository(queued)
     """Queue workspaces are deleted after the run; W&B goes to DVC_ROOT/wandb/, one folder per run."""
     path, _, _ = queued
     runs = sorted((path / "wandb").glob("offline-run-*"))
-    configs = [read_wandb(run)[0]["config"] for run in runs]
+    summaries = [read_wandb(run)[0] for run in runs]
+    for summary in summaries:  # the stage flags a collapsed model in W&B too, as evaluate does in the metrics
+        assert isinstance(summary["summary"]["collapsed"], bool)
+    configs = [summary["config"] for summary in summaries]
     configs = {config["dvc_exp_name"]: config for config in configs}
     assert len(runs) == 3 and set(configs) == {None, *GRID}  # the baseline's dvc repro and the two experiments
     for name, lr in GRID.items():

@@ -168,7 +168,8 @@ def test_evaluate_scores_test_split_with_the_saved_model(tiny_params, prepared, 
     metrics, details = out["metrics"], out["details"]
     # only what a reviewer compares; a scratch model has no starting weights to verify
     assert list(metrics) == ["test", "val", "train", "best_epoch", "train_seconds", "collapsed",
-                             "vanishing_gradients", "exploding_gradients"]
+                             "weights_verified", "vanishing_gradients", "exploding_gradients"]
+    assert metrics["weights_verified"] is None
     assert details["health"] == info["health"] and details["health"]["frozen_layers"] == []
     assert metrics["vanishing_gradients"] is info["health"]["vanishing_gradients"]
     assert list(metrics["test"]) == ["acc", "acc_ci", "macro_f1", "macro_f1_ci", "loss"]

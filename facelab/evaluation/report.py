@@ -54,9 +54,8 @@ def headline(test_scores: dict, cis: dict, model_info: dict, collapsed: dict) ->
                         "macro_f1_ci": cis["macro_f1_ci"], "loss": test_scores["loss"]},
                "val": model_info["val"], "train": model_info["train"], "best_epoch": model_info["best_epoch"],
                "train_seconds": model_info["train_seconds"], "collapsed": collapsed["collapsed"]}
-    weights = model_info.get("weights") or {}
-    if weights.get("verified") is not None:  # only models that start from pretrained weights have any to verify
-        metrics["weights_verified"] = weights["verified"]
+    # null for a model trained from random initialisation: it has no starting weights to verify
+    metrics["weights_verified"] = (model_info.get("weights") or {}).get("verified")
     health = model_info["health"]
     metrics.update(vanishing_gradients=health["vanishing_gradients"], exploding_gradients=health["exploding_gradients"])
     return metrics
