@@ -15,7 +15,7 @@ from facelab.data.batches import SplitData
 from facelab.data.images import Images
 from facelab.data.sources import folder_images
 from facelab.errors import UserError
-from facelab.evaluation.report import evaluate_model
+from facelab.evaluation.report import evaluate_model, score_lines
 from facelab.files import write_csv, write_json
 from facelab.inference import load_trained
 from facelab.params import RECIPES, TASKS
@@ -83,12 +83,8 @@ def data_details(root: Path, images: Images) -> dict:
 
 
 def summary_lines(label: str, result: dict, out: dict[str, Path]) -> list[str]:
-    test, details = result["metrics"]["test"], result["details"]
-    lines = [f"[{label}] acc {test['acc']:.4f} [95% CI {test['acc_ci'][0]:.3f}, {test['acc_ci'][1]:.3f}]  "
-             f"macro_f1 {test['macro_f1']:.4f} [{test['macro_f1_ci'][0]:.3f}, {test['macro_f1_ci'][1]:.3f}]  "
-             f"loss {test['loss']:.4f}  ({details['test_images']} images, {len(details['data']['skipped'])} skipped)"]
-    if details["collapse"]["collapsed"]:
-        lines.append(f"[{label}] warning: collapsed model: {details['collapse']['reason']}")
+    skipped = len(result["details"]["data"]["skipped"])
+    lines = [f"[{label}] {line}" for line in score_lines(result, f"images, {skipped} skipped")]
     return lines + [f"[{label}] metrics: {out['metrics']}, details: {out['details']}"]
 
 

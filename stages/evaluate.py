@@ -6,7 +6,7 @@ import torch
 from facelab import paths
 from facelab.cli import stage_args, stage_main
 from facelab.data.batches import load_prepared
-from facelab.evaluation.report import evaluate_model
+from facelab.evaluation.report import evaluate_model, score_lines
 from facelab.files import read_json, write_csv, write_json
 from facelab.params import load_params
 
@@ -26,22 +26,8 @@ def main(argv: list[str] | None = None) -> None:
     write_json(out["classes"], result["classes"])
     write_json(out["details"], result["details"])
     write_json(out["metrics"], result["metrics"])
-    for line in summary_lines(result):
-        print(f"[{args.task}/{args.recipe}] {line}")
-
-
-def summary_lines(result: dict) -> list[str]:
-    """The test scores with their intervals, and a warning for each reason not to believe them."""
-    test, details = result["metrics"]["test"], result["details"]
-    lines = [f"test acc {test['acc']:.4f} [95% CI {test['acc_ci'][0]:.3f}, {test['acc_ci'][1]:.3f}]  "
-             f"macro_f1 {test['macro_f1']:.4f} [{test['macro_f1_ci'][0]:.3f}, {test['macro_f1_ci'][1]:.3f}]  "
-             f"loss {test['loss']:.4f}  ({details['test_images']} test images)"]
-    if details["collapse"]["collapsed"]:
-        lines.append(f"warning: collapsed model: {details['collapse']['reason']}")
-    if result["metrics"].get("weights_verified") is False:
-        lines.append(f"warning: trained from {details['weights']['file']}, which is not torchvision's ImageNet "
-                     f"file: these numbers do not measure pretraining")
-    return lines
+    for line in score_lines(result):
+        print(f"[{args.task}/{args.recipe}] {'' if line.startswith('warning') else 'test '}{line}")
 
 
 if __name__ == "__main__":

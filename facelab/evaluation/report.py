@@ -59,3 +59,18 @@ def headline(test_scores: dict, cis: dict, model_info: dict, collapsed: dict) ->
     health = model_info["health"]
     metrics.update(vanishing_gradients=health["vanishing_gradients"], exploding_gradients=health["exploding_gradients"])
     return metrics
+
+
+def score_lines(result: dict, images: str = "test images") -> list[str]:
+    """What evaluate prints: the test scores with their intervals, then a warning for each reason not to believe
+    them (a collapsed model, starting weights that are not ImageNet's)."""
+    test, details = result["metrics"]["test"], result["details"]
+    lines = [f"acc {test['acc']:.4f} [95% CI {test['acc_ci'][0]:.3f}, {test['acc_ci'][1]:.3f}]  "
+             f"macro_f1 {test['macro_f1']:.4f} [{test['macro_f1_ci'][0]:.3f}, {test['macro_f1_ci'][1]:.3f}]  "
+             f"loss {test['loss']:.4f}  ({details['test_images']} {images})"]
+    if details["collapse"]["collapsed"]:
+        lines.append(f"warning: collapsed model: {details['collapse']['reason']}")
+    if result["metrics"].get("weights_verified") is False:
+        lines.append(f"warning: trained from {details['weights']['file']}, which is not torchvision's ImageNet "
+                     f"file: these numbers do not measure pretraining")
+    return lines
