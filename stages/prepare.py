@@ -11,6 +11,7 @@ from facelab.cli import stage_args, stage_main
 from facelab.data.prepared import counts, header, load_images, manifest, split_rows, summary, write_splits
 from facelab.data.quality import check_bad_fraction, data_report, dedupe
 from facelab.files import atomic_dir, atomic_path, read_json, remove_debris, scratch_path, write_csv, write_json
+from facelab.errors import DataError
 from facelab.params import DataParams, load_params
 
 
@@ -27,7 +28,12 @@ def run(task: str, data: DataParams, seed: int, out_dir: str | Path,
         loaded = load_images(task, data, seed, scratch)
         bad_fraction = check_bad_fraction(loaded, data.max_bad_fraction, f"data.{task}")
         dedup = dedupe(loaded.digests, loaded.labels, loaded.files, data.classes, prefer=loaded.test)
-        splits = split_rows(loaded, dedup.keep, data, seed)
+        try:
+            splits = split_rows(loaded, dedup.keep, data, seed)
+        except DataError as error:  # too few images: say what was dropped on the way, the old outputs stay
+            report = data_report(loaded, dedup, {}, header(task, data, loaded), data.classes, bad_fraction)
+            dropped = "; ".join(summary(report))
+            raise DataError(f"{error}. What prepare found: {dropped}") from error
         result = counts(loaded.labels, splits, data.classes)
         report = data_report(loaded, dedup, result, header(task, data, loaded), data.classes, bad_fraction)
         # Both outputs are written in full under temporary names first: if the report cannot be written (a

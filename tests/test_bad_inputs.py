@@ -350,3 +350,16 @@ def test_a_read_only_report_folder_leaves_data_and_report_as_they_were(tiny_raw,
     assert (tmp_path / "data.json").read_text() == report_before
     assert {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()} == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_too_few_images_says_what_was_dropped_on_the_way_and_keeps_the_old_output(tiny_raw, tmp_path):
+    root = write_classes(tmp_path / "photos")
+    run(tmp_path, folder_data(tiny_raw, root))
+    before = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
+    for path in sorted((root / "b").iterdir())[:3]:  # the same pixels filed under both classes: all copies dropped
+        (root / "a" / f"copy_{path.name}").write_bytes(path.read_bytes())
+    with pytest.raises(DataError, match=r"^too few images to split into train/val/test: b: 3 .*\. What prepare "
+                                        r"found: 15 files: 9 used, 0 skipped \(none\), 0 duplicate copies removed, "
+                                        r"6 dropped for conflicting labels$"):
+        run(tmp_path, folder_data(tiny_raw, root))
+    assert {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()} == before
