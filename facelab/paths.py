@@ -6,6 +6,11 @@ from pathlib import Path
 CHECKPOINTS = Path(".cache/facelab/checkpoints")  # outside every DVC output: survives a rerun
 
 
+def source_fingerprint(task: str, root: Path = Path(".")) -> Path:
+    """The scan stage's listing of the task's source files (size, modification time): prepare's data dependency."""
+    return root / "data" / "sources" / f"{task}.json"
+
+
 def prepared(task: str, root: Path = Path(".")) -> Path:
     """The prepare stage's folder: {train,val,test}_{x,y}.npy, manifest.csv, classes.json."""
     return root / "data" / "prepared" / task

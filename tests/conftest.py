@@ -85,6 +85,14 @@ def sh(*args, cwd: Path, env: dict | None = None, check: bool = True) -> subproc
     return result
 
 
+def stale_stages(path: Path, env: dict | None = None, *targets: str) -> dict:
+    """What `dvc status [targets]` reports, by stage, leaving out the scan stages it always reports ("always
+    changed": they list the photo folders on every run)."""
+    import json
+    status = json.loads(sh("dvc", "status", *targets, "--json", cwd=path, env=env).stdout or "{}")
+    return {stage: changes for stage, changes in status.items() if changes != ["always changed"]}
+
+
 def make_repo(path: Path, raw_params: dict) -> Path:
     """A git + DVC repo holding this project's pipeline and the given params, committed."""
     path.mkdir(parents=True, exist_ok=True)

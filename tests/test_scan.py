@@ -1,0 +1,75 @@
+"""DVC sees the source data: after the scan stage lists a photo folder, `dvc status` reports prepare stale when a
+file was added or deleted, and up to date when nothing changed; an unchanged folder never reruns prepare."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from facelab.data.scan import fingerprint
+from facelab.params import parse_params
+from tests.conftest import make_repo, sh, stale_stages, tiny_raw_params
+from tests.test_pipeline import stages_run
+
+
+def noise_png(path, seed: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (24, 24, 3), dtype=np.uint8)).save(path)
+
+
+def photo_folder(root, classes=("other", "target"), per_class=8):
+    for k, name in enumerate(classes):
+        for i in range(per_class):
+            noise_png(root / name / f"{i:02d}.png", 100 * k + i)
+    return root
+
+
+def fer_release(root):
+    """The image-folder release of FER2013: train/<label>/ and test/<label>/."""
+    for part, count in (("train", 8), ("test", 4)):
+        for k, label in enumerate(("angry", "happy", "sad")):
+            for i in range(count):
+                noise_png(root / part / label / f"{i:02d}.png", 1000 * k + 10 * i + (part == "test"))
+    return root
+
+
+def test_fingerprint_lists_every_file_with_size_and_mtime_and_nothing_for_generated(tmp_path, tiny_raw):
+    root = photo_folder(tmp_path / "photos", per_class=2)
+    tiny_raw["data"]["face"].update(source="folder", path=str(root))
+    found = fingerprint("face", parse_params(tiny_raw).data["face"])
+    assert [row[0] for row in found["files"]] == ["other/00.png", "other/01.png", "target/00.png", "target/01.png"]
+    assert all(isinstance(row[1], int) and row[1] > 0 for row in found["files"])
+    assert fingerprint("emotion", parse_params(tiny_raw).data["emotion"]) == {"source": "generated", "path": None,
+                                                                              "files": []}
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("source", ["folder", "fer2013"])
+def test_dvc_status_sees_added_and_deleted_photos_and_an_untouched_folder_reruns_nothing(tmp_path, source):
+    raw = tiny_raw_params()
+    if source == "folder":
+        task, data_root = "face", photo_folder(tmp_path / "photos")
+        raw["data"]["face"].update(source="folder", path=str(data_root), split={"train": 0.5, "val": 0.25, "test": 0.25})
+        added, deleted = data_root / "target" / "new.png", data_root / "other" / "00.png"
+    else:
+        task, data_root = "emotion", fer_release(tmp_path / "fer")
+        raw["data"]["emotion"].update(source="fer2013", path=str(data_root))
+        added, deleted = data_root / "test" / "sad" / "new.png", data_root / "train" / "angry" / "00.png"
+    repo = make_repo(tmp_path / "repo", raw)
+    first = sh("dvc", "repro", f"prepare@{task}", cwd=repo).stdout
+    assert stages_run(first) == {f"scan@{task}", f"prepare@{task}"}
+
+    def status_after_scan() -> dict:
+        sh("dvc", "repro", "--single-item", f"scan@{task}", cwd=repo)
+        return stale_stages(repo, None, f"prepare@{task}")
+
+    assert status_after_scan() == {}  # touched nothing: prepare stays up to date
+    assert stages_run(sh("dvc", "repro", f"prepare@{task}", cwd=repo).stdout) == {f"scan@{task}"}
+    noise_png(added, 4242)
+    assert f"prepare@{task}" in status_after_scan()  # a photo added
+    sh("dvc", "repro", f"prepare@{task}", cwd=repo)
+    assert status_after_scan() == {}
+    deleted.unlink()
+    stale = status_after_scan()
+    assert list(stale) == [f"prepare@{task}"]  # a photo deleted
+    assert stale[f"prepare@{task}"] == [{"changed deps": {f"data/sources/{task}.json": "modified"}}]
