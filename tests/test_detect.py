@@ -41,6 +41,7 @@ def overlap(a, b) -> float:
     return width * height / ((b[2] - b[0]) * (b[3] - b[1]))
 
 
+@pytest.mark.e2e  # the detector over 120 real photos pasted into 400 px canvases
 @pytest.mark.skipif(not YALE.is_dir(), reason=f"real faces not present: {YALE} (the shared test data)")
 def test_pasted_real_faces_are_found_and_the_crop_holds_them():
     rng = np.random.default_rng(0)

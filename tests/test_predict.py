@@ -284,6 +284,7 @@ def test_evaluate_refuses_a_folder_without_the_models_classes_and_a_bad_name(tra
         assert stopped.value.code == 2 and len(err) == 1 and err[0].startswith(message)
 
 
+@pytest.mark.e2e  # 3,000 real photos
 @pytest.mark.skipif(not FER.is_dir(), reason=f"real photos not present: {FER} (the shared test data)")
 def test_evaluate_on_real_fer2013_photos(trained, tmp_path):
     result, out = external.run("emotion", RECIPE, FER, model=model_file(trained, "emotion"), root=tmp_path)
