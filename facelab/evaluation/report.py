@@ -4,8 +4,8 @@ from __future__ import annotations
 import pandas as pd
 
 from facelab.data.batches import Inputs, SplitData
-from facelab.evaluation.predict import predict, score_split
-from facelab.evaluation.scores import class_report, confusion, zscore
+from facelab.evaluation.predict import split_predictions
+from facelab.evaluation.scores import class_report, confusion, split_scores, zscore
 from facelab.evaluation.stats import bootstrap_ci, collapse
 from facelab.models import trained_model
 from facelab.params import parse_recipe
@@ -19,11 +19,10 @@ def evaluate_model(model_info: dict, state_dict: dict, test: SplitData, batch_si
     lists them), "details" (what the report explains them with), predictions, confusion, per-class report."""
     classes = tuple(model_info["classes"])
     model = trained_model(parse_recipe(model_info["recipe"]), len(classes), state_dict)
-    inputs = Inputs(test, None, batch_size, flips=False)
-    predicted = predict(model, inputs, batch_size).argmax(1).numpy()
-    actual = test.labels.numpy()
+    predicted, labels, loss = split_predictions(model, Inputs(test, None, batch_size, flips=False), batch_size)
+    predicted, actual = predicted.numpy(), labels.numpy()  # one pass over the split serves every score below
     raw = confusion(actual, predicted, len(classes))
-    test_scores = score_split(model, inputs, len(classes), batch_size)
+    test_scores = split_scores(actual, predicted, loss, len(classes))
     collapsed = collapse(predicted, actual, len(classes), names=classes)
     return {
         "metrics": headline(test_scores, intervals(actual, predicted, len(classes)), model_info, collapsed),

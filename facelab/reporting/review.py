@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from facelab.evaluation.stats import images_to_separate, mcnemar_exact, paired_bootstrap_diff
+from facelab.reporting.comparison import paired
 from facelab.reporting.figures import CURVE_METRICS, heatmap, pyplot, save
 
 HEADLINE = ("test.acc", "test.macro_f1", "collapsed", "weights_verified")  # the metrics-diff rows a reviewer reads
@@ -67,10 +67,11 @@ def verdict(task: str, recipe: str, base: Side, head: Side, same_split: bool) ->
     old, new = base.metrics["test"], head.metrics["test"]
     lead = (f"**{recipe} on {task}**: macro F1 {old['macro_f1']:.3f} → {new['macro_f1']:.3f} "
             f"({new['macro_f1'] - old['macro_f1']:+.3f}")
-    if not same_split:
+    # the report's paired comparison, base as a and head as b; None when the listed test images differ
+    test = paired(as_experiment(base, "base"), as_experiment(head, "head")) if same_split else None
+    if test is None:
         return (f"{lead}); the test split differs between the revisions, so no paired test: intervals "
                 f"{interval(old)} → {interval(new)}{overlap_note(old, new)}.")
-    test = paired_test(base, head)
     significant = test["p_value"] < SIGNIFICANCE
     needed = test["images_needed"]
     size = f"; about {needed} test images would tell a difference this size apart" if needed and not significant else ""
@@ -92,18 +93,9 @@ def overlap_note(old: dict, new: dict) -> str:
     return " (the intervals do not overlap)" if apart else " (the intervals overlap: not a clear change)"
 
 
-def paired_test(base: Side, head: Side) -> dict:
-    """Base against head on the same test images, in the same order (the prepared split is identical)."""
-    classes = head.confusion["classes"]
-    index = {name: i for i, name in enumerate(classes)}
-    actual = head.predictions["actual"].map(index).to_numpy()
-    if not np.array_equal(actual, base.predictions["actual"].map(index).to_numpy()):
-        raise ValueError("the two revisions' predictions.csv list different test images; compare intervals only")
-    a, b = base.predictions["predicted"].map(index).to_numpy(), head.predictions["predicted"].map(index).to_numpy()
-    test = mcnemar_exact(actual, a, b)
-    n = len(actual)
-    return {**test, "macro_f1": paired_bootstrap_diff(actual, a, b, len(classes), "macro_f1", 2000, 0),
-            "images_needed": images_to_separate(test["a_only"] / n, test["b_only"] / n)}
+def as_experiment(side: Side, name: str) -> dict:
+    """A revision's results in the shape reporting.comparison.paired reads."""
+    return {"recipe": name, "predictions": side.predictions, "confusion": side.confusion}
 
 
 def warnings_for(task: str, recipe: str, metrics: dict) -> list[str]:
