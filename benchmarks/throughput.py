@@ -142,9 +142,22 @@ def gpu_peak_mib(device: str) -> float | None:
 def typical_side(folder: Path, train_files: set[str], img_size: int, recipe: Recipe, seed: int,
                  args: argparse.Namespace, workers: int) -> dict:
     """What a user would otherwise write (DataLoader defaults but shuffle, workers, pinned memory on GPU)."""
+    _, _, seconds, images = typical_train(folder, train_files, img_size, recipe, seed, args.threads, args.device,
+                                          workers)
+    return {"images": images, "train_s": seconds, "workers": workers,
+            "peak_mib": peak_rss_mib(), "children_peak_mib": peak_rss_mib(resource.RUSAGE_CHILDREN),
+            "gpu_peak_mib": gpu_peak_mib(args.device)}
+
+
+def typical_train(folder: Path, train_files: set[str], img_size: int, recipe: Recipe, seed: int, threads: int,
+                  device: str, workers: int):
+    """The typical script's training: ImageFolder with PIL Resize/CenterCrop/RandomHorizontalFlip/ToTensor/
+    Normalize, a shuffling DataLoader, PyTorch's default optimizer, a plain loop, the last epoch kept.
+    Returns the model, the class names, the seconds from model construction to the last step, the images
+    trained on."""
     torch.manual_seed(seed)
-    torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+    torch.set_num_threads(threads)
+    device = torch.device(device)
     transform = transforms.Compose([
         transforms.Resize(img_size), transforms.CenterCrop(img_size), transforms.RandomHorizontalFlip(),
         transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
@@ -152,7 +165,7 @@ def typical_side(folder: Path, train_files: set[str], img_size: int, recipe: Rec
     keep = [i for i, (path, _) in enumerate(dataset.samples) if os.path.relpath(path, folder) in train_files]
     loader = DataLoader(Subset(dataset, keep), batch_size=recipe.batch_size, shuffle=True, num_workers=workers,
                         pin_memory=device.type == "cuda")
-    warm_up(args.device)
+    warm_up(device.type)
     started = time.perf_counter()
     model = build_model(recipe, len(dataset.classes)).to(device)
     optimizer = optim.make_optimizer(model, recipe, fused=False)  # PyTorch's default, as users write it
@@ -167,9 +180,7 @@ def typical_side(folder: Path, train_files: set[str], img_size: int, recipe: Rec
             optimizer.step()
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return {"images": len(keep) * recipe.epochs, "train_s": time.perf_counter() - started, "workers": workers,
-            "peak_mib": peak_rss_mib(), "children_peak_mib": peak_rss_mib(resource.RUSAGE_CHILDREN),
-            "gpu_peak_mib": gpu_peak_mib(args.device)}
+    return model, dataset.classes, time.perf_counter() - started, len(keep) * recipe.epochs
 
 
 def network_side(n_train: int, n_classes: int, recipe: Recipe, seed: int, args: argparse.Namespace) -> dict:

@@ -1,14 +1,15 @@
 """The `facelab` command: use trained models. `facelab predict` scores image files, `facelab evaluate` scores a
-labelled folder; each is also `python -m facelab.predict` / `python -m facelab.external`."""
+labelled folder, `facelab seeds` summarises queued seed runs; each is also `python -m facelab.<module>`."""
 from __future__ import annotations
 
 import argparse
 
-from facelab import external, predict
+from facelab import external, predict, seeds
 from facelab.cli import stage_main
 
 COMMANDS = {"predict": (predict, "a trained model's class probabilities for image files and folders, as CSV"),
-            "evaluate": (external, "score a trained model on a labelled folder outside the pipeline")}
+            "evaluate": (external, "score a trained model on a labelled folder outside the pipeline"),
+            "seeds": (seeds, "mean ± std over seeds of the experiments `dvc exp show` lists")}
 
 
 def parser() -> argparse.ArgumentParser:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import functools
 import sys
 
@@ -9,14 +10,32 @@ from facelab.errors import UserError
 from facelab.params import RECIPES, TASKS
 
 
+# What to do about an environment error that can hit any write: the disk, the file system, permissions.
+ENVIRONMENT_FIXES = {
+    errno.ENOSPC: "free space on that disk (or move the repository or its DVC cache to a larger one) and run again",
+    errno.EDQUOT: "free space within your disk quota and run again",
+    errno.EROFS: "the file system is mounted read-only; run from a writable copy of the repository",
+    errno.EACCES: "give this user write permission to that folder (or run as its owner)",
+    errno.EPERM: "give this user write permission to that folder (or run as its owner)",
+}
+
+
 def stage_main(main):
-    """Wrap a stage's main(): a UserError prints 'error: ...' to stderr and exits with status 2."""
+    """Wrap a stage's main(): a UserError, or a full disk, read-only file system or denied permission while
+    reading or writing, prints one 'error: ...' line to stderr and exits with status 2."""
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
         try:
             return main(*args, **kwargs)
         except UserError as error:
             print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
+        except OSError as error:
+            if error.errno not in ENVIRONMENT_FIXES:
+                raise
+            where = f"'{error.filename}'" if error.filename else "a file"
+            print(f"error: {where}: {error.strerror or error}; {ENVIRONMENT_FIXES[error.errno]}. Outputs are written "
+                  f"to temporary names and renamed in at the end: none was left half-written", file=sys.stderr)
             sys.exit(2)
     return wrapper
 

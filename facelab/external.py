@@ -16,9 +16,9 @@ from facelab.data.images import Images
 from facelab.data.sources import folder_images
 from facelab.errors import UserError
 from facelab.evaluation.report import evaluate_model, score_lines
-from facelab.files import write_csv, write_json
+from facelab.files import atomic_set, write_csv, write_json
 from facelab.inference import load_trained
-from facelab.params import RECIPES, TASKS
+from facelab.params import RECIPES, TASKS, plain_folder_name
 from facelab.predict import positive_int
 
 
@@ -39,19 +39,20 @@ def run(task: str, recipe_name: str, data: Path, name: str | None = None, model:
     trained = load_trained(task, recipe_name, model)
     images = labelled_folder(Path(data), trained.classes, trained.img_size, trained.faces)
     split = SplitData(torch.from_numpy(np.asarray(images.pixels)), torch.from_numpy(images.labels))
-    result = evaluate_model(trained.info, trained.state_dict, split, batch_size)
+    result = evaluate_model(trained.info, trained.state_dict, split, batch_size, trained.tta_flip)
     result["details"]["data"] = data_details(Path(data), images)
     out = paths.external_outputs(task, recipe_name, name, root)
-    write_csv(out["predictions"], result["predictions"])
-    write_json(out["confusion"], result["confusion"])
-    write_json(out["classes"], result["classes"])
-    write_json(out["details"], result["details"])
-    write_json(out["metrics"], result["metrics"])
+    with atomic_set(out) as tmp:  # swapped in together, as the evaluate stage's
+        write_csv(tmp["predictions"], result["predictions"])
+        write_json(tmp["confusion"], result["confusion"])
+        write_json(tmp["classes"], result["classes"])
+        write_json(tmp["details"], result["details"])
+        write_json(tmp["metrics"], result["metrics"])
     return result, out
 
 
 def check_name(name: str) -> str:
-    if not name or name in (".", "..") or "/" in name or "\\" in name:
+    if not plain_folder_name(name):
         raise UserError(f"--name '{name}' is not a plain folder name; results go to metrics/<task>/external/<name>/, "
                         f"so pass a name without '/', '\\', '.' or '..'")
     return name

@@ -50,6 +50,24 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def atomic_set(paths: dict[str, Path]) -> Iterator[dict[str, Path]]:
+    """Yield a temporary path beside each of a stage's outputs; only when the block has written every one are
+    they renamed in, one after the other. A failure while writing leaves the previous set as it was (no new
+    file among old ones); the temporary files are removed however the block ends."""
+    tmp = {key: temporary_name(Path(path)) for key, path in paths.items()}
+    try:
+        yield tmp
+        missing = [key for key, path in tmp.items() if not path.exists()]
+        if missing:
+            raise RuntimeError(f"atomic_set: the block did not write {missing}")  # a bug in the caller
+        for key, path in paths.items():
+            os.replace(tmp[key], path)
+    finally:
+        for path in tmp.values():
+            path.unlink(missing_ok=True)
+
+
 def remove_debris(path: str | Path) -> list[Path]:
     """Delete the temporary files and folders that a killed run left beside `path` (`.<name>.<uuid>*.tmp`: a
     process killed with SIGKILL runs no cleanup); return what was removed."""

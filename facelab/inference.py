@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from torchvision import models as tv_models
 from tqdm import tqdm
 
 from facelab import paths
@@ -22,7 +21,7 @@ from facelab.data.images import BadImage, Skipped, decode_image, display_name
 from facelab.errors import ModelFileError, UserError
 from facelab.evaluation.predict import predict
 from facelab.files import read_json
-from facelab.models import IMAGENET_MEAN, IMAGENET_STD, replace_head, trained_model
+from facelab.models import IMAGENET_MEAN, IMAGENET_STD, architecture, trained_model
 from facelab.params import Recipe, parse_recipe
 from facelab.training.accel import CPU, Accel
 
@@ -44,6 +43,11 @@ class TrainedModel:
     @property
     def img_size(self) -> int:
         return int(self.info["img_size"])
+
+    @property
+    def tta_flip(self) -> bool:
+        """Whether evaluate scored this model with test-time flip averaging (saved train settings)."""
+        return bool(self.info.get("train", {}).get("tta_flip", False))
 
     @property
     def faces(self) -> str:
@@ -126,8 +130,7 @@ def read_state_dict(path: Path, rebuild: str) -> dict:
 def expected_shapes(recipe: Recipe, num_classes: int) -> dict[str, tuple[int, ...]]:
     """Every state-dict key of the recipe's model and its shape, from a model built on the meta device (no memory)."""
     with torch.device("meta"):
-        model = tv_models.get_model(recipe.arch, weights=None)
-        replace_head(model, recipe, num_classes)
+        model = architecture(recipe, num_classes)
     return {key: tuple(value.shape) for key, value in model.state_dict().items()}
 
 
@@ -170,11 +173,13 @@ def decode_files(files: list[Path], img_size: int, faces: str = "none") -> tuple
     return pixels, kept, skipped
 
 
-def logits_of(model: nn.Module, pixels: np.ndarray, batch_size: int, accel: Accel = CPU) -> torch.Tensor:
-    """fp32 logits (N, classes) on the CPU for uint8 NHWC images, through evaluation's own predict."""
+def logits_of(model: nn.Module, pixels: np.ndarray, batch_size: int, accel: Accel = CPU,
+              tta_flip: bool = False) -> torch.Tensor:
+    """fp32 logits (N, classes) on the CPU for uint8 NHWC images, through evaluation's own predict
+    (tta_flip: as the model's evaluate stage scored it, the mean with each image's mirror)."""
     images = torch.from_numpy(pixels)
     split = SplitData(images, torch.zeros(len(images), dtype=torch.int64))  # labels are not read
-    return predict(model, Inputs(split, None, batch_size, flips=False, accel=accel), batch_size)
+    return predict(model, Inputs(split, None, batch_size, flips=False, accel=accel), batch_size, tta_flip)
 
 
 def predict_files(trained: TrainedModel, files: list[Path], batch_size: int, accel: Accel = CPU) -> Predictions:
@@ -185,7 +190,7 @@ def predict_files(trained: TrainedModel, files: list[Path], batch_size: int, acc
         for start in range(0, len(files), batch_size):
             pixels, kept, bad = decode_files(files[start:start + batch_size], trained.img_size, trained.faces)
             if len(kept):
-                logits.append(logits_of(model, pixels, batch_size, accel))
+                logits.append(logits_of(model, pixels, batch_size, accel, trained.tta_flip))
             names += [display_name(path) for path in kept]
             skipped += bad
             bar.update(len(kept) + len(bad))

@@ -35,14 +35,18 @@ def build_model(recipe: Recipe, num_classes: int) -> nn.Module:
     return model
 
 
+def architecture(recipe: Recipe, num_classes: int) -> nn.Module:
+    """The recipe's network with its new head, randomly initialised (build it under torch.device("meta")
+    to get the shapes alone)."""
+    model = models.get_model(recipe.arch, weights=None)
+    replace_head(model, recipe, num_classes)
+    return model
+
+
 def trained_model(recipe: Recipe, num_classes: int, state_dict: dict) -> nn.Module:
     """The recipe's architecture holding a trained state dict (its tensors, not copies), for
     evaluation: every key and shape must match."""
-    def architecture() -> nn.Module:
-        model = models.get_model(recipe.arch, weights=None)
-        replace_head(model, recipe, num_classes)
-        return model
-    return with_weights(architecture, state_dict)
+    return with_weights(lambda: architecture(recipe, num_classes), state_dict)
 
 
 def with_weights(architecture, state_dict: dict) -> nn.Module:

@@ -24,6 +24,8 @@ WANDB_MODES = ("offline", "online", "disabled")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
 FACES = ("none", "detect")
+CLASS_WEIGHTS = ("none", "balanced")
+SELECT_BY = ("val_loss", "val_macro_f1")
 # The generated source draws these exact classes; label i of the generator is classes[i].
 GENERATED_CLASSES = {"face": ("other", "target"), "emotion": ("angry", "happy", "sad")}
 MIN_IMG_SIZE = 32  # below this, resnet18/vgg16 downsample the image to nothing
@@ -87,6 +89,27 @@ class DataParams:
 
 
 @dataclass(frozen=True)
+class Augment:
+    """Random changes to each training image, drawn per image and epoch from the run's seed. The defaults
+    here are "off" (what an override leaves unset is taken from train.augment, not from these)."""
+    hflip: bool = False                          # mirror left-right with probability 1/2
+    crop_scale: tuple[float, ...] = (1.0, 1.0)   # random resized crop: area fraction kept, [low, high]
+    rotation: float = 0.0                        # degrees, uniform in [-rotation, rotation]
+    brightness: float = 0.0                      # pixel gain uniform in [1 - b, 1 + b]
+    contrast: float = 0.0                        # contrast factor uniform in [1 - c, 1 + c]
+    erasing: float = 0.0                         # probability of blanking one random rectangle
+
+    def geometric(self) -> bool:
+        return tuple(self.crop_scale) != (1.0, 1.0) or self.rotation > 0
+
+    def beyond_flip(self) -> list[str]:
+        """The settings that change pixels other than by a mirror (all need the whole network per step)."""
+        off = Augment()
+        return [name for name in ("crop_scale", "rotation", "brightness", "contrast", "erasing")
+                if getattr(self, name) != getattr(off, name)]
+
+
+@dataclass(frozen=True)
 class Recipe:
     arch: str
     weights: str
@@ -102,13 +125,18 @@ class Recipe:
     schedule: str = "none"  # none | cosine | step (per epoch)
     step_size: int = 5      # step schedule: epochs between drops
     gamma: float = 0.1      # step schedule: lr factor at each drop
+    augment: typing.Optional[Augment] = None  # None: train.augment; a mapping overrides some of its keys
 
 
 @dataclass(frozen=True)
 class TrainParams:
-    hflip: bool
+    augment: Augment
     eval_batch_size: int
     threads: int
+    class_weights: str = "none"        # none | balanced: loss weights n / (classes x count), from the train split
+    select_by: str = "val_loss"        # which epoch's weights are kept: val_loss | val_macro_f1 (ties: lower val loss)
+    label_smoothing: float = 0.0       # CrossEntropyLoss(label_smoothing=...) in training; val loss stays plain
+    tta_flip: bool = False             # evaluate: average the logits of each test image and its mirror
     patience: int = 0                 # early stopping: epochs without a new best val loss; 0 = off
     vanishing_grad_norm: float = 1e-7  # a trained layer whose gradient norm falls below: vanishing
     exploding_grad_norm: float = 1e3   # a layer whose gradient norm rises above: exploding
@@ -185,7 +213,7 @@ def parse_params(raw: dict, source: str = "params.yaml") -> Params:
     _expect(isinstance(raw, dict), source, raw, "a mapping")
     _check_keys(raw, ("seed", "data", "models", "train", "wandb"), source, required=True)
     data = _section(raw, "data", TASKS, DataParams)
-    models = _section(raw, "models", RECIPES, Recipe)
+    models = _section(_merge_augment(raw), "models", RECIPES, Recipe)
     params = Params(
         seed=_convert(raw["seed"], int, "seed"),
         data=data,
@@ -198,6 +226,24 @@ def parse_params(raw: dict, source: str = "params.yaml") -> Params:
     if not 0 <= params.seed <= MAX_SEED:
         raise ParamsError(f"seed: {params.seed} must be inside [0, {MAX_SEED}] (numpy and scikit-learn seeds)")
     return params
+
+
+def augmentation(recipe: Recipe, settings: TrainParams) -> Augment:
+    """The augmentation a recipe trains with: its own override, else train.augment."""
+    return recipe.augment if recipe.augment is not None else settings.augment
+
+
+def _merge_augment(raw: dict) -> dict:
+    """models.<recipe>.augment lists only the keys it changes: complete it from train.augment, so a recipe's
+    resolved augmentation is saved whole beside its model."""
+    base = (raw.get("train") or {}).get("augment") if isinstance(raw.get("train"), dict) else None
+    models = raw.get("models")
+    if not isinstance(base, dict) or not isinstance(models, dict):
+        return raw
+    merged = {name: ({**recipe, "augment": {**base, **recipe["augment"]}}
+                     if isinstance(recipe, dict) and isinstance(recipe.get("augment"), dict) else recipe)
+              for name, recipe in models.items()}
+    return {**raw, "models": merged}
 
 
 def parse_recipe(raw: dict, where: str = "recipe") -> Recipe:
@@ -306,6 +352,13 @@ def _check_values(params: Params) -> None:
             raise ParamsError(f"{where}: head_hidden must be >= 0 and dropout inside [0, 1)")
         if recipe.weight_decay < 0 or recipe.momentum < 0:
             raise ParamsError(f"{where}: weight_decay and momentum must be >= 0")
+        if recipe.augment is not None:
+            _check_augment(recipe.augment, f"{where}.augment")
+    _check_augment(params.train.augment, "train.augment")
+    _one_of(params.train.class_weights, CLASS_WEIGHTS, "train.class_weights")
+    _one_of(params.train.select_by, SELECT_BY, "train.select_by")
+    if not 0 <= params.train.label_smoothing < 1:
+        raise ParamsError(f"train.label_smoothing: {params.train.label_smoothing} must be inside [0, 1) (0: off)")
     _positive(params.train.eval_batch_size, "train.eval_batch_size")
     _positive(params.train.threads, "train.threads")
     _positive(params.train.devices, "train.devices")
@@ -328,7 +381,7 @@ def _check_data(task: str, data: DataParams, where: str) -> None:
     if data.img_size > MAX_IMG_SIZE:
         raise ParamsError(f"{where}.img_size: {data.img_size} is over {MAX_IMG_SIZE}; use {MAX_IMG_SIZE} or less")
     for name in data.classes:
-        if not name or name in (".", "..") or "/" in name or "\\" in name:
+        if not plain_folder_name(name):
             raise ParamsError(f"{where}.classes: '{name}' is not a plain folder name; a class name is the name of "
                               f"a folder under data.{task}.path, without '/', '\\', '.' or '..'")
     if len(set(data.classes)) != len(data.classes) or len(data.classes) < 2:
@@ -351,6 +404,25 @@ def _check_data(task: str, data: DataParams, where: str) -> None:
         _check_lfw(data, where)
     if data.source == "fer2013":
         _check_fer2013(data, where)
+
+
+def _check_augment(augment: Augment, where: str) -> None:
+    scale = augment.crop_scale
+    if len(scale) != 2 or not 0 < scale[0] <= scale[1] <= 1:
+        raise ParamsError(f"{where}.crop_scale: {list(scale)} must be [low, high] with 0 < low <= high <= 1 "
+                          f"(the share of the image's area a crop keeps; [1.0, 1.0]: no crop)")
+    if not 0 <= augment.rotation <= 180:
+        raise ParamsError(f"{where}.rotation: {augment.rotation} must be inside [0, 180] degrees (0: off)")
+    for name in ("brightness", "contrast"):
+        if not 0 <= getattr(augment, name) < 1:
+            raise ParamsError(f"{where}.{name}: {getattr(augment, name)} must be inside [0, 1) (0: off)")
+    if not 0 <= augment.erasing <= 1:
+        raise ParamsError(f"{where}.erasing: {augment.erasing} must be inside [0, 1] (a probability; 0: off)")
+
+
+def plain_folder_name(name: str) -> bool:
+    """A name that is one folder under its parent: not empty, not '.' or '..', no separator."""
+    return bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name
 
 
 def _check_frozen(recipe: Recipe, where: str) -> None:

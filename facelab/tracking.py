@@ -49,7 +49,7 @@ def log_epoch(run, prefix: str, epochs: int, row: dict, images_per_second: float
     with the training speed so far."""
     print(f"[{prefix}] epoch {row['epoch']}/{epochs}  "
           f"train loss {row['train/loss']:.4f} acc {row['train/acc']:.4f}  "
-          f"val loss {row['val/loss']:.4f} acc {row['val/acc']:.4f}", flush=True)
+          f"val loss {row['val/loss']:.4f} acc {row['val/acc']:.4f} macro_f1 {row['val/macro_f1']:.4f}", flush=True)
     if run is not None:
         run.log({**row, "images_per_second": images_per_second}, step=row["epoch"])
 

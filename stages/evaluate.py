@@ -7,7 +7,7 @@ from facelab import paths
 from facelab.cli import stage_args, stage_main
 from facelab.data.batches import load_prepared
 from facelab.evaluation.report import evaluate_model, score_lines
-from facelab.files import read_json, write_csv, write_json
+from facelab.files import atomic_set, read_json, write_csv, write_json
 from facelab.params import load_params
 
 
@@ -19,15 +19,20 @@ def main(argv: list[str] | None = None) -> None:
     splits, _ = load_prepared(paths.prepared(args.task))
     result = evaluate_model(read_json(paths.model_info(args.task, args.recipe)),
                             torch.load(model_path, weights_only=True), splits["test"],
-                            params.train.eval_batch_size)
-    out = paths.evaluate_outputs(args.task, args.recipe)
-    write_csv(out["predictions"], result["predictions"])
-    write_json(out["confusion"], result["confusion"])
-    write_json(out["classes"], result["classes"])
-    write_json(out["details"], result["details"])
-    write_json(out["metrics"], result["metrics"])
+                            params.train.eval_batch_size, params.train.tta_flip)
+    write_outputs(result, paths.evaluate_outputs(args.task, args.recipe))
     for line in score_lines(result):
         print(f"[{args.task}/{args.recipe}] {'' if line.startswith('warning') else 'test '}{line}")
+
+
+def write_outputs(result: dict, outputs: dict) -> None:
+    """Every file evaluate writes, swapped in together: metrics never describe other predictions."""
+    with atomic_set(outputs) as out:
+        write_csv(out["predictions"], result["predictions"])
+        write_json(out["confusion"], result["confusion"])
+        write_json(out["classes"], result["classes"])
+        write_json(out["details"], result["details"])
+        write_json(out["metrics"], result["metrics"])
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from facelab.data.batches import load_prepared
 from facelab.errors import TrainingDiverged
 from facelab.evaluation.predict import predict_classes
 from facelab.evaluation.stats import collapse
-from facelab.files import atomic_path, read_json, remove_debris, write_csv, write_json
+from facelab.files import atomic_set, read_json, remove_debris, write_csv, write_json
 from facelab.models import IMAGENET_MEAN, IMAGENET_STD, trained_model, weights_provenance
 from facelab.params import Recipe, TrainParams, WandbParams, load_params
 from facelab.tracking import finish_wandb, git_commit, log_test_results, run_location, start_wandb, wandb_summary
@@ -74,7 +74,7 @@ def train_stage(task: str, recipe_name: str, recipe: Recipe, settings: TrainPara
         raise
     if dist.main:
         info = model_info(task, recipe_name, recipe, settings, seed, classes, read_json(prepared / "classes.json"))
-        info.update(weights=weights, wandb=run_location(wandb_run))
+        info.update(weights=weights, wandb=run_location(wandb_run), augment_applied=result.augment)
         save_outputs(result, info, outputs)
         flags = {"weights_verified": weights["verified"]}
         if wandb_run is not None:
@@ -99,16 +99,17 @@ def model_info(task: str, recipe_name: str, recipe: Recipe, settings: TrainParam
 
 
 def save_outputs(result: TrainResult, info: dict, outputs: dict[str, Path]) -> None:
-    """The weights, their resolved params and summary beside them, history and health."""
-    with atomic_path(outputs["model"]) as tmp:
-        torch.save(result.state_dict, tmp)
-    write_json(outputs["info"], {**info, **result.summary})
-    write_csv(outputs["history"], result.history)
-    write_csv(outputs["gradients"], result.gradients)
-    write_csv(outputs["parameters"], result.parameters)
+    """The weights, their resolved params and summary beside them, history and health: written, then swapped in
+    together (a model never sits beside another run's .json)."""
     title = f"{info['task']}/{info['recipe_name']}"
-    plot_histograms(result.histograms["gradients"], f"{title}: gradients", outputs["gradients_png"])
-    plot_histograms(result.histograms["parameters"], f"{title}: parameters", outputs["parameters_png"])
+    with atomic_set(outputs) as out:
+        torch.save(result.state_dict, out["model"])
+        write_json(out["info"], {**info, **result.summary})
+        write_csv(out["history"], result.history)
+        write_csv(out["gradients"], result.gradients)
+        write_csv(out["parameters"], result.parameters)
+        plot_histograms(result.histograms["gradients"], f"{title}: gradients", out["gradients_png"])
+        plot_histograms(result.histograms["parameters"], f"{title}: parameters", out["parameters_png"])
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ import torch
 from stages import prepare
 from facelab.training import loop
 from facelab.training.accel import CPU, Accel, choose_accel
+from facelab.data.augment import Draws
 from facelab.data.batches import Inputs, load_prepared, shuffled_batches, to_input
+from facelab.params import Augment
 from facelab.errors import UserError
 
 
@@ -45,7 +47,7 @@ def test_batches_are_flipped_per_image_and_laid_out_for_the_model(prepared):
     expected = to_input(splits["train"].images[index])
     expected[flip] = expected[flip].flip(-1)
     accel = Accel(torch.device("cpu"), torch.bfloat16, channels_last=True, compile=False)
-    batch = Inputs(splits["train"], None, 8, flips=True, accel=accel).batch(index, flip)
+    batch = Inputs(splits["train"], None, 8, flips=True, accel=accel).batch(index, Draws(flip=flip))
     assert torch.equal(batch, expected)
     assert batch.is_contiguous(memory_format=torch.channels_last)
 
@@ -53,7 +55,8 @@ def test_batches_are_flipped_per_image_and_laid_out_for_the_model(prepared):
 def test_an_epoch_is_drawn_at_once_as_the_same_numbers_as_batch_by_batch():
     """One host-to-device copy per epoch, not per batch, yet the order and flips of every earlier
     (and every CPU) run: a seeded permutation, each image flipped with p=1/2."""
-    batches = list(shuffled_batches(100, 32, torch.Generator().manual_seed(7), hflip=True))
+    batches = [(index, draws.flip) for index, draws
+               in shuffled_batches(100, 32, torch.Generator().manual_seed(7), Augment(hflip=True))]
     assert [len(index) for index, _ in batches] == [32, 32, 32, 4]
     assert [len(flip) for _, flip in batches] == [32, 32, 32, 4]
     reference = torch.Generator().manual_seed(7)
@@ -62,8 +65,8 @@ def test_an_epoch_is_drawn_at_once_as_the_same_numbers_as_batch_by_batch():
     for start, (_, flip) in zip(range(0, 100, 32), batches):
         assert torch.equal(flip, torch.rand(len(order[start:start + 32]), generator=reference) < 0.5)
     assert 30 < int(torch.cat([flip for _, flip in batches]).sum()) < 70
-    unflipped = list(shuffled_batches(100, 32, torch.Generator().manual_seed(7), hflip=False))
-    assert all(flip is None for _, flip in unflipped)
+    unflipped = list(shuffled_batches(100, 32, torch.Generator().manual_seed(7), Augment(hflip=False)))
+    assert all(draws.flip is None and not draws.pixels for _, draws in unflipped)
     assert torch.equal(torch.cat([index for index, _ in unflipped]), order)
 
 

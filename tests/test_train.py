@@ -13,6 +13,7 @@ from facelab.training import loop
 from facelab.training import optim
 from facelab.errors import TrainingDiverged
 from facelab.data.batches import load_prepared
+from facelab.params import Augment
 
 
 @pytest.fixture
@@ -21,17 +22,25 @@ def prepared(tiny_params, tmp_path):
     return load_prepared(tmp_path / "emotion")
 
 
-def test_train_logs_each_epoch_and_keeps_the_best_val_loss_weights(tiny_params, prepared, capsys):
+@pytest.mark.parametrize("select_by", ["val_loss", "val_macro_f1"])
+def test_train_logs_each_epoch_and_keeps_the_best_epochs_weights(tiny_params, prepared, capsys, select_by):
     splits, classes = prepared
+    settings = dataclasses.replace(tiny_params.train, select_by=select_by)
     result = loop.run("emotion/resnet18_scratch", tiny_params.models["resnet18_scratch"],
-                       tiny_params.train, tiny_params.seed, splits, classes)
+                       settings, tiny_params.seed, splits, classes)
     lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("[emotion/resnet18_scratch]")]
     assert len(lines) == 2
     assert lines[1].startswith("[emotion/resnet18_scratch] epoch 2/2  train loss ")
-    assert list(result.history.columns) == ["epoch", "train/loss", "train/acc", "val/loss", "val/acc", "lr"]
-    best = int(result.history["val/loss"].idxmin()) + 1
+    assert list(result.history.columns) == ["epoch", "train/loss", "train/acc", "val/loss", "val/acc",
+                                            "val/macro_f1", "lr"]
+    history = result.history
+    if select_by == "val_loss":
+        best = int(history["val/loss"].idxmin()) + 1
+    else:  # highest macro F1, ties to the lower val loss
+        best = int(history.sort_values(["val/macro_f1", "val/loss"], ascending=[False, True]).index[0]) + 1
     assert result.summary["best_epoch"] == best
-    assert result.summary["val"]["loss"] == pytest.approx(result.history["val/loss"][best - 1], rel=1e-5)
+    assert result.summary["val"]["loss"] == pytest.approx(history["val/loss"][best - 1], rel=1e-5)
+    assert result.summary["val"]["macro_f1"] == pytest.approx(history["val/macro_f1"][best - 1], rel=1e-5)
     assert result.summary["images_per_second"] > 0 and result.summary["epochs"] == 2
     health = result.summary["health"]
     assert health["frozen_layers"] == [] and not health["vanishing_gradients"]
@@ -140,7 +149,7 @@ def test_divergence_check_names_the_first_bad_step_at_once_or_one_step_late(lag)
 def test_frozen_vgg_features_are_cached_without_changing_results(tiny_params, prepared, torch_home):
     """Training the head on cached trunk outputs equals training the whole model end to end."""
     splits, classes = prepared
-    recipe = tiny_params.models["vgg16_finetune"]
+    recipe = dataclasses.replace(tiny_params.models["vgg16_finetune"], augment=Augment(hflip=True))
     cached = loop.run("e/v", recipe, tiny_params.train, 0, splits, classes)
     original = loop.frozen_trunk
     try:

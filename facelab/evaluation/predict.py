@@ -1,4 +1,4 @@
-"""Predictions and scores of a model on a prepared split, in eval mode, with no augmentation."""
+"""Predictions and scores of a model on a prepared split, in eval mode (no augmentation, or the optional test-time flip)."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,19 +10,25 @@ from facelab.evaluation.scores import split_scores
 
 
 @torch.no_grad()
-def predict(model: nn.Module, inputs: Inputs, batch_size: int) -> torch.Tensor:
-    """fp32 logits for a whole split, in eval mode, on the CPU."""
+def predict(model: nn.Module, inputs: Inputs, batch_size: int, tta_flip: bool = False) -> torch.Tensor:
+    """fp32 logits for a whole split, in eval mode, on the CPU. tta_flip: the mean of the logits of each
+    image and of its mirror image (test-time augmentation)."""
     model.eval()
     logits = []
     for index in ordered_batches(len(inputs), batch_size, inputs.accel.device):
         with inputs.accel.autocast():
-            logits.append(model(inputs.batch(index)).float())
+            x = inputs.batch(index)
+            out = model(x).float()
+            if tta_flip:
+                out = (out + model(x.flip(-1)).float()) / 2
+            logits.append(out)
     return torch.cat(logits).cpu()
 
 
-def split_predictions(model, inputs: Inputs, batch_size: int) -> tuple[torch.Tensor, torch.Tensor, float]:
+def split_predictions(model, inputs: Inputs, batch_size: int,
+                      tta_flip: bool = False) -> tuple[torch.Tensor, torch.Tensor, float]:
     """Predicted classes, true labels (both on the CPU) and mean loss of a split in eval mode."""
-    logits, labels = predict(model, inputs, batch_size), inputs.data.labels.cpu()
+    logits, labels = predict(model, inputs, batch_size, tta_flip), inputs.data.labels.cpu()
     return logits.argmax(1), labels, nn.functional.cross_entropy(logits, labels).item()
 
 

@@ -14,12 +14,14 @@ BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0  # fixed: the same predictions always get the same interval
 
 
-def evaluate_model(model_info: dict, state_dict: dict, test: SplitData, batch_size: int) -> dict:
+def evaluate_model(model_info: dict, state_dict: dict, test: SplitData, batch_size: int,
+                   tta_flip: bool = False) -> dict:
     """Everything evaluate writes for one model: "metrics" (the numbers a reviewer compares, as `dvc exp show`
     lists them), "details" (what the report explains them with), predictions, confusion, per-class report."""
     classes = tuple(model_info["classes"])
     model = trained_model(parse_recipe(model_info["recipe"]), len(classes), state_dict)
-    predicted, labels, loss = split_predictions(model, Inputs(test, None, batch_size, flips=False), batch_size)
+    predicted, labels, loss = split_predictions(model, Inputs(test, None, batch_size, flips=False), batch_size,
+                                                tta_flip)
     predicted, actual = predicted.numpy(), labels.numpy()  # one pass over the split serves every score below
     raw = confusion(actual, predicted, len(classes))
     test_scores = split_scores(actual, predicted, loss, len(classes))
@@ -29,7 +31,7 @@ def evaluate_model(model_info: dict, state_dict: dict, test: SplitData, batch_si
         "details": {"test_images": int(len(actual)), "epochs": model_info["epochs"],
                     "images_per_second": model_info["images_per_second"], "health": model_info["health"],
                     "collapse": collapsed, "weights": model_info.get("weights"), "wandb": model_info.get("wandb"),
-                    "recipe": model_info["recipe"],
+                    "recipe": model_info["recipe"], "tta_flip": tta_flip,
                     "bootstrap": {"resamples": BOOTSTRAP_RESAMPLES, "seed": BOOTSTRAP_SEED, "level": 0.95,
                                   "stratified_by": "true class"}},
         "predictions": pd.DataFrame({"actual": [classes[i] for i in actual],
@@ -66,7 +68,8 @@ def score_lines(result: dict, images: str = "test images") -> list[str]:
     test, details = result["metrics"]["test"], result["details"]
     lines = [f"acc {test['acc']:.4f} [95% CI {test['acc_ci'][0]:.3f}, {test['acc_ci'][1]:.3f}]  "
              f"macro_f1 {test['macro_f1']:.4f} [{test['macro_f1_ci'][0]:.3f}, {test['macro_f1_ci'][1]:.3f}]  "
-             f"loss {test['loss']:.4f}  ({details['test_images']} {images})"]
+             f"loss {test['loss']:.4f}  ({details['test_images']} {images}"
+             f"{', mean of each image and its mirror' if details.get('tta_flip') else ''})"]
     if details["collapse"]["collapsed"]:
         lines.append(f"warning: collapsed model: {details['collapse']['reason']}")
     if result["metrics"].get("weights_verified") is False:

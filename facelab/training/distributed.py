@@ -46,11 +46,11 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
-def shard(index: torch.Tensor, flip: torch.Tensor | None, dist: Dist):
-    """This rank's part of a global batch: every rank draws the same seeded order, so the ranks
-    together see exactly the batch a single process would, and averaged gradients match it."""
+def shard(index: torch.Tensor, draws, dist: Dist):
+    """This rank's part of a global batch (and of its augmentation draws): every rank draws the same
+    seeded order, so the ranks together see exactly the batch a single process would."""
     part = slice(dist.rank, None, dist.world)
-    return index[part], (flip[part] if flip is not None else None)
+    return index[part], draws[part]
 
 
 def all_sum(values: torch.Tensor, dist: Dist) -> list[float]:

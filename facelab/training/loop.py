@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 import math
 import random
 import sys
@@ -17,10 +18,10 @@ from tqdm import tqdm
 
 from facelab.data.batches import Inputs, SplitData, shuffled_batches
 from facelab.errors import TrainingDiverged
-from facelab.evaluation.predict import evaluate_split, score_split
+from facelab.evaluation.predict import score_split
 from facelab.files import write_csv
 from facelab.models import build_model, frozen_modules, frozen_trunk
-from facelab.params import Recipe, TrainParams
+from facelab.params import Augment, Recipe, TrainParams, augmentation
 from facelab.tracking import log_epoch, relog_history, watch_model
 from facelab.training.accel import Accel, choose_accel
 from facelab.training.checkpoints import resume, save_checkpoint
@@ -37,6 +38,7 @@ class TrainResult:
     gradients: pd.DataFrame    # per epoch and layer: percentiles and norm of the gradients
     parameters: pd.DataFrame   # per epoch and layer: percentiles and norm of the weights
     histograms: dict = field(default_factory=dict)  # {"gradients"|"parameters": {epoch: {layer: values}}}
+    augment: dict = field(default_factory=dict)     # the augmentation the run applied (resolved, as params)
 
 
 @dataclass
@@ -44,7 +46,8 @@ class Progress:
     """Everything a resumed run needs besides the model, optimizer and random states."""
     rows: list = field(default_factory=list)
     best_epoch: int = 0
-    best_loss: float = math.inf
+    best_loss: float = math.inf        # the kept epoch's val loss
+    best_f1: float = -math.inf         # and its val macro F1
     best_weights: dict | None = None
     seconds: float = 0.0
 
@@ -70,7 +73,8 @@ def run(prefix: str, recipe: Recipe, settings: TrainParams, seed: int, splits: d
         classes: tuple[str, ...], wandb_run=None, checkpoint: Path | None = None,
         watch_freq: int = 10, dist: Dist = Dist(), accel: Accel | None = None,
         history: Path | None = None) -> TrainResult:
-    """Train (resuming from `checkpoint` if it exists); keep the weights of the lowest val loss.
+    """Train (resuming from `checkpoint` if it exists); keep the weights of the best epoch by
+    settings.select_by (lowest val loss, or highest val macro F1 with ties to the lower val loss).
 
     Under torchrun every rank calls this with its `dist`; only the main rank logs and checkpoints.
     accel: where and how to compute (None: train.device/precision/compile for this machine).
@@ -80,10 +84,12 @@ def run(prefix: str, recipe: Recipe, settings: TrainParams, seed: int, splits: d
     started = time.perf_counter()
     model = accel.model(build_model(recipe, len(classes)))
     trunk, head = frozen_trunk(model, recipe)
-    inputs = {"train": Inputs(splits["train"], trunk, settings.eval_batch_size, flips=settings.hflip,
+    augment = applied_augmentation(augmentation(recipe, settings), cached=trunk is not None)
+    inputs = {"train": Inputs(splits["train"], trunk, settings.eval_batch_size, flips=augment.hflip,
                               accel=accel)}
     if dist.main and recipe.frozen:
-        print(f"[{prefix}] {frozen_note(recipe, trunk, settings.hflip)}", flush=True)
+        print(f"[{prefix}] {frozen_note(recipe, trunk, augmentation(recipe, settings))}", flush=True)
+    loss_fn = training_loss(settings, splits["train"].labels, len(classes), accel.device)
     optimizer = make_optimizer(model, recipe)
     scheduler = make_scheduler(optimizer, recipe)
     health = HealthRecorder(model, histogram_epochs(recipe.epochs))
@@ -102,16 +108,16 @@ def run(prefix: str, recipe: Recipe, settings: TrainParams, seed: int, splits: d
         accel.synchronize()  # the val split's trunk output (queued above) is not
         started = time.perf_counter()
         train_loss, train_acc = train_one_epoch(model, trainable, recipe, inputs["train"], optimizer,
-                                                loss_fn=nn.CrossEntropyLoss(), generator=generator,
-                                                hflip=settings.hflip, epoch=epoch, health=health, dist=dist,
-                                                accel=accel)
+                                                loss_fn=loss_fn, generator=generator, augment=augment,
+                                                epoch=epoch, health=health, dist=dist, accel=accel)
         progress.seconds += time.perf_counter() - started
-        val_loss, val_acc = evaluate_split(head, inputs["val"], settings.eval_batch_size)
+        val = score_split(head, inputs["val"], len(classes), settings.eval_batch_size)
         health.end_epoch(epoch)
-        row = epoch_row(epoch, train_loss, train_acc, val_loss, val_acc, optimizer.param_groups[0]["lr"])
+        row = epoch_row(epoch, train_loss, train_acc, val["loss"], val["acc"], val["macro_f1"],
+                        optimizer.param_groups[0]["lr"])
         progress.rows.append(row)
-        if val_loss < progress.best_loss:
-            progress.best_epoch, progress.best_loss = epoch, val_loss
+        if improves(val, progress, settings.select_by):
+            progress.best_epoch, progress.best_loss, progress.best_f1 = epoch, val["loss"], val["macro_f1"]
             progress.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         if scheduler is not None:
             scheduler.step()
@@ -122,26 +128,57 @@ def run(prefix: str, recipe: Recipe, settings: TrainParams, seed: int, splits: d
                 write_csv(history, pd.DataFrame(progress.rows))
         if settings.patience and epoch - progress.best_epoch >= settings.patience:
             if dist.main:
-                print(f"[{prefix}] early stop: no better val loss for {settings.patience} epochs", flush=True)
+                print(f"[{prefix}] early stop: no better {settings.select_by} for {settings.patience} epochs",
+                      flush=True)
             break
     model.load_state_dict(progress.best_weights)
-    return finish(progress, head, inputs, classes, settings, health)
+    result = finish(progress, head, inputs, classes, settings, health)
+    result.augment = dataclasses.asdict(augment)
+    return result
 
 
-def frozen_note(recipe: Recipe, trunk: nn.Module | None, hflip: bool) -> str:
-    """What happens to the frozen layers' output: cached once per augmentation variant, or not."""
+def improves(val: dict, progress: Progress, select_by: str) -> bool:
+    """Whether this epoch's val scores beat the kept epoch's: lower loss, or higher macro F1 (ties: lower loss)."""
+    if select_by == "val_macro_f1" and val["macro_f1"] != progress.best_f1:
+        return val["macro_f1"] > progress.best_f1
+    return val["loss"] < progress.best_loss
+
+
+def training_loss(settings: TrainParams, labels: torch.Tensor, num_classes: int, device) -> nn.Module:
+    """The training objective: cross-entropy, with balanced class weights (n / (classes x count), as
+    scikit-learn's class_weight='balanced') and label smoothing when set. Validation loss stays plain."""
+    weight = None
+    if settings.class_weights == "balanced":
+        counts = torch.bincount(labels.cpu(), minlength=num_classes).double().clamp(min=1)
+        weight = (counts.sum() / (num_classes * counts)).float().to(device)
+    return nn.CrossEntropyLoss(weight=weight, label_smoothing=settings.label_smoothing)
+
+
+def applied_augmentation(augment: Augment, cached: bool) -> Augment:
+    """A cached frozen trunk's output exists only as computed and mirrored: there only hflip applies."""
+    return Augment(hflip=augment.hflip) if cached else augment
+
+
+def frozen_note(recipe: Recipe, trunk: nn.Module | None, augment: Augment) -> str:
+    """What happens to the frozen layers' output: cached once per flip, or recomputed; and which
+    augmentations that leaves out."""
     if trunk is None:
         return (f"frozen layers {list(recipe.frozen)} are recomputed every step: only a frozen VGG16 "
                 f"'features' block (no BatchNorm or Dropout) is cached")
-    return (f"frozen 'features' computed once and reused every epoch "
-            f"({'for both horizontal flips' if hflip else 'no flip augmentation'})")
+    note = (f"frozen 'features' computed once and reused every epoch "
+            f"({'for both horizontal flips' if augment.hflip else 'no flip augmentation'})")
+    skipped = augment.beyond_flip()
+    if skipped:
+        note += (f"; augment {', '.join(skipped)} not applied: they would need the frozen layers run on every "
+                 f"image every epoch (models.<recipe>.frozen: [] trains with them, at the cost of the cache)")
+    return note
 
 
 def epoch_row(epoch: int, train_loss: float, train_acc: float, val_loss: float, val_acc: float,
-              lr: float) -> dict:
+              val_macro_f1: float, lr: float) -> dict:
     """One epoch's numbers under the keys every consumer uses: history.csv, W&B, a resumed run's re-log."""
     return {"epoch": epoch, "train/loss": train_loss, "train/acc": train_acc,
-            "val/loss": val_loss, "val/acc": val_acc, "lr": lr}
+            "val/loss": val_loss, "val/acc": val_acc, "val/macro_f1": val_macro_f1, "lr": lr}
 
 
 def images_per_second(progress: Progress, inputs: dict) -> float:
@@ -168,7 +205,7 @@ def run_summary(scores: dict, progress: Progress, speed: float, health: dict) ->
             "images_per_second": round(speed, 2), "health": health}
 
 
-def train_one_epoch(model, trainable, recipe, inputs: Inputs, optimizer, loss_fn, generator, hflip: bool,
+def train_one_epoch(model, trainable, recipe, inputs: Inputs, optimizer, loss_fn, generator, augment: Augment,
                     epoch: int, health: HealthRecorder, dist: Dist, accel: Accel) -> tuple[float, float]:
     """One pass over the training split; returns its mean loss and accuracy (train mode, all ranks).
 
@@ -182,15 +219,15 @@ def train_one_epoch(model, trainable, recipe, inputs: Inputs, optimizer, loss_fn
     correct = torch.zeros((), dtype=torch.int64, device=accel.device)
     seen = 0
     divergence = DivergenceCheck(epoch, optimizer, lag=1 if accel.cuda else 0)
-    batches = shuffled_batches(n, recipe.batch_size, generator, hflip, accel.device)
-    for step, (index, flip) in enumerate(progress_bar(batches, n, recipe.batch_size, dist), 1):
+    batches = shuffled_batches(n, recipe.batch_size, generator, augment, accel.device)
+    for step, (index, draws) in enumerate(progress_bar(batches, n, recipe.batch_size, dist), 1):
         if len(index) < dist.world:
             continue  # a tail too short to give every rank an image (same decision on all ranks)
-        index, flip = shard(index, flip, dist)
+        index, draws = shard(index, draws, dist)
         optimizer.zero_grad(set_to_none=True)
         labels = inputs.labels(index)
         with accel.autocast():
-            logits = trainable(inputs.batch(index, flip))
+            logits = trainable(inputs.batch(index, draws))
             loss = loss_fn(logits, labels)
         divergence.add(step, loss)
         loss.backward()

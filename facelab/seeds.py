@@ -1,0 +1,132 @@
+"""`facelab seeds`: the queued seed experiments' metrics (`dvc exp show --json`), as mean ± std per experiment and configuration."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import statistics
+import subprocess
+from pathlib import Path
+
+from facelab.cli import stage_main
+from facelab.errors import UserError
+
+METRICS_FILE = re.compile(r"^metrics/(?P<task>[^/]+)/(?P<recipe>[^/_]+(?:_[^/_]+)*)\.json$")
+SCORES = ("acc", "macro_f1")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", type=Path, dest="shown",
+                        help="a saved `dvc exp show --json` (default: run it in the current repository)")
+
+
+def execute(args: argparse.Namespace) -> None:
+    shown = read_shown(args.shown)
+    print("\n".join(markdown(summarise(runs_of(shown)))))
+
+
+def read_shown(path: Path | None) -> list:
+    if path is not None:
+        try:
+            return json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise UserError(f"{path}: not a readable `dvc exp show --json` output ({error})") from error
+    done = subprocess.run(["dvc", "exp", "show", "--json"], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise UserError(f"`dvc exp show --json` failed: {done.stderr.strip()[-500:]}; run it in the repository root")
+    return json.loads(done.stdout)
+
+
+def runs_of(shown: list) -> list[dict]:
+    """Every committed baseline and every finished experiment under it: name, params (params.yaml) and
+    test scores per metrics/<task>/<recipe>.json. The uncommitted workspace and failed or queued rows are left out."""
+    runs = []
+    for row in shown:
+        if row.get("rev") == "workspace":
+            continue
+        candidates = [(row.get("name") or row["rev"][:7], row.get("data"))]
+        for experiment in row.get("experiments") or []:
+            for rev in experiment.get("revs") or []:
+                candidates.append((experiment.get("name") or rev.get("name") or rev["rev"][:7], rev.get("data")))
+        runs += [run for name, data in candidates if (run := one_run(name, data)) is not None]
+    return runs
+
+
+def one_run(name: str, data: dict | None) -> dict | None:
+    if not data or data.get("status") in ("Queued", "Running", "Failed"):
+        return None
+    params = ((data.get("params") or {}).get("params.yaml") or {}).get("data")
+    scores = {}
+    for path, metrics in (data.get("metrics") or {}).items():
+        match = METRICS_FILE.match(path)
+        test = ((metrics or {}).get("data") or {}).get("test")
+        if match and isinstance(test, dict) and all(key in test for key in SCORES):
+            scores[f"{match['task']}/{match['recipe']}"] = {key: test[key] for key in SCORES} | {
+                "collapsed": bool(metrics["data"].get("collapsed"))}
+    if params is None or not scores:
+        return None
+    return {"name": name, "seed": params.get("seed"), "params": params, "scores": scores}
+
+
+def summarise(runs: list[dict]) -> list[dict]:
+    """Runs grouped by their params with the seed left out (one group per configuration); per group and
+    experiment: the seeds, mean and sample std of test acc and macro F1, and how many runs collapsed."""
+    groups: dict[str, list[dict]] = {}
+    for run in runs:
+        key = json.dumps({k: v for k, v in run["params"].items() if k != "seed"}, sort_keys=True)
+        groups.setdefault(key, []).append(run)
+    base = json.loads(next(iter(groups))) if groups else {}
+    rows = []
+    for key, members in groups.items():
+        label = ", ".join(f"{k}={v}" for k, v in differences(base, json.loads(key))) or "baseline params"
+        experiments = sorted({name for run in members for name in run["scores"]})
+        for experiment in experiments:
+            scored = [run for run in members if experiment in run["scores"]]
+            row = {"config": label, "experiment": experiment, "seeds": [run["seed"] for run in scored],
+                   "runs": [run["name"] for run in scored],
+                   "collapsed": sum(run["scores"][experiment]["collapsed"] for run in scored)}
+            for score in SCORES:
+                values = [run["scores"][experiment][score] for run in scored]
+                row[score] = (statistics.mean(values), statistics.stdev(values) if len(values) > 1 else math.nan)
+            rows.append(row)
+    return rows
+
+
+def differences(base, other, prefix: str = "") -> list[tuple[str, object]]:
+    """Dotted keys whose values differ between two params mappings."""
+    if isinstance(base, dict) and isinstance(other, dict):
+        found = []
+        for key in sorted(set(base) | set(other)):
+            found += differences(base.get(key), other.get(key), f"{prefix}{key}.")
+        return found
+    return [] if base == other else [(prefix.rstrip("."), other)]
+
+
+def markdown(rows: list[dict]) -> list[str]:
+    if not rows:
+        return ["no finished experiments with test metrics in `dvc exp show`; queue some with "
+                "`dvc exp run --queue -S seed=1,2,3` and run `dvc queue start`"]
+    lines = ["| params (besides seed) | experiment | runs | seeds | test acc, mean ± std | test macro F1, mean ± std | collapsed |",
+             "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        cells = [f"{mean:.3f} ± {std:.3f}" if not math.isnan(std) else f"{mean:.3f} (one run: no spread)"
+                 for mean, std in (row["acc"], row["macro_f1"])]
+        lines.append(f"| {row['config']} | {row['experiment']} | {len(row['runs'])} | "
+                     f"{', '.join(str(s) for s in row['seeds'])} | {cells[0]} | {cells[1]} | "
+                     f"{row['collapsed']} of {len(row['runs'])} |")
+    lines.append("")
+    lines.append("std: sample standard deviation over the runs (seeds). Two configurations differ by more than "
+                 "seed noise only when their means are further apart than about two of these stds.")
+    return lines
+
+
+@stage_main
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="facelab seeds", description=__doc__)
+    add_arguments(parser)
+    execute(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()
