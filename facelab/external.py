@@ -15,8 +15,7 @@ from facelab.data.batches import SplitData
 from facelab.data.images import Images
 from facelab.data.sources import folder_images
 from facelab.errors import UserError
-from facelab.evaluation.report import evaluate_model, score_lines
-from facelab.files import atomic_set, write_csv, write_json
+from facelab.evaluation.report import evaluate_model, score_lines, write_outputs
 from facelab.inference import load_trained
 from facelab.params import RECIPES, TASKS, plain_folder_name
 from facelab.predict import positive_int
@@ -42,12 +41,7 @@ def run(task: str, recipe_name: str, data: Path, name: str | None = None, model:
     result = evaluate_model(trained.info, trained.state_dict, split, batch_size, trained.tta_flip)
     result["details"]["data"] = data_details(Path(data), images)
     out = paths.external_outputs(task, recipe_name, name, root)
-    with atomic_set(out) as tmp:  # swapped in together, as the evaluate stage's
-        write_csv(tmp["predictions"], result["predictions"])
-        write_json(tmp["confusion"], result["confusion"])
-        write_json(tmp["classes"], result["classes"])
-        write_json(tmp["details"], result["details"])
-        write_json(tmp["metrics"], result["metrics"])
+    write_outputs(result, out)
     return result, out
 
 

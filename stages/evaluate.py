@@ -6,8 +6,8 @@ import torch
 from facelab import paths
 from facelab.cli import stage_args, stage_main
 from facelab.data.batches import load_prepared
-from facelab.evaluation.report import evaluate_model, score_lines
-from facelab.files import atomic_set, read_json, write_csv, write_json
+from facelab.evaluation.report import evaluate_model, score_lines, write_outputs
+from facelab.files import read_json
 from facelab.params import load_params
 
 
@@ -23,16 +23,6 @@ def main(argv: list[str] | None = None) -> None:
     write_outputs(result, paths.evaluate_outputs(args.task, args.recipe))
     for line in score_lines(result):
         print(f"[{args.task}/{args.recipe}] {'' if line.startswith('warning') else 'test '}{line}")
-
-
-def write_outputs(result: dict, outputs: dict) -> None:
-    """Every file evaluate writes, swapped in together: metrics never describe other predictions."""
-    with atomic_set(outputs) as out:
-        write_csv(out["predictions"], result["predictions"])
-        write_json(out["confusion"], result["confusion"])
-        write_json(out["classes"], result["classes"])
-        write_json(out["details"], result["details"])
-        write_json(out["metrics"], result["metrics"])
 
 
 if __name__ == "__main__":

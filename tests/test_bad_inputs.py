@@ -369,7 +369,7 @@ def test_evaluate_swaps_in_all_its_files_together_or_leaves_the_old_set(tmp_path
     """A failure while writing evaluate's files (here the metrics, written last) leaves the previous five as they were."""
     import pandas as pd
     from facelab import files
-    from stages import evaluate
+    from facelab.evaluation import report as evaluate
     outputs = {"metrics": tmp_path / "m" / "r.json", "details": tmp_path / "m" / "r_details.json",
                "classes": tmp_path / "m" / "r_classes.json", "predictions": tmp_path / "p" / "predictions.csv",
                "confusion": tmp_path / "p" / "confusion.json"}

@@ -355,3 +355,13 @@ def test_the_verdict_names_a_winner_only_when_mcnemar_separates_them():
     assert close.startswith("resnet18_scratch and resnet18_pretrained cannot be told apart on 200 test images")
     assert "McNemar p = 0.25 (3 test images only resnet18_scratch got right, 0 only resnet18_pretrained)" in close
     assert close.endswith("test images would be needed to tell them apart at this difference (80% power, alpha 0.05).")
+
+
+def test_the_kept_epoch_names_its_rule_and_the_augmentation_applied():
+    from facelab.reporting.document import augment_text, KEPT_BY
+    applied = {"hflip": True, "crop_scale": [0.7, 1.0], "rotation": 10.0, "brightness": 0.0, "contrast": 0.0,
+               "erasing": 0.25}
+    assert augment_text({"augment": applied}) == " Augmentation: hflip, crop_scale [0.7, 1.0], rotation 10.0, erasing 0.25."
+    assert augment_text({"augment": {"hflip": False, "crop_scale": [1.0, 1.0]}}) == " Augmentation: none."
+    assert augment_text({}) == ""
+    assert KEPT_BY["val_macro_f1"] == "highest validation macro F1, ties to the lower loss"

@@ -95,6 +95,7 @@ def test_step_schedule_and_early_stopping(tiny_raw, prepared):
 
 def test_two_runs_give_identical_weights_and_metrics(tiny_params, prepared):
     splits, classes = prepared
+    assert tiny_params.train.augment.beyond_flip()  # with the default augmentation on: crops, jitter, erasing
     runs = [loop.run("e/r", tiny_params.models["resnet18_scratch"], tiny_params.train,
                       tiny_params.seed, splits, classes) for _ in range(2)]
     assert runs[0].history.equals(runs[1].history)

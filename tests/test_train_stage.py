@@ -56,6 +56,7 @@ def test_nan_loss_stops_at_once_naming_epoch_step_and_lr(tiny_raw, tmp_path):
 
 def test_killed_run_resumes_to_the_same_metrics(tiny_raw, tmp_path):
     tiny_raw["models"]["resnet18_scratch"]["epochs"] = 4
+    tiny_raw["train"]["augment"].update(rotation=10, erasing=0.5)  # the resumed epochs draw the same augmentation
     straight = workspace(tmp_path / "straight", tiny_raw)
     assert train_process(straight).wait(timeout=300) == 0
 

@@ -1,4 +1,4 @@
-"""A trained model scored on a labelled split: headline metrics with intervals, details (health, collapse, weights), predictions, confusion matrices, per-class report."""
+"""A trained model scored on a labelled split: headline metrics with intervals, details (health, collapse, weights), predictions, confusion matrices, per-class report; and their files."""
 from __future__ import annotations
 
 import pandas as pd
@@ -7,6 +7,7 @@ from facelab.data.batches import Inputs, SplitData
 from facelab.evaluation.predict import split_predictions
 from facelab.evaluation.scores import class_report, confusion, split_scores, zscore
 from facelab.evaluation.stats import bootstrap_ci, collapse
+from facelab.files import atomic_set, write_csv, write_json
 from facelab.models import trained_model
 from facelab.params import parse_recipe
 
@@ -32,6 +33,9 @@ def evaluate_model(model_info: dict, state_dict: dict, test: SplitData, batch_si
                     "images_per_second": model_info["images_per_second"], "health": model_info["health"],
                     "collapse": collapsed, "weights": model_info.get("weights"), "wandb": model_info.get("wandb"),
                     "recipe": model_info["recipe"], "tta_flip": tta_flip,
+                    # models saved before these settings existed kept the lowest val loss and flipped only
+                    "select_by": model_info.get("train", {}).get("select_by", "val_loss"),
+                    "augment": model_info.get("augment_applied"),
                     "bootstrap": {"resamples": BOOTSTRAP_RESAMPLES, "seed": BOOTSTRAP_SEED, "level": 0.95,
                                   "stratified_by": "true class"}},
         "predictions": pd.DataFrame({"actual": [classes[i] for i in actual],
@@ -40,6 +44,16 @@ def evaluate_model(model_info: dict, state_dict: dict, test: SplitData, batch_si
                       "zscore": [[round(v, 6) for v in row] for row in zscore(raw).tolist()]},
         "classes": class_report(actual, predicted, classes),
     }
+
+
+def write_outputs(result: dict, outputs: dict) -> None:
+    """Every file of an evaluation, swapped in together: metrics never sit beside another run's predictions."""
+    with atomic_set(outputs) as out:
+        write_csv(out["predictions"], result["predictions"])
+        write_json(out["confusion"], result["confusion"])
+        write_json(out["classes"], result["classes"])
+        write_json(out["details"], result["details"])
+        write_json(out["metrics"], result["metrics"])
 
 
 def intervals(actual, predicted, num_classes: int) -> dict:

@@ -159,7 +159,7 @@ def log_table(history: pd.DataFrame) -> tuple:
 
 
 def summary_blocks(exp: dict) -> list[tuple]:
-    """Last epoch from the history; the kept model (lowest val loss) from the metrics; then time and speed."""
+    """Last epoch from the history; the kept model (train.select_by) from the metrics; then time and speed."""
     metrics, last = exp["metrics"], exp["history"].iloc[-1]
     epoch, best = int(last["epoch"]), metrics["best_epoch"]
     rows = [[f"{split}, last epoch ({epoch})", f"{last[f'{split}/loss']:.4f}", f"{last[f'{split}/acc']:.4f}", ""]
@@ -170,7 +170,20 @@ def summary_blocks(exp: dict) -> list[tuple]:
     speed = f" ({details['images_per_second']:.1f} images/second)" if details.get("images_per_second") else ""
     return [("table", ["", "loss", "accuracy", "macro F1"], rows),
             ("text", f"Trained {len(exp['history'])} epochs in {metrics['train_seconds']:.1f} s{speed}; "
-                     f"kept epoch {best} (lowest validation loss).")]
+                     f"kept epoch {best} ({KEPT_BY[details.get('select_by', 'val_loss')]}).{augment_text(details)}")]
+
+
+KEPT_BY = {"val_loss": "lowest validation loss", "val_macro_f1": "highest validation macro F1, ties to the lower loss"}
+
+
+def augment_text(details: dict) -> str:
+    """What the training images went through, as recorded beside the model (older models: not recorded)."""
+    augment = details.get("augment")
+    if augment is None:
+        return ""
+    on = [name for name, value in augment.items() if value not in (False, 0, 0.0, [1.0, 1.0])]
+    named = [name if augment[name] is True else f"{name} {augment[name]}" for name in on]
+    return f" Augmentation: {', '.join(named) if named else 'none'}."
 
 
 def health_blocks(exp: dict) -> list[tuple]:
