@@ -12,7 +12,7 @@ from pathlib import Path
 from facelab.cli import stage_main
 from facelab.errors import UserError
 
-METRICS_FILE = re.compile(r"^metrics/(?P<task>[^/]+)/(?P<recipe>[^/_]+(?:_[^/_]+)*)\.json$")
+METRICS_FILE = re.compile(r"^metrics/(?P<task>[^/]+)/(?P<recipe>[^/]+)\.json$")
 SCORES = ("acc", "macro_f1")
 
 

@@ -32,11 +32,6 @@ def split_predictions(model, inputs: Inputs, batch_size: int,
     return logits.argmax(1), labels, nn.functional.cross_entropy(logits, labels).item()
 
 
-def evaluate_split(model, inputs: Inputs, batch_size: int) -> tuple[float, float]:
-    predicted, labels, loss = split_predictions(model, inputs, batch_size)
-    return loss, (predicted == labels).float().mean().item()
-
-
 def score_split(model, inputs: Inputs, num_classes: int, batch_size: int) -> dict:
     """acc, loss and macro F1 of a split in eval mode (no augmentation)."""
     predicted, labels, loss = split_predictions(model, inputs, batch_size)

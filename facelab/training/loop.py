@@ -132,9 +132,7 @@ def run(prefix: str, recipe: Recipe, settings: TrainParams, seed: int, splits: d
                       flush=True)
             break
     model.load_state_dict(progress.best_weights)
-    result = finish(progress, head, inputs, classes, settings, health)
-    result.augment = dataclasses.asdict(augment)
-    return result
+    return finish(progress, head, inputs, classes, settings, health, augment)
 
 
 def improves(val: dict, progress: Progress, select_by: str) -> bool:
@@ -186,14 +184,15 @@ def images_per_second(progress: Progress, inputs: dict) -> float:
     return len(progress.rows) * len(inputs["train"]) / progress.seconds
 
 
-def finish(progress: Progress, trainable, inputs, classes, settings: TrainParams, health) -> TrainResult:
+def finish(progress: Progress, trainable, inputs, classes, settings: TrainParams, health,
+           augment: Augment) -> TrainResult:
     scores = {split: score_split(trainable, inputs[split], len(classes), settings.eval_batch_size)
               for split in ("train", "val")}
     gradients, parameters = health.frames()
     summary = run_summary(scores, progress, images_per_second(progress, inputs),
                           health_verdict(gradients, settings.vanishing_grad_norm, settings.exploding_grad_norm))
     return TrainResult(progress.best_weights, pd.DataFrame(progress.rows), summary,
-                       gradients, parameters, health.histograms)
+                       gradients, parameters, health.histograms, dataclasses.asdict(augment))
 
 
 def run_summary(scores: dict, progress: Progress, speed: float, health: dict) -> dict:
