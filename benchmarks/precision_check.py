@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from stages import prepare
+from facelab.data import prepare
 from facelab.training import loop
 from facelab.evaluation.predict import score_split
 from facelab.training.accel import choose_accel, describe

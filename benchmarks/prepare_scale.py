@@ -1,9 +1,9 @@
-"""Prepare at scale: stages.prepare.run on N generated images for several N, each in a fresh process; prints time and peak memory.
+"""Prepare at scale: facelab.data.prepare.run on N generated images for several N, each in a fresh process; prints time and peak memory.
 
     python3 -m benchmarks.prepare_scale --counts 5000 10000 25000 50000 --img-size 64
 
 Each count runs in a new interpreter, so its peak resident memory (ru_maxrss) is its own; the baseline is a new
-interpreter that only imports stages.prepare. "decoded" is the size of the uint8 pixels, N * img_size^2 * 3 bytes.
+interpreter that only imports facelab.data.prepare. "decoded" is the size of the uint8 pixels, N * img_size^2 * 3 bytes.
 "load" is the time spent in prepare.load_images (for generated data: drawing the faces), the rest is de-duplication,
 splitting and writing data/prepared/<task>/.
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from stages import prepare
+from facelab.data import prepare
 from facelab.params import TASKS, parse_params
 
 
@@ -64,7 +64,7 @@ def table(runs: list[dict], baseline: dict, img_size: int) -> list[str]:
         decoded = n * img_size * img_size * 3 / 2**20
         lines.append(f"| {n:,} | {run['seconds']:.1f} | {1000 * run['seconds'] / n:.2f} | {run['load_seconds']:.1f} "
                      f"| {run['peak_mib']:.0f} | {decoded:.0f} | {run['peak_mib'] - baseline['peak_mib']:.0f} |")
-    return lines + [f"baseline (new interpreter, stages.prepare imported): {baseline['peak_mib']:.0f} MiB"]
+    return lines + [f"baseline (new interpreter, facelab.data.prepare imported): {baseline['peak_mib']:.0f} MiB"]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -42,7 +42,7 @@ from facelab.evaluation.scores import split_scores
 from facelab.models import IMAGENET_MEAN, IMAGENET_STD, trained_model
 from facelab.params import RECIPES, augmentation, parse_params
 from facelab.training import loop
-from stages import prepare
+from facelab.data import prepare
 
 # params.yaml's training defaults before issue 16 (the recipes' own keys and the train section's new keys).
 BEFORE = {

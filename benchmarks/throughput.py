@@ -7,7 +7,7 @@ On a GPU machine (facelab's GPU path: data on the GPU once, bf16, channels_last;
 pinned memory), at the ImageNet size:
   python3 -m benchmarks.throughput --generated face --recipe resnet18_scratch --img-size 224 --device cuda --workers 4 8
 Same images (facelab's train split), model, batch size, epochs, optimizer and torch threads on both sides.
-facelab: stages.prepare.run decodes once, then facelab.training.loop.run; "training only" is its train_seconds (model
+facelab: facelab.data.prepare.run decodes once, then facelab.training.loop.run; "training only" is its train_seconds (model
 built, frozen trunk cached, training steps; no validation). Typical: PIL Resize/CenterCrop, RandomHorizontalFlip,
 ToTensor, Normalize in DataLoader workers every epoch, PyTorch's default (unfused) optimizer, timed from
 model construction to the last step. "Network alone" is the ceiling for recipes that train end to end:
@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, Subset
 from torchvision import models, transforms
 from torchvision.datasets import ImageFolder
 
-from stages import prepare
+from facelab.data import prepare
 from facelab.training import loop
 from facelab.training import optim
 from facelab.training.accel import choose_accel

@@ -3,7 +3,7 @@ import dataclasses
 import pytest
 import torch
 
-from stages import prepare
+from facelab.data import prepare
 from facelab.training import loop
 from facelab.training.accel import CPU, Accel, choose_accel
 from facelab.data.augment import Draws

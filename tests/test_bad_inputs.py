@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from stages import prepare
+from facelab.data import prepare
 from facelab.data.images import CORRUPT, EMPTY, NOT_IMAGE, TOO_LARGE, UNREADABLE, decode_image
 from facelab.params import parse_params
 from facelab.errors import DataError

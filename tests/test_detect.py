@@ -95,7 +95,7 @@ def test_prepare_with_faces_detect_crops_photos_to_their_face_and_counts_those_w
 
     from facelab.data.images import NO_FACE
     from facelab.params import parse_params
-    from stages import prepare
+    from facelab.data import prepare
 
     rng = np.random.default_rng(1)
     root = tmp_path / "photos"

@@ -24,7 +24,8 @@ from facelab.models import trained_model, weights_provenance
 from facelab.params import DataParams, Split, parse_params, parse_recipe
 from facelab.training import loop
 from facelab.training.accel import CPU
-from stages import prepare, train
+from facelab.data import prepare
+from stages import train
 from tests.conftest import REAL_DATA, tiny_raw_params
 
 RECIPE = "resnet18_scratch"

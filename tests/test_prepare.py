@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from stages import prepare
+from facelab.data import prepare
 from tests.conftest import REAL_DATA, make_repo, sh
 
 

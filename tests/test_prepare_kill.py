@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from facelab.params import parse_params
-from stages import prepare
+from facelab.data import prepare
 from tests.conftest import tiny_raw_params
 
 pytestmark = pytest.mark.e2e  # starts prepare as a process, several times

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from facelab.data import pixels, prepared
-from stages import prepare
+from facelab.data import prepare
 from facelab.data.prepared import load_images
 from facelab.data.faces import generate_emotions
 from facelab.params import parse_params

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from stages import prepare
+from facelab.data import prepare
 from facelab.data.images import BAD_ROW
 from facelab.params import parse_params
 from facelab.data.public import LFW_FACE_BOX, lfw_images

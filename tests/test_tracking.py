@@ -3,7 +3,7 @@ import subprocess
 
 import pytest
 
-from stages import prepare
+from facelab.data import prepare
 from facelab.training import loop
 from facelab.data.batches import load_prepared
 from facelab.params import WandbParams

@@ -8,7 +8,8 @@ import torch
 
 from facelab import paths
 from facelab.evaluation.report import evaluate_model
-from stages import prepare, train
+from facelab.data import prepare
+from stages import train
 from facelab.training import loop
 from facelab.training import optim
 from facelab.errors import TrainingDiverged

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from stages import prepare
+from facelab.data import prepare
 from facelab.params import parse_params
 from tests.conftest import ROOT
 

@@ -1,0 +1,47 @@
+"""prepare@<task>'s work: decode the task's images once, drop unusable files and duplicates, split, write the prepared folder and the data report."""
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Optional
+
+from facelab.data.prepared import counts, header, load_images, manifest, split_rows, summary, write_splits
+from facelab.data.quality import check_bad_fraction, data_report, dedupe
+from facelab.errors import DataError
+from facelab.files import atomic_dir, atomic_path, remove_debris, scratch_path, write_csv, write_json
+from facelab.params import DataParams
+
+
+def run(task: str, data: DataParams, seed: int, out_dir: str | Path,
+        metrics_path: Optional[str | Path] = None) -> dict:
+    """Prepare one task into out_dir; return its counts per split and class.
+
+    metrics_path: where the data report goes (counts, every file not used and why; see quality.data_report).
+    Every decoded image goes to a scratch file beside out_dir, removed at the end; only labels, names and digests
+    are held in memory per image."""
+    for stale in remove_debris(out_dir) + (remove_debris(metrics_path) if metrics_path else []):
+        print(f"[{task}] removed {stale}, left by an interrupted run")
+    with scratch_path(out_dir, "pixels") as scratch:
+        loaded = load_images(task, data, seed, scratch)
+        bad_fraction = check_bad_fraction(loaded, data.max_bad_fraction, f"data.{task}")
+        dedup = dedupe(loaded.digests, loaded.labels, loaded.files, data.classes, prefer=loaded.test)
+        try:
+            splits = split_rows(loaded, dedup.keep, data, seed)
+        except DataError as error:  # too few images: say what was dropped on the way, the old outputs stay
+            report = data_report(loaded, dedup, {}, header(task, data, loaded), data.classes, bad_fraction)
+            dropped = "; ".join(summary(report))
+            raise DataError(f"{error}. What prepare found: {dropped}") from error
+        result = counts(loaded.labels, splits, data.classes)
+        report = data_report(loaded, dedup, result, header(task, data, loaded), data.classes, bad_fraction)
+        # Both outputs are written in full under temporary names first: if the report cannot be written (a
+        # read-only folder, a full disk), the data folder is not replaced either, and the pair stays consistent.
+        with atomic_path(metrics_path) if metrics_path is not None else contextlib.nullcontext() as report_tmp:
+            with atomic_dir(out_dir) as tmp:
+                write_splits(tmp, loaded, splits)
+                write_csv(tmp / "manifest.csv", manifest(loaded, splits, data.classes))
+                write_json(tmp / "classes.json", {"classes": list(data.classes), "img_size": data.img_size,
+                                                   "faces": data.faces})
+                if report_tmp is not None:
+                    report_tmp.write_text(json.dumps(report, indent=2) + "\n")
+    return result
