@@ -26,3 +26,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     args.execute(args)
+
+
+if __name__ == "__main__":  # `python -m facelab.app predict ...` works like the `facelab` command
+    main()

@@ -74,6 +74,7 @@ def data_details(root: Path, images: Images) -> dict:
     """Which images were scored: the folder, counts, and every file not used with its reason."""
     return {"path": str(root), "images": int(len(images.labels)),
             "skipped": [{"file": s.file, "reason": s.reason, "detail": s.detail} for s in images.skipped],
+            "ignored": [{"file": s.file, "detail": s.detail} for s in images.ignored],
             "not_used": images.not_used, "warnings": list(images.warnings)}
 
 

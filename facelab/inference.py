@@ -18,6 +18,7 @@ from tqdm import tqdm
 from facelab import paths
 from facelab.data.batches import Inputs, SplitData
 from facelab.data.images import BadImage, Skipped, decode_image, display_name
+from facelab.data.listing import list_tree
 from facelab.errors import ModelFileError, UserError
 from facelab.evaluation.predict import predict
 from facelab.files import read_json
@@ -148,11 +149,12 @@ def state_dict_mismatch(expected: dict[str, tuple[int, ...]], state_dict: dict) 
 
 
 def image_files(inputs: list[Path]) -> list[Path]:
-    """Files as given, and every file under each folder (at any depth), each folder's files sorted by path."""
+    """Files as given, and every file under each folder as prepare lists a class folder (at any depth, links
+    followed, hidden names left out; facelab.data.listing), each folder's files sorted by path."""
     files = []
     for path in map(Path, inputs):
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if not p.is_dir())
+            files += list_tree(path).files
         elif path.exists():
             files.append(path)
         else:

@@ -21,7 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--recipe", required=True, choices=RECIPES)
     parser.add_argument("--model", type=Path, help="the .pt file (default: models/<task>/<recipe>.pt); "
                                                    "its .json must be beside it")
-    parser.add_argument("--out", type=Path, help="write the CSV here (atomically) instead of to stdout")
+    parser.add_argument("--out", type=Path, help="write the CSV here (atomically) instead of to stdout; a folder "
+                                                 "gets predictions.csv inside it")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--batch-size", type=positive_int, default=128)
     parser.add_argument("--threshold", type=float, help="two-class models: predict the second class when its "
@@ -50,12 +51,21 @@ def execute(args: argparse.Namespace) -> Predictions:
     predicted = choose_classes(result.probabilities, trained.classes, args.threshold)
     frame = predictions_frame(result.files, result.probabilities, predicted, trained.classes)
     if args.out is not None:
-        write_csv(args.out, frame)
+        write_csv(csv_path(args.out), frame)
     else:
         frame.to_csv(sys.stdout, index=False, float_format="%.6g")
     for line in summary_lines(frame, trained.classes, result):
         print(line, file=sys.stderr)
     return result
+
+
+def csv_path(out: Path) -> Path:
+    """--out as given, or <out>/predictions.csv when it is an existing folder."""
+    if out.is_dir():
+        return out / "predictions.csv"
+    if out.parent.exists() and not out.parent.is_dir():
+        raise UserError(f"--out '{out}': '{out.parent}' is a file, not a folder; pass a CSV path in a folder")
+    return out
 
 
 def summary_lines(frame, classes: tuple[str, ...], result: Predictions) -> list[str]:

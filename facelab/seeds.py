@@ -7,6 +7,7 @@ import math
 import re
 import statistics
 import subprocess
+import sys
 from pathlib import Path
 
 from facelab.cli import stage_main
@@ -22,8 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def execute(args: argparse.Namespace) -> None:
-    shown = read_shown(args.shown)
-    print("\n".join(markdown(summarise(runs_of(shown)))))
+    runs, warnings = distinct_runs(runs_of(read_shown(args.shown)))
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print("\n".join(markdown(summarise(runs))))
 
 
 def read_shown(path: Path | None) -> list:
@@ -67,6 +70,24 @@ def one_run(name: str, data: dict | None) -> dict | None:
     if params is None or not scores:
         return None
     return {"name": name, "seed": params.get("seed"), "params": params, "scores": scores}
+
+
+def distinct_runs(runs: list[dict]) -> tuple[list[dict], list[str]]:
+    """Each experiment once (`dvc exp show` can list one under several revisions), and one run per seed and params:
+    an experiment that only re-ran prepare has its baseline's seed, params and scores, and counting both would
+    show a spread of 0 over two 'seeds'. The warnings name the runs counted once."""
+    by_name, by_setting, warnings = {}, {}, []
+    for run in runs:
+        by_name.setdefault(run["name"], run)
+    for run in by_name.values():
+        key = json.dumps(run["params"], sort_keys=True)
+        if key in by_setting:
+            first = by_setting[key]
+            warnings.append(f"runs {first['name']} and {run['name']} have the same seed ({run['seed']}) and params; "
+                            f"counted once, as {first['name']} (queue other seeds with `dvc exp run --queue -S seed=...`)")
+            continue
+        by_setting[key] = run
+    return list(by_setting.values()), warnings
 
 
 def summarise(runs: list[dict]) -> list[dict]:

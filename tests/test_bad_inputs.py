@@ -53,10 +53,10 @@ def test_duplicates_are_kept_once_and_conflicting_ones_dropped_before_the_split(
     counts, report = run(tmp_path, folder_data(tiny_raw, root))
     assert report["duplicates"] == [{"class": "a", "kept": "a/dup_1.png", "removed": ["a/dup_2.bmp"]}]
     assert report["conflicts"] == [{"files": ["a/clash.png", "b/clash.png"], "classes": ["a", "b"]}]
-    assert report["classes"]["a"] == {"found": 9, "skipped": 0, "duplicates_removed": 1,
-                                      "conflicts_dropped": 1, "used": 7}
-    assert report["classes"]["b"] == {"found": 7, "skipped": 0, "duplicates_removed": 0,
-                                      "conflicts_dropped": 1, "used": 6}
+    assert report["classes"]["a"] == {"found": 9, "ignored": 0, "skipped": 0, "duplicates_removed": 1,
+                                      "near_duplicates_removed": 0, "conflicts_dropped": 1, "used": 7}
+    assert report["classes"]["b"] == {"found": 7, "ignored": 0, "skipped": 0, "duplicates_removed": 0,
+                                      "near_duplicates_removed": 0, "conflicts_dropped": 1, "used": 6}
     manifest = pd.read_csv(tmp_path / "out" / "manifest.csv")
     assert "a/dup_1.png" in set(manifest["file"]) and not {"a/dup_2.bmp", "a/clash.png", "b/clash.png"} & set(manifest["file"])
     assert sum(sum(c.values()) for c in counts.values()) == len(manifest) == 13
@@ -81,7 +81,8 @@ def test_unusable_file_is_skipped_listed_and_counted(tiny_raw, tmp_path, name, c
     assert (skipped["file"], skipped["class"], skipped["reason"], skipped["counts_as_bad"]) == (f"b/{name}", "b", reason, True)
     assert report["skipped_by_reason"] == {reason: 1}
     assert report["classes"]["b"]["skipped"] == 1 and report["classes"]["b"]["used"] == 20
-    assert report["total"] == {"found": 41, "skipped": 1, "duplicates_removed": 0, "conflicts_dropped": 0, "used": 40}
+    assert report["total"] == {"found": 41, "ignored": 0, "skipped": 1, "duplicates_removed": 0,
+                               "near_duplicates_removed": 0, "conflicts_dropped": 0, "used": 40}
     assert report["bad_fraction"] == round(1 / 41, 6)
     assert sum(counts[s]["b"] for s in counts) == 20
 
@@ -106,27 +107,26 @@ def test_too_many_unusable_files_fail_naming_the_worst_and_write_nothing(tiny_ra
     root = write_classes(tmp_path / "photos", per_class=6)
     for i in range(3):
         (root / "b" / f"bad{i}.jpg").write_bytes(b"")
-    (root / "a" / "bad.txt").write_text("x")
+    (root / "a" / "bad.jpg").write_text("x")  # a photo's name, no image inside (a .txt would be ignored)
     data = folder_data(tiny_raw, root, max_bad_fraction=0.2)
     with pytest.raises(DataError) as error:
         run(tmp_path, data)
     assert str(error.value) == (
         "4 of 16 files cannot be used (25.0%, over data.emotion.max_bad_fraction = 0.2); unusable files per "
         "class: b: 3, a: 1; b/bad0.jpg (empty file: the file has 0 bytes); b/bad1.jpg (empty file: the file "
-        "has 0 bytes); b/bad2.jpg (empty file: the file has 0 bytes); a/bad.txt (not an image: PIL cannot "
-        "identify it as an image (.txt)). Remove or replace them, or raise data.emotion.max_bad_fraction to go "
+        "has 0 bytes); b/bad2.jpg (empty file: the file has 0 bytes); a/bad.jpg (not an image: PIL cannot "
+        "identify it as an image (.jpg)). Remove or replace them, or raise data.emotion.max_bad_fraction to go "
         "on without them (data.json then lists them all)")
     assert not (tmp_path / "out").exists() and not (tmp_path / "data.json").exists()
     assert run(tmp_path, folder_data(tiny_raw, root, max_bad_fraction=0.25))[1]["total"]["skipped"] == 4
 
 
-def test_hidden_junk_is_listed_as_not_an_image_but_never_fails(tiny_raw, tmp_path):
+def test_hidden_junk_is_never_read_and_never_fails(tiny_raw, tmp_path):
     root = write_classes(tmp_path / "photos")
     (root / "a" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1" + bytes(100))
     (root / "b" / "._a00.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
     _, report = run(tmp_path, folder_data(tiny_raw, root, max_bad_fraction=0.0))
-    assert [(s["file"], s["reason"], s["counts_as_bad"]) for s in report["skipped"]] == [
-        ("a/.DS_Store", NOT_IMAGE, False), ("b/._a00.png", NOT_IMAGE, False)]
+    assert report["skipped"] == [] and report["ignored"] == [] and report["total"]["found"] == 12
     assert report["bad_fraction"] == 0.0 and report["total"]["used"] == 12
 
 
@@ -141,7 +141,7 @@ def test_hidden_junk_is_listed_as_not_an_image_but_never_fails(tiny_raw, tmp_pat
 ])
 def test_every_pil_mode_becomes_the_right_rgb(tmp_path, mode, make, expected):
     make().save(tmp_path / "image.png")
-    pixels, _ = decode_image(tmp_path / "image.png", 32)
+    pixels = decode_image(tmp_path / "image.png", 32).square
     assert pixels.shape == (32, 32, 3) and pixels.dtype == np.uint8
     assert {tuple(p) for p in pixels.reshape(-1, 3)} == {expected}
 
@@ -151,13 +151,13 @@ def test_palette_with_a_transparent_index_becomes_white(tmp_path):
     image.putpalette([0, 0, 0, 10, 200, 30] + [0] * 762)
     image.paste(0, (0, 0, 4, 8))
     image.save(tmp_path / "p.png", transparency=0)
-    pixels, _ = decode_image(tmp_path / "p.png", 32)
+    pixels = decode_image(tmp_path / "p.png", 32).square
     assert tuple(pixels[16, 2]) == (255, 255, 255) and tuple(pixels[16, 29]) == (10, 200, 30)
 
 
 def test_cmyk_converts_like_print_colours(tmp_path):
     Image.new("CMYK", (8, 8), (255, 0, 0, 0)).save(tmp_path / "cyan.tif")
-    pixels, _ = decode_image(tmp_path / "cyan.tif", 32)
+    pixels = decode_image(tmp_path / "cyan.tif", 32).square
     assert {tuple(p) for p in pixels.reshape(-1, 3)} == {(0, 255, 255)}
 
 
@@ -166,7 +166,7 @@ def test_16_bit_greyscale_is_scaled_to_its_range_not_clipped(tmp_path):
     Image.fromarray(values).save(tmp_path / "deep.png")
     with Image.open(tmp_path / "deep.png") as image:
         assert image.mode == "I;16"
-    pixels, _ = decode_image(tmp_path / "deep.png", 32)
+    pixels = decode_image(tmp_path / "deep.png", 32).square
     assert tuple(pixels[16, 2]) == (0, 0, 0) and tuple(pixels[16, 29]) == (255, 255, 255)
 
 
@@ -176,7 +176,7 @@ def test_exif_orientation_is_applied(tmp_path):
     exif = Image.Exif()
     exif[0x0112] = 6  # display rotated 90 degrees clockwise: the left half ends on top
     image.save(tmp_path / "rotated.jpg", exif=exif, quality=95)
-    pixels, _ = decode_image(tmp_path / "rotated.jpg", 32)
+    pixels = decode_image(tmp_path / "rotated.jpg", 32).square
     assert pixels[4, 16, 0] > 200 and pixels[4, 16, 2] < 60    # top: red
     assert pixels[28, 16, 2] > 200 and pixels[28, 16, 0] < 60  # bottom: blue
 
@@ -228,8 +228,9 @@ def test_folders_params_do_not_name_are_a_listed_warning(tiny_raw, tmp_path):
     (root / "readme.txt").write_text("my photos")
     counts, report = run(tmp_path, folder_data(tiny_raw, root))
     assert report["not_used"] == {"fear": 6}
+    # read, as ImageFolder does: its one image is a copy of a/a00.png (the same noise seed)
+    assert report["duplicates"] == [{"class": "a", "kept": "a/a00.png", "removed": ["a/nested/nested00.png"]}]
     assert report["warnings"] == [
-        f"'{root / 'a' / 'nested'}' is a folder inside a class folder; only the files directly in '{root / 'a'}' are read",
         f"1 file(s) directly in '{root}' are in no class folder and are not used: readme.txt",
         f"folder '{root / 'fear'}' (6 files) is not one of the classes ['a', 'b']; its files are not used"]
     assert report["total"]["used"] == 12 and sum(counts["train"].values()) == 6
@@ -298,12 +299,14 @@ def test_a_path_that_is_a_file_says_so(tiny_raw, tmp_path):
         run(tmp_path, folder_data(tiny_raw, tmp_path / "photos.zip"))
 
 
-def test_a_class_folder_of_sub_folders_says_where_the_images_must_be(tiny_raw, tmp_path):
+def test_a_class_folder_of_sub_folders_is_read_at_every_depth(tiny_raw, tmp_path):
     root = write_classes(tmp_path / "photos")
-    write_classes(root / "c", per_class=2, classes=("2019", "2020"))
-    with pytest.raises(DataError, match=r"^'.*photos/c' holds no files, only folder\(s\) 2019, 2020 \(images must be "
-                                        r"directly in the class folder\)"):
-        run(tmp_path, folder_data(tiny_raw, root, classes=("a", "b", "c")))
+    for i, path in enumerate(sorted((root / "b").iterdir())):
+        (root / "b" / ("2019" if i < 3 else "2020/summer")).mkdir(parents=True, exist_ok=True)
+        path.rename(root / "b" / ("2019" if i < 3 else "2020/summer") / path.name)
+    _, report = run(tmp_path, folder_data(tiny_raw, root))
+    files = set(pd.read_csv(tmp_path / "out" / "manifest.csv")["file"])
+    assert {"b/2019/b00.png", "b/2020/summer/b05.png"} <= files and report["classes"]["b"]["used"] == 6
 
 
 def test_an_unreadable_class_folder_is_an_error_naming_it_and_the_fix(tiny_raw, tmp_path):

@@ -128,9 +128,15 @@ def test_csv_has_a_row_per_image_and_bad_files_are_listed_with_their_reason(trai
     assert counts == {name: int((frame.predicted == name).sum()) for name in EMOTIONS}
     assert f"skipped {folder / 'broken.png'}: truncated or corrupt (" in err
     assert f"skipped {folder / 'empty.png'}: empty file (the file has 0 bytes)" in err
-    assert f"skipped {folder / 'notes.txt'}: not an image (" in err
+    assert f"skipped {folder / 'notes.txt'}: not an image file (neither its suffix (.txt) nor its content" in err
     app.main(args)  # no --out: the same CSV on stdout
     assert capsys.readouterr().out == (tmp_path / "out.csv").read_text()
+    app.main(args + ["--out", str(tmp_path)])  # an existing folder: the CSV goes inside it
+    assert (tmp_path / "predictions.csv").read_text() == (tmp_path / "out.csv").read_text()
+    with pytest.raises(SystemExit) as stop:  # a path under a file: one line, no traceback
+        app.main(args + ["--out", str(single / "out.csv")])
+    assert stop.value.code != 0
+    assert capsys.readouterr().err.startswith(f"error: --out '{single / 'out.csv'}': '{single}' is a file, not a folder")
 
 
 def test_threshold_predicts_the_second_class_from_its_probability_up(trained, tmp_path, capsys):

@@ -39,12 +39,18 @@ def test_prepare_folder_source_on_real_fer_images(tiny_raw, tmp_path):
     tiny_raw["data"]["emotion"].update(source="folder", path=str(REAL_DATA / "emotion-fer2013"))
     data = parse_params(tiny_raw).data["emotion"]
     counts = prepare.run("emotion", data, 0, tmp_path / "fer", tmp_path / "data.json")
-    assert counts["train"] == {"angry": 700, "happy": 700, "sad": 700}
+    assert {split: sum(per_class.values()) for split, per_class in counts.items()} == {"train": 2099, "val": 450,
+                                                                                       "test": 451}
     report = json.loads((tmp_path / "data.json").read_text())
     assert report["counts"] == counts and report["total"] == {
-        "found": 3000, "skipped": 0, "duplicates_removed": 0, "conflicts_dropped": 0, "used": 3000}
+        "found": 3000, "ignored": 0, "skipped": 0, "duplicates_removed": 0, "near_duplicates_removed": 0,
+        "conflicts_dropped": 0, "used": 3000}
     assert report["skipped"] == [] and report["duplicates"] == [] and report["conflicts"] == []
+    # FER2013 holds one photo twice under different names (re-encoded): grouped, so both land in one split
+    pair = ["angry/Training_48130684.jpg", "angry/Training_72631670.jpg"]
+    assert report["near_duplicates"]["examples"] == [{"class": "angry", "files": pair}]
     manifest = pd.read_csv(tmp_path / "fer" / "manifest.csv")
+    assert manifest.set_index("file").loc[pair, "split"].nunique() == 1
     assert manifest["file"].str.match(r"^(angry|happy|sad)/").all()
     assert (manifest["file"].str.split("/").str[0] == manifest["class"]).all()
 

@@ -4,7 +4,7 @@ import statistics
 import pytest
 
 from facelab import app
-from facelab.seeds import markdown, runs_of, summarise
+from facelab.seeds import distinct_runs, markdown, runs_of, summarise
 
 
 def rev(name, seed, acc, f1, lr=0.001, status="Success", collapsed=False):
@@ -54,3 +54,31 @@ def test_facelab_seeds_reads_a_saved_exp_show(tmp_path, capsys):
         app.main(["seeds", "--json", str(saved)])
     assert stop.value.code == 2
     assert "not a readable `dvc exp show --json` output" in capsys.readouterr().err
+
+
+def test_an_experiment_is_counted_once_and_a_repeated_seed_with_the_same_params_warns(tmp_path, capsys):
+    shown = exp_show()
+    baseline = shown[1]
+    baseline["experiments"][0]["revs"].append(rev("seed-1", 1, 0.70, 0.60))  # one experiment under two revisions
+    baseline["experiments"].append({"name": "prepare-only", "revs": [rev("prepare-only", 42, 0.80, 0.70)]})
+    runs, warnings = distinct_runs(runs_of(shown))
+    assert [run["name"] for run in runs] == ["main", "seed-1", "seed-2", "lr-seed-1"]
+    assert warnings == ["runs main and prepare-only have the same seed (42) and params; counted once, as main "
+                        "(queue other seeds with `dvc exp run --queue -S seed=...`)"]
+    saved = tmp_path / "shown.json"
+    saved.write_text(json.dumps(shown))
+    app.main(["seeds", "--json", str(saved)])
+    out, err = capsys.readouterr()
+    assert "| baseline params | face/resnet18_scratch | 3 | 42, 1, 2 |" in out
+    assert err == f"warning: {warnings[0]}\n"
+
+
+def test_python_m_facelab_app_runs_the_command(tmp_path):
+    import subprocess
+    import sys
+    saved = tmp_path / "shown.json"
+    saved.write_text(json.dumps(exp_show()))
+    done = subprocess.run([sys.executable, "-m", "facelab.app", "seeds", "--json", str(saved)], capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr
+    assert "| baseline params | face/resnet18_scratch | 3 | 42, 1, 2 |" in done.stdout

@@ -1,7 +1,10 @@
 """Image decoding for prepare: files or pixel arrays in, uint8 RGB squares and pixel digests out; unusable files are listed with why."""
 from __future__ import annotations
 
+import errno
+import functools
 import hashlib
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,12 +13,15 @@ from typing import NamedTuple, Optional
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from facelab.data.listing import LINK_LOOP
 from facelab.data.pixels import PixelStore
 
 # Reasons a file is skipped; data.json and the report group skipped files by these.
 EMPTY, NOT_IMAGE, CORRUPT, UNREADABLE, TOO_LARGE, BAD_ROW, NO_FACE = (
     "empty file", "not an image", "truncated or corrupt", "unreadable", "over the decompression-bomb limit",
-    "bad row", "no face found")
+    "bad row", "no face found by the detector")
+TOO_SMALL, NON_FINITE, BROKEN_LINK = "too small", "non-finite pixels", "broken link"
+IGNORED = "not an image file"  # a sidecar, Thumbs.db, desktop.ini, README.txt: listed, never counted as bad
 FACE_MARGIN = 0.2  # the detector's box runs from the brows to the mouth: a margin brings in forehead and chin
 
 
@@ -25,6 +31,18 @@ class BadImage(Exception):
     def __init__(self, reason: str, detail: str):
         super().__init__(f"{reason}: {detail}")
         self.reason, self.detail = reason, detail
+
+    @property
+    def ignored(self) -> bool:
+        return self.reason == IGNORED
+
+
+class Decoded(NamedTuple):
+    """One decoded file: the (img_size, img_size, 3) uint8 square, the digest of its full decoded pixels, and how
+    many frames the file holds (an animated GIF, WebP or PNG: only the first is used)."""
+    square: np.ndarray
+    digest: str
+    frames: int = 1
 
 
 @dataclass(frozen=True)
@@ -44,7 +62,9 @@ class Images:
     pixels: in memory, or a read-only np.memmap of the scratch file the source was given (see facelab.data.pixels).
 
     test: True where the source's own release puts the image in its test split (None: the source has none).
-    skipped: files that could not be used; not_used: images of folders or labels params do not map to a class."""
+    skipped: files that could not be used; ignored: files that are not images (sidecars, Thumbs.db), listed but
+    never counted as bad; first_frame: animated files (of which the first frame is used) and their frame counts;
+    not_used: images of folders or labels params do not map to a class."""
     pixels: np.ndarray
     labels: np.ndarray
     files: list[str]
@@ -53,6 +73,8 @@ class Images:
     skipped: tuple[Skipped, ...] = ()
     not_used: dict[str, int] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    ignored: tuple[Skipped, ...] = ()
+    first_frame: dict[str, int] = field(default_factory=dict)
 
 
 class Entry(NamedTuple):
@@ -65,57 +87,95 @@ class Entry(NamedTuple):
 
 def read_files(entries: list[Entry], classes: tuple[str, ...], img_size: int,
                box: Optional[tuple[int, int, int, int]] = None, fixed_test: bool = False,
-               scratch: Optional[Path] = None, faces: str = "none") -> Images:
-    """Decode every entry, one at a time; files that fail are listed in `skipped`, not raised.
+               scratch: Optional[Path] = None, faces: str = "none", min_side: Optional[int] = None) -> Images:
+    """Decode every entry, one at a time; each file is used, ignored (not an image file) or skipped with why.
 
     fixed_test: the source has its own test split, given by each entry's `test`.
-    scratch: a file for the pixels (see facelab.data.pixels.PixelStore); None keeps them in memory."""
-    kept, digests, skipped = [], [], []
+    scratch: a file for the pixels (see facelab.data.pixels.PixelStore); None keeps them in memory.
+    min_side: images whose shorter side is under this many pixels are skipped (data.<task>.min_side)."""
+    kept, digests, skipped, ignored, first_frame = [], [], [], [], {}
     with PixelStore(len(entries), img_size, scratch) as store:
         for entry in entries:
             try:
-                square, digest = decode_image(entry.path, img_size, box, faces)
+                decoded = decode_image(entry.path, img_size, box, faces, min_side)
             except BadImage as bad:
-                hidden_junk = entry.path.name.startswith(".") and bad.reason in (NOT_IMAGE, EMPTY)
-                skipped.append(Skipped(entry.name, classes[entry.label], bad.reason, bad.detail,
-                                       counted=not hidden_junk))
+                row = Skipped(entry.name, classes[entry.label], bad.reason, bad.detail, counted=not bad.ignored)
+                (ignored if bad.ignored else skipped).append(row)
                 continue
-            store.add(square)
+            store.add(decoded.square)
             kept.append(entry)
-            digests.append(digest)
+            digests.append(decoded.digest)
+            if decoded.frames > 1:
+                first_frame[entry.name] = decoded.frames
         pixels = store.pixels()
     test = np.array([e.test for e in kept], bool) if fixed_test else None
-    return Images(pixels, np.array([e.label for e in kept], np.int64),
-                  [e.name for e in kept], digests, test, tuple(skipped))
+    return Images(pixels, np.array([e.label for e in kept], np.int64), [e.name for e in kept], digests, test,
+                  tuple(skipped), ignored=tuple(ignored), first_frame=first_frame)
 
 
 def decode_image(path: Path, img_size: int, box: Optional[tuple[int, int, int, int]] = None,
-                 faces: str = "none") -> tuple[np.ndarray, str]:
+                 faces: str = "none", min_side: Optional[int] = None) -> Decoded:
     """Decode one file to a (img_size, img_size, 3) uint8 square and the digest of its full decoded pixels.
-    faces: "detect" crops to the largest face first (an image with none is a BadImage)."""
+    faces: "detect" crops to the largest face first (an image with none is a BadImage). min_side: see read_files."""
+    register_plugins()
     try:
         if path.stat().st_size == 0:
-            raise BadImage(EMPTY, "the file has 0 bytes")
+            raise not_an_image(path) if not image_suffix(path) else BadImage(EMPTY, "the file has 0 bytes")
         with warnings.catch_warnings():
             # check_pixel_count below skips such images with a reason; PIL's own warning adds nothing
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as image:
                 check_pixel_count(image)
                 image.load()
-                return square_pixels(image, img_size, box, faces)
+                frames = getattr(image, "n_frames", 1) if getattr(image, "is_animated", False) else 1
+                square, digest = square_pixels(image, img_size, box, faces, min_side)
+                return Decoded(square, digest, frames)
     except Image.DecompressionBombError as error:  # PIL refuses images over twice its limit at open
         raise BadImage(TOO_LARGE, str(error)) from error
     except UnidentifiedImageError as error:
+        if not image_suffix(path):
+            raise not_an_image(path) from error
         raise BadImage(NOT_IMAGE, f"PIL cannot identify it as an image ({path.suffix or 'no suffix'})") from error
     except PermissionError as error:
         raise BadImage(UNREADABLE, str(error)) from error
-    except (OSError, SyntaxError, ValueError, EOFError) as error:
+    except OSError as error:
+        raise link_problem(path, error) or BadImage(CORRUPT, str(error) or type(error).__name__) from error
+    except (SyntaxError, ValueError, EOFError) as error:
         raise BadImage(CORRUPT, str(error) or type(error).__name__) from error
     except BadImage:
         raise
     except Exception as error:  # noqa: BLE001 - PIL's plugins (AVIF, DDS, ...) raise their own types; one bad
         # file is a listed skip, never the end of the run (MemoryError on one huge image included)
         raise BadImage(CORRUPT, f"{type(error).__name__}: {error}") from error
+
+
+@functools.lru_cache(maxsize=1)
+def register_plugins() -> None:
+    """HEIC/HEIF (iPhone photos) through pillow-heif; once per process, at the first decode, not at import."""
+    from pillow_heif import register_heif_opener
+    register_heif_opener()
+
+
+def image_suffix(path: Path) -> bool:
+    """Whether the file's suffix is one PIL (with its plugins) reads: '.jpg' yes; '.json', '.db', '.ini', '.txt' no."""
+    register_plugins()
+    return path.suffix.lower() in Image.registered_extensions()
+
+
+def not_an_image(path: Path) -> BadImage:
+    return BadImage(IGNORED, f"neither its suffix ({path.suffix or 'none'}) nor its content is an image's; "
+                             f"listed, not counted toward max_bad_fraction")
+
+
+def link_problem(path: Path, error: OSError) -> Optional[BadImage]:
+    """A dangling link or a loop of links, said as such rather than as a corrupt file."""
+    if error.errno == errno.ELOOP:
+        return BadImage(LINK_LOOP, f"'{path}' is a link that leads back to itself; replace it with the file it "
+                                   f"should point to")
+    if error.errno == errno.ENOENT and os.path.islink(path):
+        return BadImage(BROKEN_LINK, f"'{path}' links to '{os.readlink(path)}', which does not exist; fix or "
+                                     f"remove the link")
+    return None
 
 
 def display_name(path: Path) -> str:
@@ -133,10 +193,14 @@ def check_pixel_count(image: Image.Image) -> None:
 
 
 def square_pixels(image: Image.Image, img_size: int, box: Optional[tuple[int, int, int, int]] = None,
-                  faces: str = "none") -> tuple[np.ndarray, str]:
+                  faces: str = "none", min_side: Optional[int] = None) -> tuple[np.ndarray, str]:
     """RGB, EXIF orientation applied, optionally cropped to box (or to the largest face, faces="detect"),
-    shorter side resized to img_size, centre-cropped."""
-    image = to_rgb(ImageOps.exif_transpose(image))
+    shorter side resized to img_size, centre-cropped. Images under min_side pixels are a BadImage."""
+    image = ImageOps.exif_transpose(image)
+    if min_side is not None and min(image.size) < min_side:
+        raise BadImage(TOO_SMALL, f"{image.width}x{image.height} pixels, under data.<task>.min_side = {min_side} on "
+                                  f"its shorter side; it would become a flat square")
+    image = to_rgb(image)
     digest = pixel_digest(np.asarray(image))
     if faces == "detect":
         box = face_box(image)
@@ -152,7 +216,8 @@ def face_box(image: Image.Image) -> tuple[int, int, int, int]:
 
     found = largest_face(np.asarray(image))
     if found is None:
-        raise BadImage(NO_FACE, "no frontal face found (data.<task>.faces: detect); crop it by hand or use faces: none")
+        raise BadImage(NO_FACE, "OpenCV's Haar cascades found no face, frontal or profile (data.<task>.faces: "
+                                "detect); crop it by hand or use faces: none")
     return expand_box(found, FACE_MARGIN, image.width, image.height)
 
 
@@ -167,6 +232,10 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         # 16-bit and float greyscale: scale the real range to 0..255 instead of clipping.
         array = np.asarray(image, np.float64)
+        finite = np.isfinite(array)
+        if not finite.all():  # NaN or inf would scale every pixel to NaN, then to black
+            raise BadImage(NON_FINITE, f"{int((~finite).sum())} of {array.size} pixels are NaN or infinite "
+                                       f"(a float {image.mode} image); re-export it with finite values")
         low, high = float(array.min()), float(array.max())
         array = (array - low) * (255.0 / (high - low)) if high > low else np.zeros_like(array)
         image = Image.fromarray(np.round(array).astype(np.uint8))  # 2-D uint8: mode L

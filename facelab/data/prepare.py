@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Optional
 
 from facelab.data.prepared import counts, header, load_images, manifest, split_rows, summary, write_splits
-from facelab.data.quality import check_bad_fraction, data_report, dedupe
+from facelab.data.near import hashes
+from facelab.data.quality import check_bad_fraction, data_report, dedupe, near_dedupe
 from facelab.errors import DataError
 from facelab.files import atomic_dir, atomic_path, remove_debris, scratch_path, write_csv, write_json
 from facelab.params import DataParams
@@ -26,8 +27,10 @@ def run(task: str, data: DataParams, seed: int, out_dir: str | Path,
         loaded = load_images(task, data, seed, scratch)
         bad_fraction = check_bad_fraction(loaded, data.max_bad_fraction, f"data.{task}")
         dedup = dedupe(loaded.digests, loaded.labels, loaded.files, data.classes, prefer=loaded.test)
+        dedup = near_dedupe(dedup, hashes(loaded.pixels), loaded.labels, loaded.files, data.classes,
+                            data.near_duplicates, prefer=loaded.test)
         try:
-            splits = split_rows(loaded, dedup.keep, data, seed)
+            splits = split_rows(loaded, dedup.keep, data, seed, dedup.groups)
         except DataError as error:  # too few images: say what was dropped on the way, the old outputs stay
             report = data_report(loaded, dedup, {}, header(task, data, loaded), data.classes, bad_fraction)
             dropped = "; ".join(summary(report))

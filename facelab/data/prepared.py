@@ -11,7 +11,7 @@ from facelab.data.images import Images
 from facelab.data.pixels import save_rows
 from facelab.data.public import fer2013_images, lfw_images
 from facelab.data.sources import folder_images, generated_images, user_path
-from facelab.data.split import SPLITS, split_with_fixed_test, stratified_split
+from facelab.data.split import SPLITS, grouped, split_with_fixed_test, stratified_split
 from facelab.params import DataParams
 
 
@@ -25,17 +25,20 @@ def load_images(task: str, data: DataParams, seed: int, scratch: Optional[Path] 
         return lfw_images(data, seed, scratch)
     if data.source == "fer2013":
         return fer2013_images(data, scratch)
-    return folder_images(user_path(data.path, f"data.{task}.path"), data.classes, data.img_size, scratch, data.faces)
+    return folder_images(user_path(data.path, f"data.{task}.path"), data.classes, data.img_size, scratch, data.faces,
+                         data.min_side)
 
 
-def split_rows(images: Images, keep: np.ndarray, data: DataParams, seed: int) -> dict[str, np.ndarray]:
+def split_rows(images: Images, keep: np.ndarray, data: DataParams, seed: int,
+               groups: Optional[np.ndarray] = None) -> dict[str, np.ndarray]:
     """The rows of `images` in each split, ascending: the rows in `keep` split by the source's own test split when
-    it has one, else stratified by data.split."""
+    it has one, else stratified by data.split. groups: a group id per row of keep (near-duplicates), never cut."""
     labels = images.labels[keep]
     if images.test is not None:
-        index = split_with_fixed_test(labels, images.test[keep], data.split, seed, data.classes)
+        index = grouped(split_with_fixed_test, labels, groups, data.split, seed, data.classes,
+                        is_test=images.test[keep])
     else:
-        index = stratified_split(labels, data.split, seed, data.classes)
+        index = grouped(stratified_split, labels, groups, data.split, seed, data.classes)
     return {split: keep[i] for split, i in index.items()}
 
 
@@ -64,10 +67,20 @@ def counts(labels: np.ndarray, splits: dict[str, np.ndarray], classes: tuple[str
 
 
 def summary(report: dict) -> list[str]:
-    """What prepare prints after the counts: files not used, and every warning."""
+    """What prepare prints after the counts: files not used, near-duplicate groups, and every warning."""
     total = report["total"]
     reasons = ", ".join(f"{n} {reason}" for reason, n in report["skipped_by_reason"].items()) or "none"
-    lines = [f"{total['found']} files: {total['used']} used, {total['skipped']} skipped ({reasons}), "
+    ignored = f"{total['ignored']} ignored (not image files), " if total.get("ignored") else ""
+    lines = [f"{total['found']} files: {total['used']} used, {ignored}{total['skipped']} skipped ({reasons}), "
              f"{total['duplicates_removed']} duplicate copies removed, "
              f"{total['conflicts_dropped']} dropped for conflicting labels"]
+    near = report.get("near_duplicates") or {}
+    if near.get("groups") or near.get("conflict_groups"):
+        done = "kept together in one split" if near["mode"] == "group" else f"{near['removed']} copies removed"
+        lines.append(f"near-duplicates (data.<task>.near_duplicates: {near['mode']}): {near['groups']} group(s) of "
+                     f"{near['images']} images, {done}; {near['conflict_groups']} group(s) with two classes dropped")
+        lines += [f"  near-duplicates in {group['class']}: " + ", ".join(group["files"][:4])
+                  + (" ..." if len(group["files"]) > 4 else "") for group in near["examples"][:3]]
+    if report.get("first_frame_only"):
+        lines.append(f"{len(report['first_frame_only'])} animated file(s): only the first frame is used")
     return lines + [f"warning: {text}" for text in report["warnings"]]

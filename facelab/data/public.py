@@ -44,7 +44,8 @@ def lfw_images(data: DataParams, seed: int, scratch: Optional[Path] = None) -> I
     chosen = np.sort(np.random.default_rng(seed).choice(len(others), data.lfw.n_other, replace=False))
     entries = ([Entry(others[i], 0, display_name(others[i].relative_to(folder))) for i in chosen]
                + [Entry(p, 1, display_name(p.relative_to(folder))) for p in list_folder(folder / target)[0]])
-    return read_files(entries, data.classes, data.img_size, box=LFW_FACE_BOX, scratch=scratch, faces=data.faces)
+    return read_files(entries, data.classes, data.img_size, box=LFW_FACE_BOX, scratch=scratch, faces=data.faces,
+                      min_side=data.min_side)
 
 
 def lfw_folder(data_home: Optional[str], download: bool) -> Path:
@@ -78,31 +79,35 @@ def fer2013_images(data: DataParams, scratch: Optional[Path] = None) -> Images:
     if path.is_file():
         return fer2013_csv_images(path, label_map, data.classes, data.img_size, scratch)
     if path.is_dir():
-        return fer2013_folder_images(path, label_map, data.classes, data.img_size, scratch, data.faces)
+        return fer2013_folder_images(path, label_map, data.classes, data.img_size, scratch, data.faces, data.min_side)
     raise DataError(f"FER2013 release '{path}' does not exist; set data.<task>.path to fer2013.csv "
                     f"(columns emotion, pixels, Usage) or to the image-folder release holding train/ and test/")
 
 
 def fer2013_folder_images(root: Path, label_map: dict[str, int], classes: tuple[str, ...], img_size: int,
-                          scratch: Optional[Path] = None, faces: str = "none") -> Images:
+                          scratch: Optional[Path] = None, faces: str = "none", min_side: Optional[int] = None) -> Images:
     """<root>/train/<label>/* and, when present, <root>/test/<label>/* (then the test split)."""
     parts = [part for part in ("train", "test") if (root / part).is_dir()]
     if "train" not in parts:
         raise DataError(f"'{root}' is not a FER2013 image-folder release: it has no train/ folder "
                         f"(it holds {sorted(p.name for p in root.iterdir())}); point data.<task>.path at "
                         f"the folder that holds train/ and test/")
-    entries, not_used, notes = [], {}, []
+    entries, not_used, notes, folders = [], {}, [], []
     for part in parts:
         found, others, part_notes = scan_folders(root / part, tuple(label_map))
         notes += part_notes + [f"folder '{root / part / name}' is not a FER2013 label {list(FER2013_LABELS)}; "
                                f"its files are not used" for name in others if name not in FER2013_LABELS]
         not_used.update({f"{part}/{name}": count for name, count in others.items()})
         entries += [Entry(path, label_map[name], display_name(path.relative_to(root)), part == "test")
-                    for name in label_map for path in found[name]]
+                    for name in label_map for path in found[name].files]
+        folders += [Skipped(display_name(problem.path.relative_to(root)), classes[label_map[name]], problem.reason,
+                            problem.detail) for name in label_map for problem in found[name].problems]
     notes += [f"'{p}' is neither train/ nor test/ of the release; not used"
               for p in list_folder(root)[1] if p.name not in ("train", "test")]
-    images = read_files(entries, classes, img_size, fixed_test="test" in parts, scratch=scratch, faces=faces)
-    return dataclasses.replace(images, not_used=not_used, warnings=tuple(notes))
+    images = read_files(entries, classes, img_size, fixed_test="test" in parts, scratch=scratch, faces=faces,
+                        min_side=min_side)
+    return dataclasses.replace(images, skipped=tuple(folders) + images.skipped, not_used=not_used,
+                               warnings=tuple(notes))
 
 
 def fer2013_csv_images(path: Path, label_map: dict[str, int], classes: tuple[str, ...], img_size: int,

@@ -1,24 +1,31 @@
-"""Data quality for prepare: drop exact duplicates, stop on too many unreadable files, and build metrics/<task>/data.json."""
+"""Data quality for prepare: drop exact duplicates, group or drop near-duplicates, stop on too many unreadable files, and build metrics/<task>/data.json."""
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
 
-from facelab.data.images import Images, Skipped
+from facelab.data.images import NO_FACE, Images, Skipped
+from facelab.data.near import near_groups
 from facelab.errors import DataError
 
 SHOWN_FILES = 10  # files named in an error message; data.json lists them all
+SHOWN_GROUPS = 20  # near-duplicate groups given as examples in data.json and the log
 
 
 @dataclass(frozen=True)
 class Dedup:
-    """Which images to keep; `duplicates`: same pixels, same class (one kept); `conflicts`: same pixels, different classes (all dropped)."""
+    """Which images to keep; `duplicates`: same pixels, same class (one kept); `conflicts`: same pixels, different
+    classes (all dropped). `near`: near-duplicate groups and what was done with them (see near_dedupe); `groups`:
+    a group id per row of `keep` that the split must not cut (None: every image on its own)."""
     keep: np.ndarray
     duplicates: list[dict]
     conflicts: list[dict]
+    near: dict = field(default_factory=dict)
+    groups: Optional[np.ndarray] = None
 
 
 def dedupe(digests: list[str], labels: np.ndarray, files: list[str], classes: tuple[str, ...],
@@ -44,6 +51,45 @@ def dedupe(digests: list[str], labels: np.ndarray, files: list[str], classes: tu
     return Dedup(np.array(sorted(keep), np.int64), duplicates, conflicts)
 
 
+def near_dedupe(dedup: Dedup, packed: np.ndarray, labels: np.ndarray, files: list[str], classes: tuple[str, ...],
+                mode: str, prefer: Optional[np.ndarray] = None) -> Dedup:
+    """Near-duplicates among the kept images (packed: facelab.data.near.hashes of every image, by row).
+
+    mode (data.<task>.near_duplicates): "group" keeps every copy and hands the split their groups, so a group is
+    never cut across train/val/test; "drop" keeps one copy of each group (the release's test copy when there is
+    one); "keep" does neither. In "group" and "drop", a group whose copies carry different classes is dropped
+    whole, as exact copies with different classes are."""
+    if mode == "keep":
+        return dataclasses.replace(dedup, near={"mode": mode})
+    rows = dedup.keep
+    ids = near_groups(packed[rows])
+    members = defaultdict(list)
+    for row, group in zip(rows, ids):
+        members[int(group)].append(int(row))
+    keep, groups, examples, conflicts, removed = [], [], [], [], Counter()
+    for group, rows_in in members.items():
+        names = [files[i] for i in rows_in]
+        if len({int(labels[i]) for i in rows_in}) > 1:
+            conflicts.append({"files": names, "classes": [classes[labels[i]] for i in rows_in]})
+            continue
+        if mode == "drop" and len(rows_in) > 1:
+            first = next((i for i in rows_in if prefer is not None and prefer[i]), rows_in[0])
+            removed[classes[labels[first]]] += len(rows_in) - 1
+            rows_in = [first]
+        keep += rows_in
+        groups += [group] * len(rows_in)
+        if len(names) > 1:
+            examples.append({"class": classes[labels[rows_in[0]]], "files": names} |
+                            ({"kept": files[rows_in[0]]} if mode == "drop" else {}))
+    order = np.argsort(keep, kind="stable")
+    near = {"mode": mode, "groups": len(examples), "images": sum(len(e["files"]) for e in examples),
+            "removed": sum(removed.values()), "removed_by_class": dict(removed), "conflict_groups": len(conflicts),
+            "conflicts_dropped": sum(len(c["files"]) for c in conflicts),
+            "examples": examples[:SHOWN_GROUPS], "conflicts": conflicts}
+    return dataclasses.replace(dedup, keep=np.array(keep, np.int64)[order], near=near,
+                               groups=np.array(groups, np.int64)[order] if mode == "group" else None)
+
+
 def check_bad_fraction(images: Images, max_fraction: float, where: str) -> float:
     """The share of files that could not be read; above max_fraction, an error naming the worst classes and files."""
     bad = [s for s in images.skipped if s.counted]
@@ -58,27 +104,43 @@ def check_bad_fraction(images: Images, max_fraction: float, where: str) -> float
     by_class = ", ".join(f"{name}: {n}" for name, n in per_class.most_common())
     raise DataError(f"{len(bad)} of {total} files cannot be used ({fraction:.1%}, over "
                     f"{where}.max_bad_fraction = {max_fraction:g}); unusable files per class: {by_class}; "
-                    f"{listed}{more}. Remove or replace them, or raise {where}.max_bad_fraction to "
-                    f"go on without them (data.json then lists them all)")
+                    f"{listed}{more}. {detector_note(bad, total, max_fraction, where)}Remove or replace them, or "
+                    f"raise {where}.max_bad_fraction to go on without them (data.json then lists them all)")
+
+
+def detector_note(bad: list[Skipped], total: int, max_fraction: float, where: str) -> str:
+    """When the face detector's misses alone are over the limit, say that the detector, not the photos, failed."""
+    misses = sum(s.reason == NO_FACE for s in bad)
+    if not misses or (len(bad) - misses) / total > max_fraction:
+        return ""
+    needed = np.ceil(100 * (misses / total + max_fraction)) / 100
+    raise_it = (f", or raise {where}.max_bad_fraction to {needed:.2f} to train without them" if needed < 1 else "")
+    return (f"{misses} of these are photos in which the face detector found no face ({where}.faces: detect); "
+            f"without those misses the folder would pass. OpenCV's Haar cascades miss small, turned or dark "
+            f"faces: crop those photos to the face by hand{raise_it}. ")
 
 
 def class_table(loaded: Images, dedup: Dedup, classes: tuple[str, ...]) -> dict:
     """Per class: files found, skipped, duplicate copies removed, conflicting copies dropped, images used."""
-    table = {name: {"found": 0, "skipped": 0, "duplicates_removed": 0, "conflicts_dropped": 0, "used": 0}
-             for name in classes}
+    table = {name: {"found": 0, "ignored": 0, "skipped": 0, "duplicates_removed": 0, "near_duplicates_removed": 0,
+                    "conflicts_dropped": 0, "used": 0} for name in classes}
     for skipped in loaded.skipped:
         table[skipped.label]["skipped"] += 1
+    for ignored in loaded.ignored:
+        table[ignored.label]["ignored"] += 1
     for label in loaded.labels:
         table[classes[label]]["found"] += 1
     for group in dedup.duplicates:
         table[group["class"]]["duplicates_removed"] += len(group["removed"])
-    for group in dedup.conflicts:
+    for group in dedup.conflicts + dedup.near.get("conflicts", []):
         for name in group["classes"]:
             table[name]["conflicts_dropped"] += 1
+    for name, removed in dedup.near.get("removed_by_class", {}).items():
+        table[name]["near_duplicates_removed"] += removed
     for label in loaded.labels[dedup.keep]:
         table[classes[label]]["used"] += 1
     for row in table.values():
-        row["found"] += row["skipped"]
+        row["found"] += row["skipped"] + row["ignored"]
     return table
 
 
@@ -97,8 +159,11 @@ def data_report(loaded: Images, dedup: Dedup, split_counts: dict, header: dict, 
         "not_used": dict(loaded.not_used),
         "warnings": list(loaded.warnings),
         "skipped": [skipped_row(s) for s in loaded.skipped],
+        "ignored": [{"file": s.file, "class": s.label, "detail": s.detail} for s in loaded.ignored],
+        "first_frame_only": [{"file": name, "frames": n} for name, n in loaded.first_frame.items()],
         "duplicates": dedup.duplicates,
         "conflicts": dedup.conflicts,
+        "near_duplicates": dedup.near,
     }
 
 

@@ -1,10 +1,11 @@
-"""What a task's source holds, as a fingerprint DVC can compare: every file under its path with its size and modification time, so a changed photo folder makes prepare stale."""
+"""What a task's source holds, as a fingerprint DVC can compare: every file prepare would read, with its size, times
+and inode, so a changed photo folder makes prepare stale. Files are listed by prepare's own lister (listing.py)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from facelab.data.images import display_name
+from facelab.data.listing import Listing, children, list_tree
 from facelab.data.sources import user_path
 from facelab.params import DataParams
 
@@ -21,24 +22,52 @@ def source_root(task: str, data: DataParams) -> Path | None:
 
 
 def fingerprint(task: str, data: DataParams) -> dict:
-    """{"source", "path", "files": [[relative path, bytes, mtime ns], ...]} sorted by path. A missing path gives an
-    empty list (prepare then says what is wrong); unreadable folders are listed as such, not raised."""
+    """{"source", "path", "files": [[relative path, bytes, mtime ns, inode, ctime ns], ...], "others"} sorted by
+    path. The inode and ctime see a photo replaced by another of the same size with its mtime set back (a rename
+    over it gives a new inode; any write or chmod a new ctime). A folder source lists only its class folders, as
+    prepare reads them; `others` counts the files of the folders beside them. A missing path gives an empty list
+    (prepare then says what is wrong); files and folders that cannot be read are rows with the reason, not raised."""
     root = source_root(task, data)
     found = {"source": data.source, "path": None if root is None else str(root), "files": []}
     if root is None or not root.exists():
         return found
     if root.is_file():
-        stat = root.stat()
-        found["files"] = [[root.name, stat.st_size, stat.st_mtime_ns]]
+        found["files"] = [file_row(root, root.parent)]
         return found
-    for folder, _, names in os.walk(root, onerror=lambda error: found["files"].append(
-            [display_name(Path(error.filename).relative_to(root)), "unreadable", str(error.strerror)])):
-        for name in names:
-            path = Path(folder) / name
-            try:
-                stat = path.stat()
-                found["files"].append([display_name(path.relative_to(root)), stat.st_size, stat.st_mtime_ns])
-            except OSError as error:
-                found["files"].append([display_name(path.relative_to(root)), "unreadable", str(error.strerror)])
+    if data.source != "folder":
+        found["files"] = rows(list_tree(root), root)
+        return found
+    for name in data.classes:
+        found["files"] += rows(list_tree(root / name), root) if (root / name).is_dir() else []
     found["files"].sort(key=lambda row: row[0])
+    found["others"] = other_folders(root, data.classes)
     return found
+
+
+def rows(listing: Listing, root: Path) -> list[list]:
+    return ([file_row(path, root) for path in listing.files] +
+            [[display_name(p.path.relative_to(root)), p.reason, p.detail] for p in listing.problems])
+
+
+def file_row(path: Path, root: Path) -> list:
+    name = display_name(path.relative_to(root))
+    try:
+        stat = path.stat()
+    except OSError as error:  # a dangling link, a loop of links, no permission: prepare skips it with this reason
+        return [name, "unreadable", str(error.strerror)]
+    return [name, stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_ctime_ns]
+
+
+def other_folders(root: Path, classes: tuple[str, ...]) -> dict:
+    """Per visible entry of root that is not a class folder: its file count (folders), "file", or "unreadable"."""
+    try:
+        loose, folders = children(root)
+    except OSError as error:
+        return {".": f"unreadable: {error.strerror}"}
+    others = {display_name(Path(p.name)): "file" for p in loose}
+    for folder in folders:
+        if folder.name not in classes:
+            listing = list_tree(folder)
+            unreadable = listing.problems and listing.problems[0].path == folder
+            others[display_name(Path(folder.name))] = "unreadable" if unreadable else len(listing.files)
+    return others

@@ -9,7 +9,8 @@ import numpy as np
 
 from facelab.data import faces
 from facelab.errors import DataError
-from facelab.data.images import Entry, Images, display_name, pixel_digest, read_files
+from facelab.data.images import Entry, Images, Skipped, display_name, pixel_digest, read_files
+from facelab.data.listing import Listing, children, list_tree
 from facelab.params import DataParams
 from facelab.data.pixels import PixelStore
 
@@ -45,69 +46,85 @@ def user_path(path: str, where: str) -> Path:
 
 
 def folder_images(root: Path, classes: tuple[str, ...], img_size: int, scratch: Optional[Path] = None,
-                  faces: str = "none") -> Images:
-    """Read <root>/<class>/* for each class named in params, in sorted file order, one file at a time.
+                  faces: str = "none", min_side: Optional[int] = None) -> Images:
+    """Read every file under <root>/<class>/ (at any depth, links followed) for each class named in params, in
+    sorted path order, one file at a time.
 
-    Every file in a class folder is tried; those that are not usable images are listed in `skipped`.
-    Sub-folders that are not classes are counted in `not_used` and named in `warnings`."""
+    Each file is used, ignored (not an image file) or skipped with its reason; folders under a class folder that
+    cannot be listed (a link loop, no permission) are skipped rows too. Sub-folders of root that are not classes
+    are counted in `not_used` and named in `warnings`."""
     found, others, notes = scan_folders(root, classes)
     entries = [Entry(path, label, display_name(path.relative_to(root)))
-               for label, name in enumerate(classes) for path in found[name]]
+               for label, name in enumerate(classes) for path in found[name].files]
     notes += [f"folder '{root / name}' ({count} files) is not one of the classes {list(classes)}; "
               f"its files are not used" for name, count in others.items()]
-    images = read_files(entries, classes, img_size, scratch=scratch, faces=faces)
-    return dataclasses.replace(images, not_used=others, warnings=tuple(notes))
+    images = read_files(entries, classes, img_size, scratch=scratch, faces=faces, min_side=min_side)
+    folders = tuple(Skipped(display_name(problem.path.relative_to(root)), name, problem.reason, problem.detail)
+                    for name in classes for problem in found[name].problems)
+    return dataclasses.replace(images, skipped=folders + images.skipped, not_used=others, warnings=tuple(notes))
 
 
-def scan_folders(root: Path, wanted: tuple[str, ...]) -> tuple[dict[str, list[Path]], dict[str, int], list[str]]:
-    """The files in each wanted sub-folder of root, the other sub-folders with their file counts, and notes
-    on what is not read (loose files, nested folders). A wanted folder that is missing or empty is an error."""
+def scan_folders(root: Path, wanted: tuple[str, ...]) -> tuple[dict[str, Listing], dict[str, int], list[str]]:
+    """The listing of each wanted sub-folder of root, the other sub-folders with their file counts, and notes on
+    what is not read (loose files, other folders, unreadable ones). Only the wanted folders must be readable: an
+    unreadable folder beside them (lost+found) is a note. A wanted folder that is missing, empty or unreadable
+    is an error."""
     if root.exists() and not root.is_dir():
         raise DataError(f"image folder '{root}' is a file, not a folder; set data.<task>.path to a folder "
                         f"holding one sub-folder per class {list(wanted)}")
     if not root.is_dir():
         raise DataError(f"image folder '{root}' does not exist; set data.<task>.path to a folder "
                         f"holding one sub-folder per class {list(wanted)}")
-    found, nested_in, notes = {}, {}, []
-    for name in wanted:
-        if (root / name).is_dir():
-            found[name], nested_in[name] = list_folder(root / name)
-            notes += [f"'{folder}' is a folder inside a class folder; only the files directly in "
-                      f"'{root / name}' are read" for folder in nested_in[name]]
     loose, subfolders = list_folder(root)
-    others = {p.name: len(list_folder(p)[0]) for p in subfolders if p.name not in wanted}
+    found = {name: class_listing(root / name) for name in wanted if (root / name).is_dir()}
+    others, notes = {}, []
+    for folder in subfolders:
+        if folder.name in wanted:
+            continue
+        listing = list_tree(folder)
+        if listing.problems and listing.problems[0].path == folder:
+            notes.append(f"folder '{folder}' cannot be read ({listing.problems[0].detail}); it is not one of the "
+                         f"classes {list(wanted)}, so prepare goes on without it")
+        else:
+            others[folder.name] = len(listing.files)
     if loose:
         notes.append(f"{len(loose)} file(s) directly in '{root}' are in no class folder and are not used: "
                      + ", ".join(p.name for p in loose[:5]) + (" ..." if len(loose) > 5 else ""))
-    check_class_folders(root, wanted, found, others, nested_in)
+    check_class_folders(root, wanted, found, others)
     return found, others, notes
 
 
+def class_listing(folder: Path) -> Listing:
+    """Every file under a class folder; a class folder that cannot be read at all is an error naming the fix."""
+    listing = list_tree(folder)
+    if listing.problems and listing.problems[0].path == folder:
+        raise DataError(f"folder '{folder}' cannot be listed ({listing.problems[0].detail}); give this user read "
+                        f"and execute permission on it (chmod u+rx '{folder}') or move it out of data.<task>.path")
+    return listing
+
+
 def list_folder(folder: Path) -> tuple[list[Path], list[Path]]:
-    """The files and the sub-folders directly in folder, each sorted by name."""
+    """The visible files and the sub-folders directly in folder, each sorted by name."""
     try:
-        entries = sorted(folder.iterdir())
+        return children(folder)
     except PermissionError as error:
         raise DataError(f"folder '{folder}' cannot be listed (permission denied); give this user read and "
                         f"execute permission on it (chmod u+rx '{folder}') or move it out of data.<task>.path") from error
-    return [p for p in entries if not p.is_dir()], [p for p in entries if p.is_dir()]
 
 
-def check_class_folders(root: Path, wanted: tuple[str, ...], found: dict[str, list[Path]],
-                        others: dict[str, int], nested_in: dict[str, list[Path]] | None = None) -> None:
-    nested_in = nested_in or {}
-
+def check_class_folders(root: Path, wanted: tuple[str, ...], found: dict[str, Listing],
+                        others: dict[str, int]) -> None:
     def why(name: str) -> str:
         if name not in found:
             return "is missing"
-        if nested_in.get(name):
-            folders = ", ".join(p.name for p in nested_in[name][:5])
-            return f"holds no files, only folder(s) {folders} (images must be directly in the class folder)"
+        if found[name].folders:
+            folders = ", ".join(p.name for p in found[name].folders[:5])
+            return f"holds no files, only empty folder(s) {folders}"
         return "is empty"
-    bad = {name: why(name) for name in wanted if not found.get(name)}
+    bad = {name: why(name) for name in wanted if name not in found or not found[name].files}
     if not bad:
         return
-    counts = ", ".join(f"{name}: {len(found.get(name, []))}" for name in wanted)
+    counts = ", ".join(f"{name}: {len(found[name].files) if name in found else 0}" for name in wanted)
     problems = ", ".join(f"'{root / name}' {why}" for name, why in bad.items())
     elsewhere = ("; other folders there: " + ", ".join(f"{name}: {n}" for name, n in others.items())
                  if others else "")

@@ -1,4 +1,4 @@
-"""Stratified train/val/test split from a seed, or train/val around a source's own test split: pure, arrays in, index arrays out."""
+"""Stratified train/val/test split from a seed, or train/val around a source's own test split, never cutting a group of near-duplicates: pure, arrays in, index arrays out."""
 from __future__ import annotations
 
 import numpy as np
@@ -31,6 +31,23 @@ def split_with_fixed_test(labels: np.ndarray, is_test: np.ndarray, fractions: Sp
     val_share = fractions.val / (fractions.train + fractions.val)
     train, val = train_test_split(rest, test_size=val_share, stratify=labels[rest], random_state=seed)
     return {"train": np.sort(train), "val": np.sort(val), "test": np.flatnonzero(is_test)}
+
+
+def grouped(split, labels: np.ndarray, groups: np.ndarray | None, *args, is_test: np.ndarray | None = None):
+    """`split` (stratified_split or split_with_fixed_test) applied to whole groups: each group is split as one
+    unit with its first member's label (a group's members share their class), then every member follows it.
+    Without groups of two or more, this is exactly `split` on the images, so results do not move.
+    is_test (split_with_fixed_test): a group with a member in the release's test split is all test."""
+    if groups is None or len(np.unique(groups)) == len(groups):
+        return split(labels, *args) if is_test is None else split(labels, is_test, *args)
+    units, first, unit_of = np.unique(groups, return_index=True, return_inverse=True)
+    if is_test is None:
+        index = split(labels[first], *args)
+    else:
+        unit_test = np.zeros(len(units), bool)
+        np.logical_or.at(unit_test, unit_of, is_test)
+        index = split(labels[first], unit_test, *args)
+    return {name: np.flatnonzero(np.isin(unit_of, chosen)) for name, chosen in index.items()}
 
 
 def check_splittable(labels: np.ndarray, fractions: Split, class_names: tuple[str, ...]) -> None:
