@@ -39,7 +39,7 @@ from torchvision.datasets import ImageFolder
 from facelab.data import prepare
 from facelab.training import loop
 from facelab.training import optim
-from facelab.training.accel import choose_accel
+from facelab.accel import choose_accel
 from facelab.data.batches import load_prepared
 from facelab.params import RECIPES, TASKS, DataParams, Recipe, load_params
 from facelab.models import IMAGENET_MEAN, IMAGENET_STD, build_model, weights_file

@@ -22,21 +22,21 @@ ENVIRONMENT_FIXES = {
 
 def stage_main(main):
     """Wrap a stage's main(): a UserError, or a full disk, read-only file system or denied permission while
-    reading or writing, prints one 'error: ...' line to stderr and exits with status 2."""
+    reading or writing, prints one 'error: ...' line to stderr and exits with status 1."""
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
         try:
             return main(*args, **kwargs)
         except UserError as error:
             print(f"error: {error}", file=sys.stderr)
-            sys.exit(2)
+            sys.exit(1)
         except OSError as error:
             if error.errno not in ENVIRONMENT_FIXES:
                 raise
             where = f"'{error.filename}'" if error.filename else "a file"
             print(f"error: {where}: {error.strerror or error}; {ENVIRONMENT_FIXES[error.errno]}. Outputs are written "
                   f"to temporary names and renamed in at the end: none was left half-written", file=sys.stderr)
-            sys.exit(2)
+            sys.exit(1)
     return wrapper
 
 

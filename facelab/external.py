@@ -15,7 +15,7 @@ from facelab.data.batches import SplitData
 from facelab.data.images import Images
 from facelab.data.sources import folder_images
 from facelab.errors import UserError
-from facelab.evaluation.report import evaluate_model, score_lines, write_outputs
+from facelab.evaluation.experiment import evaluate_model, score_lines, write_outputs
 from facelab.inference import load_trained
 from facelab.params import RECIPES, TASKS, plain_folder_name
 from facelab.predict import positive_int
@@ -38,7 +38,7 @@ def run(task: str, recipe_name: str, data: Path, name: str | None = None, model:
     trained = load_trained(task, recipe_name, model)
     images = labelled_folder(Path(data), trained.classes, trained.img_size, trained.faces)
     split = SplitData(torch.from_numpy(np.asarray(images.pixels)), torch.from_numpy(images.labels))
-    result = evaluate_model(trained.info, trained.state_dict, split, batch_size, trained.tta_flip)
+    result = evaluate_model(trained.info, trained.state_dict, split, batch_size)
     result["details"]["data"] = data_details(Path(data), images)
     out = paths.external_outputs(task, recipe_name, name, root)
     write_outputs(result, out)

@@ -4,7 +4,6 @@ Images are decoded exactly as prepare decodes them (facelab.data.images) at the 
 at, and normalised as in training (facelab.data.batches.to_input); nothing is read from today's params.yaml."""
 from __future__ import annotations
 
-import pickle
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,39 +20,41 @@ from facelab.data.images import BadImage, Skipped, decode_image, display_name
 from facelab.data.listing import list_tree
 from facelab.errors import ModelFileError, UserError
 from facelab.evaluation.predict import predict
-from facelab.files import read_json
+from facelab.modelfile import read_card, read_weights, rebuild_command
 from facelab.models import IMAGENET_MEAN, IMAGENET_STD, architecture, trained_model
 from facelab.params import Recipe, parse_recipe
-from facelab.training.accel import CPU, Accel
-
-INFO_KEYS = ("task", "recipe_name", "classes", "img_size", "normalisation", "recipe")
-
+from facelab.accel import CPU, Accel
 
 @dataclass(frozen=True)
 class TrainedModel:
-    """A model file read back: its path, the params saved beside it, its weights, and the model holding them."""
+    """A model file read back: its path, the card saved beside it (settings and results), its weights, and the
+    model holding them. Everything about how to run it comes from the card's settings."""
     path: Path
     info: dict
     state_dict: dict
     model: nn.Module
 
     @property
+    def settings(self) -> dict:
+        return self.info["settings"]
+
+    @property
     def classes(self) -> tuple[str, ...]:
-        return tuple(self.info["classes"])
+        return tuple(self.settings["classes"])
 
     @property
     def img_size(self) -> int:
-        return int(self.info["img_size"])
+        return int(self.settings["img_size"])
 
     @property
     def tta_flip(self) -> bool:
-        """Whether evaluate scored this model with test-time flip averaging (saved train settings)."""
-        return bool(self.info.get("train", {}).get("tta_flip", False))
+        """Whether the model is scored with test-time flip averaging, as the evaluate stage scores it."""
+        return bool(self.settings["train"]["tta_flip"])
 
     @property
     def faces(self) -> str:
-        """The prepare stage's face setting the model was trained with (models saved before it: none)."""
-        return self.info.get("faces", "none")
+        """The prepare stage's face setting the model was trained with."""
+        return self.settings["faces"]
 
 
 @dataclass(frozen=True)
@@ -71,38 +72,25 @@ class Predictions:
 def load_trained(task: str, recipe_name: str, path: Path | None = None) -> TrainedModel:
     """models/<task>/<recipe>.pt (or `path`) and its .json, checked to fit together; the model in eval mode."""
     path = Path(path) if path is not None else paths.model(task, recipe_name)
-    rebuild = f"`dvc repro train@{task}-{recipe_name}` (or `dvc pull {paths.model(task, recipe_name)}`)"
+    rebuild = rebuild_command(task, recipe_name, paths.model(task, recipe_name))
     if not path.is_file():
         raise ModelFileError(f"model file '{path}' does not exist; build it with {rebuild}")
-    info = read_info(path.with_suffix(".json"), task, recipe_name, rebuild)
-    recipe = parse_recipe(info["recipe"], where=f"{path.with_suffix('.json')}: recipe")
-    state_dict = read_state_dict(path, rebuild)
-    problems = state_dict_mismatch(expected_shapes(recipe, len(info["classes"])), state_dict)
+    info = read_card(path.with_suffix(".json"), rebuild)
+    settings = info["settings"]
+    saved = (settings["task"], settings["recipe_name"])
+    if saved != (task, recipe_name):
+        raise ModelFileError(f"'{path.with_suffix('.json')}' is the model of task '{saved[0]}', recipe '{saved[1]}', "
+                             f"not of --task {task} --recipe {recipe_name}; pass --task {saved[0]} --recipe {saved[1]}")
+    check_normalisation(settings["normalisation"], path.with_suffix(".json"))
+    recipe = parse_recipe(settings["recipe"], where=f"{path.with_suffix('.json')}: settings.recipe")
+    state_dict = read_weights(path, rebuild)
+    classes = len(settings["classes"])
+    problems = state_dict_mismatch(expected_shapes(recipe, classes), state_dict)
     if problems:
         raise ModelFileError(f"'{path}' does not fit the recipe saved beside it ({recipe.arch}, head_hidden "
-                             f"{recipe.head_hidden}, {len(info['classes'])} classes): {'; '.join(problems)}; "
+                             f"{recipe.head_hidden}, {classes} classes): {'; '.join(problems)}; "
                              f"the .pt and .json must come from the same training: rebuild both with {rebuild}")
-    return TrainedModel(path, info, state_dict, trained_model(recipe, len(info["classes"]), state_dict).eval())
-
-
-def read_info(path: Path, task: str, recipe_name: str, rebuild: str) -> dict:
-    """The .json beside the weights, with the keys inference needs, written for this task and recipe."""
-    if not path.is_file():
-        raise ModelFileError(f"'{path}' (the params saved beside the model file) does not exist; rebuild both "
-                             f"with {rebuild}")
-    try:
-        info = read_json(path)
-    except (OSError, ValueError) as error:
-        raise ModelFileError(f"'{path}' cannot be read as JSON ({error}); rebuild it with {rebuild}") from error
-    missing = [key for key in INFO_KEYS if not isinstance(info, dict) or key not in info]
-    if missing:
-        raise ModelFileError(f"'{path}' lacks key(s) {missing}; it was not written by train; rebuild it with {rebuild}")
-    saved = (info["task"], info["recipe_name"])
-    if saved != (task, recipe_name):
-        raise ModelFileError(f"'{path}' is the model of task '{saved[0]}', recipe '{saved[1]}', not of "
-                             f"--task {task} --recipe {recipe_name}; pass --task {saved[0]} --recipe {saved[1]}")
-    check_normalisation(info["normalisation"], path)
-    return info
+    return TrainedModel(path, info, state_dict, trained_model(recipe, classes, state_dict).eval())
 
 
 def check_normalisation(normalisation: dict, path: Path) -> None:
@@ -113,19 +101,6 @@ def check_normalisation(normalisation: dict, path: Path) -> None:
         raise ModelFileError(f"'{path}': normalisation {saved} is not the ImageNet mean/std {wanted} that "
                              f"facelab.data.batches.to_input applies; this model needs the facelab version that "
                              f"trained it")
-
-
-def read_state_dict(path: Path, rebuild: str) -> dict:
-    """Tensors only (weights_only): a model file never runs code when it is loaded."""
-    try:
-        state_dict = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as error:
-        raise ModelFileError(f"'{path}' cannot be read as a PyTorch state dict ({error}); rebuild it with "
-                             f"{rebuild}") from error
-    if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
-        raise ModelFileError(f"'{path}' holds a {type(state_dict).__name__}, not a state dict of tensors; "
-                             f"rebuild it with {rebuild}")
-    return state_dict
 
 
 def expected_shapes(recipe: Recipe, num_classes: int) -> dict[str, tuple[int, ...]]:

@@ -1,115 +1,30 @@
 """Stage train@<task>-<recipe>: train one recipe on data/prepared/<task>; write models/<task>/<recipe>.{pt,json} and plots/<task>/<recipe>/ (history, gradient and parameter health)."""
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
-from pathlib import Path
 
-import torch
-
-from facelab import paths
 from facelab.cli import stage_args, stage_main
-from facelab.data.batches import load_prepared
-from facelab.errors import TrainingDiverged
-from facelab.evaluation.predict import predict_classes
-from facelab.evaluation.stats import collapse
-from facelab.files import atomic_set, read_json, remove_debris, write_csv, write_json
-from facelab.models import IMAGENET_MEAN, IMAGENET_STD, trained_model, weights_provenance
-from facelab.params import Recipe, TrainParams, WandbParams, load_params
-from facelab.tracking import finish_wandb, git_commit, log_test_results, run_location, start_wandb, wandb_summary
-from facelab.training.accel import choose_accel, describe
-from facelab.training.checkpoints import checkpoint_path
-from facelab.training.distributed import Dist, close, init_from_env
-from facelab.training.health import plot_histograms
-from facelab.training.loop import TrainResult, run
+from facelab.params import load_params
+from facelab.training.distributed import close, init_from_env, launch
+from facelab.training.experiment import train_experiment
 
 
 @stage_main
 def main(argv: list[str] | None = None) -> None:
     args = stage_args(argv, __doc__, recipe=True)
     params = load_params(args.params)
+    if params.train.devices * params.train.nodes > 1 and "RANK" not in os.environ:
+        # several processes: torchrun starts this stage once per rank; one process needs no launcher at all
+        sys.exit(launch(params.train, ["-m", "stages.train", *(argv if argv is not None else sys.argv[1:])]))
     # cuBLAS is deterministic only with a fixed workspace; it must be set before CUDA starts
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     dist = init_from_env(os.environ)  # torchrun's RANK/WORLD_SIZE; one process without it
     try:
-        train_stage(args.task, args.recipe, params.models[args.recipe], params.train, params.wandb,
-                    params.seed, dist)
+        train_experiment(args.task, args.recipe, params.models[args.recipe], params.train, params.wandb,
+                         params.seed, dist)
     finally:
         close(dist)
-
-
-def train_stage(task: str, recipe_name: str, recipe: Recipe, settings: TrainParams, tracking: WandbParams,
-                seed: int, dist: Dist, root: Path = Path(".")) -> TrainResult:
-    """Train one experiment and write its outputs (main rank); returns the result on every rank."""
-    outputs = paths.train_outputs(task, recipe_name, root)
-    if dist.main:
-        for path in outputs.values():
-            path.unlink(missing_ok=True)  # as dvc repro does: a failed run leaves nothing that looks valid
-            remove_debris(path)  # temporary files a killed run left beside it
-    weights = weights_provenance(recipe)  # fails before any run starts when ImageNet weights are missing
-    if dist.main and weights["verified"] is False:
-        print(f"warning: [{task}/{recipe_name}] {weights['file']} is not torchvision's ImageNet file (sha256 "
-              f"{weights['sha256'][:8]}... does not match the hash in its name): these results do not measure "
-              f"ImageNet pretraining", file=sys.stderr, flush=True)
-    prepared = paths.prepared(task, root)
-    splits, classes = load_prepared(prepared)
-    checkpoint = checkpoint_path(recipe, settings, seed, task, recipe_name, prepared,
-                                 root / paths.CHECKPOINTS)
-    accel = choose_accel(settings, torch.cuda.is_available(), dist.local_rank)
-    config = {"task": task, "recipe_name": recipe_name, "seed": seed, "recipe": dataclasses.asdict(recipe),
-              "train": dataclasses.asdict(settings), "weights": weights, "git_commit": git_commit(),
-              "dvc_exp_name": os.environ.get("DVC_EXP_NAME"), "world_size": dist.world,
-              "device": describe(accel)}
-    if dist.main:
-        print(f"[{task}/{recipe_name}] training on {describe(accel)}, {dist.world} process(es)", flush=True)
-    wandb_run = start_wandb(tracking, task, recipe_name, config, os.environ.get("DVC_ROOT")) if dist.main else None
-    try:
-        result = run(f"{task}/{recipe_name}", recipe, settings, seed, splits, classes, wandb_run, checkpoint,
-                     tracking.watch_freq, dist, accel, history=outputs["history"] if dist.main else None)
-    except TrainingDiverged:
-        if dist.main:
-            checkpoint.unlink(missing_ok=True)  # resuming would only diverge again
-            finish_wandb(wandb_run, {"diverged": True}, exit_code=1)
-        raise
-    if dist.main:
-        info = model_info(task, recipe_name, recipe, settings, seed, classes, read_json(prepared / "classes.json"))
-        info.update(weights=weights, wandb=run_location(wandb_run), augment_applied=result.augment)
-        save_outputs(result, info, outputs)
-        flags = {"weights_verified": weights["verified"]}
-        if wandb_run is not None:
-            model = trained_model(recipe, len(classes), result.state_dict)
-            actual = splits["test"].labels.numpy()
-            predicted = predict_classes(model, splits["test"], settings.eval_batch_size)
-            log_test_results(wandb_run, actual, predicted, classes)
-            collapsed = collapse(predicted, actual, len(classes), names=classes)  # as evaluate flags it
-            flags.update(collapsed=collapsed["collapsed"], collapse_reason=collapsed["reason"])
-        finish_wandb(wandb_run, {**wandb_summary(result.summary), **flags})
-        checkpoint.unlink(missing_ok=True)
-    return result
-
-
-def model_info(task: str, recipe_name: str, recipe: Recipe, settings: TrainParams, seed: int,
-               classes: tuple[str, ...], prepared: dict) -> dict:
-    """What is saved beside the weights: everything needed to rebuild and use the model."""
-    return {"task": task, "recipe_name": recipe_name, "classes": list(classes), "img_size": prepared["img_size"],
-            "faces": prepared.get("faces", "none"),
-            "normalisation": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}, "seed": seed,
-            "recipe": dataclasses.asdict(recipe), "train": dataclasses.asdict(settings)}
-
-
-def save_outputs(result: TrainResult, info: dict, outputs: dict[str, Path]) -> None:
-    """The weights, their resolved params and summary beside them, history and health: written, then swapped in
-    together (a model never sits beside another run's .json)."""
-    title = f"{info['task']}/{info['recipe_name']}"
-    with atomic_set(outputs) as out:
-        torch.save(result.state_dict, out["model"])
-        write_json(out["info"], {**info, **result.summary})
-        write_csv(out["history"], result.history)
-        write_csv(out["gradients"], result.gradients)
-        write_csv(out["parameters"], result.parameters)
-        plot_histograms(result.histograms["gradients"], f"{title}: gradients", out["gradients_png"])
-        plot_histograms(result.histograms["parameters"], f"{title}: parameters", out["parameters_png"])
 
 
 if __name__ == "__main__":

@@ -372,7 +372,7 @@ def test_evaluate_swaps_in_all_its_files_together_or_leaves_the_old_set(tmp_path
     """A failure while writing evaluate's files (here the metrics, written last) leaves the previous five as they were."""
     import pandas as pd
     from facelab import files
-    from facelab.evaluation import report as evaluate
+    from facelab.evaluation import experiment as evaluate
     outputs = {"metrics": tmp_path / "m" / "r.json", "details": tmp_path / "m" / "r_details.json",
                "classes": tmp_path / "m" / "r_classes.json", "predictions": tmp_path / "p" / "predictions.csv",
                "confusion": tmp_path / "p" / "confusion.json"}
@@ -413,7 +413,7 @@ def test_a_full_disk_read_only_or_denied_write_is_one_error_line(capsys, code, f
         raise OSError(code, os.strerror(code), "metrics/face/.r.json.abc.tmp")
     with pytest.raises(SystemExit) as stop:
         stage()
-    assert stop.value.code == 2
+    assert stop.value.code == 1
     assert capsys.readouterr().err == (f"error: 'metrics/face/.r.json.abc.tmp': {os.strerror(code)}; {fix}. Outputs are "
                                        f"written to temporary names and renamed in at the end: none was left "
                                        f"half-written\n")

@@ -55,15 +55,15 @@ def test_repository_params_load_with_all_tasks_and_recipes():
     (lambda r: r["data"]["emotion"].update(img_size="64"), r"^data.emotion.img_size: expected an integer, got '64'$"),
     (lambda r: r["data"]["face"].update(source="lfw", lfw=None),
      r"^data.face.lfw: missing; source 'lfw' needs lfw: \{target: <Person_Name>, n_other: <count>\}$"),
-    (lambda r: r["data"]["face"].update(source="lfw", lfw={"target": "A_B", "n_others": 5}),
+    (lambda r: r["data"]["face"].update(source="lfw", lfw={"target": "A_B", "n_others": 5, "download": True}),
      r"^data.face.lfw: unknown key 'n_others'; did you mean 'n_other'\?$"),
-    (lambda r: r["data"]["face"].update(source="lfw", lfw={"target": "A_B", "n_other": 0}),
+    (lambda r: r["data"]["face"].update(source="lfw", lfw={"target": "A_B", "n_other": 0, "download": True}),
      r"^data.face.lfw.n_other: 0 must be > 0$"),
     (lambda r: r["data"]["face"].update(source="lfw", lfw={"target": "A_B", "n_other": 5, "download": "yes"}),
      r"^data.face.lfw.download: expected true or false, got 'yes'$"),
-    (lambda r: r["data"]["face"].update(source="lfw", lfw={"target": "lfw/A_B", "n_other": 5}),
+    (lambda r: r["data"]["face"].update(source="lfw", lfw={"target": "lfw/A_B", "n_other": 5, "download": True}),
      r"^data.face.lfw.target: 'lfw/A_B' is not an LFW folder name such as George_W_Bush$"),
-    (lambda r: r["data"]["emotion"].update(source="lfw", lfw={"target": "A_B", "n_other": 5}),
+    (lambda r: r["data"]["emotion"].update(source="lfw", lfw={"target": "A_B", "n_other": 5, "download": True}),
      r"^data.emotion.classes: source 'lfw' is a binary task \[others, target person\], got \['angry', 'happy', 'sad'\]$"),
     (lambda r: r["data"]["emotion"].update(source="fer2013"),
      r"^data.emotion.path: source 'fer2013' needs a path to fer2013.csv or to the release folder holding train/ and test/$"),
@@ -83,7 +83,7 @@ def test_bad_params_fail_with_the_key_named(tiny_raw, edit, message):
 
 
 def test_public_sources_parse_to_typed_params(tiny_raw):
-    tiny_raw["data"]["face"].update(source="lfw", path="~/sk", lfw={"target": "George_W_Bush", "n_other": 40})
+    tiny_raw["data"]["face"].update(source="lfw", path="~/sk", lfw={"target": "George_W_Bush", "n_other": 40, "download": True})
     tiny_raw["data"]["emotion"].update(source="fer2013", path="fer.csv",
                                        fer2013={"angry": "angry", "fear": "sad", "happy": "happy", "sad": "sad"})
     data = parse_params(tiny_raw).data
@@ -101,7 +101,8 @@ def test_fer2013_params_name_every_fer2013_label_in_the_csv_order():
 @pytest.mark.parametrize("text, message", [
     ("seed: 1\nseed: 2\n", r"params.yaml: key 'seed' is given twice, at line 1 and line 2; keep one$"),
     ("seed: 1\ndata: [1, 2\n", r"params.yaml: YAML syntax error at line 3, column 1: expected ',' or ']', but got "
-                               r"'<stream end>'; fix that line$"),
+                               r"'<stream end>' \(while parsing a flow sequence at line 2\); fix line 2$"),
+    ("a:\n  b: 1\n c: 2\n", r"params.yaml: YAML syntax error at line 3, column 2: .*; fix that line$"),
 ])
 def test_yaml_mistakes_name_the_file_and_line(tmp_path, text, message):
     (tmp_path / "params.yaml").write_text(text)
@@ -115,5 +116,5 @@ def test_a_yaml_mistake_is_one_error_line_when_a_stage_runs_directly(tmp_path):
     (tmp_path / "params.yaml").write_text("seed: 1\nseed: 2\n")
     result = subprocess.run([sys.executable, "-m", "stages.prepare", "--task", "face"], cwd=tmp_path,
                             capture_output=True, text=True)
-    assert result.returncode == 2
+    assert result.returncode == 1
     assert result.stderr == "error: params.yaml: key 'seed' is given twice, at line 1 and line 2; keep one\n"

@@ -23,9 +23,9 @@ from facelab.inference import choose_classes, inference_accel, load_trained, pre
 from facelab.models import trained_model, weights_provenance
 from facelab.params import DataParams, Split, parse_params, parse_recipe
 from facelab.training import loop
-from facelab.training.accel import CPU
+from facelab.accel import CPU
 from facelab.data import prepare
-from stages import train
+from facelab.training import experiment as train
 from tests.conftest import REAL_DATA, tiny_raw_params
 
 RECIPE = "resnet18_scratch"
@@ -40,10 +40,9 @@ def train_tiny(task: str, root) -> None:
     prepare.run(task, params.data[task], params.seed, prepared)
     splits, classes = load_prepared(prepared)
     result = loop.run(f"{task}/{RECIPE}", recipe, params.train, params.seed, splits, classes)
-    info = train.model_info(task, RECIPE, recipe, params.train, params.seed, classes,
-                            read_json(prepared / "classes.json"))
-    info.update(weights=weights_provenance(recipe), wandb=None)
-    train.save_outputs(result, info, paths.train_outputs(task, RECIPE, root))
+    settings = train.model_settings(task, RECIPE, recipe, params.train, params.seed, classes,
+                                    read_json(prepared / "classes.json"), weights_provenance(recipe))
+    train.save_outputs(result, settings, paths.train_outputs(task, RECIPE, root))
 
 
 @pytest.fixture(scope="module")
@@ -88,13 +87,14 @@ def test_a_file_gets_the_logits_of_its_prepared_image(trained, tmp_path):
     """The key property: predict decodes a file exactly as prepare did, so the model sees the same input."""
     photos = tmp_path / "photos"
     write_photos(photos)
-    data = DataParams(source="folder", path=str(photos), classes=EMOTIONS, img_size=32, split=Split(0.6, 0.2, 0.2))
+    data = DataParams(source="folder", path=str(photos), classes=EMOTIONS, img_size=32, split=Split(0.6, 0.2, 0.2),
+                      max_bad_fraction=0.05, faces="none", min_side=16, near_duplicates="group")
     prepare.run("emotion", data, 0, tmp_path / "prepared")
     splits, _ = load_prepared(tmp_path / "prepared")
     manifest = pd.read_csv(tmp_path / "prepared" / "manifest.csv")  # split by split, in the arrays' row order
     assert len(manifest) == 25 and (manifest.split == "test").sum() >= 3
     info = read_json(model_file(trained, "emotion").with_suffix(".json"))
-    model = trained_model(parse_recipe(info["recipe"]), 3,  # rebuilt as the evaluate stage rebuilds it
+    model = trained_model(parse_recipe(info["settings"]["recipe"]), 3,  # rebuilt as the evaluate stage rebuilds it
                           torch.load(model_file(trained, "emotion"), weights_only=True))
     expected = torch.cat([predict(model, Inputs(splits[s], None, 64, flips=False), 64) for s in SPLITS])
     files = [photos / name for name in manifest.file]
@@ -160,7 +160,7 @@ def test_threshold_predicts_the_second_class_from_its_probability_up(trained, tm
         with pytest.raises(SystemExit) as stopped:
             app.main(base + bad + [str(tmp_path)])
         err = capsys.readouterr().err.splitlines()
-        assert stopped.value.code == 2 and len(err) == 1 and err[0].startswith(message)
+        assert stopped.value.code == 1 and len(err) == 1 and err[0].startswith(message)
 
 
 def test_a_model_file_that_does_not_fit_its_saved_params_is_a_clear_error(trained, tmp_path, capsys):
@@ -177,16 +177,16 @@ def test_a_model_file_that_does_not_fit_its_saved_params_is_a_clear_error(traine
     assert "2 shape(s) differ: fc.weight is (3, 512) in the file, (2, 512) for the recipe" in message
     assert "rebuild both with `dvc repro train@face-resnet18_scratch`" in message
     edited = read_json(info)
-    edited["recipe"]["head_hidden"] = 16  # the recipe changed after training: a two-layer head the file lacks
+    edited["settings"]["recipe"]["head_hidden"] = 16  # the recipe changed after training: a two-layer head the file lacks
     write_json(info, edited)
     shutil.copy(model_file(trained, "face"), weights)
     with pytest.raises(ModelFileError, match=r"4 missing key\(s\): fc\.0\.weight, fc\.0\.bias, fc\.3\.weight \.\.\.; "
                                              r"2 unexpected key\(s\): fc\.weight, fc\.bias;"):
         load_trained("face", RECIPE, weights)
-    with pytest.raises(SystemExit) as stopped:  # through the command: one error line, exit status 2
+    with pytest.raises(SystemExit) as stopped:  # through the command: one error line, exit status 1
         app.main(["predict", "--task", "face", "--recipe", RECIPE, "--model", str(weights), str(tmp_path)])
     err = capsys.readouterr().err.splitlines()
-    assert stopped.value.code == 2 and len(err) == 1 and err[0].startswith(f"error: '{weights}' does not fit")
+    assert stopped.value.code == 1 and len(err) == 1 and err[0].startswith(f"error: '{weights}' does not fit")
 
 
 def test_missing_unreadable_or_foreign_model_files_say_how_to_get_the_right_one(trained, tmp_path):
@@ -203,8 +203,14 @@ def test_missing_unreadable_or_foreign_model_files_say_how_to_get_the_right_one(
     with pytest.raises(ModelFileError, match=r"'.*garbage\.pt' cannot be read as a PyTorch state dict"):
         load_trained("emotion", RECIPE, garbage)
     garbage.with_suffix(".json").unlink()
-    with pytest.raises(ModelFileError, match=r"'.*garbage\.json' \(the params saved beside the model file\) "
+    with pytest.raises(ModelFileError, match=r"'.*garbage\.json' \(the settings saved beside the model file\) "
                                              r"does not exist"):
+        load_trained("emotion", RECIPE, garbage)
+    old = read_json(model_file(trained, "emotion").with_suffix(".json"))
+    write_json(garbage.with_suffix(".json"), {**old["settings"], **old["results"]})  # the shape before settings/results
+    shutil.copy(model_file(trained, "emotion"), garbage)
+    with pytest.raises(ModelFileError, match=r"'.*garbage\.json' was written by an older facelab \(no separate settings "
+                                             r"and results\); rebuild it with `dvc repro train@emotion-resnet18_scratch`"):
         load_trained("emotion", RECIPE, garbage)
 
 
@@ -269,7 +275,7 @@ def test_evaluate_scores_a_labelled_folder_into_the_evaluate_stages_files(traine
 
 def stage_metrics(trained) -> dict:
     """The evaluate stage's metrics for a prepared test split, to compare the file's layout with."""
-    from facelab.evaluation.report import evaluate_model
+    from facelab.evaluation.experiment import evaluate_model
     splits, _ = load_prepared(paths.prepared("emotion", trained))
     model = model_file(trained, "emotion")
     return evaluate_model(read_json(model.with_suffix(".json")), torch.load(model, weights_only=True),
@@ -288,7 +294,7 @@ def test_evaluate_refuses_a_folder_without_the_models_classes_and_a_bad_name(tra
         with pytest.raises(SystemExit) as stopped:
             app.main(base + args)
         err = capsys.readouterr().err.splitlines()
-        assert stopped.value.code == 2 and len(err) == 1 and err[0].startswith(message)
+        assert stopped.value.code == 1 and len(err) == 1 and err[0].startswith(message)
 
 
 @pytest.mark.e2e  # 3,000 real photos

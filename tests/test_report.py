@@ -48,8 +48,9 @@ def fake_experiment(task: str, recipe: str, val_acc: list[float], train_acc: flo
     details = {"test_images": int(raw.sum()), "epochs": len(val_acc), "images_per_second": 321.0, "health": health,
                "collapse": {"collapsed": collapsed, "reason": "predicts 'other' for 100% of the test images"
                             if collapsed else None, "top_class_share": 1.0 if collapsed else 0.5},
-               "weights": weights, "wandb": None,
-               "recipe": {"frozen": ["features"] if recipe.startswith("vgg") else [], "lr": 0.001, "optimizer": "adam"}}
+               "weights": weights, "wandb": None, "select_by": "val_macro_f1",
+               "recipe": {"arch": recipe.split("_")[0], "weights": "none" if recipe.endswith("scratch") else "imagenet",
+                          "frozen": ["features"] if recipe.startswith("vgg") else [], "lr": 0.001, "optimizer": "adam"}}
     names = classes
     return {"task": task, "recipe": recipe, "metrics": metrics, "details": details, "health": health,
             "history": history,
@@ -245,7 +246,7 @@ def test_page_has_every_section_of_every_experiment_in_order_and_works_offline(b
 def test_page_shows_the_numbers_flags_and_computed_comparison(built):
     root, _, comparisons = built
     text = (root / "reports" / "index.html").read_text()
-    assert "<p>Trained 3 epochs in 12.5 s (321.0 images/second); kept epoch 3 (lowest validation loss).</p>" in text
+    assert "<p>Trained 3 epochs in 12.5 s (321.0 images/second); kept epoch 3 (val_macro_f1: highest validation macro F1, ties to the lower loss).</p>" in text
     assert "<li>exploding gradients: yes</li>" in text
     assert text.count("Gradient health was not recorded for this run.") == 3
     assert "<td>0.6000</td>" in text  # emotion's last val accuracy in the epoch log
@@ -305,8 +306,8 @@ def test_a_collapsed_model_is_named_with_causes_and_never_praised():
     assert sentence(sentences, "converged").startswith("resnet18_scratch converged fastest")
     assert sentence(sentences, "collapsed") == (
         "vgg16_finetune collapsed and is ranked last: vgg16_finetune predicts 'other' for 100% of the test images; "
-        "likely causes: a frozen trunk (features): only the head learns, on whatever features the starting "
-        "weights give; learning rate 0.001 (adam).")
+        "likely causes: a frozen trunk (features) with ImageNet weights: only the rest learns; "
+        "learning rate 0.001 (adam).")
     assert [row["recipe"] for row in comparison.leaderboard(flagged_face_runs())] == [
         "resnet18_scratch", "resnet18_pretrained", "vgg16_finetune"]
 
@@ -316,7 +317,7 @@ def test_stand_in_weights_are_flagged_in_the_comparison_and_on_the_page(tmp_path
     sentences = comparison.compare_task(runs)
     assert sentence(sentences, "Pretraining").startswith(
         "Pretraining is not measured here: resnet18_pretrained started from resnet18-f37072fd.pth, which is not "
-        "torchvision's ImageNet file (a stand-in); it trained in 12 s against 12 s from scratch (1.00x the time).")
+        "torchvision's ImageNet file (a stand-in); it trained in 12 s against 12 s from random initialisation (1.00x the time).")
     for exp in runs:
         write_experiment(tmp_path, exp, histograms=False)
     loaded = [load_experiment("face", recipe, tmp_path) for recipe in RECIPES]
@@ -345,16 +346,17 @@ def two_runs(wrong_b: int, wrong_a: int, n: int = 200) -> list[dict]:
     return runs
 
 
-def test_the_verdict_names_a_winner_only_when_mcnemar_separates_them():
+def test_the_verdict_names_a_winner_only_when_the_macro_f1_difference_is_more_than_noise():
     clear = comparison.verdict_sentence(two_runs(wrong_b=2, wrong_a=30))
     assert clear.startswith("resnet18_scratch is the best recipe: test macro F1 0.900 [0.850, 0.950] against "
                             "resnet18_pretrained 0.800 [0.750, 0.850]; macro F1 +0.")
-    assert ("McNemar p = 7.5e-09 (28 test images only resnet18_scratch got right, 0 only resnet18_pretrained) "
-            "on 200 test images.") in clear
+    assert "(paired bootstrap 95% CI [+0." in clear and ", p < 0.0005); " in clear
+    assert ("accuracy (McNemar's exact test): p = 7.5e-09, 28 test images only resnet18_scratch got right, 0 only "
+            "resnet18_pretrained on 200 test images.") in clear
     close = comparison.verdict_sentence(two_runs(wrong_b=10, wrong_a=13))
     assert close.startswith("resnet18_scratch and resnet18_pretrained cannot be told apart on 200 test images")
-    assert "McNemar p = 0.25 (3 test images only resnet18_scratch got right, 0 only resnet18_pretrained)" in close
-    assert close.endswith("test images would be needed to tell them apart at this difference (80% power, alpha 0.05).")
+    assert "p = 0.25, 3 test images only resnet18_scratch got right, 0 only resnet18_pretrained" in close
+    assert close.endswith("test images would tell a macro F1 difference this size apart (80% power, p < 0.05).")
 
 
 def test_the_kept_epoch_names_its_rule_and_the_augmentation_applied():

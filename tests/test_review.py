@@ -37,10 +37,14 @@ def test_verdict_is_paired_on_the_same_split_and_interval_only_otherwise():
     base = side([1] * 20 + truth[20:], 0.78)  # 20 images of class 0 wrong
     head = side(truth, 1.0)
     paired = verdict("face", "resnet18_scratch", base, head, same_split=True)
-    assert paired.startswith("**resnet18_scratch on face**: macro F1 0.780 → 1.000 (+0.220, paired bootstrap 95% CI [+")
-    assert "McNemar p = 1.9e-06, significant: 20 test images only head got right, 0 only base)." in paired
+    # decided on the paired macro F1 difference, as the report decides; McNemar on accuracy beside it
+    assert paired.startswith("**resnet18_scratch on face**: macro F1 0.780 → 1.000, macro F1 +0.208 (paired "
+                             "bootstrap 95% CI [+")
+    assert paired.endswith("p < 0.0005); accuracy (McNemar's exact test): p = 1.9e-06, 20 test images only head got "
+                           "right, 0 only base: significant.")
     close = verdict("face", "resnet18_scratch", side([1] * 20 + truth[20:], 0.78), side([1] * 18 + truth[18:], 0.8), True)
-    assert "McNemar p = 0.5, not significant: 2 test images only head got right, 0 only base; about " in close
+    assert "; accuracy (McNemar's exact test): p = 0.5, 2 test images only head got right, 0 only base: not " \
+           "significant; about " in close
     apart = verdict("face", "resnet18_scratch", base, head, same_split=False)
     assert apart.endswith("the test split differs between the revisions, so no paired test: intervals "
                           "[0.730, 0.830] → [0.950, 1.050] (the intervals do not overlap).")
@@ -156,8 +160,8 @@ def test_the_comment_has_the_metrics_diff_verdicts_unchanged_lines_and_images_th
     assert {line.split(" | ")[0][2:] for line in table} <= {f"metrics/{t}/resnet18_scratch.json" for t in TASKS}
     for task in TASKS:
         line = next(l for l in comment.splitlines() if l.startswith(f"- **resnet18_scratch on {task}**"))
-        assert re.search(r"paired bootstrap 95% CI \[[+-]\d\.\d{3}, [+-]\d\.\d{3}\]; McNemar p = [\d.e-]+, "
-                         r"(not )?significant", line), line
+        assert re.search(r"paired bootstrap 95% CI \[[+-]\d\.\d{3}, [+-]\d\.\d{3}\], p [=<] [\d.e-]+\); "
+                         r"accuracy \(McNemar's exact test\): p = [\d.e-]+, .*: (not )?significant", line), line
     unchanged = next(l for l in comment.splitlines() if l.startswith("- unchanged: "))
     assert sorted(unchanged[len("- unchanged: "):-1].split(", ")) == sorted(
         f"{t}/{r}" for t in TASKS for r in RECIPES if (t, r) not in CHANGED)

@@ -52,7 +52,7 @@ def test_facelab_seeds_reads_a_saved_exp_show(tmp_path, capsys):
     saved.write_text("{not json")
     with pytest.raises(SystemExit) as stop:
         app.main(["seeds", "--json", str(saved)])
-    assert stop.value.code == 2
+    assert stop.value.code == 1
     assert "not a readable `dvc exp show --json` output" in capsys.readouterr().err
 
 

@@ -106,7 +106,7 @@ def test_bootstrap_rejects_unknown_metrics():
 def test_paired_diff_of_identical_models_is_exactly_zero():
     actual, predicted = graded(100, [70, 80, 90])
     result = paired_bootstrap_diff(actual, predicted, predicted.copy(), 3, n_resamples=200)
-    assert result == {"diff": 0.0, "ci": [0.0, 0.0]}
+    assert result == {"diff": 0.0, "ci": [0.0, 0.0], "p_value": 1.0, "images_needed": None}
 
 
 @pytest.mark.parametrize("metric", ["acc", "macro_f1"])

@@ -23,7 +23,7 @@ def read_wandb(run_dir):
 def test_offline_wandb_run_holds_config_epoch_metrics_and_summary(tiny_params, tmp_path):
     prepare.run("emotion", tiny_params.data["emotion"], 0, tmp_path / "emotion")
     splits, classes = load_prepared(tmp_path / "emotion")
-    settings = WandbParams(mode="offline", project="facelab-test", dir=str(tmp_path))
+    settings = WandbParams(mode="offline", project="facelab-test", entity=None, dir=str(tmp_path), watch_freq=10)
     run = start_wandb(settings, "emotion", "resnet18_scratch", {**tiny_params.raw, "git_commit": "abc"})
     result = loop.run("emotion/resnet18_scratch", tiny_params.models["resnet18_scratch"],
                        tiny_params.train, 0, splits, classes, run, watch_freq=2)
@@ -53,7 +53,7 @@ def test_offline_wandb_run_holds_config_epoch_metrics_and_summary(tiny_params, t
 
 
 def test_disabled_wandb_starts_nothing(tmp_path):
-    assert start_wandb(WandbParams(mode="disabled", project="p", dir=str(tmp_path)), "t", "r", {}) is None
+    assert start_wandb(WandbParams(mode="disabled", project="p", entity=None, dir=str(tmp_path), watch_freq=10), "t", "r", {}) is None
     assert not (tmp_path / "wandb").exists()
 
 
@@ -61,7 +61,7 @@ def test_online_without_a_key_falls_back_to_offline_with_one_warning(tmp_path, m
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc: no stored key
     monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "config"))
-    settings = WandbParams(mode="online", project="p", dir=str(tmp_path))
+    settings = WandbParams(mode="online", project="p", entity=None, dir=str(tmp_path), watch_freq=10)
     with pytest.warns(UserWarning, match=r"could not start .*logging offline.*wandb sync") as caught:
         run = start_wandb(settings, "emotion", "resnet18_scratch", {"seed": 1})
     assert len(caught) == 1 and run.settings.mode == "offline"

@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from facelab import paths
-from facelab.evaluation.report import evaluate_model
+from facelab.evaluation.experiment import evaluate_model
+from facelab.models import weights_provenance
 from facelab.data import prepare
-from stages import train
+from facelab.training import experiment as train
 from facelab.training import loop
 from facelab.training import optim
 from facelab.errors import TrainingDiverged
@@ -151,7 +152,7 @@ def test_divergence_check_names_the_first_bad_step_at_once_or_one_step_late(lag)
 def test_frozen_vgg_features_are_cached_without_changing_results(tiny_params, prepared, torch_home):
     """Training the head on cached trunk outputs equals training the whole model end to end."""
     splits, classes = prepared
-    recipe = dataclasses.replace(tiny_params.models["vgg16_finetune"], augment=Augment(hflip=True))
+    recipe = dataclasses.replace(tiny_params.models["vgg16_finetune"], augment=Augment.off(hflip=True))
     cached = loop.run("e/v", recipe, tiny_params.train, 0, splits, classes)
     original = loop.frozen_trunk
     try:
@@ -170,9 +171,10 @@ def test_evaluate_scores_test_split_with_the_saved_model(tiny_params, prepared, 
     splits, classes = prepared
     result = loop.run("e/r", tiny_params.models["resnet18_scratch"], tiny_params.train,
                        tiny_params.seed, splits, classes)
-    info = train.model_info("emotion", "resnet18_scratch", tiny_params.models["resnet18_scratch"], tiny_params.train,
-                            tiny_params.seed, classes, {"img_size": 32})
-    train.save_outputs(result, info, paths.train_outputs("emotion", "resnet18_scratch", tmp_path))
+    recipe = tiny_params.models["resnet18_scratch"]
+    settings = train.model_settings("emotion", "resnet18_scratch", recipe, tiny_params.train, tiny_params.seed,
+                                    classes, {"img_size": 32, "faces": "none"}, weights_provenance(recipe))
+    train.save_outputs(result, settings, paths.train_outputs("emotion", "resnet18_scratch", tmp_path))
     model_path = tmp_path / "models" / "emotion" / "resnet18_scratch.pt"
     info = json.loads(model_path.with_suffix(".json").read_text())
     out = evaluate_model(info, torch.load(model_path, weights_only=True), splits["test"], 64)
@@ -181,8 +183,8 @@ def test_evaluate_scores_test_split_with_the_saved_model(tiny_params, prepared, 
     assert list(metrics) == ["test", "val", "train", "best_epoch", "train_seconds", "collapsed",
                              "weights_verified", "vanishing_gradients", "exploding_gradients"]
     assert metrics["weights_verified"] is None
-    assert details["health"] == info["health"] and details["health"]["frozen_layers"] == []
-    assert metrics["vanishing_gradients"] is info["health"]["vanishing_gradients"]
+    assert details["health"] == info["results"]["health"] and details["health"]["frozen_layers"] == []
+    assert metrics["vanishing_gradients"] is info["results"]["health"]["vanishing_gradients"]
     assert list(metrics["test"]) == ["acc", "acc_ci", "macro_f1", "macro_f1_ci", "loss"]
     assert metrics["test"]["acc_ci"][0] <= metrics["test"]["acc"] <= metrics["test"]["acc_ci"][1]
     assert details["epochs"] == 2 and details["test_images"] == len(splits["test"].labels)

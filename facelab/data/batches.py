@@ -13,7 +13,7 @@ from facelab.data import augment as augmentation
 from facelab.data.augment import Draws
 from facelab.errors import UserError
 from facelab.params import Augment
-from facelab.training.accel import CPU, Accel
+from facelab.accel import CPU, Accel
 from facelab.files import read_json
 from facelab.models import IMAGENET_MEAN, IMAGENET_STD
 

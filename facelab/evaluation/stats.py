@@ -7,6 +7,10 @@ from statistics import NormalDist
 import numpy as np
 
 METRICS = ("acc", "macro_f1")
+RANKED_BY = "macro_f1"  # the leaderboard's statistic, and so the one every verdict tests
+SIGNIFICANCE = 0.05  # a paired difference with p below this (two-sided) is more than noise
+BOOTSTRAP = {"n_resamples": 2000, "seed": 0, "level": 0.95}  # fixed seed: the same predictions, the same interval
+POWER = 0.8  # "test images needed" is the size at which a difference this large is found 80% of the time
 # Largest index matrix (resamples x images) held at once; 4M int64 entries is 32 MB.
 _CHUNK_ENTRIES = 4_000_000
 
@@ -133,7 +137,10 @@ def bootstrap_ci(actual, predicted, num_classes: int, metric: str, n_resamples: 
 
 def paired_bootstrap_diff(actual, predicted_a, predicted_b, num_classes: int, metric: str = "macro_f1",
                           n_resamples: int = 2000, seed: int = 0, level: float = 0.95) -> dict:
-    """metric(b) - metric(a) on the same test images, with a stratified bootstrap interval.
+    """metric(b) - metric(a) on the same test images: a stratified bootstrap interval, a two-sided p-value from
+    the same resamples (twice the smaller share of resampled differences on either side of 0), and the test size
+    at which a difference this large would reach p < SIGNIFICANCE with POWER (the resampled spread shrinks as
+    1/sqrt(images)).
 
     Both models are scored on the same resampled images each time: image difficulty is shared and cancels,
     so the interval is far narrower than comparing two separate intervals.
@@ -149,7 +156,30 @@ def paired_bootstrap_diff(actual, predicted_a, predicted_b, num_classes: int, me
     diffs = np.concatenate([score(confusion_counts(codes_b[index], num_classes))
                             - score(confusion_counts(codes_a[index], num_classes))
                             for index in _stratified_indices(actual, num_classes, n_resamples, rng)])
-    return {"diff": diff, "ci": list(_interval(diffs, level))}
+    p_value = float(min(1.0, 2 * min(np.mean(diffs <= 0), np.mean(diffs >= 0))))
+    return {"diff": diff, "ci": list(_interval(diffs, level)), "p_value": p_value,
+            "images_needed": _images_needed(diff, float(np.std(diffs)), actual.size, 1 - level)}
+
+
+def _images_needed(diff: float, spread: float, images: int, alpha: float) -> int | None:
+    """Test images at which a paired difference `diff`, resampled with standard deviation `spread` on `images`
+    images, is told apart from 0 with POWER: n = images * ((z_{1-alpha/2} + z_power) * spread / diff)^2."""
+    if diff == 0 or spread == 0:
+        return None  # no difference to find, or one without any spread (every resample agrees)
+    normal = NormalDist()
+    z = normal.inv_cdf(1 - alpha / 2) + normal.inv_cdf(POWER)
+    return math.ceil(images * (z * spread / abs(diff)) ** 2 - 1e-9)
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjustment of p-values from several tests on one test set (the family-wise error stays
+    under the level): the i-th smallest p is multiplied by (m - i), then made non-decreasing and capped at 1."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    adjusted, running = [1.0] * len(p_values), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
 
 
 def _binomial_half_cdf(k: int, n: int) -> tuple[int, int]:
@@ -186,7 +216,8 @@ def mcnemar_exact(actual, predicted_a, predicted_b) -> dict:
     return {"a_only": a_only, "b_only": b_only, "p_value": p_value}
 
 
-def images_to_separate(p_a_only: float, p_b_only: float, alpha: float = 0.05, power: float = 0.8) -> int | None:
+def images_to_separate(p_a_only: float, p_b_only: float, alpha: float = SIGNIFICANCE,
+                       power: float = POWER) -> int | None:
     """Test images a paired McNemar test needs to tell a and b apart at this difference (Connor 1987).
 
     p_a_only / p_b_only are the shares of test images only a / only b gets right. With d = |p10 - p01| and

@@ -11,10 +11,8 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from facelab.evaluation.stats import images_to_separate, mcnemar_exact, paired_bootstrap_diff
-
-SIGNIFICANCE = 0.05  # McNemar p below this: the two recipes' errors differ by more than chance
-BOOTSTRAP = {"n_resamples": 2000, "seed": 0}
+from facelab.evaluation.stats import (BOOTSTRAP, POWER, RANKED_BY, SIGNIFICANCE, holm, mcnemar_exact,
+                                      paired_bootstrap_diff)
 
 CONVERGED_FRACTION = 0.95  # converged: the first epoch at 95% of the run's own best val accuracy
 DIGITS = 3  # numbers are printed to 3 decimals; ties are judged at that precision, so no claim rests on unseen digits
@@ -145,10 +143,16 @@ def leaderboard(experiments: list[dict]) -> list[dict]:
              "collapsed": collapsed(e), "unverified": unverified(e)} for i, e in enumerate(ranked, 1)]
 
 
+def f1_text(exp_or_row: dict) -> str:
+    test = exp_or_row["test"] if "test" in exp_or_row else exp_or_row["metrics"]["test"]
+    lo, hi = test["macro_f1_ci"] if "macro_f1_ci" in test else (np.nan, np.nan)
+    return f"{test['macro_f1']:.{DIGITS}f} [{lo:.{DIGITS}f}, {hi:.{DIGITS}f}]"
+
+
 def paired(a: dict, b: dict) -> dict | None:
-    """b against a on the same test images: McNemar's exact test, the macro F1 difference with its paired
-    bootstrap interval, and the test size that would tell them apart. None when predictions are missing or the
-    two were not scored on the same images."""
+    """b against a on the same test images: the macro F1 difference (the ranked statistic) with its paired
+    bootstrap interval, p-value and the test size that would tell it apart, which decide every verdict; and
+    McNemar's exact test on accuracy beside it. None when predictions are missing or differ in their images."""
     pa, pb = a.get("predictions"), b.get("predictions")
     if pa is None or pb is None or len(pa) != len(pb) or not (pa["actual"] == pb["actual"]).all():
         return None
@@ -156,33 +160,65 @@ def paired(a: dict, b: dict) -> dict | None:
     index = {name: i for i, name in enumerate(classes)}
     actual = pa["actual"].map(index).to_numpy()
     ya, yb = pa["predicted"].map(index).to_numpy(), pb["predicted"].map(index).to_numpy()
-    test = mcnemar_exact(actual, ya, yb)
-    n = len(actual)
-    return {"a": a["recipe"], "b": b["recipe"], "images": n, **test,
-            "macro_f1": paired_bootstrap_diff(actual, ya, yb, len(classes), "macro_f1", **BOOTSTRAP),
-            "images_needed": images_to_separate(test["a_only"] / n, test["b_only"] / n)}
+    found = paired_bootstrap_diff(actual, ya, yb, len(classes), RANKED_BY, **BOOTSTRAP)
+    return {"a": a["recipe"], "b": b["recipe"], "images": len(actual), RANKED_BY: found,
+            "significant": found["p_value"] < SIGNIFICANCE, "mcnemar": mcnemar_exact(actual, ya, yb),
+            "comparisons": 1, "p_holm": found["p_value"]}
 
 
 def pairwise(experiments: list[dict]) -> list[dict]:
-    """Every pair of recipes, in leaderboard order (a ranked above b)."""
+    """Every pair of recipes, in leaderboard order (a ranked above b), each with its Holm-adjusted p-value over
+    the task's comparisons (three recipes: three tests on one test set)."""
     order = {row["recipe"]: row["rank"] for row in leaderboard(experiments)}
     ranked = sorted(experiments, key=lambda e: order[e["recipe"]])
-    return [found for a, b in itertools.combinations(ranked, 2) if (found := paired(a, b))]
+    pairs = [found for a, b in itertools.combinations(ranked, 2) if (found := paired(a, b))]
+    for pair_, adjusted in zip(pairs, holm([p[RANKED_BY]["p_value"] for p in pairs])):
+        pair_.update(comparisons=len(pairs), p_holm=adjusted)
+    return pairs
 
 
-def f1_text(exp_or_row: dict) -> str:
-    test = exp_or_row["test"] if "test" in exp_or_row else exp_or_row["metrics"]["test"]
-    lo, hi = test["macro_f1_ci"] if "macro_f1_ci" in test else (np.nan, np.nan)
-    return f"{test['macro_f1']:.{DIGITS}f} [{lo:.{DIGITS}f}, {hi:.{DIGITS}f}]"
+def oriented(experiments: list[dict], a: dict, b: dict) -> dict | None:
+    """b against a (difference b - a), with the Holm adjustment of that pair among all of the task's pairs."""
+    found = next((p for p in pairwise(experiments) if {p["a"], p["b"]} == {a["recipe"], b["recipe"]}), None)
+    if found is None or found["a"] == a["recipe"]:
+        return found
+    return {**paired(a, b), "comparisons": found["comparisons"], "p_holm": found["p_holm"]}
+
+
+def decision_text(pairs: list[dict]) -> str:
+    """The one line that says which test decides."""
+    m = len(pairs)
+    return (f"Which recipe is better is decided by the paired bootstrap of the test macro F1 difference, the "
+            f"statistic the leaderboard ranks by ({BOOTSTRAP['n_resamples']} resamples of the same test images, "
+            f"stratified by class; two-sided p < {SIGNIFICANCE}). McNemar's exact test on accuracy is shown "
+            f"beside it. {m} pairwise comparison{'s' if m != 1 else ''} on one test set: the Holm-adjusted p says "
+            f"whether a difference survives that many tests.")
+
+
+def p_text(p: float) -> str:
+    """A bootstrap p-value: 0 means no resample crossed 0, so p is below one in the number of resamples."""
+    return f"< {1 / BOOTSTRAP['n_resamples']:.1g}" if p == 0 else f"= {p:.2g}"
 
 
 def difference_text(pair_: dict) -> str:
-    """b minus a: 'macro F1 +0.031 (paired 95% CI [-0.010, +0.070]); McNemar p = 0.21 (12 test images only
-    resnet18_scratch got right, 7 only resnet18_pretrained)'."""
-    diff, (lo, hi) = pair_["macro_f1"]["diff"], pair_["macro_f1"]["ci"]
-    return (f"macro F1 {diff:+.{DIGITS}f} (paired 95% CI [{lo:+.{DIGITS}f}, {hi:+.{DIGITS}f}]); McNemar p = "
-            f"{pair_['p_value']:.2g} ({pair_['b_only']} test images only {pair_['b']} got right, "
-            f"{pair_['a_only']} only {pair_['a']})")
+    """b minus a: 'macro F1 +0.031 (paired bootstrap 95% CI [-0.010, +0.070], p = 0.21; Holm over 3
+    comparisons: p = 0.63); accuracy (McNemar): p = 0.21, 12 test images only b got right, 7 only a'."""
+    found, test = pair_[RANKED_BY], pair_["mcnemar"]
+    lo, hi = found["ci"]
+    holm_text = (f"; Holm over {pair_['comparisons']} comparisons: p {p_text(pair_['p_holm'])}, "
+                 f"{'survives' if pair_['p_holm'] < SIGNIFICANCE else 'does not survive'}"
+                 if pair_["comparisons"] > 1 else "")
+    return (f"macro F1 {found['diff']:+.{DIGITS}f} (paired bootstrap 95% CI [{lo:+.{DIGITS}f}, {hi:+.{DIGITS}f}], "
+            f"p {p_text(found['p_value'])}{holm_text}); accuracy (McNemar's exact test): p = {test['p_value']:.2g}, "
+            f"{test['b_only']} test images only {pair_['b']} got right, {test['a_only']} only {pair_['a']}")
+
+
+def size_text(pair_: dict) -> str:
+    needed = pair_[RANKED_BY]["images_needed"]
+    if needed is None:
+        return "the two score the same macro F1, so no test size would separate them"
+    return (f"about {needed} test images would tell a macro F1 difference this size apart ({POWER:.0%} power, "
+            f"p < {SIGNIFICANCE})")
 
 
 def verdict_sentence(experiments: list[dict]) -> str:
@@ -195,23 +231,19 @@ def verdict_sentence(experiments: list[dict]) -> str:
     if len(board) == 1:
         return f"{top['recipe']} is the only recipe scored."
     second = board[1]
-    found = paired(*(next(e for e in experiments if e["recipe"] == row["recipe"]) for row in (second, top)))
+    by = {e["recipe"]: e for e in experiments}
+    found = oriented(experiments, by[second["recipe"]], by[top["recipe"]])
     caveat = " (trained from weights that are not ImageNet's)" if top["unverified"] else ""
     if found is None:
         return (f"{top['recipe']}{caveat} ranks first by test macro F1 {f1_text(top)}; no paired test was possible "
                 f"(the recipes were not scored on the same test images).")
-    if second["collapsed"] or found["p_value"] < SIGNIFICANCE:
+    if second["collapsed"] or found["significant"]:
         return (f"{top['recipe']}{caveat} is the best recipe: test macro F1 {f1_text(top)} against "
                 f"{second['recipe']} {f1_text(second)}{' (collapsed)' if second['collapsed'] else ''}; "
                 f"{difference_text(found)} on {found['images']} test images.")
-    needed = found["images_needed"]
-    size = (f"about {needed} test images would be needed to tell them apart at this difference (80% power, "
-            f"alpha {SIGNIFICANCE})" if needed else "their disagreements are balanced, so no test size would "
-            "separate them at this difference")
     return (f"{top['recipe']}{caveat} and {second['recipe']} cannot be told apart on {found['images']} test "
-            f"images: test macro F1 {f1_text(top)} against {f1_text(second)}, "
-            f"{difference_text(found)}; "
-            f"{size}.")
+            f"images: test macro F1 {f1_text(top)} against {f1_text(second)}, {difference_text(found)}; "
+            f"{size_text(found)}.")
 
 
 def collapse_sentence(experiments: list[dict]) -> str | None:
@@ -229,39 +261,65 @@ def collapse_sentence(experiments: list[dict]) -> str | None:
 
 
 def likely_causes(exp: dict) -> list[str]:
+    """Causes read from the settings the model was trained with, not from its recipe's name."""
     details = exp.get("details") or {}
     recipe = details.get("recipe") or {}
     causes = []
     if unverified(exp):
         causes.append(f"its starting weights ({details['weights']['file']}) are not torchvision's ImageNet file")
     if recipe.get("frozen"):
-        causes.append(f"a frozen trunk ({', '.join(recipe['frozen'])}): only the head learns, on whatever "
-                      f"features the starting weights give")
+        start = "ImageNet" if recipe.get("weights") == "imagenet" else "randomly initialised"
+        causes.append(f"a frozen trunk ({', '.join(recipe['frozen'])}) with {start} weights: only the rest learns")
     if recipe.get("lr") is not None:
         causes.append(f"learning rate {recipe['lr']:g} ({recipe.get('optimizer', '')})")
     return causes
 
 
+def starting_points(experiments: list[dict]) -> list[tuple[dict, dict]]:
+    """(random init, ImageNet) pairs of the same architecture and the same frozen layers, from saved settings."""
+    def settings(e):
+        return (e.get("details") or {}).get("recipe") or {}
+    return [(a, b) for a in experiments for b in experiments
+            if settings(a).get("weights") == "none" and settings(b).get("weights") == "imagenet"
+            and settings(a).get("arch") == settings(b).get("arch")
+            and list(settings(a).get("frozen", [])) == list(settings(b).get("frozen", []))]
+
+
 def pretraining_sentence(experiments: list[dict]) -> str | None:
-    """Does ImageNet pretraining help ResNet18 here, by how much, and at what training time."""
-    by = {e["recipe"]: e for e in experiments}
-    if not {"resnet18_scratch", "resnet18_pretrained"} <= set(by):
-        return None
-    scratch, pretrained = by["resnet18_scratch"], by["resnet18_pretrained"]
-    found = paired(scratch, pretrained)
+    """Does starting from ImageNet weights help here, by how much, at what training time: asked only of two
+    recipes whose saved settings say one started from ImageNet and the other from random weights."""
+    pairs = starting_points(experiments)
+    if not pairs:
+        starts = sorted({((e.get("details") or {}).get("recipe") or {}).get("weights", "?") for e in experiments})
+        return (f"Pretraining is not measured here: no two recipes of one architecture differ in their starting "
+                f"weights (weights: {', '.join(starts)}).")
+    scratch, pretrained = pairs[0]
+    names = f"{pretrained['recipe']} (ImageNet weights) against {scratch['recipe']} (random initialisation)"
     seconds = (pretrained["metrics"]["train_seconds"], scratch["metrics"]["train_seconds"])
-    cost = (f"it trained in {seconds[0]:.0f} s against {seconds[1]:.0f} s from scratch "
+    cost = (f"it trained in {seconds[0]:.0f} s against {seconds[1]:.0f} s from random initialisation "
             f"({seconds[0] / seconds[1]:.2f}x the time)")
+    others = other_differences(scratch, pretrained)
     if unverified(pretrained):
-        return (f"Pretraining is not measured here: resnet18_pretrained started from "
+        return (f"Pretraining is not measured here: {pretrained['recipe']} started from "
                 f"{pretrained['details']['weights']['file']}, which is not torchvision's ImageNet file "
                 f"(a stand-in); {cost}.")
+    found = oriented(experiments, scratch, pretrained)
     if found is None:
-        return f"resnet18_pretrained against resnet18_scratch: no paired test possible; {cost}."
-    helps = found["p_value"] < SIGNIFICANCE
-    verdict = (("Pretraining helps" if found["macro_f1"]["diff"] > 0 else "Pretraining hurts") if helps
-               else "Pretraining makes no difference that this test set can show")
-    return f"{verdict} ResNet18 on this task: {difference_text(found)}; {cost}."
+        return f"{names}: no paired test possible; {cost}."
+    verdict = ((f"Starting from ImageNet weights helps" if found[RANKED_BY]["diff"] > 0 else
+                "Starting from ImageNet weights hurts") if found["significant"]
+               else "Starting from ImageNet weights makes no difference that this test set can show")
+    return f"{verdict}: {names}, {difference_text(found)}; {cost}{others}."
+
+
+def other_differences(a: dict, b: dict) -> str:
+    """Settings besides the starting weights in which two recipes differ: the comparison is not only of those."""
+    ra, rb = (((e.get("details") or {}).get("recipe") or {}) for e in (a, b))
+    keys = [k for k in ra if k not in ("weights", "augment") and ra.get(k) != rb.get(k)]
+    if not keys:
+        return ""
+    return (f"; the two also differ in {', '.join(f'{k} {rb.get(k)} vs {ra.get(k)}' for k in keys)}, so this is "
+            f"not the effect of the starting weights alone")
 
 
 def compare_task(experiments: list[dict]) -> list[str]:

@@ -1,6 +1,7 @@
 """The comparison report: the experiments' metrics and plots in, the document (blocks; see reporting.render) and its figures out."""
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -8,7 +9,8 @@ import pandas as pd
 
 from facelab import paths
 from facelab.files import atomic_dir, read_json
-from facelab.reporting.comparison import compare_task, leaderboard, pairwise
+from facelab.params import Augment
+from facelab.reporting.comparison import compare_task, decision_text, leaderboard, p_text, pairwise
 from facelab.reporting.figures import plot_confusion, plot_curves, plot_scores, plot_val_curves, plot_zscore
 from facelab.reporting.render import render_html, render_markdown
 
@@ -80,8 +82,9 @@ def document(experiments: list[dict], comparisons: dict[str, list[str]]) -> list
                + [(f"#{stem(e)}", f"{e['task']} / {e['recipe']}") for e in experiments])]
     for task in tasks:
         runs = [e for e in experiments if e["task"] == task]
-        blocks += [("heading", 2, f"Task: {task}", task), leaderboard_table(runs), ("text", comparisons[task][0]),
-                   pairwise_table(runs),
+        pairs = pairwise(runs)
+        blocks += [("heading", 2, f"Task: {task}", task), leaderboard_table(runs, pairs), ("text", comparisons[task][0]),
+                   ("text", decision_text(pairs)), pairwise_table(pairs),
                    ("image", f"figures/{task}_scores.png", f"{task} test scores with intervals"),
                    ("image", f"figures/{task}_val_curves.png", f"{task} validation curves"),
                    ("heading", 3, f"{task}: comparison", f"{task}_comparison"), ("list", comparisons[task][1:])]
@@ -104,16 +107,27 @@ def banners(experiments: list[dict]) -> list[tuple]:
     return found
 
 
-def leaderboard_table(experiments: list[dict]) -> tuple:
-    rows = []
-    for row in leaderboard(experiments):
+def leaderboard_table(experiments: list[dict], pairs: list[dict]) -> tuple:
+    rows, board = [], leaderboard(experiments)
+    for row, below in zip(board, board[1:] + [None]):
         test = row["test"]
         flags = [flag for flag, on in (("collapsed", row["collapsed"]), (STAND_IN, row["unverified"])) if on]
         rows.append([str(row["rank"]), row["recipe"], interval(test, "acc"), interval(test, "macro_f1"),
+                     apart_text(pairs, row, below),
                      f"{row['best_epoch']}" + (f" of {row['epochs']}" if row.get("epochs") else ""),
                      f"{row['train_seconds']:.1f}", "; ".join(flags)])
-    return ("table", ["rank", "recipe", "test acc [95% CI]", "test macro F1 [95% CI]", "epochs to best",
-                      "training seconds", "warnings"], rows)
+    return ("table", ["rank", "recipe", "test acc [95% CI]", "test macro F1 [95% CI]",
+                      "ahead of the next rank? (paired macro F1 p, Holm p)", "epochs to best", "training seconds",
+                      "warnings"], rows)
+
+
+def apart_text(pairs: list[dict], row: dict, below: dict | None) -> str:
+    """The verdict rule applied to a leaderboard row and the one ranked under it."""
+    found = next((p for p in pairs if below and {p["a"], p["b"]} == {row["recipe"], below["recipe"]}), None)
+    if found is None:
+        return "-"
+    return (f"{'yes' if found['significant'] else 'no, within noise'} (p {p_text(found['macro_f1']['p_value'])}, "
+            f"Holm p {p_text(found['p_holm'])})")
 
 
 def interval(test: dict, metric: str) -> str:
@@ -121,14 +135,15 @@ def interval(test: dict, metric: str) -> str:
     return f"{test[metric]:.3f} [{lo:.3f}, {hi:.3f}]"
 
 
-def pairwise_table(experiments: list[dict]) -> tuple:
-    """Every pair on the same test images: who gets which images right, and whether that differs by chance."""
+def pairwise_table(pairs: list[dict]) -> tuple:
+    """Every pair on the same test images: the macro F1 difference that decides, and McNemar's test on accuracy."""
     rows = [[f"{p['b']} vs {p['a']}", f"{p['macro_f1']['diff']:+.3f} [{p['macro_f1']['ci'][0]:+.3f}, "
-             f"{p['macro_f1']['ci'][1]:+.3f}]", f"{p['b_only']} / {p['a_only']}", f"{p['p_value']:.2g}",
-             str(p["images_needed"] or "-")] for p in pairwise(experiments)]
-    return ("table", ["pair (lower rank vs higher)", "macro F1 difference [paired 95% CI]",
-                      "images only the first / only the second got right", "McNemar p", "test images to tell apart"],
-            rows)
+             f"{p['macro_f1']['ci'][1]:+.3f}]", p_text(p['macro_f1']['p_value']), p_text(p['p_holm']),
+             "yes" if p["significant"] else "no", str(p["macro_f1"]["images_needed"] or "-"),
+             f"{p['mcnemar']['p_value']:.2g} ({p['mcnemar']['b_only']} / {p['mcnemar']['a_only']})"] for p in pairs]
+    return ("table", ["pair (lower rank vs higher)", "macro F1 difference [paired 95% CI]", "p (paired bootstrap)",
+                      f"p, Holm over {len(pairs)}", "different?", "test images to tell macro F1 apart",
+                      "accuracy: McNemar p (images only the first / only the second got right)"], rows)
 
 
 def experiment_blocks(exp: dict) -> list[tuple]:
@@ -170,7 +185,7 @@ def summary_blocks(exp: dict) -> list[tuple]:
     speed = f" ({details['images_per_second']:.1f} images/second)" if details.get("images_per_second") else ""
     return [("table", ["", "loss", "accuracy", "macro F1"], rows),
             ("text", f"Trained {len(exp['history'])} epochs in {metrics['train_seconds']:.1f} s{speed}; "
-                     f"kept epoch {best} ({KEPT_BY[details.get('select_by', 'val_loss')]}).{augment_text(details)}")]
+                     f"kept epoch {best} ({details['select_by']}: {KEPT_BY[details['select_by']]}).{augment_text(details)}")]
 
 
 KEPT_BY = {"val_loss": "lowest validation loss", "val_macro_f1": "highest validation macro F1, ties to the lower loss"}
@@ -181,7 +196,8 @@ def augment_text(details: dict) -> str:
     augment = details.get("augment")
     if augment is None:
         return ""
-    on = [name for name, value in augment.items() if value not in (False, 0, 0.0, [1.0, 1.0])]
+    off = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(Augment.off()).items()}
+    on = [name for name, value in augment.items() if value != off[name]]
     named = [name if augment[name] is True else f"{name} {augment[name]}" for name in on]
     return f" Augmentation: {', '.join(named) if named else 'none'}."
 

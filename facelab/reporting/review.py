@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from facelab.reporting.comparison import paired
+from facelab import paths
+from facelab.reporting.comparison import difference_text, paired, size_text
 from facelab.reporting.figures import CURVE_METRICS, heatmap, pyplot, save
 
 HEADLINE = ("test.acc", "test.macro_f1", "collapsed", "weights_verified")  # the metrics-diff rows a reviewer reads
-SIGNIFICANCE = 0.05
 WATERMARK = "<!-- facelab review -->"  # marks the one comment the workflow keeps updating
 
 
@@ -40,8 +40,10 @@ def workspace_text(path: str, cwd: Path) -> str | None:
 
 def load_side(read, task: str, recipe: str) -> Side | None:
     """An experiment's committed results through `read(path) -> text | None`; None if any is missing."""
-    files = {"metrics": f"metrics/{task}/{recipe}.json", "history": f"plots/{task}/{recipe}/history.csv",
-             "predictions": f"plots/{task}/{recipe}/predictions.csv", "confusion": f"plots/{task}/{recipe}/confusion.json"}
+    scored = paths.evaluate_outputs(task, recipe)
+    files = {"metrics": scored["metrics"], "history": paths.train_outputs(task, recipe)["history"],
+             "predictions": scored["predictions"], "confusion": scored["confusion"]}
+    files = {key: path.as_posix() for key, path in files.items()}
     texts = {key: read(path) for key, path in files.items()}
     if any(text is None for text in texts.values()):
         return None
@@ -54,7 +56,8 @@ def prepared_hash(lock_text: str | None, task: str) -> str | None:
     if not lock_text:
         return None
     stage = (yaml.safe_load(lock_text) or {}).get("stages", {}).get(f"prepare@{task}", {})
-    return next((out.get("md5") for out in stage.get("outs", []) if out.get("path") == f"data/prepared/{task}"), None)
+    folder = paths.prepared(task).as_posix()
+    return next((out.get("md5") for out in stage.get("outs", []) if out.get("path") == folder), None)
 
 
 def changed(base: Side, head: Side) -> bool:
@@ -65,20 +68,15 @@ def changed(base: Side, head: Side) -> bool:
 def verdict(task: str, recipe: str, base: Side, head: Side, same_split: bool) -> str:
     """One line: macro F1 base -> head, by how much, and whether more than noise."""
     old, new = base.metrics["test"], head.metrics["test"]
-    lead = (f"**{recipe} on {task}**: macro F1 {old['macro_f1']:.3f} → {new['macro_f1']:.3f} "
-            f"({new['macro_f1'] - old['macro_f1']:+.3f}")
+    lead = f"**{recipe} on {task}**: macro F1 {old['macro_f1']:.3f} → {new['macro_f1']:.3f}"
     # the report's paired comparison, base as a and head as b; None when the listed test images differ
     test = paired(as_experiment(base, "base"), as_experiment(head, "head")) if same_split else None
     if test is None:
-        return (f"{lead}); the test split differs between the revisions, so no paired test: intervals "
+        return (f"{lead} ({new['macro_f1'] - old['macro_f1']:+.3f}); the test split differs between the revisions, so no paired test: intervals "
                 f"{interval(old)} → {interval(new)}{overlap_note(old, new)}.")
-    significant = test["p_value"] < SIGNIFICANCE
-    needed = test["images_needed"]
-    size = f"; about {needed} test images would tell a difference this size apart" if needed and not significant else ""
-    lo, hi = test["macro_f1"]["ci"]
-    return (f"{lead}, paired bootstrap 95% CI [{lo:+.3f}, {hi:+.3f}]; McNemar p = {test['p_value']:.2g}, "
-            f"{'significant' if significant else 'not significant'}: {test['b_only']} test images only head got "
-            f"right, {test['a_only']} only base{size}).")
+    # the report's rule: the paired bootstrap of the macro F1 difference decides; McNemar on accuracy beside it
+    return (f"{lead}, {difference_text(test)}: "
+            f"{'significant' if test['significant'] else 'not significant; ' + size_text(test)}.")
 
 
 def interval(test: dict) -> str:

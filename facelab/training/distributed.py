@@ -1,6 +1,8 @@
 """Data-parallel training under torchrun: this process's rank, its shard of each batch, summed counts."""
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -28,6 +30,22 @@ def init_from_env(env: dict) -> Dist:
             torch.cuda.set_device(local_rank)
         torch_dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
     return Dist(rank=int(env.get("RANK", "0")), world=world, local_rank=local_rank)
+
+
+def launch(settings, module_args: list[str]) -> int:
+    """Run `python <module_args>` under torchrun, one process per device and node; returns the exit status (1 when
+    any rank failed). The ranks' own 'error:'/'warning:' lines are passed on; torchrun's traceback is not."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", str(settings.nodes),
+               "--nproc-per-node", str(settings.devices), "--rdzv-backend", "c10d",
+               "--rdzv-endpoint", settings.rdzv_endpoint, *module_args]
+    result = subprocess.run(command, stderr=subprocess.PIPE, text=True)
+    lines = result.stderr.splitlines()
+    ours = list(dict.fromkeys(line for line in lines if line.startswith(("error:", "warning:"))))
+    if result.returncode and not any(line.startswith("error:") for line in ours):
+        ours += [f"error: torchrun failed (exit {result.returncode}): {' | '.join(lines[-3:])}"]
+    for line in ours:
+        print(line, file=sys.stderr)
+    return 1 if result.returncode else 0
 
 
 def close(dist: Dist) -> None:

@@ -1,26 +1,28 @@
-"""A trained model scored on a labelled split: headline metrics with intervals, details (health, collapse, weights), predictions, confusion matrices, per-class report; and their files."""
+"""The evaluate stage's work, also used by `facelab evaluate`: a trained model scored on a labelled split; headline metrics with intervals, details (health, collapse, weights), predictions, confusion matrices, per-class report; and their files."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import pandas as pd
 
-from facelab.data.batches import Inputs, SplitData
+from facelab import paths
+from facelab.data.batches import Inputs, SplitData, load_prepared
 from facelab.evaluation.predict import split_predictions
 from facelab.evaluation.scores import class_report, confusion, split_scores, zscore
-from facelab.evaluation.stats import bootstrap_ci, collapse
+from facelab.evaluation.stats import BOOTSTRAP, bootstrap_ci, collapse
 from facelab.files import atomic_set, write_csv, write_json
+from facelab.modelfile import read_card, read_weights, rebuild_command
 from facelab.models import trained_model
 from facelab.params import parse_recipe
 
-BOOTSTRAP_RESAMPLES = 2000
-BOOTSTRAP_SEED = 0  # fixed: the same predictions always get the same interval
 
-
-def evaluate_model(model_info: dict, state_dict: dict, test: SplitData, batch_size: int,
-                   tta_flip: bool = False) -> dict:
+def evaluate_model(card: dict, state_dict: dict, test: SplitData, batch_size: int) -> dict:
     """Everything evaluate writes for one model: "metrics" (the numbers a reviewer compares, as `dvc exp show`
-    lists them), "details" (what the report explains them with), predictions, confusion, per-class report."""
-    classes = tuple(model_info["classes"])
-    model = trained_model(parse_recipe(model_info["recipe"]), len(classes), state_dict)
+    lists them), "details" (what the report explains them with), predictions, confusion, per-class report.
+    card: the model's .json (facelab.modelfile); its settings decide how it is run (test-time flip included)."""
+    settings, results = card["settings"], card["results"]
+    classes, tta_flip = tuple(settings["classes"]), settings["train"]["tta_flip"]
+    model = trained_model(parse_recipe(settings["recipe"]), len(classes), state_dict)
     predicted, labels, loss = split_predictions(model, Inputs(test, None, batch_size, flips=False), batch_size,
                                                 tta_flip)
     predicted, actual = predicted.numpy(), labels.numpy()  # one pass over the split serves every score below
@@ -28,16 +30,13 @@ def evaluate_model(model_info: dict, state_dict: dict, test: SplitData, batch_si
     test_scores = split_scores(actual, predicted, loss, len(classes))
     collapsed = collapse(predicted, actual, len(classes), names=classes)
     return {
-        "metrics": headline(test_scores, intervals(actual, predicted, len(classes)), model_info, collapsed),
-        "details": {"test_images": int(len(actual)), "epochs": model_info["epochs"],
-                    "images_per_second": model_info["images_per_second"], "health": model_info["health"],
-                    "collapse": collapsed, "weights": model_info.get("weights"), "wandb": model_info.get("wandb"),
-                    "recipe": model_info["recipe"], "tta_flip": tta_flip,
-                    # models saved before these settings existed kept the lowest val loss and flipped only
-                    "select_by": model_info.get("train", {}).get("select_by", "val_loss"),
-                    "augment": model_info.get("augment_applied"),
-                    "bootstrap": {"resamples": BOOTSTRAP_RESAMPLES, "seed": BOOTSTRAP_SEED, "level": 0.95,
-                                  "stratified_by": "true class"}},
+        "metrics": headline(test_scores, intervals(actual, predicted, len(classes)), results, settings, collapsed),
+        "details": {"test_images": int(len(actual)), "epochs": results["epochs"],
+                    "images_per_second": results["images_per_second"], "health": results["health"],
+                    "collapse": collapsed, "weights": settings["weights"], "wandb": results["wandb"],
+                    "recipe": settings["recipe"], "tta_flip": tta_flip, "select_by": settings["train"]["select_by"],
+                    "augment": results["augment_applied"],
+                    "bootstrap": {**BOOTSTRAP, "stratified_by": "true class"}},
         "predictions": pd.DataFrame({"actual": [classes[i] for i in actual],
                                      "predicted": [classes[i] for i in predicted]}),
         "confusion": {"classes": list(classes), "raw": raw.tolist(),
@@ -58,20 +57,20 @@ def write_outputs(result: dict, outputs: dict) -> None:
 
 def intervals(actual, predicted, num_classes: int) -> dict:
     """95% stratified bootstrap intervals of test accuracy and macro F1."""
-    return {f"{metric}_ci": list(bootstrap_ci(actual, predicted, num_classes, metric, BOOTSTRAP_RESAMPLES,
-                                              BOOTSTRAP_SEED)) for metric in ("acc", "macro_f1")}
+    return {f"{metric}_ci": list(bootstrap_ci(actual, predicted, num_classes, metric, **BOOTSTRAP))
+            for metric in ("acc", "macro_f1")}
 
 
-def headline(test_scores: dict, cis: dict, model_info: dict, collapsed: dict) -> dict:
+def headline(test_scores: dict, cis: dict, results: dict, settings: dict, collapsed: dict) -> dict:
     """The metrics file: test scores with their intervals first, then val/train, training cost, and the flags
     that say whether to believe them."""
     metrics = {"test": {"acc": test_scores["acc"], "acc_ci": cis["acc_ci"], "macro_f1": test_scores["macro_f1"],
                         "macro_f1_ci": cis["macro_f1_ci"], "loss": test_scores["loss"]},
-               "val": model_info["val"], "train": model_info["train"], "best_epoch": model_info["best_epoch"],
-               "train_seconds": model_info["train_seconds"], "collapsed": collapsed["collapsed"]}
+               "val": results["val"], "train": results["train"], "best_epoch": results["best_epoch"],
+               "train_seconds": results["train_seconds"], "collapsed": collapsed["collapsed"]}
     # null for a model trained from random initialisation: it has no starting weights to verify
-    metrics["weights_verified"] = (model_info.get("weights") or {}).get("verified")
-    health = model_info["health"]
+    metrics["weights_verified"] = settings["weights"]["verified"]
+    health = results["health"]
     metrics.update(vanishing_gradients=health["vanishing_gradients"], exploding_gradients=health["exploding_gradients"])
     return metrics
 
@@ -90,3 +89,15 @@ def score_lines(result: dict, images: str = "test images") -> list[str]:
         lines.append(f"warning: trained from {details['weights']['file']}, which is not torchvision's ImageNet "
                      f"file: these numbers do not measure pretraining")
     return lines
+
+
+def evaluate_experiment(task: str, recipe_name: str, batch_size: int, root: Path = Path(".")) -> dict:
+    """The evaluate stage: the trained model scored on its task's test split; writes and returns the results.
+    The model runs as it was trained to run (its card's settings: classes, recipe, test-time flip)."""
+    model = paths.model(task, recipe_name, root)
+    rebuild = rebuild_command(task, recipe_name, model)
+    splits, _ = load_prepared(paths.prepared(task, root))
+    result = evaluate_model(read_card(paths.model_info(task, recipe_name, root), rebuild),
+                            read_weights(model, rebuild), splits["test"], batch_size)
+    write_outputs(result, paths.evaluate_outputs(task, recipe_name, root))
+    return result
