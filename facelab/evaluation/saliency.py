@@ -1,0 +1,170 @@
+"""Saliency: where a model looks, by Grad-CAM (captum) on its last convolutional block; per-image maps, mean maps per class, overlays and one figure per experiment."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from captum.attr import LayerAttribution, LayerGradCam
+from torch import nn
+
+from facelab.evaluation.mosaic import mosaic
+
+OVERLAY_ALPHA = 0.45     # heat map's share of an overlay pixel: the face stays readable underneath
+COLORMAP = "jet"         # Grad-CAM's customary map (Selvaraju et al. 2017): red where the evidence is
+FIGURE_COLUMNS = 8       # overlays per row, as many as a row of the mistake gallery
+
+
+def target_layer(model: nn.Module, arch: str) -> nn.Module:
+    """The last convolutional block, whose output Grad-CAM weighs by its gradient.
+
+    resnet18: layer4. vgg16: the ReLU after the last convolution in `features`, not the convolution itself:
+    that ReLU is in place, so it overwrites the convolution's output tensor after a hook on the convolution
+    has seen it; the ReLU's output is the block's rectified maps, as for ResNet's layer4."""
+    if arch == "resnet18":
+        return model.layer4
+    if arch == "vgg16":
+        last = max(i for i, module in enumerate(model.features) if isinstance(module, nn.Conv2d))
+        after = model.features[last + 1] if last + 1 < len(model.features) else None
+        return after if isinstance(after, nn.ReLU) else model.features[last]
+    raise ValueError(f"no Grad-CAM layer for architecture '{arch}'; expected resnet18 or vgg16")
+
+
+def network_after(model: nn.Module, arch: str) -> nn.Module:
+    """Everything the model runs after target_layer, sharing its modules: rest(activations) == model(images).
+    Grad-CAM's weights are the gradients of a class score with respect to those activations, so this part
+    alone decides them, and the activations can come from a pass the caller made anyway (evaluate's)."""
+    if arch == "resnet18":
+        return nn.Sequential(model.avgpool, nn.Flatten(1), model.fc)
+    if arch == "vgg16":
+        after = list(model.features).index(target_layer(model, arch)) + 1
+        return nn.Sequential(*model.features[after:], model.avgpool, nn.Flatten(1), model.classifier)
+    raise ValueError(f"no Grad-CAM layer for architecture '{arch}'; expected resnet18 or vgg16")
+
+
+@contextmanager
+def recording(layer: nn.Module) -> Iterator[list[torch.Tensor]]:
+    """Collects the layer's output of every forward pass made inside the block, in call order (a test-time
+    flip makes two calls per batch). Copies: a later in-place op must not change what was recorded."""
+    seen: list[torch.Tensor] = []
+    hook = layer.register_forward_hook(lambda module, inputs, output: seen.append(output.detach().clone()))
+    try:
+        yield seen
+    finally:
+        hook.remove()
+
+
+def cams(model: nn.Module, arch: str, images: torch.Tensor, targets, batch_size: int) -> np.ndarray:
+    """Grad-CAM of each image for its target class, (N, H, W) float32 at the input's size in [0, 1]: see
+    cams_from_activations. `images` are normalised NCHW floats (facelab.data.batches.to_input).
+
+    The forward pass needs no gradient, so a frozen trunk (requires_grad False) is no obstacle: the
+    gradient is taken with respect to the recorded activations, never the parameters (no .grad is written)."""
+    if images.ndim != 4:
+        raise ValueError(f"need (N, C, H, W) images, got shape {tuple(images.shape)}")
+    model.eval()
+    with torch.no_grad(), recording(target_layer(model, arch)) as seen:
+        for start in range(0, len(images), batch_size):
+            model(images[start:start + batch_size])
+    activations = torch.cat(seen) if seen else images.new_zeros(0)
+    return cams_from_activations(network_after(model, arch), activations, targets, tuple(images.shape[-2:]),
+                                 batch_size)
+
+
+def cams_from_activations(rest: nn.Module, activations: torch.Tensor, targets, size: tuple[int, int],
+                          batch_size: int) -> np.ndarray:
+    """captum's LayerGradCam on recorded last-block activations (its input to `rest`): per image the
+    activation maps weighted by the mean gradient of the target class's score, rectified, resized to `size`
+    and scaled by the map's own maximum (all zeros where no part of the image speaks for the class)."""
+    targets = torch.as_tensor(np.asarray(targets), dtype=torch.int64)
+    if len(targets) != len(activations):
+        raise ValueError(f"{len(activations)} images but {len(targets)} targets")
+    if not len(targets):
+        return np.zeros((0, *size), dtype=np.float32)
+    rest.eval()
+    grad_cam = LayerGradCam(rest, rest[0])
+    out = []
+    for start in range(0, len(activations), batch_size):
+        part = slice(start, start + batch_size)
+        # relu: Grad-CAM keeps only evidence for the class; negative evidence is another class's map
+        attribution = grad_cam.attribute(activations[part], target=targets[part], relu_attributions=True,
+                                         attribute_to_layer_input=True)
+        out.append(LayerAttribution.interpolate(attribution.detach(), size, "bilinear")[:, 0])
+    maps = torch.cat(out).clamp_(min=0)
+    peak = maps.flatten(1).amax(1).view(-1, 1, 1)
+    return torch.where(peak > 0, maps / peak.clamp(min=1e-12), torch.zeros_like(maps)).numpy().astype(np.float32)
+
+
+def class_mean_maps(maps: np.ndarray, pixels: np.ndarray, actual, predicted, num_classes: int) -> dict:
+    """Per class, over its correctly classified images: the mean Grad-CAM map ("where the model looks for
+    'happy'"), the mean image to draw it on, and how many images that is. A class with none right gets an
+    all-zero map and a zero count."""
+    maps, pixels = np.asarray(maps), np.asarray(pixels)
+    actual, predicted = np.asarray(actual), np.asarray(predicted)
+    if not len(maps) == len(pixels) == len(actual) == len(predicted):
+        raise ValueError(f"maps ({len(maps)}), pixels ({len(pixels)}), actual ({len(actual)}) and predicted "
+                         f"({len(predicted)}) must describe the same images")
+    mean_maps = np.zeros((num_classes, *maps.shape[1:]), dtype=np.float32)
+    mean_images = np.zeros((num_classes, *pixels.shape[1:]), dtype=np.uint8)
+    counts = np.zeros(num_classes, dtype=np.int64)
+    for c in range(num_classes):
+        rows = (actual == c) & (predicted == c)
+        counts[c] = rows.sum()
+        if counts[c]:
+            mean_maps[c] = maps[rows].mean(axis=0)
+            mean_images[c] = np.round(pixels[rows].astype(np.float64).mean(axis=0)).astype(np.uint8)
+    return {"maps": mean_maps, "images": mean_images, "counts": counts}
+
+
+def experiment_saliency(rest: nn.Module, activations: torch.Tensor, pixels, actual, predicted, gallery,
+                        num_classes: int, batch_size: int) -> dict:
+    """What one experiment's saliency figure needs, from the last block's activations of every test image
+    (recorded while evaluate predicted them): the class mean maps over the correctly classified images, and
+    a map of each gallery image for the class the model predicted (what it saw in its mistake).
+    `pixels` are the prepared uint8 (N, H, W, 3) test images; `rest` is network_after(model, arch)."""
+    pixels = np.asarray(pixels)
+    actual, predicted = np.asarray(actual), np.asarray(predicted)
+    gallery = np.asarray(gallery, dtype=np.int64)
+    if not len(activations) == len(pixels) == len(actual) == len(predicted):
+        raise ValueError(f"activations ({len(activations)}), pixels ({len(pixels)}), actual ({len(actual)}) and "
+                         f"predicted ({len(predicted)}) must describe the same test images")
+    needed = np.union1d(np.flatnonzero(actual == predicted), gallery)
+    maps = np.zeros((len(actual), *pixels.shape[1:3]), dtype=np.float32)
+    # correct images: predicted is their class; gallery images: the class the model wrongly chose
+    maps[needed] = cams_from_activations(rest, activations[torch.from_numpy(needed)], predicted[needed],
+                                         pixels.shape[1:3], batch_size)
+    means = class_mean_maps(maps, pixels, actual, predicted, num_classes)
+    return {**means, "gallery_maps": maps[gallery], "gallery_images": pixels[gallery]}
+
+
+def overlay(image: np.ndarray, cam: np.ndarray) -> np.ndarray:
+    """The image with the map drawn over it in colour, uint8 (H, W, 3) of the image's size; a smaller map
+    (the layer's own resolution) is resized to the image first."""
+    import matplotlib  # colormaps only: no pyplot, no backend
+
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"image must be uint8 (H, W, 3), got {image.dtype} {image.shape}")
+    cam = np.asarray(cam, dtype=np.float32)
+    if cam.shape != image.shape[:2]:
+        cam = torch.nn.functional.interpolate(torch.from_numpy(cam)[None, None], size=image.shape[:2],
+                                              mode="bilinear", align_corners=False)[0, 0].numpy()
+    heat = matplotlib.colormaps[COLORMAP](np.clip(cam, 0, 1))[..., :3] * 255
+    return np.round((1 - OVERLAY_ALPHA) * image + OVERLAY_ALPHA * heat).astype(np.uint8)
+
+
+def saliency_figure(saliency: dict, classes, captions, title: str, path: str | Path) -> None:
+    """One PNG per experiment: a row of per-class mean maps, each over its class's mean correct image, then
+    the gallery images' overlays (`captions`: one per gallery image), FIGURE_COLUMNS to a row."""
+    counts = saliency["counts"]
+    means = [(overlay(image, cam) if count else np.full_like(image, 255),  # blank: no correct image to average
+              f"{name}: mean of {count}\ncorrect" if count else f"{name}:\nnone correct")
+             for name, image, cam, count in zip(classes, saliency["images"], saliency["maps"], counts)]
+    tiles = [(overlay(image, cam), caption)
+             for image, cam, caption in zip(saliency["gallery_images"], saliency["gallery_maps"], captions)]
+    rows = [("where it looks\nper class", means)]
+    rows += [("mistakes" if start == 0 else "", tiles[start:start + FIGURE_COLUMNS])
+             for start in range(0, len(tiles), FIGURE_COLUMNS)]
+    mosaic(rows, title, path)

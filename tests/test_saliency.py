@@ -1,0 +1,132 @@
+"""Grad-CAM saliency on real torchvision models: the maps against Grad-CAM's definition, frozen trunks, class mean maps, overlays and the figure's pixels."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from facelab.data.batches import to_input
+from facelab.evaluation.saliency import (cams, class_mean_maps, experiment_saliency, network_after, overlay,
+                                         recording, saliency_figure, target_layer)
+from facelab.models import build_model
+from facelab.params import parse_recipe
+from tests.conftest import tiny_raw_params
+
+
+def recipe(name: str, **changes):
+    """A recipe as params.yaml writes it, with random initial weights (no ImageNet file needed)."""
+    return parse_recipe({**tiny_raw_params()["models"][name], "weights": "none", **changes})
+
+
+def pixels(n: int, size: int, seed: int = 0) -> torch.Tensor:
+    return torch.randint(0, 256, (n, size, size, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.fixture(scope="module")
+def resnet():
+    torch.manual_seed(0)
+    return build_model(recipe("resnet18_scratch"), 3).eval()
+
+
+def test_network_after_the_layer_gives_the_models_logits(resnet):
+    torch.manual_seed(1)
+    vgg = build_model(recipe("vgg16_finetune"), 2).eval()
+    for model, arch in ((resnet, "resnet18"), (vgg, "vgg16")):
+        x = to_input(pixels(4, 48))
+        with torch.no_grad(), recording(target_layer(model, arch)) as seen:
+            logits = model(x)
+        with torch.no_grad():
+            assert torch.allclose(network_after(model, arch)(torch.cat(seen)), logits, atol=1e-5)
+
+
+def test_cams_follow_grad_cams_definition(resnet):
+    """After layer4 ResNet only averages and applies fc, so the gradient of class c's score with respect to
+    channel k is fc.weight[c, k] / (h * w) everywhere: Grad-CAM is relu(sum_k fc.weight[c, k] A_k), resized."""
+    x = to_input(pixels(5, 64))
+    targets = np.array([0, 1, 2, 0, 1])
+    with torch.no_grad(), recording(resnet.layer4) as seen:
+        resnet(x)
+    activations = torch.cat(seen)
+    weights = resnet.fc.weight.detach()[torch.from_numpy(targets)]
+    expected = torch.relu(torch.einsum("nk,nkhw->nhw", weights, activations))
+    expected = torch.nn.functional.interpolate(expected[:, None], size=(64, 64), mode="bilinear",
+                                               align_corners=False)[:, 0].clamp(min=0)
+    expected = expected / expected.flatten(1).amax(1).view(-1, 1, 1)
+    maps = cams(resnet, "resnet18", x, targets, batch_size=2)
+    assert maps.shape == (5, 64, 64) and maps.dtype == np.float32
+    np.testing.assert_allclose(maps, expected.numpy(), atol=1e-5)
+
+
+def test_maps_of_two_classes_differ_on_the_same_images(resnet):
+    x = to_input(pixels(6, 64, seed=2))
+    first = cams(resnet, "resnet18", x, np.zeros(6, dtype=int), batch_size=6)
+    second = cams(resnet, "resnet18", x, np.ones(6, dtype=int), batch_size=6)
+    assert np.abs(first - second).mean() > 0.05
+
+
+def test_cams_work_on_vgg16_with_frozen_features_and_leave_its_parameters_alone():
+    torch.manual_seed(3)
+    model = build_model(recipe("vgg16_finetune"), 3)  # features frozen, as the recipe trains it
+    assert not any(p.requires_grad for p in model.features.parameters())
+    layer = target_layer(model, "vgg16")
+    assert isinstance(layer, torch.nn.ReLU) and model.features[list(model.features).index(layer) - 1].out_channels
+    maps = cams(model, "vgg16", to_input(pixels(4, 48, seed=4)), np.array([0, 1, 2, 0]), batch_size=4)
+    assert maps.shape == (4, 48, 48)
+    assert maps.min() >= 0 and maps.max() <= 1
+    assert all(m.max() == pytest.approx(1.0) for m in maps if m.max() > 0) and maps.std() > 0.05
+    assert not any(p.requires_grad for p in model.features.parameters())
+    assert all(p.grad is None for p in model.parameters())  # the gradient went to the activations only
+
+
+def test_target_layer_refuses_an_unknown_architecture(resnet):
+    with pytest.raises(ValueError, match="resnet18 or vgg16"):
+        target_layer(resnet, "alexnet")
+
+
+def test_class_mean_maps_average_only_the_correct_images_of_each_class():
+    maps = np.zeros((5, 4, 4), dtype=np.float32)
+    maps[0, :, :2] = maps[1, :, :2] = 1.0  # class 0, right: looks left
+    maps[2, :, 2:] = 1.0                   # class 1, right: looks right
+    maps[3] = 0.5                          # class 1 but predicted 0: a mistake, left out
+    maps[4] = 0.25                         # class 1, right
+    image = np.full((5, 4, 4, 3), 100, dtype=np.uint8)
+    image[4] = 200
+    means = class_mean_maps(maps, image, np.array([0, 0, 1, 1, 1]), np.array([0, 0, 1, 0, 1]), num_classes=3)
+    assert list(means["counts"]) == [2, 2, 0]
+    np.testing.assert_allclose(means["maps"][0], maps[0])
+    np.testing.assert_allclose(means["maps"][1], (maps[2] + maps[4]) / 2)
+    assert not means["maps"][2].any()
+    assert means["images"][1].max() == 150 and means["images"][0].max() == 100
+
+
+def test_overlay_keeps_the_image_size_and_shows_the_map():
+    image = np.asarray(pixels(1, 48, seed=5)[0])
+    hot, cold = np.ones((3, 3)), np.zeros((3, 3))  # a layer-sized map is resized to the image
+    warm, cool = overlay(image, hot), overlay(image, cold)
+    assert warm.shape == cool.shape == image.shape and warm.dtype == np.uint8
+    # jet: 1 is dark red (0.5, 0, 0), 0 dark blue (0, 0, 0.5): red minus blue moves by 0.45 * 127 = 57 either way
+    red_minus_blue = lambda x: x[..., 0].astype(float).mean() - x[..., 2].astype(float).mean()  # noqa: E731
+    assert red_minus_blue(warm) == pytest.approx(0.55 * red_minus_blue(image) + 57, abs=1.5)
+    assert red_minus_blue(cool) == pytest.approx(0.55 * red_minus_blue(image) - 57, abs=1.5)
+    half = np.zeros((48, 48), dtype=np.float32)
+    half[:, :24] = 1
+    split = overlay(image, half).astype(int)
+    assert np.array_equal(split[:, :24], warm[:, :24]) and np.array_equal(split[:, 24:], cool[:, 24:])
+
+
+def test_saliency_figure_draws_the_class_maps_and_the_gallery_overlays(tmp_path, resnet):
+    images = pixels(12, 64, seed=6)
+    with torch.no_grad(), recording(resnet.layer4) as seen:
+        predicted = resnet(to_input(images)).argmax(1).numpy()
+    actual = predicted.copy()
+    actual[:3] = (predicted[:3] + 1) % 3  # three mistakes, shown in the gallery row
+    saliency = experiment_saliency(network_after(resnet, "resnet18"), torch.cat(seen), images.numpy(), actual,
+                                   predicted, [0, 1, 2], num_classes=3, batch_size=4)
+    assert saliency["gallery_maps"].shape == (3, 64, 64) and saliency["counts"].sum() == 9
+    path = tmp_path / "saliency.png"
+    saliency_figure(saliency, ["angry", "happy", "sad"], ["a.png", "b.png", "c.png"], "emotion / resnet18", path)
+    figure = np.asarray(Image.open(path).convert("RGB")).astype(int)
+    assert figure.shape[0] > 2 * 120 and figure.shape[1] > 3 * 120  # two rows, three tiles of ~120 px
+    # jet's saturated reds and blues come only from overlays: the picture is not blank
+    assert ((figure[..., 0] > 150) & (figure[..., 2] < 90)).sum() > 1000
