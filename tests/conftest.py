@@ -19,6 +19,20 @@ ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA = ROOT.parent / "shared" / "data" / "real"
 
 
+@pytest.fixture(autouse=True)
+def torch_globals():
+    """Training sets torch's thread count and deterministic mode for the whole process (seed_everything); put
+    them back after each test, so no test depends on which ran before it on the same worker."""
+    saved = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+             torch.is_deterministic_algorithms_warn_only_enabled(), torch.utils.deterministic.fill_uninitialized_memory,
+             torch.backends.cudnn.benchmark)
+    yield
+    torch.set_num_threads(saved[0])
+    torch.use_deterministic_algorithms(saved[1], warn_only=saved[2])
+    torch.utils.deterministic.fill_uninitialized_memory = saved[3]
+    torch.backends.cudnn.benchmark = saved[4]
+
+
 def tiny_raw_params() -> dict:
     """params.yaml shrunk to seconds per stage: 32 px, ~100 images a task, 1-2 epochs, W&B disabled."""
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())

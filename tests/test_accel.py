@@ -86,6 +86,7 @@ def test_the_gpu_path_code_on_cpu_stays_close_to_fp32(tiny_params, prepared):
                for v in bf16.state_dict.values())
 
 
+@pytest.mark.e2e  # compiling takes about 30 s here: the whole quick loop's budget
 def test_torch_compile_gives_the_eager_results(tiny_params, prepared):
     """train.compile on the vgg head (a small graph keeps the compile to seconds). No dropout:
     compiled code draws its dropout masks from another random stream than eager code."""

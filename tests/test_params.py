@@ -118,3 +118,47 @@ def test_a_yaml_mistake_is_one_error_line_when_a_stage_runs_directly(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 1
     assert result.stderr == "error: params.yaml: key 'seed' is given twice, at line 1 and line 2; keep one\n"
+
+
+def test_a_key_missing_from_params_is_an_error_not_a_hidden_default(tmp_path):
+    text = (ROOT / "params.yaml").read_text()
+    lines = [line for line in text.splitlines() if not line.strip().startswith("select_by:")]
+    (tmp_path / "params.yaml").write_text("\n".join(lines) + "\n")
+    with pytest.raises(ParamsError, match=r"^train: missing key\(s\) \['select_by'\]; add them to params.yaml"):
+        load_params(tmp_path / "params.yaml")
+
+
+@pytest.mark.parametrize("line, check", [
+    ("    lr: 1e-3", lambda p: p.models["resnet18_scratch"].lr == 0.001),  # YAML 1.2, as DVC reads it
+    ("    classes: [no, yes]", None),  # 'no' and 'yes' are strings in YAML 1.2
+])
+def test_params_are_read_as_dvc_reads_them(tmp_path, line, check):
+    text = (ROOT / "params.yaml").read_text()
+    if "lr" in line:
+        text = text.replace("    lr: 0.001\n", line + "\n", 1)
+        assert check(load_params(write(tmp_path, text)))
+    else:
+        text = text.replace("    source: generated", "    source: folder", 1).replace("    path: null", "    path: /p", 1)
+        text = text.replace("    classes: [other, target]", line, 1)
+        assert load_params(write(tmp_path, text)).data["face"].classes == ("no", "yes")
+
+
+def test_a_boolean_class_name_says_to_quote_it_and_names_the_line(tmp_path):
+    text = (ROOT / "params.yaml").read_text().replace("    classes: [other, target]", "    classes: [false, true]", 1)
+    line = 1 + next(i for i, row in enumerate(text.splitlines()) if row.startswith("    classes: [false, true]"))
+    with pytest.raises(ParamsError, match=rf"^data.face.classes\[0\]: expected a string, got False; quote it: "
+                                          rf"'false' \(params.yaml line {line}\)$"):
+        load_params(write(tmp_path, text))
+
+
+def test_class_names_equal_after_unicode_normalisation_are_one_name(tiny_raw):
+    import unicodedata
+    tiny_raw["data"]["face"].update(source="folder", path="/p",
+                                    classes=["café", unicodedata.normalize("NFD", "café")])
+    with pytest.raises(ParamsError, match="need at least 2 distinct class names"):
+        parse_params(tiny_raw)
+
+
+def write(folder, text: str):
+    (folder / "params.yaml").write_text(text)
+    return folder / "params.yaml"

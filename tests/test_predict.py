@@ -307,3 +307,30 @@ def test_evaluate_on_real_fer2013_photos(trained, tmp_path):
     assert {n: result["classes"][n]["support"] for n in EMOTIONS} == {n: 1000 for n in EMOTIONS}
     assert any("SOURCE.txt" in w for w in result["details"]["data"]["warnings"])  # named, not scored
     assert np.array(result["confusion"]["raw"]).sum() == 3000
+
+
+def test_a_model_trained_with_tta_flip_is_run_with_it_by_predict_and_by_evaluate(trained, tmp_path):
+    """The model's card, not today's params, says how to run it: the evaluate stage and facelab predict both
+    average each image with its mirror when the card's settings.train.tta_flip is true."""
+    from facelab.evaluation.experiment import evaluate_model
+    photos = tmp_path / "photos"
+    write_photos(photos)
+    data = DataParams(source="folder", path=str(photos), classes=EMOTIONS, img_size=32, split=Split(0.6, 0.2, 0.2),
+                      max_bad_fraction=0.05, faces="none", min_side=16, near_duplicates="group")
+    prepare.run("emotion", data, 0, tmp_path / "prepared")
+    splits, _ = load_prepared(tmp_path / "prepared")
+    manifest = pd.read_csv(tmp_path / "prepared" / "manifest.csv")
+    card = read_json(model_file(trained, "emotion").with_suffix(".json"))
+    card["settings"]["train"]["tta_flip"] = True
+    flipped = tmp_path / "flipped.pt"
+    shutil.copy(model_file(trained, "emotion"), flipped)
+    write_json(flipped.with_suffix(".json"), card)
+    loaded = load_trained("emotion", RECIPE, flipped)
+    test_files = [photos / name for name in manifest.file[manifest.split == "test"]]
+    got = predict_files(loaded, test_files, batch_size=4)
+    with_flip = predict(loaded.model, Inputs(splits["test"], None, 64, flips=False), 64, True)
+    torch.testing.assert_close(got.logits, with_flip)
+    assert not torch.allclose(with_flip, predict(loaded.model, Inputs(splits["test"], None, 64, flips=False), 64))
+    scored = evaluate_model(card, loaded.state_dict, splits["test"], 64)
+    assert scored["details"]["tta_flip"] is True
+    assert list(scored["predictions"].predicted) == [EMOTIONS[i] for i in got.probabilities.argmax(1)]

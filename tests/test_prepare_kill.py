@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,11 +19,7 @@ pytestmark = pytest.mark.e2e  # starts prepare as a process, several times
 
 
 def raw_params() -> dict:
-    raw = tiny_raw_params()
-    # enough pixels that decoding and writing each take a moment in which to kill the process
-    raw["data"]["face"].update(img_size=96)
-    raw["data"]["face"]["generated"].update(n_images=600)
-    return raw
+    return tiny_raw_params()
 
 
 def debris(root: Path) -> list[str]:
@@ -37,24 +32,23 @@ def outputs(root: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in files}
 
 
-def kill_when(root: Path, seen) -> subprocess.Popen:
-    """Start prepare and SIGKILL it the moment `seen(root)` is true (checked every millisecond)."""
-    process = subprocess.Popen([sys.executable, "-m", "stages.prepare", "--task", "face"], cwd=root,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    while process.poll() is None and not seen(root):
-        time.sleep(0.001)
-    assert process.poll() is None, f"prepare ended before the kill point: {process.stderr.read()[-2000:]}"
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
+# The child SIGKILLs itself on entering one library function: an exact kill point, no polling race.
+KILLER = """
+import os, runpy, signal, sys
+import facelab.data.prepare as prepare
+setattr(prepare, sys.argv[1], lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL))
+sys.argv = ["stages.prepare", "--task", "face"]
+runpy.run_module("stages.prepare", run_name="__main__")
+"""
+DECODING = "check_bad_fraction"  # every image decoded into the scratch file, nothing split or written yet
+WRITING = "write_csv"  # the split arrays written into the new folder's temporary name, the manifest not yet
+
+
+def kill_at(root: Path, function: str) -> subprocess.Popen:
+    """Run prepare and SIGKILL it when it calls `function` (a name in facelab.data.prepare)."""
+    process = subprocess.run([sys.executable, "-c", KILLER, function], cwd=root, capture_output=True, text=True)
+    assert process.returncode == -signal.SIGKILL, f"prepare was not killed at {function}: {process.stderr[-2000:]}"
     return process
-
-
-def decoding(root: Path) -> bool:
-    return any(root.glob("data/prepared/.face.*.pixels.tmp"))
-
-
-def writing(root: Path) -> bool:
-    return any(p.is_dir() and any(p.iterdir()) for p in root.glob("data/prepared/.face.*.tmp"))
 
 
 def finish(root: Path) -> None:
@@ -78,22 +72,23 @@ def workspace(tmp_path) -> Path:
 
 
 def test_killed_while_decoding_then_rerun_leaves_no_debris_and_clean_outputs(workspace, clean):
-    kill_when(workspace, decoding)
+    kill_at(workspace, DECODING)
     assert debris(workspace)  # the kill left its scratch file behind: no cleanup ran
     finish(workspace)
     assert debris(workspace) == [] and outputs(workspace) == clean
 
 
 def test_killed_while_writing_then_rerun_leaves_no_debris_and_clean_outputs(workspace, clean):
-    kill_when(workspace, writing)
+    kill_at(workspace, WRITING)
     assert not (workspace / "data" / "prepared" / "face").exists()  # nothing half-written under the real name
+    assert any(p.is_dir() and any(p.iterdir()) for p in workspace.glob("data/prepared/.face.*.tmp"))
     finish(workspace)
     assert debris(workspace) == [] and outputs(workspace) == clean
 
 
 def test_killed_while_replacing_an_old_result_keeps_the_old_one_whole(workspace, clean):
     finish(workspace)
-    kill_when(workspace, writing)
+    kill_at(workspace, WRITING)
     assert outputs(workspace) == clean  # the previous result, untouched
     finish(workspace)
     assert debris(workspace) == [] and outputs(workspace) == clean

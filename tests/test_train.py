@@ -196,3 +196,23 @@ def test_evaluate_scores_test_split_with_the_saved_model(tiny_params, prepared, 
     assert raw.sum() == len(predictions) and np.trace(raw) == (predictions.actual == predictions.predicted).sum()
     assert out["confusion"]["classes"] == ["angry", "happy", "sad"]
     assert out["classes"]["happy"]["support"] == (predictions.actual == "happy").sum()
+
+
+def test_two_same_seed_trainings_write_byte_identical_model_files(tiny_params, prepared, tmp_path):
+    """torch.save into a file records that (temporary, random) file's name in the archive; the model file is
+    written from memory, so identical weights give an identical file and DVC reruns nothing after it."""
+    import hashlib
+    splits, classes = prepared
+    recipe = tiny_params.models["resnet18_scratch"]
+    settings = train.model_settings("emotion", "resnet18_scratch", recipe, tiny_params.train, tiny_params.seed,
+                                    classes, {"img_size": 32, "faces": "none"}, weights_provenance(recipe))
+    digests = []
+    for root in (tmp_path / "a", tmp_path / "b"):
+        result = loop.run("e/r", recipe, tiny_params.train, tiny_params.seed, splits, classes)
+        train.save_outputs(result, settings, paths.train_outputs("emotion", "resnet18_scratch", root))
+        digests.append(hashlib.sha256(paths.model("emotion", "resnet18_scratch", root).read_bytes()).hexdigest())
+    assert digests[0] == digests[1]
+    card = json.loads(paths.model_info("emotion", "resnet18_scratch", tmp_path / "a").read_text())
+    assert set(card) == {"format", "settings", "results"}
+    assert card["settings"]["train"]["select_by"] == tiny_params.train.select_by  # settings, never shadowed by scores
+    assert set(card["results"]["train"]) == {"loss", "acc", "macro_f1"}
