@@ -4,8 +4,9 @@
 
 Each count runs in a new interpreter, so its peak resident memory (ru_maxrss) is its own; the baseline is a new
 interpreter that only imports facelab.data.prepare. "decoded" is the size of the uint8 pixels, N * img_size^2 * 3 bytes.
-"load" is the time spent in prepare.load_images (for generated data: drawing the faces), the rest is de-duplication,
-splitting and writing data/prepared/<task>/.
+"load" is the time spent in prepare.load_images (for generated data: drawing the faces); "near-dup" the near-duplicate
+search (perceptual hashes of every image, then the banded search: facelab.data.near); the rest is exact
+de-duplication, splitting and writing data/prepared/<task>/.
 """
 from __future__ import annotations
 
@@ -26,27 +27,31 @@ from facelab.params import TASKS, parse_params
 
 def measure(task: str, n_images: int, img_size: int, params: Path) -> dict:
     """One prepare run (n_images > 0) or nothing (the baseline), in this process; its time and peak memory."""
-    result = {"images": n_images, "seconds": 0.0, "load_seconds": 0.0}
+    result = {"images": n_images, "seconds": 0.0, "load_seconds": 0.0, "near_seconds": 0.0}
     if n_images:
         raw = yaml.safe_load(params.read_text())
         raw["data"][task]["img_size"] = img_size
         raw["data"][task]["generated"]["n_images"] = n_images
         config = parse_params(raw)
-        load, timer = prepare.load_images, {"seconds": 0.0}
-
-        def timed_load(*args, **kwargs):
-            started = time.perf_counter()
-            try:
-                return load(*args, **kwargs)
-            finally:
-                timer["seconds"] += time.perf_counter() - started
-
-        prepare.load_images = timed_load
+        timers = {"load_images": "load_seconds", "hashes": "near_seconds", "near_dedupe": "near_seconds"}
+        for name, key in timers.items():
+            setattr(prepare, name, timed(getattr(prepare, name), result, key))
         with tempfile.TemporaryDirectory() as out:
             started = time.perf_counter()
             prepare.run(task, config.data[task], config.seed, Path(out) / task, Path(out) / "data.json")
-            result.update(seconds=time.perf_counter() - started, load_seconds=timer["seconds"])
+            result["seconds"] = time.perf_counter() - started
     return {**result, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}  # Linux: KiB
+
+
+def timed(function, result: dict, key: str):
+    """function, adding its seconds to result[key] on every call."""
+    def wrapper(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            result[key] += time.perf_counter() - started
+    return wrapper
 
 
 def in_fresh_process(task: str, n_images: int, img_size: int, params: Path) -> dict:
@@ -57,13 +62,13 @@ def in_fresh_process(task: str, n_images: int, img_size: int, params: Path) -> d
 
 
 def table(runs: list[dict], baseline: dict, img_size: int) -> list[str]:
-    lines = ["| images | seconds | s per 1,000 | of which load | peak RSS MiB | decoded MiB | peak - baseline MiB |",
-             "|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| images | seconds | s per 1,000 | of which load | of which near-dup (share) | peak RSS MiB | decoded MiB "
+             "| peak - baseline MiB |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for run in runs:
         n = run["images"]
         decoded = n * img_size * img_size * 3 / 2**20
         lines.append(f"| {n:,} | {run['seconds']:.1f} | {1000 * run['seconds'] / n:.2f} | {run['load_seconds']:.1f} "
-                     f"| {run['peak_mib']:.0f} | {decoded:.0f} | {run['peak_mib'] - baseline['peak_mib']:.0f} |")
+                     f"| {run['near_seconds']:.1f} ({run['near_seconds'] / run['seconds']:.1%}) | {run['peak_mib']:.0f} | {decoded:.0f} | {run['peak_mib'] - baseline['peak_mib']:.0f} |")
     return lines + [f"baseline (new interpreter, facelab.data.prepare imported): {baseline['peak_mib']:.0f} MiB"]
 
 

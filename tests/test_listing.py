@@ -76,7 +76,7 @@ def test_scan_lists_exactly_the_files_prepare_reads_and_prepare_gives_each_its_f
     assert len(scanned["files"]) == report["total"]["found"] == 21  # 6 + 14 files + the loop
     assert report["duplicates"] == [{"class": "target", "kept": "target/linked.png", "removed": ["target/more/e0.png"]}]
     assert report["total"]["used"] == 18 and report["not_used"] == {"unrelated": 1}
-    assert scanned["others"] == {"unrelated": 1}
+    assert scanned["others"] == ["unrelated"]
     skipped = {s["file"]: (s["reason"], s["detail"]) for s in report["skipped"]}
     assert skipped == {
         "target/gone.png": (BROKEN_LINK, f"'{root / 'target' / 'gone.png'}' links to '{tmp_path / 'nowhere.png'}', "
@@ -128,7 +128,7 @@ def test_an_unreadable_folder_beside_the_class_folders_is_a_note_not_an_error(ti
     assert report["warnings"] == [f"folder '{root / 'lost+found'}' cannot be read (Permission denied: "
                                   f"'{root / 'lost+found'}'); it is not one of the classes ['other', 'target'], "
                                   f"so prepare goes on without it"]
-    assert fingerprint("face", data)["others"] == {"lost+found": "unreadable"}
+    assert fingerprint("face", data)["others"] == ["lost+found"]
     assert list_tree(root / "lost+found").problems[0].reason == UNREADABLE_FOLDER
 
 

@@ -73,3 +73,51 @@ def test_dvc_status_sees_added_and_deleted_photos_and_an_untouched_folder_reruns
     stale = status_after_scan()
     assert list(stale) == [f"prepare@{task}"]  # a photo deleted
     assert stale[f"prepare@{task}"] == [{"changed deps": {f"data/sources/{task}.json": "modified"}}]
+
+
+@pytest.mark.e2e
+def test_dvc_repro_reruns_prepare_exactly_when_a_file_it_uses_changes_in_linked_nested_and_replaced_trees(tmp_path):
+    import os
+    import shutil
+    elsewhere, data_root = tmp_path / "elsewhere", tmp_path / "photos"
+    photo_folder(elsewhere, classes=("other",))
+    for i in range(8):
+        noise_png(data_root / "target" / f"{i:02d}.png", 500 + i)
+    (data_root / "other").symlink_to(elsewhere / "other", target_is_directory=True)  # a linked class folder
+    noise_png(data_root / "target" / "2019" / "a.png", 777)  # and a nested one
+    noise_png(data_root / "unused" / "x.png", 1)  # a folder that is not a class
+    raw = tiny_raw_params()
+    raw["data"]["face"].update(source="folder", path=str(data_root), split={"train": 0.5, "val": 0.25, "test": 0.25})
+    repo = make_repo(tmp_path / "repo", raw)
+
+    def rerun() -> bool:
+        """Whether `dvc repro prepare@face` reran prepare (scan always runs)."""
+        ran = stages_run(sh("dvc", "repro", "prepare@face", cwd=repo).stdout)
+        assert "scan@face" in ran
+        return "prepare@face" in ran
+
+    def used() -> int:
+        import json
+        return json.loads((repo / "metrics" / "face" / "data.json").read_text())["total"]["used"]
+
+    assert rerun() and used() == 17
+    assert not rerun()  # nothing changed
+    noise_png(data_root / ".thumbnails" / "x.png", 1)  # hidden: never read
+    noise_png(data_root / "unused" / "y.png", 2)  # not a class folder: never read
+    (data_root / "target" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    assert not rerun()
+    shutil.copytree(elsewhere / "other", tmp_path / "other2")  # the link's target changes: one photo more there
+    noise_png(tmp_path / "other2" / "new.png", 4242)
+    (data_root / "other").unlink()
+    (data_root / "other").symlink_to(tmp_path / "other2", target_is_directory=True)
+    assert rerun() and used() == 18
+    noise_png(data_root / "target" / "2019" / "summer" / "b.png", 4343)  # a nested file added
+    assert rerun() and used() == 19
+    replaced = data_root / "target" / "00.png"  # replaced by another photo of the same size, mtime set back
+    before = replaced.stat()
+    noise_png(tmp_path / "swap.png", 4444)
+    assert (tmp_path / "swap.png").stat().st_size == before.st_size
+    os.replace(tmp_path / "swap.png", replaced)
+    os.utime(replaced, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert rerun() and used() == 19
+    assert not rerun()

@@ -25,7 +25,7 @@ def fingerprint(task: str, data: DataParams) -> dict:
     """{"source", "path", "files": [[relative path, bytes, mtime ns, inode, ctime ns], ...], "others"} sorted by
     path. The inode and ctime see a photo replaced by another of the same size with its mtime set back (a rename
     over it gives a new inode; any write or chmod a new ctime). A folder source lists only its class folders, as
-    prepare reads them; `others` counts the files of the folders beside them. A missing path gives an empty list
+    prepare reads them; `others` names the files and folders beside them. A missing path gives an empty list
     (prepare then says what is wrong); files and folders that cannot be read are rows with the reason, not raised."""
     root = source_root(task, data)
     found = {"source": data.source, "path": None if root is None else str(root), "files": []}
@@ -58,16 +58,12 @@ def file_row(path: Path, root: Path) -> list:
     return [name, stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_ctime_ns]
 
 
-def other_folders(root: Path, classes: tuple[str, ...]) -> dict:
-    """Per visible entry of root that is not a class folder: its file count (folders), "file", or "unreadable"."""
+def other_folders(root: Path, classes: tuple[str, ...]) -> list[str]:
+    """The visible names in root besides the class folders, which prepare's warnings name. Only names: a photo
+    added to a folder prepare does not read must not rerun it (the file counts in data.json's not_used may then
+    lag until the next run)."""
     try:
         loose, folders = children(root)
     except OSError as error:
-        return {".": f"unreadable: {error.strerror}"}
-    others = {display_name(Path(p.name)): "file" for p in loose}
-    for folder in folders:
-        if folder.name not in classes:
-            listing = list_tree(folder)
-            unreadable = listing.problems and listing.problems[0].path == folder
-            others[display_name(Path(folder.name))] = "unreadable" if unreadable else len(listing.files)
-    return others
+        return [f"unreadable: {error.strerror}"]
+    return [display_name(Path(p.name)) for p in loose + folders if p.name not in classes]
