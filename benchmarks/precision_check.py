@@ -17,7 +17,7 @@ import torch
 
 from facelab.data import prepare
 from facelab.training import loop
-from facelab.evaluation.predict import score_split
+from facelab.evaluation.forward import score_split
 from facelab.accel import choose_accel, describe
 from facelab.data.batches import Inputs, load_prepared
 from facelab.params import RECIPES, TASKS, load_params

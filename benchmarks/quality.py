@@ -37,7 +37,7 @@ from torchvision.datasets import ImageFolder
 from benchmarks.throughput import in_fresh_process, typical_train
 from facelab.data.augment import draw
 from facelab.data.batches import Inputs, load_prepared
-from facelab.evaluation.predict import split_predictions
+from facelab.evaluation.forward import split_predictions
 from facelab.evaluation.scores import split_scores
 from facelab.models import IMAGENET_MEAN, IMAGENET_STD, trained_model
 from facelab.params import RECIPES, augmentation, parse_params

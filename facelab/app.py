@@ -1,14 +1,14 @@
-"""The `facelab` command: use trained models. `facelab predict` scores image files, `facelab evaluate` scores a
-labelled folder, `facelab seeds` summarises queued seed runs; each is also `python -m facelab.<module>`."""
+"""The `facelab` command, the one entry point of facelab/commands/: `facelab predict` scores image files,
+`facelab evaluate` scores a labelled folder, `facelab seeds` summarises queued seed runs (also `python -m facelab.app`)."""
 from __future__ import annotations
 
 import argparse
 
-from facelab import external, predict, seeds
+from facelab.commands import evaluate, predict, seeds
 from facelab.cli import stage_main
 
 COMMANDS = {"predict": (predict, "a trained model's class probabilities for image files and folders, as CSV"),
-            "evaluate": (external, "score a trained model on a labelled folder outside the pipeline"),
+            "evaluate": (evaluate, "score a trained model on a labelled folder outside the pipeline"),
             "seeds": (seeds, "mean ± std over seeds of the experiments `dvc exp show` lists")}
 
 

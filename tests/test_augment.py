@@ -6,7 +6,7 @@ import torch
 from facelab.data.augment import Draws, apply, draw, erase_mask
 from facelab.data.batches import Inputs, SplitData, imagenet_stats, to_input
 from facelab.errors import ParamsError
-from facelab.evaluation.predict import predict
+from facelab.evaluation.forward import predict
 from facelab.params import Augment, augmentation, parse_params
 from facelab.training.loop import applied_augmentation, improves, Progress, training_loss
 

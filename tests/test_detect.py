@@ -129,7 +129,7 @@ def test_prepare_with_faces_detect_crops_photos_to_their_face_and_counts_those_w
 
 def test_predict_applies_the_models_face_setting(tmp_path):
     from facelab.data.images import NO_FACE
-    from facelab.inference import decode_files
+    from facelab.commands.inference import decode_files
     rng = np.random.default_rng(2)
     Image.fromarray(rng.integers(0, 256, (200, 200, 3), dtype=np.uint8)).save(tmp_path / "noise.png")
     pixels, kept, skipped = decode_files([tmp_path / "noise.png"], 32, faces="detect")

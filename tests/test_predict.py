@@ -12,14 +12,15 @@ import pytest
 import torch
 from PIL import Image
 
-from facelab import app, external, paths
+from facelab import app, paths
+from facelab.commands import evaluate as external
 from facelab.data import faces
 from facelab.data.batches import Inputs, load_prepared
 from facelab.data.split import SPLITS
 from facelab.errors import ModelFileError, UserError
-from facelab.evaluation.predict import predict
+from facelab.evaluation.forward import predict
 from facelab.files import read_json, write_json
-from facelab.inference import choose_classes, inference_accel, load_trained, predict_files
+from facelab.commands.inference import choose_classes, inference_accel, load_trained, predict_files
 from facelab.models import trained_model, weights_provenance
 from facelab.params import DataParams, Split, parse_params, parse_recipe
 from facelab.training import loop
@@ -133,6 +134,7 @@ def test_csv_has_a_row_per_image_and_bad_files_are_listed_with_their_reason(trai
     assert capsys.readouterr().out == (tmp_path / "out.csv").read_text()
     app.main(args + ["--out", str(tmp_path)])  # an existing folder: the CSV goes inside it
     assert (tmp_path / "predictions.csv").read_text() == (tmp_path / "out.csv").read_text()
+    capsys.readouterr()
     with pytest.raises(SystemExit) as stop:  # a path under a file: one line, no traceback
         app.main(args + ["--out", str(single / "out.csv")])
     assert stop.value.code != 0
@@ -240,7 +242,7 @@ def test_console_script_scores_real_photos(trained, tmp_path):
     assert {k: int(v) for k, v in counts.items()} == frame.predicted.value_counts().reindex(
         ["other", "target"], fill_value=0).to_dict()
     assert f"skipped {YALE / 'SOURCE.txt'}: not an image (" in run.stderr  # the folder's notes are not a photo
-    module = subprocess.run([sys.executable, "-m", "facelab.predict", *args[1:]], capture_output=True, text=True)
+    module = subprocess.run([sys.executable, "-m", "facelab.commands.predict", *args[1:]], capture_output=True, text=True)
     assert module.returncode == 0 and module.stdout == run.stdout
 
 

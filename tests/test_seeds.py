@@ -4,7 +4,7 @@ import statistics
 import pytest
 
 from facelab import app
-from facelab.seeds import distinct_runs, markdown, runs_of, summarise
+from facelab.commands.seeds import distinct_runs, markdown, runs_of, summarise
 
 
 def rev(name, seed, acc, f1, lr=0.001, status="Success", collapsed=False):

@@ -7,7 +7,7 @@ from facelab.data import prepare
 from facelab.training import loop
 from facelab.data.batches import load_prepared
 from facelab.params import WandbParams
-from facelab.tracking import finish_wandb, start_wandb, wandb_summary
+from facelab.training.tracking import finish_wandb, start_wandb, wandb_summary
 
 
 def read_wandb(run_dir):

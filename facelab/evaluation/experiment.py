@@ -7,7 +7,7 @@ import pandas as pd
 
 from facelab import paths
 from facelab.data.batches import Inputs, SplitData, load_prepared
-from facelab.evaluation.predict import split_predictions
+from facelab.evaluation.forward import split_predictions
 from facelab.evaluation.scores import class_report, confusion, split_scores, zscore
 from facelab.evaluation.stats import BOOTSTRAP, bootstrap_ci, collapse
 from facelab.files import atomic_set, write_csv, write_json

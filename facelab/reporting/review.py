@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import io
+import json
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +13,9 @@ import pandas as pd
 import yaml
 
 from facelab import paths
+from facelab.errors import UserError
+from facelab.files import atomic_dir
+from facelab.params import RECIPES, TASKS
 from facelab.reporting.comparison import difference_text, paired, size_text
 from facelab.reporting.figures import CURVE_METRICS, heatmap, pyplot, save
 
@@ -171,3 +176,23 @@ def write_review(base_rev: str, root: Path, out_dir: Path, experiments: list[tup
     comment = "\n".join(lines).rstrip() + "\n"
     (out_dir / "comment.md").write_text(comment)
     return comment
+
+
+def run_review(base: str, out: Path, root: Path = Path(".")) -> str:
+    """The review of the workspace against git revision `base`, written atomically to `out`; returns the comment."""
+    if subprocess.run(["git", "rev-parse", "--verify", "-q", f"{base}^{{commit}}"], cwd=root,
+                      capture_output=True).returncode:
+        raise UserError(f"--base {base}: not a git revision here; fetch it first (git fetch origin) or name "
+                        f"another (e.g. HEAD~1)")
+    diff = metrics_diff(base, root)
+    with atomic_dir(out) as tmp:
+        return write_review(base, root, tmp, [(t, r) for t in TASKS for r in RECIPES], diff)
+
+
+def metrics_diff(base: str, root: Path) -> dict:
+    """`dvc metrics diff <base> --json`: {path: {key: {old, new, diff}}} for every metric that changed."""
+    dvc = shutil.which("dvc") or "dvc"
+    result = subprocess.run([dvc, "metrics", "diff", base, "--json"], cwd=root, capture_output=True, text=True)
+    if result.returncode:
+        raise UserError(f"dvc metrics diff {base} failed: {result.stderr.strip()[-500:]}")
+    return json.loads(result.stdout or "{}")

@@ -13,13 +13,13 @@ from facelab import paths
 from facelab.accel import choose_accel, describe
 from facelab.data.batches import load_prepared
 from facelab.errors import TrainingDiverged
-from facelab.evaluation.predict import predict_classes
+from facelab.evaluation.forward import predict_classes
 from facelab.evaluation.stats import collapse
 from facelab.files import atomic_set, read_json, remove_debris, write_csv, write_json
 from facelab.modelfile import model_card, weights_bytes
 from facelab.models import IMAGENET_MEAN, IMAGENET_STD, trained_model, weights_provenance
 from facelab.params import Recipe, TrainParams, WandbParams
-from facelab.tracking import finish_wandb, git_commit, log_test_results, run_location, start_wandb, wandb_summary
+from facelab.training.tracking import finish_wandb, git_commit, log_test_results, run_location, start_wandb, wandb_summary
 from facelab.training.checkpoints import checkpoint_path
 from facelab.training.distributed import Dist
 from facelab.training.health import plot_histograms

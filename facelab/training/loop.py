@@ -18,11 +18,11 @@ from tqdm import tqdm
 
 from facelab.data.batches import Inputs, SplitData, shuffled_batches
 from facelab.errors import TrainingDiverged
-from facelab.evaluation.predict import score_split
+from facelab.evaluation.forward import score_split
 from facelab.files import write_csv
 from facelab.models import build_model, frozen_modules, frozen_trunk
 from facelab.params import Augment, Recipe, TrainParams, augmentation
-from facelab.tracking import log_epoch, relog_history, watch_model
+from facelab.training.tracking import log_epoch, relog_history, watch_model
 from facelab.accel import Accel, choose_accel
 from facelab.training.checkpoints import resume, save_checkpoint
 from facelab.training.distributed import Dist, all_sum, shard, wrap

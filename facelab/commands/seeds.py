@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from facelab.cli import stage_main
 from facelab.errors import UserError
 
 METRICS_FILE = re.compile(r"^metrics/(?P<task>[^/]+)/(?P<recipe>[^/]+)\.json$")
@@ -140,14 +139,3 @@ def markdown(rows: list[dict]) -> list[str]:
     lines.append("std: sample standard deviation over the runs (seeds). Two configurations differ by more than "
                  "seed noise only when their means are further apart than about two of these stds.")
     return lines
-
-
-@stage_main
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="facelab seeds", description=__doc__)
-    add_arguments(parser)
-    execute(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    main()

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import torch
 
-from facelab.cli import stage_main
 from facelab.errors import UserError
 from facelab.files import write_csv
-from facelab.inference import (Predictions, check_threshold, choose_classes, image_files, inference_accel,
+from facelab.commands.inference import (Predictions, check_threshold, choose_classes, image_files, inference_accel,
                                load_trained, predict_files, predictions_frame)
 from facelab.params import RECIPES, TASKS
 
@@ -39,6 +38,7 @@ def positive_int(text: str) -> int:
 
 def execute(args: argparse.Namespace) -> Predictions:
     """Score every file, write the CSV and print the summary; return the predictions."""
+    out = csv_path(args.out) if args.out is not None else None  # a bad --out fails before any image is decoded
     trained = load_trained(args.task, args.recipe, args.model)
     files = image_files(args.paths)
     if args.threshold is not None:
@@ -50,8 +50,8 @@ def execute(args: argparse.Namespace) -> Predictions:
                         f"{' ...' if len(result.skipped) > 5 else ''})")
     predicted = choose_classes(result.probabilities, trained.classes, args.threshold)
     frame = predictions_frame(result.files, result.probabilities, predicted, trained.classes)
-    if args.out is not None:
-        write_csv(csv_path(args.out), frame)
+    if out is not None:
+        write_csv(out, frame)
     else:
         frame.to_csv(sys.stdout, index=False, float_format="%.6g")
     for line in summary_lines(frame, trained.classes, result):
@@ -74,14 +74,3 @@ def summary_lines(frame, classes: tuple[str, ...], result: Predictions) -> list[
     lines = [f"predicted {name}: {int(counts.get(name, 0))}" for name in classes]
     lines += [f"skipped {s.file}: {s.reason} ({s.detail})" for s in result.skipped]
     return lines
-
-
-@stage_main
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="facelab predict", description=__doc__)
-    add_arguments(parser)
-    execute(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    main()

@@ -10,15 +10,14 @@ import numpy as np
 import torch
 
 from facelab import paths
-from facelab.cli import stage_main
 from facelab.data.batches import SplitData
 from facelab.data.images import Images
 from facelab.data.sources import folder_images
 from facelab.errors import UserError
 from facelab.evaluation.experiment import evaluate_model, score_lines, write_outputs
-from facelab.inference import load_trained
+from facelab.commands.inference import load_trained
 from facelab.params import RECIPES, TASKS, plain_folder_name
-from facelab.predict import positive_int
+from facelab.commands.predict import positive_int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -91,14 +90,3 @@ def execute(args: argparse.Namespace) -> dict:
     for line in summary_lines(f"{args.task}/{args.recipe} on {out['metrics'].parent.name}", result, out):
         print(line)
     return result
-
-
-@stage_main
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="facelab evaluate", description=__doc__)
-    add_arguments(parser)
-    execute(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    main()

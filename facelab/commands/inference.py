@@ -19,7 +19,7 @@ from facelab.data.batches import Inputs, SplitData
 from facelab.data.images import BadImage, Skipped, decode_image, display_name
 from facelab.data.listing import list_tree
 from facelab.errors import ModelFileError, UserError
-from facelab.evaluation.predict import predict
+from facelab.evaluation.forward import predict
 from facelab.modelfile import read_card, read_weights, rebuild_command
 from facelab.models import IMAGENET_MEAN, IMAGENET_STD, architecture, trained_model
 from facelab.params import Recipe, parse_recipe
