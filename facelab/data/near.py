@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from facelab.data.pixels import take
+from facelab.data import pixels as store
 
 THUMB, LOW = 32, 16  # pHash: DCT of a 32 x 32 grey thumbnail, the 16 x 16 lowest frequencies but the mean
 # Bits (of 255) two hashes may differ in and still be one photo. Measured on the real sets (Yale B and FER2013,
@@ -14,7 +14,6 @@ THUMB, LOW = 32, 16  # pHash: DCT of a 32 x 32 grey thumbnail, the 16 x 16 lowes
 # Yale B's dark lighting series within 10 bits of each other and JPEG copies 35 apart, so the DCT it is.
 MAX_BITS = 12
 BANDS = MAX_BITS + 1  # pigeonhole: two hashes within MAX_BITS bits are equal on at least one of MAX_BITS + 1 bands
-CHUNK = 1024  # images hashed at once: about 50 MiB of float32 pixels at 64 px, whatever the data set's size
 GREY = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601 luma, as PIL's convert("L")
 
 
@@ -45,9 +44,12 @@ def hashes(pixels: np.ndarray) -> np.ndarray:
     # A left-right mirror flips the sign of the odd horizontal frequencies and changes nothing else.
     sign = (-1.0) ** np.arange(LOW)
     out = np.empty((n, 2, (LOW * LOW + 7) // 8), np.uint8)
-    for start in range(0, n, CHUNK):
-        chunk = take(pixels, np.arange(start, min(n, start + CHUNK)))
-        grey = chunk.astype(np.float32) @ GREY
+    step = max(1, store.CHUNK_BYTES // store.row_bytes(pixels) // 8)  # the float work is about 8x the uint8 chunk
+    for start in range(0, n, step):
+        chunk = store.take(pixels, np.arange(start, min(n, start + step)))
+        grey = np.zeros(chunk.shape[:3], np.float32)  # channel by channel: no float copy of all three channels
+        for channel, weight in enumerate(GREY):
+            grey += chunk[..., channel] * weight
         coeffs = np.einsum("rs,nst,ct->nrc", dct, grey, dct, optimize=True)
         for k, view in enumerate((coeffs, coeffs * sign)):
             flat = view.reshape(len(chunk), -1)[:, 1:]  # the mean (DC) says only how bright the photo is
@@ -71,19 +73,24 @@ def near_groups(packed: np.ndarray, max_bits: int = MAX_BITS) -> np.ndarray:
     parent = np.arange(n)
     if n < 2:
         return parent
-    bits = np.unpackbits(packed[:, 0], axis=1)
-    edges = np.linspace(0, bits.shape[1], BANDS + 1).astype(int)
-    weights = [1 << np.arange(hi - lo, dtype=np.uint64) for lo, hi in zip(edges[:-1], edges[1:])]
-    mirrored = np.unpackbits(packed[:, 1], axis=1)
-    for (lo, hi), weight in zip(zip(edges[:-1], edges[1:]), weights):
+    edges = np.linspace(0, LOW * LOW - 1, BANDS + 1).astype(int)
+    for lo, hi in zip(edges[:-1], edges[1:]):
         # Each image enters twice, as itself and as its mirror: a mirrored copy then shares a band with it.
-        keys = np.concatenate([bits[:, lo:hi] @ weight, mirrored[:, lo:hi] @ weight])
+        # Only this band's bytes are unpacked, so memory stays a few bytes per image.
+        keys = np.concatenate([band_key(packed[:, side], lo, hi) for side in (0, 1)])
         owners = np.concatenate([np.arange(n), np.arange(n)])
         for i, j in band_pairs(keys, owners):
             close = np.minimum(bit_distance(packed[i, 0], packed[j, 0]), bit_distance(packed[i, 0], packed[j, 1]))
             for a, b in zip(i[close <= max_bits], j[close <= max_bits]):
                 union(parent, int(a), int(b))
     return np.array([find(parent, i) for i in range(n)], np.int64)
+
+
+def band_key(packed: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Bits lo..hi-1 of each packed hash as one integer per row."""
+    first = lo // 8
+    bits = np.unpackbits(packed[:, first:(hi + 7) // 8], axis=1)[:, lo - 8 * first:hi - 8 * first]
+    return bits @ (1 << np.arange(hi - lo, dtype=np.uint64))
 
 
 def band_pairs(keys: np.ndarray, owners: np.ndarray, batch: int = 1 << 20):
