@@ -3,7 +3,9 @@ that keeps the settings it was trained with apart from the results of that train
 
 {"format": 2, "settings": {task, recipe_name, seed, classes, img_size, faces, normalisation, recipe, train,
 weights}, "results": {train, val, epochs, best_epoch, train_seconds, images_per_second, health, augment_applied,
-wandb}}: no key of one can shadow a key of the other, and every reader takes settings from "settings" only."""
+wandb, temperature, val_ece}}: no key of one can shadow a key of the other, and every reader takes settings
+from "settings" only. temperature: the one T that predict and evaluate divide the logits by (train.calibrate;
+1.0 for none); val_ece: the validation ECE before and after it."""
 from __future__ import annotations
 
 import io
@@ -19,7 +21,7 @@ FORMAT = 2
 SETTINGS = ("task", "recipe_name", "seed", "classes", "img_size", "faces", "normalisation", "recipe", "train",
             "weights")
 RESULTS = ("train", "val", "epochs", "best_epoch", "train_seconds", "images_per_second", "health",
-           "augment_applied", "wandb")
+           "augment_applied", "wandb", "temperature", "val_ece")
 
 
 def model_card(settings: dict, results: dict) -> dict:

@@ -46,7 +46,14 @@ def evaluate_outputs(task: str, recipe: str, root: Path = Path(".")) -> dict[str
     return {"metrics": root / "metrics" / task / f"{recipe}.json",
             "details": root / "metrics" / task / f"{recipe}_details.json",
             "classes": root / "metrics" / task / f"{recipe}_classes.json",
-            "predictions": folder / "predictions.csv", "confusion": folder / "confusion.json"}
+            "predictions": folder / "predictions.csv", "confusion": folder / "confusion.json",
+            **explained_images(folder)}
+
+
+def explained_images(folder: Path) -> dict[str, Path]:
+    """evaluate's three images of an experiment: reliability diagram, mistake gallery, Grad-CAM saliency."""
+    return {"reliability": folder / "reliability.png", "gallery": folder / "mistakes.png",
+            "saliency": folder / "saliency.png"}
 
 
 def external_outputs(task: str, recipe: str, name: str, root: Path = Path(".")) -> dict[str, Path]:
@@ -56,7 +63,8 @@ def external_outputs(task: str, recipe: str, name: str, root: Path = Path(".")) 
     folder = root / "plots" / task / "external" / name / recipe
     return {"metrics": metrics / f"{recipe}.json", "details": metrics / f"{recipe}_details.json",
             "classes": metrics / f"{recipe}_classes.json",
-            "predictions": folder / "predictions.csv", "confusion": folder / "confusion.json"}
+            "predictions": folder / "predictions.csv", "confusion": folder / "confusion.json",
+            **explained_images(folder)}
 
 
 def reports(root: Path = Path(".")) -> Path:

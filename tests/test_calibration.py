@@ -1,13 +1,16 @@
 """Calibration: ECE against a hand-computed case, its bootstrap interval, temperature scaling on an over-confident model, the reliability diagram's pixels."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from facelab.evaluation.calibration import (_binned, _resampled_ece, ece, ece_ci, fit_temperature, reliability_bins,
-                                            reliability_diagram, scaled_probabilities)
+                                            scaled_probabilities)
+from facelab.evaluation.explain import reliability_diagram
 
 # Four images, two classes, 5 bins of width 0.2:
 #   bin [0.8, 1.0): confidences 0.95 (right) and 0.85 (wrong): accuracy 0.5, mean confidence 0.90, gap 0.400
@@ -120,3 +123,40 @@ def test_reliability_diagram_draws_bars_and_puts_the_ece_in_its_title(tmp_path):
     assert pixels.shape[0] > 300 and pixels.shape[1] > 300
     blue = (pixels[..., 2] > 150) & (pixels[..., 0] < 80) & (pixels[..., 1] > 90) & (pixels[..., 1] < 150)
     assert blue.sum() > 500  # the accuracy bars (tab:blue) are drawn, not an empty frame
+
+
+class RedMeter(torch.nn.Module):
+    """A model whose logits are a class's distance to the image's mean red, times `sharpness`: right most of the
+    time, and with a large sharpness nearly always sure (over-confident)."""
+
+    def __init__(self, sharpness: float):
+        super().__init__()
+        self.sharpness = sharpness
+
+    def forward(self, x):
+        red = x[:, 0].mean(dim=(1, 2))[:, None]  # normalised, as to_input feeds every model
+        centres = torch.tensor([-1.0, 0.0, 1.0])[None]
+        return -self.sharpness * (red - centres).abs()
+
+
+def test_train_fits_a_temperature_that_lowers_val_ece_of_an_overconfident_model_and_keeps_its_classes(tiny_params):
+    from facelab.data.batches import Inputs, SplitData
+    from facelab.evaluation.forward import predict
+    from facelab.training.experiment import fit_calibration
+
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 3, (300,), generator=generator)
+    noise = 35 * torch.randn(300, 1, 1, generator=generator).expand(300, 8, 8)  # per image, not per pixel
+    red = (70 + 55 * labels[:, None, None] + noise).clamp(0, 255)
+    images = torch.stack([red, torch.full_like(red, 100), torch.full_like(red, 100)], dim=-1).to(torch.uint8)
+    val, model = SplitData(images, labels), RedMeter(sharpness=60.0)
+    assert tiny_params.train.calibrate == "temperature"  # params.yaml's default, as train reads it
+    card = fit_calibration(model, val, tiny_params.train)
+    assert card["temperature"] > 2
+    assert card["val_ece"]["after"] < 0.5 * card["val_ece"]["before"]
+    logits = predict(model, Inputs(val, None, 64, flips=False), 64)
+    accuracy = (logits.argmax(1) == labels).float().mean()
+    assert 0.55 < accuracy < 0.95  # a model that is often wrong, not a trivially calibrated perfect one
+    assert torch.equal(scaled_probabilities(logits, card["temperature"]).argmax(1), logits.argmax(1))
+    off = fit_calibration(model, val, dataclasses.replace(tiny_params.train, calibrate="none"))
+    assert off["temperature"] == 1.0 and off["val_ece"]["after"] == off["val_ece"]["before"]

@@ -43,7 +43,9 @@ def train_tiny(task: str, root) -> None:
     result = loop.run(f"{task}/{RECIPE}", recipe, params.train, params.seed, splits, classes)
     settings = train.model_settings(task, RECIPE, recipe, params.train, params.seed, classes,
                                     read_json(prepared / "classes.json"), weights_provenance(recipe))
-    train.save_outputs(result, settings, paths.train_outputs(task, RECIPE, root))
+    calibration = train.fit_calibration(trained_model(recipe, len(classes), result.state_dict), splits["val"],
+                                        params.train)
+    train.save_outputs(result, settings, calibration, paths.train_outputs(task, RECIPE, root))
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import torch
 
 from facelab import paths
 from facelab.evaluation.experiment import evaluate_model
-from facelab.models import weights_provenance
+from facelab.models import trained_model, weights_provenance
 from facelab.data import prepare
 from facelab.training import experiment as train
 from facelab.training import loop
@@ -174,10 +174,13 @@ def test_evaluate_scores_test_split_with_the_saved_model(tiny_params, prepared, 
     recipe = tiny_params.models["resnet18_scratch"]
     settings = train.model_settings("emotion", "resnet18_scratch", recipe, tiny_params.train, tiny_params.seed,
                                     classes, {"img_size": 32, "faces": "none"}, weights_provenance(recipe))
-    train.save_outputs(result, settings, paths.train_outputs("emotion", "resnet18_scratch", tmp_path))
+    calibration = train.fit_calibration(trained_model(recipe, len(classes), result.state_dict), splits["val"],
+                                        tiny_params.train)
+    train.save_outputs(result, settings, calibration, paths.train_outputs("emotion", "resnet18_scratch", tmp_path))
     model_path = tmp_path / "models" / "emotion" / "resnet18_scratch.pt"
     info = json.loads(model_path.with_suffix(".json").read_text())
-    out = evaluate_model(info, torch.load(model_path, weights_only=True), splits["test"], 64)
+    names = [f"test/{i:03d}.png" for i in range(len(splits["test"].labels))]
+    out = evaluate_model(info, torch.load(model_path, weights_only=True), splits["test"], 64, names)
     metrics, details = out["metrics"], out["details"]
     # only what a reviewer compares; a scratch model has no starting weights to verify
     assert list(metrics) == ["test", "val", "train", "best_epoch", "train_seconds", "collapsed",
@@ -185,7 +188,13 @@ def test_evaluate_scores_test_split_with_the_saved_model(tiny_params, prepared, 
     assert metrics["weights_verified"] is None
     assert details["health"] == info["results"]["health"] and details["health"]["frozen_layers"] == []
     assert metrics["vanishing_gradients"] is info["results"]["health"]["vanishing_gradients"]
-    assert list(metrics["test"]) == ["acc", "acc_ci", "macro_f1", "macro_f1_ci", "loss"]
+    assert list(metrics["test"]) == ["acc", "acc_ci", "macro_f1", "macro_f1_ci", "loss", "ece", "ece_ci"]
+    calibrated = details["calibration"]
+    assert calibrated["temperature"] == info["results"]["temperature"] > 0
+    assert metrics["test"]["ece"] == calibrated["test"]["after"]["ece"]  # the probabilities users get
+    assert metrics["test"]["ece_ci"][0] <= metrics["test"]["ece"] <= metrics["test"]["ece_ci"][1]
+    assert calibrated["val"] == {"before": info["results"]["val_ece"]["before"],
+                                 "after": info["results"]["val_ece"]["after"]}
     assert metrics["test"]["acc_ci"][0] <= metrics["test"]["acc"] <= metrics["test"]["acc_ci"][1]
     assert details["epochs"] == 2 and details["test_images"] == len(splits["test"].labels)
     assert details["collapse"]["collapsed"] is metrics["collapsed"]
@@ -209,7 +218,9 @@ def test_two_same_seed_trainings_write_byte_identical_model_files(tiny_params, p
     digests = []
     for root in (tmp_path / "a", tmp_path / "b"):
         result = loop.run("e/r", recipe, tiny_params.train, tiny_params.seed, splits, classes)
-        train.save_outputs(result, settings, paths.train_outputs("emotion", "resnet18_scratch", root))
+        calibration = train.fit_calibration(trained_model(recipe, len(classes), result.state_dict), splits["val"],
+                                            tiny_params.train)
+        train.save_outputs(result, settings, calibration, paths.train_outputs("emotion", "resnet18_scratch", root))
         digests.append(hashlib.sha256(paths.model("emotion", "resnet18_scratch", root).read_bytes()).hexdigest())
     assert digests[0] == digests[1]
     card = json.loads(paths.model_info("emotion", "resnet18_scratch", tmp_path / "a").read_text())

@@ -37,7 +37,7 @@ def run(task: str, recipe_name: str, data: Path, name: str | None = None, model:
     trained = load_trained(task, recipe_name, model)
     images = labelled_folder(Path(data), trained.classes, trained.img_size, trained.faces)
     split = SplitData(torch.from_numpy(np.asarray(images.pixels)), torch.from_numpy(images.labels))
-    result = evaluate_model(trained.info, trained.state_dict, split, batch_size)
+    result = evaluate_model(trained.info, trained.state_dict, split, batch_size, list(images.files))
     result["details"]["data"] = data_details(Path(data), images)
     out = paths.external_outputs(task, recipe_name, name, root)
     write_outputs(result, out)

@@ -1,4 +1,4 @@
-"""Calibration: do a model's probabilities mean what they say? Expected calibration error with a bootstrap interval, one fitted temperature, a reliability diagram."""
+"""Calibration: do a model's probabilities mean what they say? Expected calibration error with a bootstrap interval, one fitted temperature, the reliability table (drawn by evaluation.explain, so train imports no plotting)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,7 +8,6 @@ import torch
 from torch import nn
 from torchmetrics.functional.classification import multiclass_calibration_error
 
-from facelab.evaluation.mosaic import pyplot, save
 from facelab.evaluation.stats import _check_resampling, _interval, _labels, _stratified_indices
 
 # Guo et al. 2017 ("On Calibration of Modern Neural Networks") report ECE with 15 equal-width bins; so do we.
@@ -126,26 +125,13 @@ def reliability_bins(probabilities, labels, bins: int) -> dict:
             "confidence": mean_confidence}
 
 
-def reliability_diagram(probabilities, labels, bins: int, title: str, path: str | Path) -> float:
-    """A PNG of per-bin accuracy against confidence (bars) beside the diagonal of perfect calibration, the gap
-    to each bin's mean confidence shaded, and how many images fall in each bin; returns the ECE in its title."""
-    value = ece(probabilities, labels, bins)
-    table = reliability_bins(probabilities, labels, bins)
-    left, width = table["edges"][:-1], 1 / bins
-    filled = table["count"] > 0
-    fig, (top, bottom) = pyplot().subplots(2, 1, figsize=(4.2, 5), sharex=True,
-                                           gridspec_kw={"height_ratios": [3, 1]})
-    top.bar(left[filled], table["accuracy"][filled], width=width, align="edge", color="tab:blue",
-            edgecolor="black", label="accuracy")
-    gap_low = np.minimum(table["accuracy"], table["confidence"])[filled]
-    top.bar(left[filled], np.abs(table["confidence"] - table["accuracy"])[filled], bottom=gap_low, width=width,
-            align="edge", color="tab:red", alpha=0.35, edgecolor="tab:red", label="gap to confidence")
-    top.plot([0, 1], [0, 1], "k--", label="perfect calibration")
-    top.set(xlim=(0, 1), ylim=(0, 1), ylabel="accuracy")
-    top.set_title(f"{title}\nECE {value:.3f} ({bins} bins, {int(table['count'].sum())} images)", fontsize=9)
-    top.legend(fontsize=7, loc="upper left")
-    bottom.bar(left, table["count"], width=width, align="edge", color="grey", edgecolor="black")
-    bottom.set(xlabel="confidence (top-class probability)", ylabel="images")
-    fig.tight_layout()
-    save(fig, path)
-    return value
+def calibrate(logits: torch.Tensor, labels, method: str, bins: int = ECE_BINS) -> dict:
+    """What train saves beside a model: the temperature for `method` ("temperature": fitted on these validation
+    logits; "none": 1.0) and the validation ECE before and after dividing the logits by it."""
+    if method not in ("none", "temperature"):
+        raise ValueError(f"calibrate must be none or temperature, got '{method}'")
+    labels = np.asarray(labels)
+    temperature = fit_temperature(logits, labels) if method == "temperature" else 1.0
+    before = ece(scaled_probabilities(logits, 1.0).double().numpy(), labels, bins)
+    after = ece(scaled_probabilities(logits, temperature).double().numpy(), labels, bins)
+    return {"temperature": temperature, "val_ece": {"before": before, "after": after, "bins": bins}}

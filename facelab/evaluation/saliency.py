@@ -10,6 +10,8 @@ import torch
 from captum.attr import LayerAttribution, LayerGradCam
 from torch import nn
 
+from facelab.data.batches import Inputs
+from facelab.evaluation.forward import predict
 from facelab.evaluation.mosaic import mosaic
 
 OVERLAY_ALPHA = 0.45     # heat map's share of an overlay pixel: the face stays readable underneath
@@ -54,6 +56,17 @@ def recording(layer: nn.Module) -> Iterator[list[torch.Tensor]]:
         yield seen
     finally:
         hook.remove()
+
+
+def predict_recording(model: nn.Module, arch: str, inputs: Inputs, batch_size: int,
+                      tta_flip: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """forward.predict's logits, and the last block's activations of the same pass (for cams_from_activations):
+    Grad-CAM then costs no second forward pass. With tta_flip each batch runs twice (the images, then their
+    mirrors): the maps are drawn on the images as they are, so only every first call's activations are kept."""
+    with recording(target_layer(model, arch)) as seen:
+        logits = predict(model, inputs, batch_size, tta_flip)
+    kept = seen[0::2] if tta_flip else seen
+    return logits, torch.cat(kept) if kept else torch.zeros(0)
 
 
 def cams(model: nn.Module, arch: str, images: torch.Tensor, targets, batch_size: int) -> np.ndarray:

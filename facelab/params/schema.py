@@ -157,6 +157,7 @@ class TrainParams:
     select_by: SelectBy  # which epoch's weights are kept (ties: lower val loss)
     label_smoothing: Annotated[float, Strict(), _inside(0, 1, "[)", Off)]
     tta_flip: StrictBool
+    calibrate: Literal["none", "temperature"]  # temperature: one T fitted on val after training, applied to probabilities
     eval_batch_size: Count
     threads: Count
     patience: Annotated[int, Strict(), Field(ge=0)]  # epochs without a better select_by score; 0: off

@@ -11,9 +11,10 @@ import torch
 
 from facelab import paths
 from facelab.accel import choose_accel, describe
-from facelab.data.batches import load_prepared
+from facelab.data.batches import Inputs, SplitData, load_prepared
 from facelab.errors import TrainingDiverged
-from facelab.evaluation.forward import predict_classes
+from facelab.evaluation.calibration import calibrate
+from facelab.evaluation.forward import predict, predict_classes
 from facelab.evaluation.stats import collapse
 from facelab.files import atomic_set, read_json, remove_debris, write_csv, write_json
 from facelab.modelfile import model_card, weights_bytes
@@ -59,7 +60,8 @@ def train_experiment(task: str, recipe_name: str, recipe: Recipe, settings: Trai
             finish_wandb(wandb_run, {"diverged": True}, exit_code=1)
         raise
     if dist.main:
-        save_outputs(result, settings_card, outputs, run_location(wandb_run))
+        calibration = fit_calibration(trained_model(recipe, len(classes), result.state_dict), splits["val"], settings)
+        save_outputs(result, settings_card, calibration, outputs, run_location(wandb_run))
         flags = {"weights_verified": weights["verified"]}
         if wandb_run is not None:
             model = trained_model(recipe, len(classes), result.state_dict)
@@ -73,6 +75,14 @@ def train_experiment(task: str, recipe_name: str, recipe: Recipe, settings: Trai
     return result
 
 
+def fit_calibration(model: torch.nn.Module, val: SplitData, settings: TrainParams) -> dict:
+    """train.calibrate on the kept weights' validation logits, computed as evaluate computes test logits (CPU, fp32,
+    test-time flip when the model uses it): the temperature and the validation ECE before and after it."""
+    logits = predict(model, Inputs(val, None, settings.eval_batch_size, flips=False), settings.eval_batch_size,
+                     settings.tta_flip)
+    return calibrate(logits, val.labels.numpy(), settings.calibrate)
+
+
 def model_settings(task: str, recipe_name: str, recipe: Recipe, settings: TrainParams, seed: int,
                    classes: tuple[str, ...], prepared: dict, weights: dict) -> dict:
     """Everything needed to rebuild and use the model, and nothing it produced."""
@@ -82,10 +92,12 @@ def model_settings(task: str, recipe_name: str, recipe: Recipe, settings: TrainP
             "recipe": dataclasses.asdict(recipe), "train": dataclasses.asdict(settings), "weights": weights}
 
 
-def save_outputs(result: TrainResult, settings: dict, outputs: dict[str, Path], wandb: dict | None = None) -> None:
-    """The weights, their card (settings apart from results), history and health: written, then swapped in
-    together (a model never sits beside another run's .json)."""
-    card = model_card(settings, {**result.summary, "augment_applied": result.augment, "wandb": wandb})
+def save_outputs(result: TrainResult, settings: dict, calibration: dict, outputs: dict[str, Path],
+                 wandb: dict | None = None) -> None:
+    """The weights, their card (settings apart from results, calibration among the results), history and health:
+    written, then swapped in together (a model never sits beside another run's .json)."""
+    card = model_card(settings, {**result.summary, "augment_applied": result.augment, "wandb": wandb,
+                                 **calibration})
     title = f"{settings['task']}/{settings['recipe_name']}"
     with atomic_set(outputs) as out:
         out["model"].write_bytes(weights_bytes(result.state_dict))

@@ -8,9 +8,10 @@ import numpy as np
 from facelab.evaluation.mosaic import message, mosaic
 
 CAPTION_CHARS = 20          # a file name longer than this keeps its end (the number that tells files apart)
+PER_CELL, MAX_TOTAL = 8, 32  # issue 24: at most 8 mistakes per confusion cell and 32 per gallery
 
 
-def select_mistakes(actual, predicted, probabilities, per_cell: int, max_total: int) -> list[dict]:
+def select_mistakes(actual, predicted, probabilities, per_cell: int = PER_CELL, max_total: int = MAX_TOTAL) -> list[dict]:
     """The wrong images to show, by confusion cell (true -> predicted), each cell's most confident first.
 
     Cells come in order of how many mistakes they hold (the largest confusion first). When the cells
@@ -43,7 +44,7 @@ def select_mistakes(actual, predicted, probabilities, per_cell: int, max_total: 
 
 
 def mistake_gallery(pixels, actual, predicted, probabilities, names, classes, path: str | Path,
-                    per_cell: int = 8, max_total: int = 32) -> list[dict]:
+                    per_cell: int = PER_CELL, max_total: int = MAX_TOTAL) -> list[dict]:
     """A PNG grid of the wrong test images, one row per confusion cell, each captioned with its file name and
     the probability the model gave its wrong class; a "no mistakes" image when there are none.
     Returns select_mistakes' cells (with class indices), so the caller can list what the grid shows."""
@@ -53,7 +54,7 @@ def mistake_gallery(pixels, actual, predicted, probabilities, names, classes, pa
         return cells
     probabilities = np.asarray(probabilities)
     rows = [(f"{classes[c['actual']]} \u2192 {classes[c['predicted']]}\n({len(c['index'])} of {c['total']})",
-             [(pixels[i], f"{_short(names[i])}\np={probabilities[i, c['predicted']]:.2f}") for i in c["index"]])
+             [(pixels[i], f"{short_name(names[i])}\np={probabilities[i, c['predicted']]:.2f}") for i in c["index"]])
             for c in cells]
     shown, total = sum(len(c["index"]) for c in cells), sum(c["total"] for c in cells)
     mosaic(rows, f"mistakes, most confident first: {shown} of {total} shown "
@@ -81,7 +82,7 @@ def discordant_strip(pixels, actual, pred_base, pred_head, names, classes, path:
         return counts
 
     def caption(i: int) -> str:
-        return (f"{_short(names[i])}\ntrue {classes[actual[i]]}\n"
+        return (f"{short_name(names[i])}\ntrue {classes[actual[i]]}\n"
                 f"base {classes[pred_base[i]]}, head {classes[pred_head[i]]}")
 
     rows = [(f"only head right\n({counts['head_only_shown']} of {counts['head_only']})",
@@ -92,7 +93,7 @@ def discordant_strip(pixels, actual, pred_base, pred_head, names, classes, path:
     return counts
 
 
-def _short(name: str) -> str:
+def short_name(name: str) -> str:
     """A file's name without its folders, cut to CAPTION_CHARS keeping the end."""
     name = Path(str(name)).name
     return name if len(name) <= CAPTION_CHARS else "\u2026" + name[-(CAPTION_CHARS - 1):]

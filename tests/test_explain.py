@@ -1,0 +1,101 @@
+"""The evaluate stage's explanations, through its real path (evaluate_experiment on a tiny trained model): ECE before
+and after the saved temperature in the metrics and details, and its three images (reliability, mistakes, saliency)."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from facelab import paths
+from facelab.data import prepare
+from facelab.data.batches import load_prepared
+from facelab.evaluation.calibration import ece, scaled_probabilities
+from facelab.evaluation.experiment import evaluate_experiment
+from facelab.evaluation.explain import names_of_test_images
+from facelab.files import read_json
+from facelab.models import trained_model, weights_provenance
+from facelab.params import parse_params
+from facelab.training import experiment as train
+from facelab.training import loop
+from tests.conftest import tiny_raw_params
+
+TASK, RECIPE = "emotion", "resnet18_scratch"
+
+
+def trained_root(root, tta_flip: bool):
+    """prepare, train and save one tiny model under root, as the stages do."""
+    params = parse_params(tiny_raw_params())
+    settings = dataclasses.replace(params.train, tta_flip=tta_flip)
+    prepared, recipe = paths.prepared(TASK, root), params.models[RECIPE]
+    prepare.run(TASK, params.data[TASK], params.seed, prepared)
+    splits, classes = load_prepared(prepared)
+    result = loop.run(f"{TASK}/{RECIPE}", recipe, settings, params.seed, splits, classes)
+    card = train.model_settings(TASK, RECIPE, recipe, settings, params.seed, classes,
+                                read_json(prepared / "classes.json"), weights_provenance(recipe))
+    calibration = train.fit_calibration(trained_model(recipe, len(classes), result.state_dict), splits["val"], settings)
+    train.save_outputs(result, card, calibration, paths.train_outputs(TASK, RECIPE, root))
+    return root, splits
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["plain", "tta_flip"])
+def evaluated(request, tmp_path_factory):
+    root, splits = trained_root(tmp_path_factory.mktemp("explain"), request.param)
+    return root, splits, evaluate_experiment(TASK, RECIPE, 64, root)
+
+
+def picture(path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB")).astype(int)
+
+
+def test_metrics_carry_the_test_ece_after_the_saved_temperature_and_details_both(evaluated):
+    root, splits, result = evaluated
+    card = read_json(paths.model_info(TASK, RECIPE, root))
+    metrics = read_json(paths.evaluate_outputs(TASK, RECIPE, root)["metrics"])
+    calibrated = read_json(paths.evaluate_outputs(TASK, RECIPE, root)["details"])["calibration"]
+    assert calibrated["temperature"] == card["results"]["temperature"]
+    assert metrics["test"]["ece"] == calibrated["test"]["after"]["ece"]
+    assert metrics["test"]["ece_ci"] == calibrated["test"]["after"]["ece_ci"]
+    for when in ("before", "after"):
+        low, high = calibrated["test"][when]["ece_ci"]
+        assert low <= calibrated["test"][when]["ece"] <= high
+    # the after-ECE is that of softmax(logits / T) on the predictions evaluate made
+    probabilities = result["explained"]["probabilities"]
+    assert metrics["test"]["ece"] == pytest.approx(ece(probabilities, splits["test"].labels.numpy()))
+    assert np.array_equal(probabilities.argmax(1), result["explained"]["predicted"])
+
+
+def test_three_images_are_written_and_show_something(evaluated):
+    root, splits, result = evaluated
+    out = paths.evaluate_outputs(TASK, RECIPE, root)
+    for key in ("reliability", "gallery", "saliency"):
+        pixels = picture(out[key])
+        assert pixels.shape[0] > 100 and pixels.shape[1] > 200, key
+        assert (pixels < 250).any(axis=2).mean() > 0.02, f"{key} is blank"
+    explained = result["explained"]
+    wrong = int((explained["actual"] != explained["predicted"]).sum())
+    assert len(explained["captions"]) == len(explained["saliency"]["gallery_maps"]) == min(wrong, 32)
+    correct = explained["actual"] == explained["predicted"]
+    assert explained["saliency"]["counts"].sum() == correct.sum()  # class maps average the correct images
+
+
+def test_gallery_names_come_from_the_manifest_in_row_order(evaluated):
+    root, splits, result = evaluated
+    names = names_of_test_images(paths.prepared(TASK, root))
+    assert len(names) == len(splits["test"].labels) and result["explained"]["names"] == names
+    manifest_classes = [line.split(",")[1] for line in
+                        (paths.prepared(TASK, root) / "manifest.csv").read_text().splitlines()[1:]
+                        if line.endswith(",test")]
+    classes = result["explained"]["classes"]
+    assert manifest_classes == [classes[i] for i in splits["test"].labels.numpy()]
+
+
+def test_scaled_probabilities_keep_every_prediction(evaluated):
+    root, _, result = evaluated
+    card = read_json(paths.model_info(TASK, RECIPE, root))
+    assert card["results"]["temperature"] > 0
+    assert card["results"]["val_ece"]["before"] >= 0 and card["results"]["val_ece"]["after"] >= 0
+    logits = np.log(result["explained"]["probabilities"])
+    rescaled = scaled_probabilities(logits, 1.0).numpy()
+    assert np.array_equal(rescaled.argmax(1), result["explained"]["predicted"])
