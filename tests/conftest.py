@@ -123,3 +123,29 @@ def make_repo(path: Path, raw_params: dict) -> Path:
     sh("git", "add", "-A", cwd=path)
     sh("git", "commit", "-qm", "init", cwd=path)
     return path
+
+
+@pytest.fixture(scope="session")
+def built_repo(tmp_path_factory, stand_in_torch_home) -> tuple[Path, str]:
+    """The tiny pipeline built once for the whole run (one `dvc repro`, results committed), shared by the xdist
+    workers through a lock in their common temp folder; returns (repo, the repro's output). Tests that change a
+    repo take a copy (copy_repo), never this one."""
+    from filelock import FileLock
+    common = tmp_path_factory.getbasetemp().parent  # the same folder for every xdist worker of this run
+    path, log = common / "built" / "repo", common / "built" / "repro.log"
+    with FileLock(str(common / "built.lock")):
+        if not (path / "dvc.lock").is_file():
+            shutil.rmtree(path.parent, ignore_errors=True)
+            make_repo(path, tiny_raw_params())
+            env = {**os.environ, "TORCH_HOME": str(stand_in_torch_home)}
+            output = sh("dvc", "repro", cwd=path, env=env).stdout
+            sh("git", "add", "-A", cwd=path)
+            sh("git", "commit", "-qm", "baseline results", cwd=path)
+            log.write_text(output)
+    return path, log.read_text()
+
+
+def copy_repo(built: Path, to: Path) -> Path:
+    """A private copy of a built repo: its git history, DVC cache and outputs."""
+    shutil.copytree(built, to, symlinks=True)
+    return to

@@ -9,7 +9,7 @@ import pytest
 
 from facelab.params import RECIPES, TASKS
 from facelab.reporting.document import SECTIONS
-from tests.conftest import make_repo, sh, stale_stages
+from tests.conftest import copy_repo, sh, stale_stages
 
 pytestmark = pytest.mark.e2e  # starts dvc, torchrun or a training subprocess
 
@@ -33,12 +33,11 @@ class Images(HTMLParser):
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory, stand_in_torch_home):
-    from tests.conftest import tiny_raw_params
-    path = make_repo(tmp_path_factory.mktemp("pipeline") / "repo", tiny_raw_params())
-    env = {**os.environ, "TORCH_HOME": str(stand_in_torch_home)}
-    first = sh("dvc", "repro", cwd=path, env=env)
-    return path, env, first.stdout
+def repo(tmp_path_factory, built_repo, stand_in_torch_home):
+    """A copy of the session's built tiny pipeline (later tests here change params and rerun)."""
+    built, output = built_repo
+    path = copy_repo(built, tmp_path_factory.mktemp("pipeline") / "repo")
+    return path, {**os.environ, "TORCH_HOME": str(stand_in_torch_home)}, output
 
 
 def test_repro_runs_every_stage_and_writes_the_declared_outputs(repo):

@@ -16,7 +16,7 @@ import yaml
 
 from facelab.params import RECIPES, TASKS
 from facelab.reporting.review import Side, metrics_table, prepared_hash, verdict
-from tests.conftest import ROOT, make_repo, sh, tiny_raw_params
+from tests.conftest import ROOT, copy_repo, sh, tiny_raw_params
 
 WORKFLOW = ROOT / ".github" / "workflows" / "review.yml"
 CHANGED = {(task, "resnet18_scratch") for task in TASKS}
@@ -116,15 +116,11 @@ def run_steps(path: Path, record: Path, cml_exit: int = 0,
 
 
 @pytest.fixture(scope="module")
-def reviewed(tmp_path_factory, stand_in_torch_home):
-    """Commit 1: the tiny pipeline's results. Commit 2: resnet18_scratch's lr changed (results not rerun).
-    Then the workflow reproduces and reviews commit 2 against commit 1."""
+def reviewed(tmp_path_factory, built_repo, stand_in_torch_home):
+    """Commit 1: the tiny pipeline's results (the session's built repo, copied). Commit 2: resnet18_scratch's lr
+    changed (results not rerun). Then the workflow reproduces and reviews commit 2 against commit 1."""
     raw = tiny_raw_params()
-    path = make_repo(tmp_path_factory.mktemp("review") / "repo", raw)
-    env = {**os.environ, "TORCH_HOME": str(stand_in_torch_home)}
-    sh("dvc", "repro", cwd=path, env=env)
-    sh("git", "add", "-A", cwd=path)
-    sh("git", "commit", "-qm", "baseline results", cwd=path)
+    path = copy_repo(built_repo[0], tmp_path_factory.mktemp("review") / "repo")
     raw["models"]["resnet18_scratch"]["lr"] = 0.01
     (path / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     sh("git", "commit", "-qam", "resnet18_scratch lr 0.01", cwd=path)

@@ -1,0 +1,50 @@
+"""Startup a train stage saves by running directly instead of under torchrun (one process): the same tiny
+training (emotion, resnet18_scratch, 1 epoch, 32 px) timed both ways, alternating, median of --repeats."""
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from facelab.data import prepare
+from facelab.params import parse_params
+from tests.conftest import ROOT, tiny_raw_params
+
+COMMANDS = {"direct": [sys.executable, "-m", "stages.train"],
+            "torchrun": [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "1",
+                         "--rdzv-backend", "c10d", "--rdzv-endpoint", "localhost:0", "-m", "stages.train"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    raw = tiny_raw_params()
+    raw["models"]["resnet18_scratch"]["epochs"] = 1
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        (root / "params.yaml").write_text(yaml.safe_dump(raw))
+        prepare.run("emotion", parse_params(raw).data["emotion"], raw["seed"], root / "data" / "prepared" / "emotion")
+        seconds = {name: [] for name in COMMANDS}
+        for _ in range(args.repeats):
+            for name, command in COMMANDS.items():
+                started = time.perf_counter()
+                subprocess.run([*command, "--task", "emotion", "--recipe", "resnet18_scratch"], cwd=root, check=True,
+                               capture_output=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+                seconds[name].append(time.perf_counter() - started)
+    median = {name: statistics.median(values) for name, values in seconds.items()}
+    print("| launcher | whole stage, s (median) | runs |\n|---|---|---|")
+    for name, values in seconds.items():
+        print(f"| {name} | {median[name]:.2f} | {', '.join(f'{v:.2f}' for v in values)} |")
+    print(f"\nsaved per training stage: {median['torchrun'] - median['direct']:.2f} s "
+          f"({median['torchrun'] / median['direct']:.2f}x the direct time under torchrun)")
+
+
+if __name__ == "__main__":
+    main()
