@@ -366,4 +366,4 @@ def test_the_kept_epoch_names_its_rule_and_the_augmentation_applied():
     assert augment_text({"augment": applied}) == " Augmentation: hflip, crop_scale [0.7, 1.0], rotation 10.0, erasing 0.25."
     assert augment_text({"augment": {"hflip": False, "crop_scale": [1.0, 1.0]}}) == " Augmentation: none."
     assert augment_text({}) == ""
-    assert KEPT_BY["val_macro_f1"] == "highest validation macro F1, ties to the lower loss"
+    assert KEPT_BY["macro_f1"] == "highest validation macro F1, ties to the lower loss"

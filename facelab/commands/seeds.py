@@ -4,16 +4,19 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 
+from facelab import paths
 from facelab.errors import UserError
+from facelab.evaluation.stats import METRICS as SCORES
+from facelab.params import RECIPES, TASKS
 
-METRICS_FILE = re.compile(r"^metrics/(?P<task>[^/]+)/(?P<recipe>[^/]+)\.json$")
-SCORES = ("acc", "macro_f1")
+# The experiment each metrics file belongs to, by the path paths.evaluate_outputs gives it.
+METRICS_FILES = {paths.evaluate_outputs(task, recipe)["metrics"].as_posix(): f"{task}/{recipe}"
+                 for task in TASKS for recipe in RECIPES}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,10 +64,9 @@ def one_run(name: str, data: dict | None) -> dict | None:
     params = ((data.get("params") or {}).get("params.yaml") or {}).get("data")
     scores = {}
     for path, metrics in (data.get("metrics") or {}).items():
-        match = METRICS_FILE.match(path)
         test = ((metrics or {}).get("data") or {}).get("test")
-        if match and isinstance(test, dict) and all(key in test for key in SCORES):
-            scores[f"{match['task']}/{match['recipe']}"] = {key: test[key] for key in SCORES} | {
+        if path in METRICS_FILES and isinstance(test, dict) and all(key in test for key in SCORES):
+            scores[METRICS_FILES[path]] = {key: test[key] for key in SCORES} | {
                 "collapsed": bool(metrics["data"].get("collapsed"))}
     if params is None or not scores:
         return None

@@ -9,6 +9,7 @@ import pandas as pd
 
 from facelab import paths
 from facelab.files import atomic_dir, read_json
+from facelab.names import selected
 from facelab.params import Augment
 from facelab.reporting.comparison import compare_task, decision_text, leaderboard, p_text, pairwise
 from facelab.reporting.figures import plot_confusion, plot_curves, plot_scores, plot_val_curves, plot_zscore
@@ -185,10 +186,10 @@ def summary_blocks(exp: dict) -> list[tuple]:
     speed = f" ({details['images_per_second']:.1f} images/second)" if details.get("images_per_second") else ""
     return [("table", ["", "loss", "accuracy", "macro F1"], rows),
             ("text", f"Trained {len(exp['history'])} epochs in {metrics['train_seconds']:.1f} s{speed}; "
-                     f"kept epoch {best} ({details['select_by']}: {KEPT_BY[details['select_by']]}).{augment_text(details)}")]
+                     f"kept epoch {best} ({details['select_by']}: {KEPT_BY[selected(details['select_by'])[1]]}).{augment_text(details)}")]
 
 
-KEPT_BY = {"val_loss": "lowest validation loss", "val_macro_f1": "highest validation macro F1, ties to the lower loss"}
+KEPT_BY = {"loss": "lowest validation loss", "macro_f1": "highest validation macro F1, ties to the lower loss"}
 
 
 def augment_text(details: dict) -> str:

@@ -21,6 +21,7 @@ from facelab.errors import TrainingDiverged
 from facelab.evaluation.forward import score_split
 from facelab.files import write_csv
 from facelab.models import build_model, frozen_modules, frozen_trunk
+from facelab.names import key, selected
 from facelab.params import Augment, Recipe, TrainParams, augmentation
 from facelab.training.tracking import log_epoch, relog_history, watch_model
 from facelab.accel import Accel, choose_accel
@@ -137,7 +138,7 @@ def run(prefix: str, recipe: Recipe, settings: TrainParams, seed: int, splits: d
 
 def improves(val: dict, progress: Progress, select_by: str) -> bool:
     """Whether this epoch's val scores beat the kept epoch's: lower loss, or higher macro F1 (ties: lower loss)."""
-    if select_by == "val_macro_f1" and val["macro_f1"] != progress.best_f1:
+    if selected(select_by)[1] == "macro_f1" and val["macro_f1"] != progress.best_f1:
         return val["macro_f1"] > progress.best_f1
     return val["loss"] < progress.best_loss
 
@@ -175,8 +176,8 @@ def frozen_note(recipe: Recipe, trunk: nn.Module | None, augment: Augment) -> st
 def epoch_row(epoch: int, train_loss: float, train_acc: float, val_loss: float, val_acc: float,
               val_macro_f1: float, lr: float) -> dict:
     """One epoch's numbers under the keys every consumer uses: history.csv, W&B, a resumed run's re-log."""
-    return {"epoch": epoch, "train/loss": train_loss, "train/acc": train_acc,
-            "val/loss": val_loss, "val/acc": val_acc, "val/macro_f1": val_macro_f1, "lr": lr}
+    return {"epoch": epoch, key("train", "loss"): train_loss, key("train", "acc"): train_acc,
+            key("val", "loss"): val_loss, key("val", "acc"): val_acc, key("val", "macro_f1"): val_macro_f1, "lr": lr}
 
 
 def images_per_second(progress: Progress, inputs: dict) -> float:

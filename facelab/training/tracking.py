@@ -5,6 +5,7 @@ import subprocess
 import warnings
 from pathlib import Path
 
+from facelab.names import KEPT
 from facelab.params import WandbParams
 
 
@@ -69,7 +70,7 @@ def run_location(run) -> dict | None:
 
 
 def flat_summary(summary: dict, prefix: str = "") -> dict:
-    """A nested run summary as W&B summary keys: {"val": {"acc": x}} becomes {"val/acc": x}."""
+    """A nested run summary as W&B summary keys (facelab.names.key): {"val": {"acc": x}} becomes {"val/acc": x}."""
     flat = {}
     for key, value in summary.items():
         if isinstance(value, dict):
@@ -85,7 +86,7 @@ def wandb_summary(summary: dict) -> dict:
     flattened as it is (health/vanishing_gradients, train_seconds, ...)."""
     scores = {split: summary[split] for split in ("train", "val") if split in summary}
     rest = {key: value for key, value in summary.items() if key not in scores}
-    return {**flat_summary(scores, "best/"), **flat_summary(rest)}
+    return {**flat_summary(scores, f"{KEPT}/"), **flat_summary(rest)}
 
 
 def git_commit() -> str | None:
