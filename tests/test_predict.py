@@ -105,6 +105,50 @@ def test_a_file_gets_the_logits_of_its_prepared_image(trained, tmp_path):
     assert got.files == [str(f) for f in files] and got.skipped == []
     torch.testing.assert_close(got.logits, expected)
     np.testing.assert_allclose(got.probabilities.sum(1), 1, rtol=1e-6)
+    # calibrated as the evaluate stage calibrates: softmax(logits / the temperature saved by train)
+    temperature = info["results"]["temperature"]
+    assert got.temperature == temperature and temperature != 1.0
+    np.testing.assert_allclose(got.probabilities, torch.softmax(expected / temperature, 1).numpy(), rtol=1e-5, atol=1e-6)
+    evaluated = external.evaluate_model(info, model.state_dict(), splits["test"], 64,
+                                        manifest.file[manifest.split == "test"].tolist())
+    test_rows = np.flatnonzero(manifest.split == "test")
+    np.testing.assert_allclose(got.probabilities[test_rows], evaluated["explained"]["probabilities"], rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_explain_writes_an_overlay_per_image_at_the_models_size_and_two_classes_maps_differ(trained, tmp_path):
+    from facelab.commands.inference import explanation_name
+    from facelab.data.batches import to_input
+    from facelab.evaluation.saliency import cams, overlay
+
+    photos = tmp_path / "photos"
+    files = write_photos(photos, n=6)
+    out = tmp_path / "explained"
+    app.main(["predict", "--task", "emotion", "--recipe", RECIPE, "--model", str(model_file(trained, "emotion")),
+              "--out", str(tmp_path / "p.csv"), "--explain", str(out), str(photos)])
+    written = sorted(out.iterdir())
+    names = pd.read_csv(tmp_path / "p.csv").file.tolist()
+    assert [p.name for p in written] == sorted(explanation_name(n) for n in names) and len(written) == 6
+    trained_model_ = load_trained("emotion", RECIPE, model_file(trained, "emotion"))
+    for path in written:
+        pixels = np.asarray(Image.open(path))
+        assert pixels.shape == (trained_model_.img_size, trained_model_.img_size, 3)
+    # the overlay of a class's map: two classes give two different pictures of the same face
+    from facelab.commands.inference import decode_files
+    decoded, _, _ = decode_files(files, trained_model_.img_size)
+    images = to_input(torch.from_numpy(decoded))
+    maps = {k: cams(trained_model_.model, "resnet18", images, [k] * len(files), 8) for k in (0, 1)}
+    overlays = {k: np.stack([overlay(i, m) for i, m in zip(decoded, maps[k])]) for k in maps}
+    assert not np.array_equal(overlays[0], overlays[1])
+    assert np.abs(maps[0] - maps[1]).max() > 0.05
+    # what --explain wrote is the overlay of the most probable class's map
+    scored = predict_files(trained_model_, [photos / n.split("photos/", 1)[1] for n in names], 8)
+    first = scored.probabilities[0].argmax()
+    index = files.index(photos / names[0].split("photos/", 1)[1])
+    want = overlay(decoded[index], maps[int(first)][index]) if first in maps else None
+    if want is not None:
+        got = np.asarray(Image.open(out / explanation_name(names[0])))
+        assert np.abs(got.astype(int) - want.astype(int)).max() <= 2
 
 
 def test_csv_has_a_row_per_image_and_bad_files_are_listed_with_their_reason(trained, tmp_path, capsys):
@@ -272,6 +316,10 @@ def test_evaluate_scores_a_labelled_folder_into_the_evaluate_stages_files(traine
     assert details["test_images"] == 25 and details["data"]["images"] == 25
     skipped = [(s["file"], s["reason"]) for s in details["data"]["skipped"]]
     assert skipped == [("sad/broken.png", "truncated or corrupt")]
+    # calibrated with the model's saved temperature, as the evaluate stage calibrates, and its three images
+    assert details["calibration"]["temperature"] == load_trained("emotion", RECIPE, model).temperature
+    assert metrics["test"]["ece"] == details["calibration"]["test"]["after"]["ece"]
+    assert all(Image.open(out[key]).size[0] > 200 for key in ("reliability", "gallery", "saliency"))
     line = capsys.readouterr().out.splitlines()[0]
     assert line.startswith(f"[emotion/{RECIPE} on photos] acc {metrics['test']['acc']:.4f} [95% CI ")
     assert line.endswith("(25 images, 1 skipped)")
@@ -280,10 +328,11 @@ def test_evaluate_scores_a_labelled_folder_into_the_evaluate_stages_files(traine
 def stage_metrics(trained) -> dict:
     """The evaluate stage's metrics for a prepared test split, to compare the file's layout with."""
     from facelab.evaluation.experiment import evaluate_model
+    from facelab.evaluation.explain import names_of_test_images
     splits, _ = load_prepared(paths.prepared("emotion", trained))
     model = model_file(trained, "emotion")
     return evaluate_model(read_json(model.with_suffix(".json")), torch.load(model, weights_only=True),
-                          splits["test"], 64)["metrics"]
+                          splits["test"], 64, names_of_test_images(paths.prepared("emotion", trained)))["metrics"]
 
 
 def test_evaluate_refuses_a_folder_without_the_models_classes_and_a_bad_name(trained, tmp_path, capsys):
@@ -335,6 +384,6 @@ def test_a_model_trained_with_tta_flip_is_run_with_it_by_predict_and_by_evaluate
     with_flip = predict(loaded.model, Inputs(splits["test"], None, 64, flips=False), 64, True)
     torch.testing.assert_close(got.logits, with_flip)
     assert not torch.allclose(with_flip, predict(loaded.model, Inputs(splits["test"], None, 64, flips=False), 64))
-    scored = evaluate_model(card, loaded.state_dict, splits["test"], 64)
+    scored = evaluate_model(card, loaded.state_dict, splits["test"], 64, [str(f) for f in test_files])
     assert scored["details"]["tta_flip"] is True
     assert list(scored["predictions"].predicted) == [EMOTIONS[i] for i in got.probabilities.argmax(1)]

@@ -19,7 +19,10 @@ from facelab.data.batches import Inputs, SplitData
 from facelab.data.images import BadImage, Skipped, decode_image, display_name
 from facelab.data.listing import list_tree
 from facelab.errors import ModelFileError, UserError
+from facelab.evaluation.calibration import scaled_probabilities
 from facelab.evaluation.forward import predict
+from facelab.evaluation.saliency import cams_from_activations, network_after, overlay, predict_recording
+from facelab.files import write_with
 from facelab.modelfile import read_card, read_weights, rebuild_command
 from facelab.models import IMAGENET_MEAN, IMAGENET_STD, architecture, trained_model
 from facelab.params import Recipe, parse_recipe
@@ -56,17 +59,25 @@ class TrainedModel:
         """The prepare stage's face setting the model was trained with."""
         return self.settings["faces"]
 
+    @property
+    def temperature(self) -> float:
+        """What the logits are divided by before softmax (train.calibrate), as the evaluate stage does."""
+        return float(self.info["results"]["temperature"])
+
 
 @dataclass(frozen=True)
 class Predictions:
-    """Per usable file its logits (N, classes), on the CPU; the files that could not be used, with why."""
+    """Per usable file its logits (N, classes), on the CPU; the files that could not be used, with why; the
+    model's temperature, which turns the logits into its calibrated probabilities."""
     files: list[str]
     logits: torch.Tensor
     skipped: list[Skipped]
+    temperature: float
 
     @property
     def probabilities(self) -> np.ndarray:
-        return torch.softmax(self.logits, 1).numpy()
+        """softmax(logits / temperature): the probabilities evaluate scores (ECE, gallery)."""
+        return scaled_probabilities(self.logits, self.temperature).numpy()
 
 
 def load_trained(task: str, recipe_name: str, path: Path | None = None) -> TrainedModel:
@@ -159,20 +170,52 @@ def logits_of(model: nn.Module, pixels: np.ndarray, batch_size: int, accel: Acce
     return predict(model, Inputs(split, None, batch_size, flips=False, accel=accel), batch_size, tta_flip)
 
 
-def predict_files(trained: TrainedModel, files: list[Path], batch_size: int, accel: Accel = CPU) -> Predictions:
-    """Decode and score the files batch_size at a time (memory stays one batch); a progress bar on a terminal."""
+def predict_files(trained: TrainedModel, files: list[Path], batch_size: int, accel: Accel = CPU,
+                  explain: Path | None = None) -> Predictions:
+    """Decode and score the files batch_size at a time (memory stays one batch); a progress bar on a terminal.
+    explain: a folder that gets one Grad-CAM overlay per usable file (explanation_name), for its most probable
+    class, from the activations of the same forward pass."""
     model = accel.model(trained.model)
     names, logits, skipped = [], [], []
     with tqdm(total=len(files), unit="image", disable=None, file=sys.stderr, leave=False) as bar:
         for start in range(0, len(files), batch_size):
             pixels, kept, bad = decode_files(files[start:start + batch_size], trained.img_size, trained.faces)
             if len(kept):
-                logits.append(logits_of(model, pixels, batch_size, accel, trained.tta_flip))
+                if explain is None:
+                    logits.append(logits_of(model, pixels, batch_size, accel, trained.tta_flip))
+                else:
+                    logits.append(explained_logits(trained, model, pixels, [display_name(p) for p in kept],
+                                                   batch_size, accel, explain))
             names += [display_name(path) for path in kept]
             skipped += bad
             bar.update(len(kept) + len(bad))
     classes = len(trained.classes)
-    return Predictions(names, torch.cat(logits) if logits else torch.zeros(0, classes), skipped)
+    return Predictions(names, torch.cat(logits) if logits else torch.zeros(0, classes), skipped, trained.temperature)
+
+
+def explained_logits(trained: TrainedModel, model: nn.Module, pixels: np.ndarray, names: list[str], batch_size: int,
+                     accel: Accel, folder: Path) -> torch.Tensor:
+    """logits_of, and each image's Grad-CAM overlay for its most probable class written into `folder`."""
+    arch = trained.settings["recipe"]["arch"]
+    split = SplitData(torch.from_numpy(pixels), torch.zeros(len(pixels), dtype=torch.int64))
+    logits, activations = predict_recording(model, arch, Inputs(split, None, batch_size, flips=False, accel=accel),
+                                            batch_size, trained.tta_flip)
+    maps = cams_from_activations(network_after(model, arch), activations, logits.argmax(1).numpy(),
+                                 pixels.shape[1:3], batch_size)
+    for name, image, cam in zip(names, pixels, maps):
+        write_png(folder / explanation_name(name), overlay(image, cam))
+    return logits
+
+
+def explanation_name(name: str) -> str:
+    """The overlay's file name for an input's display name: its folders joined by '__', '.png' added (unique
+    as the names are, and sorted as they are)."""
+    return name.replace("\\", "/").strip("/").replace("/", "__") + ".png"
+
+
+def write_png(path: Path, pixels: np.ndarray) -> None:
+    from PIL import Image
+    write_with(path, lambda tmp: Image.fromarray(pixels).save(tmp, format="PNG"))
 
 
 def choose_classes(probabilities: np.ndarray, classes: tuple[str, ...], threshold: float | None) -> np.ndarray:

@@ -1,5 +1,5 @@
-"""`facelab predict`: a trained model's class probabilities for image files and folders; CSV on stdout or --out,
-per-class counts and skipped files on stderr."""
+"""`facelab predict`: a trained model's class probabilities (calibrated with its saved temperature) for image files
+and folders; CSV on stdout or --out, per-class counts and skipped files on stderr, Grad-CAM overlays with --explain."""
 from __future__ import annotations
 
 import argparse
@@ -26,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=positive_int, default=128)
     parser.add_argument("--threshold", type=float, help="two-class models: predict the second class when its "
                                                         "probability is at least this (default: the most probable)")
+    parser.add_argument("--explain", type=Path, metavar="DIR",
+                        help="write into DIR one Grad-CAM overlay PNG per image (where the model looked for its most "
+                             "probable class), named after the input with its folders joined by '__'")
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image files, or folders of them")
 
 
@@ -39,11 +42,13 @@ def positive_int(text: str) -> int:
 def execute(args: argparse.Namespace) -> Predictions:
     """Score every file, write the CSV and print the summary; return the predictions."""
     out = csv_path(args.out) if args.out is not None else None  # a bad --out fails before any image is decoded
+    explain = explain_folder(args.explain) if args.explain is not None else None
     trained = load_trained(args.task, args.recipe, args.model)
     files = image_files(args.paths)
     if args.threshold is not None:
         check_threshold(args.threshold, trained.classes)  # before any image is decoded
-    result = predict_files(trained, files, args.batch_size, inference_accel(args.device, torch.cuda.is_available()))
+    result = predict_files(trained, files, args.batch_size, inference_accel(args.device, torch.cuda.is_available()),
+                           explain)
     if not result.files:
         reasons = "; ".join(f"{s.file}: {s.reason}" for s in result.skipped[:5])
         raise UserError(f"none of the {len(files)} file(s) is an image facelab can read ({reasons}"
@@ -66,6 +71,14 @@ def csv_path(out: Path) -> Path:
     if out.parent.exists() and not out.parent.is_dir():
         raise UserError(f"--out '{out}': '{out.parent}' is a file, not a folder; pass a CSV path in a folder")
     return out
+
+
+def explain_folder(folder: Path) -> Path:
+    """--explain's folder, created; a file in its place fails before any image is decoded."""
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"--explain '{folder}' is a file; pass a folder for the overlay PNGs")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def summary_lines(frame, classes: tuple[str, ...], result: Predictions) -> list[str]:
