@@ -16,7 +16,7 @@ def prepared(task: str, root: Path = Path(".")) -> Path:
     return root / "data" / "prepared" / task
 
 
-def data_report(task: str, root: Path = Path(".")) -> Path:
+def data_counts(task: str, root: Path = Path(".")) -> Path:
     return root / "metrics" / task / "data.json"
 
 

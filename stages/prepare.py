@@ -13,7 +13,7 @@ from facelab.params import load_params
 def main(argv: list[str] | None = None) -> None:
     args = stage_args(argv, __doc__, recipe=False)
     params = load_params(args.params)
-    metrics_path = paths.data_report(args.task)
+    metrics_path = paths.data_counts(args.task)
     result = run(args.task, params.data[args.task], params.seed, paths.prepared(args.task), metrics_path)
     for split, per_class in result.items():
         print(f"[{args.task}] {split}: " + ", ".join(f"{k} {v}" for k, v in per_class.items()))

@@ -8,7 +8,7 @@ from typing import Optional
 
 from facelab.data.prepared import counts, header, load_images, manifest, split_rows, summary, write_splits
 from facelab.data.near import hashes
-from facelab.data.quality import check_bad_fraction, data_report, dedupe, near_dedupe
+from facelab.data.quality import check_bad_fraction, data_counts, dedupe, near_dedupe
 from facelab.errors import DataError
 from facelab.files import atomic_dir, atomic_path, remove_debris, scratch_path, write_csv, write_json
 from facelab.params import DataParams
@@ -18,7 +18,7 @@ def run(task: str, data: DataParams, seed: int, out_dir: str | Path,
         metrics_path: Optional[str | Path] = None) -> dict:
     """Prepare one task into out_dir; return its counts per split and class.
 
-    metrics_path: where the data report goes (counts, every file not used and why; see quality.data_report).
+    metrics_path: where the data report goes (counts, every file not used and why; see quality.data_counts).
     Every decoded image goes to a scratch file beside out_dir, removed at the end; only labels, names and digests
     are held in memory per image."""
     for stale in remove_debris(out_dir) + (remove_debris(metrics_path) if metrics_path else []):
@@ -32,11 +32,11 @@ def run(task: str, data: DataParams, seed: int, out_dir: str | Path,
         try:
             splits = split_rows(loaded, dedup.keep, data, seed, dedup.groups)
         except DataError as error:  # too few images: say what was dropped on the way, the old outputs stay
-            report = data_report(loaded, dedup, {}, header(task, data, loaded), data.classes, bad_fraction)
+            report = data_counts(loaded, dedup, {}, header(task, data, loaded), data.classes, bad_fraction)
             dropped = "; ".join(summary(report))
             raise DataError(f"{error}. What prepare found: {dropped}") from error
         result = counts(loaded.labels, splits, data.classes)
-        report = data_report(loaded, dedup, result, header(task, data, loaded), data.classes, bad_fraction)
+        report = data_counts(loaded, dedup, result, header(task, data, loaded), data.classes, bad_fraction)
         # Both outputs are written in full under temporary names first: if the report cannot be written (a
         # read-only folder, a full disk), the data folder is not replaced either, and the pair stays consistent.
         with atomic_path(metrics_path) if metrics_path is not None else contextlib.nullcontext() as report_tmp:

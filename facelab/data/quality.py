@@ -144,7 +144,7 @@ def class_table(loaded: Images, dedup: Dedup, classes: tuple[str, ...]) -> dict:
     return table
 
 
-def data_report(loaded: Images, dedup: Dedup, split_counts: dict, header: dict, classes: tuple[str, ...],
+def data_counts(loaded: Images, dedup: Dedup, split_counts: dict, header: dict, classes: tuple[str, ...],
                 bad_fraction: float) -> dict:
     """The content of metrics/<task>/data.json: numbers first (DVC shows them), then every file not used and why."""
     table = class_table(loaded, dedup, classes)
