@@ -17,6 +17,8 @@ from facelab.evaluation.scores import class_report, zscore
 
 CLASSES = {"face": ["other", "target"], "emotion": ["angry", "happy", "sad"]}
 RECIPES = ("vgg16_finetune", "resnet18_scratch", "resnet18_pretrained")
+CALIBRATED = {"temperature": 1.734, "bins": 15, "val": {"before": 0.121, "after": 0.032},
+              "test": {"before": {"ece": 0.142, "ece_ci": [0.09, 0.2]}, "after": {"ece": 0.051, "ece_ci": [0.03, 0.11]}}}
 HEALTHY = {"min_grad_norm": 0.002, "max_grad_norm": 3.5, "vanishing_gradients": False,
            "exploding_gradients": False, "frozen_layers": []}
 
@@ -76,17 +78,20 @@ def write_experiment(root: Path, exp: dict, histograms: bool) -> None:
     exp["history"].to_csv(plots / "history.csv", index=False)
     (plots / "confusion.json").write_text(json.dumps(exp["confusion"]))
     exp["predictions"].to_csv(plots / "predictions.csv", index=False)
-    for name in ("gradients", "parameters") if histograms else ():
+    for name in ("gradients", "parameters", "reliability", "mistakes", "saliency") if histograms else ():
         matplotlib.image.imsave(plots / f"{name}.png", np.random.default_rng(0).random((8, 8)))
 
 
 def six_experiments(shift: float = 0.0) -> list[dict]:
-    """Face runs with health recorded, emotion runs without (as before the health block existed)."""
+    """Face runs with health, calibration and evaluate's images recorded, emotion runs without (as before those
+    existed)."""
     exploding = {**HEALTHY, "max_grad_norm": 2500.0, "exploding_gradients": True}
-    return [fake_experiment("face", "vgg16_finetune", [0.6, 0.7, 0.8 + shift], health=HEALTHY),
+    face = [fake_experiment("face", "vgg16_finetune", [0.6, 0.7, 0.8 + shift], health=HEALTHY),
             fake_experiment("face", "resnet18_scratch", [0.5, 0.9, 0.92], health=exploding),
-            fake_experiment("face", "resnet18_pretrained", [0.7, 0.75, 0.8], train_acc=0.85, health=HEALTHY),
-            *(fake_experiment("emotion", recipe, [0.4, 0.5, 0.6],
+            fake_experiment("face", "resnet18_pretrained", [0.7, 0.75, 0.8], train_acc=0.85, health=HEALTHY)]
+    for exp in face:
+        exp["details"]["calibration"] = CALIBRATED
+    return [*face, *(fake_experiment("emotion", recipe, [0.4, 0.5, 0.6],
                               raw=[[8, 1, 1], [1, 7, 6], [0, 1, 9]]) for recipe in RECIPES)]
 
 
@@ -237,7 +242,12 @@ def test_page_has_every_section_of_every_experiment_in_order_and_works_offline(b
         start = page.ids.index(task_name)
         assert page.ids[start:start + len(expected)] == expected
     # per task the score bars and the overlaid val curves; per experiment curves and confusion; face histograms
-    assert len(page.images) == 2 * 2 + 6 * 2 + 3 * 2
+    # and face's mistake gallery, saliency and reliability diagram, in that order, under the confusion matrix
+    assert len(page.images) == 2 * 2 + 6 * 2 + 3 * 2 + 3 * 3
+    face = [src for src in page.images if src.startswith("figures/face_vgg16_finetune_")]
+    assert face == [f"figures/face_vgg16_finetune_{n}.png" for n in ("confusion", "gallery", "saliency",
+                                                                     "reliability", "gradients", "parameters",
+                                                                     "curves")]
     for src in page.images:
         assert not src.startswith(("/", "data:")) and ".." not in src
         assert (root / "reports" / src).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -249,6 +259,10 @@ def test_page_shows_the_numbers_flags_and_computed_comparison(built):
     assert "<p>Trained 3 epochs in 12.5 s (321.0 images/second); kept epoch 3 (val_macro_f1: highest validation macro F1, ties to the lower loss).</p>" in text
     assert "<li>exploding gradients: yes</li>" in text
     assert text.count("Gradient health was not recorded for this run.") == 3
+    assert text.count("Calibration was not recorded for this run.") == 3
+    assert text.count("Test expected calibration error (15 bins, 95% bootstrap interval): 0.142 [0.090, 0.200] "
+                      "before temperature scaling, 0.051 [0.030, 0.110] after (temperature 1.734, fitted on the "
+                      "validation split (val ECE 0.121 \u2192 0.032))") == 3
     assert "<td>0.6000</td>" in text  # emotion's last val accuracy in the epoch log
     for sentences in comparisons.values():
         assert len(sentences) >= 5  # verdict, pretraining, convergence, generalisation, confusion, health
@@ -270,7 +284,7 @@ def test_markdown_report_has_the_same_sections_and_resolvable_images(built):
     for line in comparisons["emotion"][1:]:
         assert f"- {line}" in markdown
     links = [line[line.index("](") + 2:-1] for line in markdown.splitlines() if line.startswith("![")]
-    assert len(links) == 22 and all((root / "reports" / link).is_file() for link in links)
+    assert len(links) == 22 + 9 and all((root / "reports" / link).is_file() for link in links)
 
 
 def test_zscore_image_plots_are_written_per_experiment(built):

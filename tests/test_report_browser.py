@@ -19,7 +19,8 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium not installed
 # Runs after the page has loaded: records every image that did not decode, and how the page is built.
 PROBE = """<script>window.addEventListener('load', () => {
   const broken = [...document.images].filter(i => !i.complete || i.naturalWidth === 0).map(i => i.getAttribute('src'));
-  document.body.setAttribute('data-probe', JSON.stringify({images: document.images.length, broken: broken,
+  const widths = Object.fromEntries([...document.images].map(i => [i.getAttribute('src'), i.naturalWidth]));
+  document.body.setAttribute('data-probe', JSON.stringify({images: document.images.length, broken: broken, widths: widths,
     folded: document.querySelectorAll('details:not([open])').length,
     links: [...document.querySelectorAll('a[href^="#"]')].filter(a => !document.getElementById(a.getAttribute('href').slice(1))).length}));
 });</script>"""
@@ -42,11 +43,38 @@ class Probe(HTMLParser):
             self.found = dict(attrs).get("data-probe")
 
 
+EXPLAINED = ("gallery", "saliency", "reliability")
+
+
+def draw_explained(folder) -> None:
+    """evaluate's three images as its own functions draw them, from a small made-up test split."""
+    from facelab import paths
+    from facelab.evaluation.explain import reliability_diagram
+    from facelab.evaluation.gallery import mistake_gallery
+    from facelab.evaluation.saliency import saliency_figure
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (12, 32, 32, 3), dtype=np.uint8)
+    actual, predicted = np.array([0, 1] * 6), np.array([0, 1, 1, 0] * 3)
+    probabilities = np.full((12, 2), 0.3)
+    probabilities[np.arange(12), predicted] = 0.7
+    out = paths.explained_images(folder)
+    reliability_diagram(probabilities, actual, 15, "face/x", out["reliability"])
+    mistake_gallery(pixels, actual, predicted, probabilities, [f"{i}.png" for i in range(12)], ("other", "target"),
+                    out["gallery"])
+    maps = rng.random((12, 32, 32)).astype(np.float32)
+    saliency = {"maps": maps[:2], "images": pixels[:2], "counts": np.array([3, 3]), "gallery_maps": maps[2:6],
+                "gallery_images": pixels[2:6]}
+    saliency_figure(saliency, ("other", "target"), [f"{i}" for i in range(4)], "face/x", out["saliency"])
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     root = tmp_path_factory.mktemp("browser")
     for exp in six_experiments():
         write_experiment(root, exp, histograms=exp["task"] == "face")
+        if exp["task"] == "face":
+            draw_explained(root / "plots" / exp["task"] / exp["recipe"])
     write_report([load_experiment(t, r, root) for t in CLASSES for r in RECIPES], root / "reports", root / "zscore")
     return root / "reports"
 
@@ -60,7 +88,13 @@ def test_every_image_loads_and_every_experiment_starts_folded(report):
     assert parser.found, "the probe did not run: the page never finished loading"
     found = json.loads(parser.found)
     assert found["broken"] == []
-    assert found["images"] == page.count("<img ")  and found["images"] == 2 * 2 + 6 * 2 + 3 * 2
+    assert found["images"] == page.count("<img ")  and found["images"] == 2 * 2 + 6 * 2 + 3 * 2 + 3 * 3
+    # evaluate's images (face experiments): decoded at their own size, and none of them blank
+    explained = {src: width for src, width in found["widths"].items() if src.rsplit("_", 1)[-1][:-4] in EXPLAINED}
+    assert len(explained) == 9 and min(explained.values()) > 200
+    for src in explained:
+        pixels = matplotlib.image.imread(report / src)[..., :3]
+        assert (pixels < 0.95).any(axis=2).mean() > 0.02, f"{src} is blank"
     assert found["folded"] == 6 and found["links"] == 0  # the table of contents points at real sections
 
 

@@ -16,8 +16,10 @@ from facelab.reporting.figures import plot_confusion, plot_curves, plot_scores, 
 from facelab.reporting.render import render_html, render_markdown
 
 HISTOGRAMS = ("gradients", "parameters")  # train-stage figures, shown when the run wrote them
+EXPLAINED = ("gallery", "saliency", "reliability")  # evaluate's images (paths.explained_images), in this order
 SECTIONS = (("log", "Epoch log"), ("summary", "Run summary"),  # (anchor suffix, title): what each experiment shows, in this order
             ("confusion", "Confusion matrix: counts and z-scores"),
+            ("explain", "Mistakes, saliency and calibration"),
             ("health", "Gradient and parameter distributions"),
             ("curves", "Loss and accuracy curves"), ("classes", "Per-class precision, recall and F1"))
 AVERAGES = ("macro avg", "weighted avg")
@@ -37,6 +39,7 @@ def load_experiment(task: str, recipe: str, root: Path = Path(".")) -> dict:
         "confusion": read_json(scored["confusion"]),
         "predictions": pd.read_csv(scored["predictions"]) if scored["predictions"].is_file() else None,
         "images": {name: plots / f"{name}.png" for name in HISTOGRAMS if (plots / f"{name}.png").is_file()},
+        "explained": {name: scored[name] for name in EXPLAINED if scored[name].is_file()},
     }
 
 
@@ -66,7 +69,7 @@ def stem(exp: dict) -> str:
 def write_figures(exp: dict, folder: Path) -> None:
     plot_curves(exp["history"], folder / f"{stem(exp)}_curves.png")
     plot_confusion(exp["confusion"], folder / f"{stem(exp)}_confusion.png")
-    for name, source in exp["images"].items():
+    for name, source in {**exp["images"], **exp.get("explained", {})}.items():
         shutil.copyfile(source, folder / f"{stem(exp)}_{name}.png")
 
 
@@ -151,12 +154,40 @@ def experiment_blocks(exp: dict) -> list[tuple]:
     """One recipe's subsection, folded: its sections in the order of SECTIONS, and where its W&B run is."""
     content = {"log": [log_table(exp["history"])], "summary": summary_blocks(exp),
                "confusion": [("image", f"figures/{stem(exp)}_confusion.png", f"{stem(exp)} confusion")],
+               "explain": explain_blocks(exp),
                "health": health_blocks(exp), "curves": curve_blocks(exp), "classes": [class_table(exp)]}
     inner = [*banners([exp]), *wandb_blocks(exp)]
     for key, title in SECTIONS:
         inner += [("heading", 4, title, f"{stem(exp)}_{key}"), *content[key]]
     return [("heading", 3, f"{exp['task']} / {exp['recipe']}", stem(exp)),
-            ("fold", f"{exp['task']} / {exp['recipe']}: epoch log, summary, confusion, health, curves, classes", inner)]
+            ("fold", f"{exp['task']} / {exp['recipe']}: epoch log, summary, confusion, mistakes, saliency, "
+                     f"calibration, health, curves, classes", inner)]
+
+
+def explain_blocks(exp: dict) -> list[tuple]:
+    """The mistake gallery, the Grad-CAM figure and the reliability diagram evaluate drew, and the test ECE before
+    and after temperature scaling (older results: whatever of these they have)."""
+    captions = {"gallery": "mistakes, most confident first", "saliency": "Grad-CAM saliency",
+                "reliability": "reliability diagram"}
+    images = [("image", f"figures/{stem(exp)}_{name}.png", f"{stem(exp)} {captions[name]}")
+              for name in exp.get("explained", {})]
+    return [("text", calibration_text((exp.get("details") or {}).get("calibration"))), *images]
+
+
+def calibration_text(calibrated: dict | None) -> str:
+    if not calibrated:
+        return "Calibration was not recorded for this run."
+    test, val, t = calibrated["test"], calibrated["val"], calibrated["temperature"]
+    scaled = (f"temperature {t:.3f}, fitted on the validation split (val ECE {val['before']:.3f} → "
+              f"{val['after']:.3f})" if t != 1.0 else "no temperature (train.calibrate: none)")
+    return (f"Test expected calibration error ({calibrated['bins']} bins, 95% bootstrap interval): "
+            f"{test['before']['ece']:.3f} {bracket(test['before']['ece_ci'])} before temperature scaling, "
+            f"{test['after']['ece']:.3f} {bracket(test['after']['ece_ci'])} after ({scaled}). "
+            f"The probabilities facelab predict gives are the scaled ones; scaling never changes a prediction.")
+
+
+def bracket(ci) -> str:
+    return f"[{ci[0]:.3f}, {ci[1]:.3f}]"
 
 
 def wandb_blocks(exp: dict) -> list[tuple]:
