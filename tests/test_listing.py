@@ -143,3 +143,24 @@ def test_a_nested_class_folder_is_read_and_an_empty_one_says_so(tiny_raw, tmp_pa
     with pytest.raises(DataError, match=r"^'.*photos/c' holds no files, only empty folder\(s\) 2019 \(files per "
                                         r"class: other: 4, target: 4, c: 0\)"):
         run(tmp_path, folder_data(tiny_raw, root, classes=["other", "target", "c"]))
+
+
+def test_a_class_folder_written_decomposed_is_the_class_named_composed(tmp_path):
+    """macOS writes 'café' as NFD; params.yaml usually holds NFC: prepare and scan read that folder as the class."""
+    import unicodedata
+    from PIL import Image
+    from facelab.data.scan import fingerprint
+    from facelab.data.sources import folder_images
+    from facelab.params import parse_params
+    from tests.conftest import tiny_raw_params
+    composed, decomposed = unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café")
+    for folder, n in ((decomposed, 3), ("tea", 2)):
+        (tmp_path / folder).mkdir()
+        for i in range(n):
+            Image.new("RGB", (40, 40), (i * 40, 90, 20)).save(tmp_path / folder / f"{i}.png")
+    images = folder_images(tmp_path, (composed, "tea"), 32)
+    assert sorted(images.labels.tolist()) == [0, 0, 0, 1, 1] and not images.warnings
+    raw = tiny_raw_params()
+    raw["data"]["face"].update(source="folder", path=str(tmp_path), classes=[composed, "tea"])
+    found = fingerprint("face", parse_params(raw).data["face"])
+    assert len(found["files"]) == 5 and found["others"] == []

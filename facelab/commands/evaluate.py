@@ -12,6 +12,7 @@ import torch
 from facelab import paths
 from facelab.data.batches import SplitData
 from facelab.data.images import Images
+from facelab.data.listing import class_folder
 from facelab.data.sources import folder_images
 from facelab.errors import UserError
 from facelab.evaluation.experiment import evaluate_model, score_lines, write_outputs
@@ -57,7 +58,7 @@ def labelled_folder(root: Path, classes: tuple[str, ...], img_size: int, faces: 
     if not root.is_dir():
         raise UserError(f"--data '{root}' is not a folder; pass a folder holding one sub-folder per class "
                         f"{list(classes)}")
-    missing = [name for name in classes if not (root / name).is_dir()]
+    missing = [name for name in classes if not class_folder(root, name).is_dir()]
     if missing:
         raise UserError(f"--data '{root}' has no folder for class(es) {missing}; the model's classes are "
                         f"{list(classes)}, and each needs a sub-folder of that exact name")

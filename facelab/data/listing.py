@@ -3,6 +3,7 @@ files (at any depth, links followed, hidden names left out) and the folders it c
 from __future__ import annotations
 
 import os
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,6 +65,24 @@ def walk(folder: Path, ancestors: frozenset, found: Listing) -> None:
             walk(path, ancestors | {identity}, found)
         else:
             found.files.append(path)
+
+
+def same_name(a: str, b: str) -> bool:
+    """Names equal after Unicode normalisation: macOS writes 'café' decomposed (NFD), params.yaml holds it
+    composed (NFC); both are the same folder to the user."""
+    return unicodedata.normalize("NFC", a) == unicodedata.normalize("NFC", b)
+
+
+def class_folder(root: Path, name: str) -> Path:
+    """root/name, or the sub-folder of root whose name equals `name` after Unicode normalisation."""
+    if (root / name).is_dir():
+        return root / name
+    try:
+        with os.scandir(root) as scan:
+            return next((Path(entry.path) for entry in scan if same_name(entry.name, name) and is_folder(entry)),
+                        root / name)
+    except OSError:
+        return root / name
 
 
 def is_folder(entry: os.DirEntry) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from facelab.data.images import display_name
-from facelab.data.listing import Listing, children, list_tree
+from facelab.data.listing import Listing, children, class_folder, list_tree, same_name
 from facelab.data.sources import user_path
 from facelab.params import DataParams
 
@@ -38,7 +38,8 @@ def fingerprint(task: str, data: DataParams) -> dict:
         found["files"] = rows(list_tree(root), root)
         return found
     for name in data.classes:
-        found["files"] += rows(list_tree(root / name), root) if (root / name).is_dir() else []
+        folder = class_folder(root, name)
+        found["files"] += rows(list_tree(folder), root) if folder.is_dir() else []
     found["files"].sort(key=lambda row: row[0])
     found["others"] = other_folders(root, data.classes)
     return found
@@ -66,4 +67,5 @@ def other_folders(root: Path, classes: tuple[str, ...]) -> list[str]:
         loose, folders = children(root)
     except OSError as error:
         return [f"unreadable: {error.strerror}"]
-    return [display_name(Path(p.name)) for p in loose + folders if p.name not in classes]
+    return [display_name(Path(p.name)) for p in loose + folders
+            if not any(same_name(p.name, name) for name in classes)]

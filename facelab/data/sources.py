@@ -10,7 +10,7 @@ import numpy as np
 from facelab.data import faces
 from facelab.errors import DataError
 from facelab.data.images import Entry, Images, Skipped, display_name, pixel_digest, read_files
-from facelab.data.listing import Listing, children, list_tree
+from facelab.data.listing import Listing, children, class_folder, list_tree, same_name
 from facelab.params import DataParams
 from facelab.data.pixels import PixelStore
 
@@ -76,10 +76,10 @@ def scan_folders(root: Path, wanted: tuple[str, ...]) -> tuple[dict[str, Listing
         raise DataError(f"image folder '{root}' does not exist; set data.<task>.path to a folder "
                         f"holding one sub-folder per class {list(wanted)}")
     loose, subfolders = list_folder(root)
-    found = {name: class_listing(root / name) for name in wanted if (root / name).is_dir()}
+    found = {name: class_listing(class_folder(root, name)) for name in wanted if class_folder(root, name).is_dir()}
     others, notes = {}, []
     for folder in subfolders:
-        if folder.name in wanted:
+        if any(same_name(folder.name, name) for name in wanted):
             continue
         listing = list_tree(folder)
         if listing.problems and listing.problems[0].path == folder:

@@ -30,11 +30,6 @@ def plain_folder_name(name: str) -> bool:
     return bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name
 
 
-def same_name(a: str, b: str) -> bool:
-    """Folder names equal after Unicode normalisation (macOS writes NFD, params are usually NFC)."""
-    return unicodedata.normalize("NFC", a) == unicodedata.normalize("NFC", b)
-
-
 def one_of(value, allowed, where: str) -> None:
     if value not in allowed:
         raise ParamsError(f"{where}: '{value}' is not one of {list(allowed)}")
