@@ -14,6 +14,7 @@ import yaml
 
 from facelab import paths
 from facelab.errors import UserError
+from facelab.evaluation.gallery import discordant_strip
 from facelab.files import atomic_dir
 from facelab.params import RECIPES, TASKS
 from facelab.reporting.comparison import difference_text, paired, size_text
@@ -129,6 +130,35 @@ def side_by_side(base: Side, head: Side, title: str, path: Path) -> None:
     save(fig, path)
 
 
+def discordant_lines(task: str, recipe: str, base: Side, head: Side, same_split: bool, root: Path,
+                     out_dir: Path) -> list[str]:
+    """The comment's strip of the test images only one side gets right (McNemar's discordant pairs), or why
+    there is none. The pixels come from the workspace's data/prepared/<task>: dvc.lock gives it the same hash at
+    both revisions exactly when the paired test runs, so those are the images both sides were scored on."""
+    if not same_split:
+        return ["No strip of discordant images: the test split differs between the revisions (dvc.lock's "
+                f"prepared hash for {task} changed), so no image was scored by both."]
+    prepared = paths.prepared(task, root)
+    if not (prepared / "test_x.npy").is_file():
+        return [f"No strip of discordant images: {prepared.relative_to(root).as_posix()} is not in the workspace "
+                f"(`dvc pull` or `dvc repro prepare@{task}` puts it there)."]
+    classes = list(head.confusion["classes"])
+    index = {name: k for k, name in enumerate(classes)}
+    manifest = pd.read_csv(prepared / "manifest.csv")
+    names = manifest.loc[manifest["split"] == "test", "file"].astype(str).tolist()
+    actual = head.predictions["actual"].map(index).to_numpy()
+    if len(names) != len(actual):
+        return [f"No strip of discordant images: {prepared.relative_to(root).as_posix()} holds {len(names)} test "
+                f"images but the predictions {len(actual)}; rerun `dvc repro` so both come from the same split."]
+    image = f"{task}_{recipe}_discordant.png"
+    counts = discordant_strip(np.load(prepared / "test_x.npy"), actual, base.predictions["predicted"].map(index),
+                              head.predictions["predicted"].map(index), names, classes, out_dir / image)
+    return [f"Test images only one side gets right (McNemar's discordant pairs: {counts['head_only']} only head, "
+            f"{counts['base_only']} only base; up to 8 of each shown), from the workspace's "
+            f"{prepared.relative_to(root).as_posix()}, whose hash dvc.lock records for both revisions:", "",
+            f"![{task}/{recipe}: discordant test images]({image})"]
+
+
 def metrics_table(diff: dict, base_rev: str) -> list[str]:
     """`dvc metrics diff --json` as a Markdown table of the headline metrics only."""
     rows = [(path, key, change) for path, metrics in sorted(diff.items()) for key, change in metrics.items()
@@ -169,7 +199,8 @@ def write_review(base_rev: str, root: Path, out_dir: Path, experiments: list[tup
         lines.append(f"- {verdict(task, recipe, base, head, same)}")
         image = f"{task}_{recipe}.png"
         side_by_side(base, head, f"{task}/{recipe}: base {base_rev} (left) vs head (right)", out_dir / image)
-        figures += [f"#### {task}/{recipe}", "", f"![{task}/{recipe}: base vs head]({image})", ""]
+        figures += [f"#### {task}/{recipe}", "", f"![{task}/{recipe}: base vs head]({image})", "",
+                    *discordant_lines(task, recipe, base, head, same, root, out_dir), ""]
     if unchanged:
         lines.append(f"- unchanged: {', '.join(unchanged)}.")
     lines += ["", *(f"> {w}" for w in warnings), "", *(["### Base (left) and head (right)", "", *figures] if figures else [])]
