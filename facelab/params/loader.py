@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +38,7 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     try:
         text = path.read_text()
         lines = key_lines(YAML(typ="safe", pure=True).compose(text), (), str(path))
-        return parse_params(YAML(typ="safe", pure=True).load(text) or {}, str(path), lines)
+        return parse_params(YAML(typ="safe", pure=True).load(text) or {}, str(path), lines, path)
     except (OSError, UnicodeDecodeError) as error:
         raise ParamsError(f"{path}: cannot be read ({error})") from error
     except YAMLError as error:
@@ -66,12 +67,14 @@ def key_lines(node, where: tuple, name: str) -> dict[tuple, int]:
     return found
 
 
-def parse_params(raw: dict, source: str = "params.yaml", lines: dict | None = None) -> Params:
-    """Validate a params mapping (as read from YAML) and build the typed Params."""
+def parse_params(raw: dict, source: str = "params.yaml", lines: dict | None = None,
+                 path: Path | None = None) -> Params:
+    """Validate a params mapping (as read from YAML) and build the typed Params. path: the file it was read from,
+    whose committed version names the documented value of a missing key."""
     raw = json.loads(json.dumps(raw))  # plain dicts and lists: what W&B's config and the model cards record
     if not isinstance(raw, dict):
         raise ParamsError(f"{source}: expected a mapping of seed, data, models, train and wandb, got {raw!r}")
-    schema = validate(Schema, merge_augment(raw), lines)
+    schema = validate(Schema, merge_augment(raw), lines, committed=path)
     sections = {name: {f.name: getattr(getattr(schema, name), f.name) for f in dataclasses.fields(getattr(schema, name))}
                 for name in ("data", "models")}
     params = Params(schema.seed, sections["data"], sections["models"], schema.train, schema.wandb, raw)
@@ -108,20 +111,34 @@ def merge_augment(raw: dict) -> dict:
                               for name, recipe in models.items()}}
 
 
-def validate(cls, raw, lines: dict | None, prefix: str = ""):
+def validate(cls, raw, lines: dict | None, prefix: str = "", committed: Path | None = None):
     try:
         return TypeAdapter(cls).validate_python(raw)
     except ValidationError as error:
-        raise ParamsError(error_message(cls, error.errors(), lines, prefix)) from None
+        raise ParamsError(error_message(cls, error.errors(), lines, prefix, committed)) from None
 
 
-def error_message(cls, errors: list[dict], lines: dict | None, prefix: str) -> str:
+def documented(path: Path | None, loc: tuple, keys: list) -> str:
+    """The missing keys' values in the last committed params.yaml (git HEAD), which documents every default."""
+    if path is None:
+        return ""
+    shown = subprocess.run(["git", "show", f"HEAD:./{path.name}"], cwd=path.parent.resolve(), capture_output=True,
+                           text=True)
+    block = YAML(typ="safe", pure=True).load(shown.stdout) if shown.returncode == 0 else None
+    for part in loc:
+        block = block.get(part) if isinstance(block, dict) else None
+    found = [f"{key}: {json.dumps(block[key])}" for key in keys if isinstance(block, dict) and key in block]
+    return f"; the committed params.yaml has {', '.join(found)}" if found else ""
+
+
+def error_message(cls, errors: list[dict], lines: dict | None, prefix: str, committed: Path | None = None) -> str:
     """pydantic's first error as one line in our words: the key, what is wrong, how to fix it, and its line."""
     first = min(errors, key=lambda e: e["type"] != "unexpected_keyword_argument")  # a typo explains "missing"
     loc, kind, value = tuple(first["loc"]), first["type"], first["input"]
     if kind == "missing":
         missing = [e["loc"][-1] for e in errors if e["type"] == "missing" and tuple(e["loc"][:-1]) == loc[:-1]]
-        return f"{dotted(prefix, loc[:-1])}: missing key(s) {missing}; add them to params.yaml (see docs/training.md)"
+        return (f"{dotted(prefix, loc[:-1])}: missing key(s) {missing}; add them to params.yaml (every key is "
+                f"required: params.yaml holds every default{documented(committed, loc[:-1], missing)})")
     if kind == "unexpected_keyword_argument":
         allowed = [f.name for f in dataclasses.fields(field_type(cls, loc[:-1]))]
         close = closest_key(str(loc[-1]), allowed)
