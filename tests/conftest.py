@@ -80,8 +80,14 @@ def write_stand_in_weights(torch_home: Path) -> None:
 
 @pytest.fixture(scope="session")
 def stand_in_torch_home(tmp_path_factory) -> Path:
-    home = tmp_path_factory.mktemp("torch_home")
-    write_stand_in_weights(home)
+    """Stand-in ImageNet files (VGG16's is 528 MB), written once per run and shared by the xdist workers."""
+    from filelock import FileLock
+    common = tmp_path_factory.getbasetemp().parent  # the same folder for every xdist worker of this run
+    home = common / "torch_home"
+    with FileLock(str(common / "torch_home.lock")):
+        if not (home / "done").is_file():
+            write_stand_in_weights(home)
+            (home / "done").touch()
     return home
 
 

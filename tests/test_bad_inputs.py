@@ -368,57 +368,6 @@ def test_too_few_images_says_what_was_dropped_on_the_way_and_keeps_the_old_outpu
     assert {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()} == before
 
 
-def test_evaluate_swaps_in_all_its_files_together_or_leaves_the_old_set(tmp_path, monkeypatch):
-    """A failure while writing evaluate's files (here the metrics, written last) leaves the previous five as they were."""
-    import pandas as pd
-    from facelab import files
-    from facelab.evaluation import experiment as evaluate
-    outputs = {"metrics": tmp_path / "m" / "r.json", "details": tmp_path / "m" / "r_details.json",
-               "classes": tmp_path / "m" / "r_classes.json", "predictions": tmp_path / "p" / "predictions.csv",
-               "confusion": tmp_path / "p" / "confusion.json"}
-
-    def result(acc):
-        return {"metrics": {"test": {"acc": acc}}, "details": {"acc": acc}, "classes": {"acc": acc},
-                "confusion": {"acc": acc}, "predictions": pd.DataFrame({"actual": ["a"], "predicted": [str(acc)]})}
-    evaluate.write_outputs(result(0.5), outputs)
-    old = {key: path.read_bytes() for key, path in outputs.items()}
-    real = files.write_json
-
-    def full_disk(path, data):
-        if Path(path).name.startswith(".r.json."):
-            raise OSError(28, "No space left on device", str(path))
-        real(path, data)
-    monkeypatch.setattr(evaluate, "write_json", full_disk)
-    with pytest.raises(OSError):
-        evaluate.write_outputs(result(0.9), outputs)
-    assert {key: path.read_bytes() for key, path in outputs.items()} == old
-    assert [p.name for folder in ("m", "p") for p in (tmp_path / folder).iterdir() if p.name.startswith(".")] == []
-    monkeypatch.undo()
-    evaluate.write_outputs(result(0.9), outputs)
-    assert json.loads(outputs["metrics"].read_text())["test"]["acc"] == 0.9
-    assert "0.9" in outputs["predictions"].read_text()
-
-
-@pytest.mark.parametrize("code, fix", [
-    (28, "free space on that disk (or move the repository or its DVC cache to a larger one) and run again"),
-    (30, "the file system is mounted read-only; run from a writable copy of the repository"),
-    (13, "give this user write permission to that folder (or run as its owner)"),
-])
-def test_a_full_disk_read_only_or_denied_write_is_one_error_line(capsys, code, fix):
-    import os
-    from facelab.cli import stage_main
-
-    @stage_main
-    def stage():
-        raise OSError(code, os.strerror(code), "metrics/face/.r.json.abc.tmp")
-    with pytest.raises(SystemExit) as stop:
-        stage()
-    assert stop.value.code == 1
-    assert capsys.readouterr().err == (f"error: 'metrics/face/.r.json.abc.tmp': {os.strerror(code)}; {fix}. Outputs are "
-                                       f"written to temporary names and renamed in at the end: none was left "
-                                       f"half-written\n")
-
-
 def test_other_os_errors_keep_their_traceback():
     from facelab.cli import stage_main
     with pytest.raises(ConnectionResetError):

@@ -28,7 +28,8 @@ def trained_root(root, tta_flip: bool):
     """prepare, train and save one tiny model under root, as the stages do."""
     params = parse_params(tiny_raw_params())
     settings = dataclasses.replace(params.train, tta_flip=tta_flip)
-    prepared, recipe = paths.prepared(TASK, root), params.models[RECIPE]
+    prepared = paths.prepared(TASK, root)
+    recipe = dataclasses.replace(params.models[RECIPE], epochs=1)  # one epoch: these tests use a model, any model
     prepare.run(TASK, params.data[TASK], params.seed, prepared)
     splits, classes = load_prepared(prepared)
     result = loop.run(f"{TASK}/{RECIPE}", recipe, settings, params.seed, splits, classes)
@@ -39,7 +40,7 @@ def trained_root(root, tta_flip: bool):
     return root, splits
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["plain", "tta_flip"])
+@pytest.fixture(scope="module", params=[False, pytest.param(True, marks=pytest.mark.e2e)], ids=["plain", "tta_flip"])
 def evaluated(request, tmp_path_factory):
     root, splits = trained_root(tmp_path_factory.mktemp("explain"), request.param)
     return root, splits, evaluate_experiment(TASK, RECIPE, 64, root)
@@ -99,3 +100,30 @@ def test_scaled_probabilities_keep_every_prediction(evaluated):
     logits = np.log(result["explained"]["probabilities"])
     rescaled = scaled_probabilities(logits, 1.0).numpy()
     assert np.array_equal(rescaled.argmax(1), result["explained"]["predicted"])
+
+
+def test_evaluate_swaps_in_all_its_files_together_or_leaves_the_old_set(evaluated, tmp_path, monkeypatch):
+    """A failure while writing evaluate's files (here the metrics) leaves the previous set as it was, images
+    included, and no temporary file behind."""
+    import json
+    from pathlib import Path
+    from facelab import files
+    from facelab.evaluation import experiment as evaluate
+    _, _, result = evaluated
+    outputs = paths.evaluate_outputs(TASK, RECIPE, tmp_path)
+    evaluate.write_outputs(result, outputs)
+    old = {key: path.read_bytes() for key, path in outputs.items()}
+    changed = {**result, "metrics": {**result["metrics"], "collapsed": "changed"}}
+
+    def full_disk(path, data):
+        if Path(path).name.startswith(f".{outputs['metrics'].name}."):
+            raise OSError(28, "No space left on device", str(path))
+        files.write_json(path, data)
+    monkeypatch.setattr(evaluate, "write_json", full_disk)
+    with pytest.raises(OSError):
+        evaluate.write_outputs(changed, outputs)
+    assert {key: path.read_bytes() for key, path in outputs.items()} == old
+    assert [p for path in outputs.values() for p in path.parent.iterdir() if p.name.startswith(".")] == []
+    monkeypatch.undo()
+    evaluate.write_outputs(changed, outputs)
+    assert json.loads(outputs["metrics"].read_text())["collapsed"] == "changed"

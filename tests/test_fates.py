@@ -136,6 +136,7 @@ def test_heic_photos_decode_through_pillow_heif(tiny_raw, tmp_path):
 
 
 @pytest.mark.skipif(not YALE.is_dir(), reason=f"real faces not present: {YALE} (the shared test data)")
+@pytest.mark.e2e  # runs OpenCV's face detector, both passes, over real photos until 16 faces are found
 def test_misses_of_the_detector_alone_over_the_limit_say_so_and_name_the_knob(tiny_raw, tmp_path):
     from tests.test_detect import frontal_lit, paste
     rng, root = np.random.default_rng(3), tmp_path / "photos"

@@ -110,6 +110,7 @@ def test_yaml_mistakes_name_the_file_and_line(tmp_path, text, message):
         load_params(tmp_path / "params.yaml")
 
 
+@pytest.mark.e2e  # starts a stage process
 def test_a_yaml_mistake_is_one_error_line_when_a_stage_runs_directly(tmp_path):
     import subprocess
     import sys

@@ -14,7 +14,8 @@ from facelab.reporting.document import load_experiment, write_report
 from tests.test_report import CLASSES, RECIPES, six_experiments, write_experiment
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium not installed (Debian: apt-get install chromium)")
+pytestmark = [pytest.mark.e2e,  # starts a real browser
+              pytest.mark.skipif(CHROMIUM is None, reason="Chromium not installed (Debian: apt-get install chromium)")]
 
 # Runs after the page has loaded: records every image that did not decode, and how the page is built.
 PROBE = """<script>window.addEventListener('load', () => {

@@ -73,6 +73,7 @@ def test_an_experiment_is_counted_once_and_a_repeated_seed_with_the_same_params_
     assert err == f"warning: {warnings[0]}\n"
 
 
+@pytest.mark.e2e  # starts a Python process
 def test_python_m_facelab_app_runs_the_command(tmp_path):
     import subprocess
     import sys

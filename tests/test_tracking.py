@@ -20,6 +20,7 @@ def read_wandb(run_dir):
     return json.loads(summary.stdout), parsed
 
 
+@pytest.mark.e2e  # a real W&B run, read back with wandb's own reader
 def test_offline_wandb_run_holds_config_epoch_metrics_and_summary(tiny_params, tmp_path):
     prepare.run("emotion", tiny_params.data["emotion"], 0, tmp_path / "emotion")
     splits, classes = load_prepared(tmp_path / "emotion")

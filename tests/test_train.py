@@ -95,18 +95,6 @@ def test_step_schedule_and_early_stopping(tiny_raw, prepared):
     assert scheduler.get_last_lr() == [0.125]
 
 
-def test_two_runs_give_identical_weights_and_metrics(tiny_params, prepared):
-    splits, classes = prepared
-    assert tiny_params.train.augment.beyond_flip()  # with the default augmentation on: crops, jitter, erasing
-    runs = [loop.run("e/r", tiny_params.models["resnet18_scratch"], tiny_params.train,
-                      tiny_params.seed, splits, classes) for _ in range(2)]
-    assert runs[0].history.equals(runs[1].history)
-    assert all(torch.equal(runs[0].state_dict[k], runs[1].state_dict[k]) for k in runs[0].state_dict)
-    assert runs[0].gradients.equals(runs[1].gradients) and runs[0].summary == {
-        **runs[1].summary, "train_seconds": runs[0].summary["train_seconds"],
-        "images_per_second": runs[0].summary["images_per_second"]}
-
-
 @pytest.mark.parametrize("name", ["adam", "adamw", "sgd"])
 def test_fused_optimizer_follows_the_default_implementations_updates(tiny_params, name):
     """facelab's optimizers run PyTorch's fused kernel; the update rule is the one users get by default."""
@@ -149,6 +137,7 @@ def test_divergence_check_names_the_first_bad_step_at_once_or_one_step_late(lag)
         last.finish()  # the epoch's last step is checked before the epoch ends
 
 
+@pytest.mark.e2e  # builds VGG16 from its 528 MB (stand-in) ImageNet file and trains it twice
 def test_frozen_vgg_features_are_cached_without_changing_results(tiny_params, prepared, torch_home):
     """Training the head on cached trunk outputs equals training the whole model end to end."""
     splits, classes = prepared
@@ -207,21 +196,30 @@ def test_evaluate_scores_test_split_with_the_saved_model(tiny_params, prepared, 
     assert out["classes"]["happy"]["support"] == (predictions.actual == "happy").sum()
 
 
-def test_two_same_seed_trainings_write_byte_identical_model_files(tiny_params, prepared, tmp_path):
-    """torch.save into a file records that (temporary, random) file's name in the archive; the model file is
-    written from memory, so identical weights give an identical file and DVC reruns nothing after it."""
+def test_two_same_seed_trainings_give_identical_metrics_and_byte_identical_model_files(tiny_params, prepared,
+                                                                                      tmp_path):
+    """Same data, params and seed: the same history, weights and summary (augmentation on). And torch.save into a
+    file records that (temporary, random) file's name in the archive; the model file is written from memory, so
+    identical weights give an identical file and DVC reruns nothing after it."""
     import hashlib
     splits, classes = prepared
-    recipe = tiny_params.models["resnet18_scratch"]
+    assert tiny_params.train.augment.beyond_flip()  # with the default augmentation on: crops, jitter, erasing
+    recipe = dataclasses.replace(tiny_params.models["resnet18_scratch"], epochs=1)
     settings = train.model_settings("emotion", "resnet18_scratch", recipe, tiny_params.train, tiny_params.seed,
                                     classes, {"img_size": 32, "faces": "none"}, weights_provenance(recipe))
-    digests = []
+    digests, runs = [], []
     for root in (tmp_path / "a", tmp_path / "b"):
         result = loop.run("e/r", recipe, tiny_params.train, tiny_params.seed, splits, classes)
+        runs.append(result)
         calibration = train.fit_calibration(trained_model(recipe, len(classes), result.state_dict), splits["val"],
                                             tiny_params.train)
         train.save_outputs(result, settings, calibration, paths.train_outputs("emotion", "resnet18_scratch", root))
         digests.append(hashlib.sha256(paths.model("emotion", "resnet18_scratch", root).read_bytes()).hexdigest())
+    assert runs[0].history.equals(runs[1].history)
+    assert all(torch.equal(runs[0].state_dict[k], runs[1].state_dict[k]) for k in runs[0].state_dict)
+    assert runs[0].gradients.equals(runs[1].gradients) and runs[0].summary == {
+        **runs[1].summary, "train_seconds": runs[0].summary["train_seconds"],
+        "images_per_second": runs[0].summary["images_per_second"]}
     assert digests[0] == digests[1]
     card = json.loads(paths.model_info("emotion", "resnet18_scratch", tmp_path / "a").read_text())
     assert set(card) == {"format", "settings", "results"}
