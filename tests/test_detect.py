@@ -59,10 +59,11 @@ def test_pasted_real_faces_are_found_and_the_crop_holds_them():
         centre = ((where[0] + where[2]) / 2, (where[1] + where[3]) / 2)
         holds_centre = crop[0] <= centre[0] <= crop[2] and crop[1] <= centre[1] <= crop[3]
         good += holds_centre and overlap(crop, where) >= 0.8
-    # measured: 55 of 120 found, 53 of those hold the centre and all of the face (Yale's crops are tight, brow to
-    # chin: the cascade misses about half of them even when pasted with room around them)
-    assert found >= 0.4 * len(files)
-    assert good >= 0.9 * found
+    # measured with the first pass only: 55 of 120 found, 53 of those good (Yale's crops are tight, brow to chin);
+    # with the second pass (finer steps, fewer neighbours, profile cascades): 87 found, 74 good. The second pass's
+    # boxes are looser, but it finds 21 more good crops than the first pass alone.
+    assert found >= 0.6 * len(files)
+    assert good >= 0.8 * found and good >= 0.55 * len(files)
 
 
 def test_random_noise_holds_no_face():

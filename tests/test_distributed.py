@@ -40,5 +40,5 @@ def test_two_process_ddp_matches_single_process(tiny_raw, tmp_path, torch_home, 
     single, ddp = results[1], results[2]
     # the two ranks together see each global batch a single process sees: only float order differs
     pd.testing.assert_frame_equal(ddp[1], single[1], rtol=2e-3)
-    assert ddp[0]["val"]["loss"] == pytest.approx(single[0]["val"]["loss"], rel=2e-3)
-    assert ddp[0]["best_epoch"] == single[0]["best_epoch"]
+    assert ddp[0]["results"]["val"]["loss"] == pytest.approx(single[0]["results"]["val"]["loss"], rel=2e-3)
+    assert ddp[0]["results"]["best_epoch"] == single[0]["results"]["best_epoch"]

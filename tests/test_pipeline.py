@@ -48,7 +48,7 @@ def test_repro_runs_every_stage_and_writes_the_declared_outputs(repo):
             metrics = json.loads((path / "metrics" / task / f"{recipe}.json").read_text())
             details = json.loads((path / "metrics" / task / f"{recipe}_details.json").read_text())
             test = metrics["test"]
-            assert set(test) == {"acc", "acc_ci", "loss", "macro_f1", "macro_f1_ci"}
+            assert set(test) == {"acc", "acc_ci", "loss", "macro_f1", "macro_f1_ci", "ece", "ece_ci"}
             assert test["acc_ci"][0] <= test["acc"] <= test["acc_ci"][1]
             assert test["macro_f1_ci"][0] <= test["macro_f1"] <= test["macro_f1_ci"][1]
             assert details["epochs"] == 2 and metrics["best_epoch"] in (1, 2)
@@ -109,9 +109,7 @@ def test_outputs_are_tracked_as_dvc_metrics_and_plots_and_repro_is_a_no_op(repo)
 
 
 def test_exp_run_with_a_changed_lr_reruns_only_that_recipe(repo):
-    path, env, _ = repo
-    sh("git", "add", "-A", cwd=path)
-    sh("git", "commit", "-qm", "baseline results", cwd=path)
+    path, env, _ = repo  # the built repo's baseline results are committed
     before = {t: json.loads((path / "metrics" / t / "vgg16_finetune.json").read_text()) for t in TASKS}
     result = sh("dvc", "exp", "run", "-S", "models.resnet18_scratch.lr=0.01", cwd=path, env=env)
     assert stages_run(result.stdout) == SCANS | {
@@ -132,7 +130,8 @@ def test_report_has_every_section_for_all_six_experiments_and_a_comparison_per_t
         assert len(comparison) >= 3 and all(line.startswith("- ") for line in comparison)
         assert "Pretraining is not measured here: resnet18_pretrained started from resnet18-f37072fd.pth" in markdown
         verdict = markdown.split(f"## Task: {task}\n")[1].split(f"### {task}: comparison")[0]
-        assert "McNemar p = " in verdict or "Every model collapsed" in verdict
+        assert "McNemar's exact test): p = " in verdict or "Every model collapsed" in verdict
+        assert "Which recipe is better is decided by the paired bootstrap of the test macro F1 difference" in verdict
         for recipe in RECIPES:
             assert f"### {task} / {recipe}\n" in markdown
             assert (path / "reports" / "figures" / f"{task}_{recipe}_gradients.png").is_file()
@@ -143,7 +142,7 @@ def test_report_has_every_section_for_all_six_experiments_and_a_comparison_per_t
 def test_plots_diff_after_the_exp_run_shows_all_six_experiments(repo, tmp_path):
     path, env, _ = repo
     sh("git", "add", "-A", cwd=path)
-    sh("git", "commit", "-qm", "resnet18_scratch lr 0.01", cwd=path)
+    sh("git", "commit", "-qm", "resnet18_scratch lr 0.01", cwd=path)  # the exp run's results (dvc exp run applied them)
     data = json.loads(sh("dvc", "plots", "diff", "HEAD~1", "--json", "-o", str(tmp_path / "json"),
                          cwd=path, env=env).stdout)["data"]
     sh("dvc", "plots", "diff", "HEAD~1", "-o", str(tmp_path / "html"), cwd=path, env=env)

@@ -290,7 +290,7 @@ def test_console_script_scores_real_photos(trained, tmp_path):
     assert {k: int(v) for k, v in counts.items()} == frame.predicted.value_counts().reindex(
         ["other", "target"], fill_value=0).to_dict()
     assert f"skipped {YALE / 'SOURCE.txt'}: not an image file (" in run.stderr  # the folder's notes are not a photo
-    module = subprocess.run([sys.executable, "-m", "facelab.commands.predict", *args[1:]], capture_output=True, text=True)
+    module = subprocess.run([sys.executable, "-m", "facelab.app", *args], capture_output=True, text=True)
     assert module.returncode == 0 and module.stdout == run.stdout
 
 

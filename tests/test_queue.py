@@ -90,7 +90,7 @@ def test_exp_show_lists_every_experiment_with_its_params_and_metrics(queued):
         assert params["models"]["resnet18_scratch"]["lr"] == GRID[name]
         assert params["models"]["vgg16_finetune"]["lr"] == 0.0001  # the rest of the grid point is the baseline's
         tests[name] = data["metrics"][METRICS]["data"]["test"]
-        assert set(tests[name]) == {"acc", "loss", "macro_f1"}
+        assert set(tests[name]) == {"acc", "loss", "macro_f1", "ece"}
     base = baseline["data"]["metrics"][METRICS]["data"]["test"]
     assert tests["lr-high"]["loss"] != tests["lr-low"]["loss"] != base["loss"] != tests["lr-high"]["loss"]
     # facelab seeds reads the same listing: one configuration per lr here, each a single run (no spread)

@@ -163,7 +163,8 @@ def test_the_comment_has_the_metrics_diff_verdicts_unchanged_lines_and_images_th
         f"{t}/{r}" for t in TASKS for r in RECIPES if (t, r) not in CHANGED)
     assert "> ⚠️ face/resnet18_pretrained: not ImageNet weights" in comment  # this suite's stand-in files
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", comment)
-    assert sorted(images) == sorted(f"{t}_{r}.png" for t, r in CHANGED)
+    # base/head figures, and the strip of discordant test images (same prepared split at both revisions)
+    assert sorted(images) == sorted([f"{t}_{r}.png" for t, r in CHANGED] + [f"{t}_{r}_discordant.png" for t, r in CHANGED])
     for image in images:
         pixels = matplotlib.image.imread(path / "review" / image)
         assert pixels.shape[0] > 300 and np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0).shape[0] > 20

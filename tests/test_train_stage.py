@@ -35,7 +35,8 @@ def train_process(cwd, recipe="resnet18_scratch"):
 def outputs(cwd):
     info = json.loads((cwd / "models" / "emotion" / "resnet18_scratch.json").read_text())
     plots = cwd / "plots" / "emotion" / "resnet18_scratch"
-    return ({k: v for k, v in info.items() if k not in TIMING},
+    info["results"] = {k: v for k, v in info["results"].items() if k not in TIMING}
+    return (info,
             pd.read_csv(plots / "history.csv"), pd.read_csv(plots / "gradients.csv"))
 
 
