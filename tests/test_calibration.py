@@ -61,7 +61,8 @@ def test_ece_refuses_logits_and_mismatched_labels():
         ece(HAND_PROBABILITIES, np.array([0, 1]))
 
 
-def test_the_intervals_resamples_are_scored_as_torchmetrics_scores_them():
+def test_ece_and_the_intervals_resamples_are_scored_as_torchmetrics_scores_them():
+    from torchmetrics.functional.classification import multiclass_calibration_error
     """The vectorised ECE ece_ci scores each resample with equals torchmetrics' on the images as they are,
     including confidences of exactly 1.0 (a bin of their own there) and confidences on bin edges."""
     logits, labels = overconfident(300, seed=6)
@@ -74,6 +75,9 @@ def test_the_intervals_resamples_are_scored_as_torchmetrics_scores_them():
             as_they_are = np.arange(len(y))[None, :]
             assert _resampled_ece(slot, correct - confidence, as_they_are, bins)[0] == pytest.approx(
                 ece(p, y, bins), abs=1e-6)
+            reference = multiclass_calibration_error(torch.from_numpy(p), torch.from_numpy(y), num_classes=p.shape[1],
+                                                     n_bins=bins, norm="l1")
+            assert ece(p, y, bins) == pytest.approx(float(reference), abs=1e-6)  # torchmetrics, the reference
 
 
 def test_ece_interval_holds_the_estimate_and_repeats_with_its_seed():

@@ -205,3 +205,13 @@ def test_collapse_at_chance_even_when_predictions_spread_over_classes():
         "macro F1 0.333 is no better than guessing at random in the test set's class proportions (0.333)")
     predicted[:3] = 0  # three more right: above chance
     assert not collapse(predicted, actual, 3)["collapsed"]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_confusion_equals_sklearn_including_classes_never_seen(seed):
+    from sklearn.metrics import confusion_matrix
+    from facelab.evaluation.scores import confusion
+    rng = np.random.default_rng(seed)
+    actual, predicted = rng.integers(0, 3, 50), rng.integers(0, 3, 50)  # a fourth class never appears
+    np.testing.assert_array_equal(confusion(actual, predicted, 4),
+                                  confusion_matrix(actual, predicted, labels=list(range(4))))
