@@ -151,7 +151,46 @@ def built_repo(tmp_path_factory, stand_in_torch_home) -> tuple[Path, str]:
     return path, log.read_text()
 
 
+@pytest.fixture(scope="session")
+def changed_repo(tmp_path_factory, built_repo, stand_in_torch_home) -> tuple[Path, str]:
+    """The built repo after `dvc exp run -S models.resnet18_scratch.lr=0.01`, its results committed on top of the
+    baseline, built once per run; returns (repo, the exp run's output). Its DVC cache and run cache hold the results
+    of both learning rates, as a CI runner's restored cache does."""
+    from filelock import FileLock
+    common = tmp_path_factory.getbasetemp().parent
+    path, log = common / "changed" / "repo", common / "changed" / "exp_run.log"
+    with FileLock(str(common / "changed.lock")):
+        if not log.is_file():
+            shutil.rmtree(path.parent, ignore_errors=True)
+            copy_repo(built_repo[0], path)
+            env = {**os.environ, "TORCH_HOME": str(stand_in_torch_home)}
+            output = sh("dvc", "exp", "run", "-S", "models.resnet18_scratch.lr=0.01", cwd=path, env=env).stdout
+            sh("git", "add", "-A", cwd=path)
+            sh("git", "commit", "-qm", "resnet18_scratch lr 0.01", cwd=path)
+            log.write_text(output)
+    return path, log.read_text()
+
+
 def copy_repo(built: Path, to: Path) -> Path:
     """A private copy of a built repo: its git history, DVC cache and outputs."""
     shutil.copytree(built, to, symlinks=True)
     return to
+
+
+BUILDER = "test_pipeline.py"  # its first test builds the shared repos
+
+
+def pytest_collection_modifyitems(items):
+    """The pipeline tests first, so one worker starts building the shared repos at once (one core, a few minutes);
+    the other tests on those repos last, so the other worker runs everything else meanwhile instead of waiting.
+    Needs xdist's --no-loadscope-reorder (pyproject.toml), which keeps this order."""
+    def order(item) -> float:
+        if item.path.name == BUILDER:
+            return 0
+        if {"built_repo", "changed_repo"} & set(getattr(item, "fixturenames", ())):
+            return 2
+        return 1 if item.get_closest_marker("e2e") else 1.5  # the long end-to-end files before the quick ones
+    by_file = {}  # xdist hands out whole files (--dist loadfile): a file is ordered by its latest test
+    for item in items:
+        by_file[item.path] = max(by_file.get(item.path, 0), order(item))
+    items.sort(key=lambda item: by_file[item.path])

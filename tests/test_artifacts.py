@@ -7,7 +7,7 @@ import yaml
 
 from facelab import paths
 from facelab.params import RECIPES, TASKS
-from tests.conftest import ROOT, make_repo, sh, tiny_raw_params
+from tests.conftest import ROOT, copy_repo, sh
 
 
 def artifact_name(task: str, recipe: str) -> str:
@@ -25,11 +25,8 @@ def test_dvc_yaml_declares_every_model_as_an_artifact():
 
 
 @pytest.mark.e2e
-def test_dvc_artifacts_get_downloads_the_trained_model(tmp_path):
-    repo = make_repo(tmp_path / "repo", tiny_raw_params())
-    sh("dvc", "repro", "train@emotion-resnet18_scratch", cwd=repo)
-    sh("git", "add", "-A", cwd=repo)
-    sh("git", "commit", "-qm", "train emotion/resnet18_scratch", cwd=repo)
+def test_dvc_artifacts_get_downloads_the_trained_model(tmp_path, built_repo):
+    repo = copy_repo(built_repo[0], tmp_path / "repo")  # the tiny pipeline's trained models, committed
     get = ("dvc", "artifacts", "get", ".", "emotion-resnet18-scratch", "-o", str(tmp_path / "got.pt"))
     untagged = sh(*get, cwd=repo, check=False)
     assert untagged.returncode != 0 and "Unable to find artifact 'emotion-resnet18-scratch'" in untagged.stderr

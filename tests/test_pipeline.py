@@ -33,15 +33,15 @@ class Images(HTMLParser):
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory, built_repo, stand_in_torch_home):
-    """A copy of the session's built tiny pipeline (later tests here change params and rerun)."""
-    built, output = built_repo
-    path = copy_repo(built, tmp_path_factory.mktemp("pipeline") / "repo")
-    return path, {**os.environ, "TORCH_HOME": str(stand_in_torch_home)}, output
+def repo(tmp_path_factory, built_repo, changed_repo, stand_in_torch_home):
+    """A copy of the session's tiny pipeline: HEAD~1 the first `dvc repro`'s results, HEAD those of `dvc exp run
+    -S models.resnet18_scratch.lr=0.01`; and the two runs' outputs."""
+    path = copy_repo(changed_repo[0], tmp_path_factory.mktemp("pipeline") / "repo")
+    return path, {**os.environ, "TORCH_HOME": str(stand_in_torch_home)}, built_repo[1], changed_repo[1]
 
 
 def test_repro_runs_every_stage_and_writes_the_declared_outputs(repo):
-    path, _, output = repo
+    path, _, output, _ = repo
     assert stages_run(output) == ALL_STAGES
     for task in TASKS:
         for recipe in RECIPES:
@@ -77,7 +77,7 @@ def flat_keys(data: dict, prefix: str = "") -> list[str]:
 
 
 def test_report_page_shows_every_experiment_and_its_images_resolve(repo):
-    path, _, _ = repo
+    path, _, _, _ = repo
     page = (path / "reports" / "index.html").read_text()
     parser = Images()
     parser.feed(page)
@@ -89,7 +89,7 @@ def test_report_page_shows_every_experiment_and_its_images_resolve(repo):
 
 
 def test_outputs_are_tracked_as_dvc_metrics_and_plots_and_repro_is_a_no_op(repo):
-    path, env, _ = repo
+    path, env, _, _ = repo
     assert stale_stages(path, env) == {}
     assert stages_run(sh("dvc", "repro", cwd=path, env=env).stdout) == SCANS  # and nothing else
     shown = json.loads(sh("dvc", "metrics", "show", "--json", cwd=path, env=env).stdout)
@@ -109,21 +109,21 @@ def test_outputs_are_tracked_as_dvc_metrics_and_plots_and_repro_is_a_no_op(repo)
 
 
 def test_exp_run_with_a_changed_lr_reruns_only_that_recipe(repo):
-    path, env, _ = repo  # the built repo's baseline results are committed
-    before = {t: json.loads((path / "metrics" / t / "vgg16_finetune.json").read_text()) for t in TASKS}
-    result = sh("dvc", "exp", "run", "-S", "models.resnet18_scratch.lr=0.01", cwd=path, env=env)
-    assert stages_run(result.stdout) == SCANS | {
+    path, env, _, output = repo  # HEAD~1: the baseline's results; HEAD and the workspace: after the exp run
+    before = {t: json.loads(sh("git", "show", f"HEAD~1:metrics/{t}/vgg16_finetune.json", cwd=path).stdout)
+              for t in TASKS}
+    assert stages_run(output) == SCANS | {
         "train@face-resnet18_scratch", "train@emotion-resnet18_scratch",
         "evaluate@face-resnet18_scratch", "evaluate@emotion-resnet18_scratch", "report"}
     assert stale_stages(path, env) == {}
     for task in TASKS:  # untouched experiments keep their exact metrics
         assert json.loads((path / "metrics" / task / "vgg16_finetune.json").read_text()) == before[task]
-    diff = sh("dvc", "params", "diff", "--json", cwd=path, env=env).stdout
+    diff = sh("dvc", "params", "diff", "HEAD~1", "--json", cwd=path, env=env).stdout
     assert json.loads(diff)["params.yaml"]["models.resnet18_scratch.lr"]["new"] == 0.01
 
 
 def test_report_has_every_section_for_all_six_experiments_and_a_comparison_per_task(repo):
-    path, _, _ = repo
+    path, _, _, _ = repo
     markdown = (path / "reports" / "report.md").read_text()
     for task in TASKS:
         comparison = markdown.split(f"### {task}: comparison\n\n")[1].split("\n\n")[0].splitlines()
@@ -140,9 +140,7 @@ def test_report_has_every_section_for_all_six_experiments_and_a_comparison_per_t
 
 
 def test_plots_diff_after_the_exp_run_shows_all_six_experiments(repo, tmp_path):
-    path, env, _ = repo
-    sh("git", "add", "-A", cwd=path)
-    sh("git", "commit", "-qm", "resnet18_scratch lr 0.01", cwd=path)  # the exp run's results (dvc exp run applied them)
+    path, env, _, _ = repo
     data = json.loads(sh("dvc", "plots", "diff", "HEAD~1", "--json", "-o", str(tmp_path / "json"),
                          cwd=path, env=env).stdout)["data"]
     sh("dvc", "plots", "diff", "HEAD~1", "-o", str(tmp_path / "html"), cwd=path, env=env)
@@ -156,10 +154,11 @@ def test_plots_diff_after_the_exp_run_shows_all_six_experiments(repo, tmp_path):
             assert len(before) == len(after) == 2 and (before != after) == (recipe == "resnet18_scratch")
             assert field in page and f"{task}/{recipe}/confusion" in page
             assert f"{task}/{recipe}/confusion_normalized" in page
-            for image in (f"zscore_{task}_{recipe}", f"{task}_{recipe}_gradients", f"{task}_{recipe}_parameters"):
+            for image in (f"zscore_{task}_{recipe}", f"{task}_{recipe}_gradients", f"{task}_{recipe}_parameters",
+                          f"{task}_{recipe}_reliability", f"{task}_{recipe}_mistakes", f"{task}_{recipe}_saliency"):
                 for rev in ("HEAD~1", "workspace"):
                     assert f"{rev}_plots_{image}.png" in page
     images = Images()
     images.feed(page)
     sources = set(images.sources)  # an image declared both in a stage and at the top level is shown twice
-    assert len(sources) == 6 * 3 * 2 and all((tmp_path / "html" / src).is_file() for src in sources)
+    assert len(sources) == 6 * 6 * 2 and all((tmp_path / "html" / src).is_file() for src in sources)

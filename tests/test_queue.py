@@ -94,7 +94,7 @@ def test_exp_show_lists_every_experiment_with_its_params_and_metrics(queued):
     base = baseline["data"]["metrics"][METRICS]["data"]["test"]
     assert tests["lr-high"]["loss"] != tests["lr-low"]["loss"] != base["loss"] != tests["lr-high"]["loss"]
     # facelab seeds reads the same listing: one configuration per lr here, each a single run (no spread)
-    table = sh(sys.executable, "-m", "facelab.commands.seeds", cwd=path, env=env).stdout
+    table = sh(sys.executable, "-m", "facelab.app", "seeds", cwd=path, env=env).stdout
     for name, lr in GRID.items():
         row = next(line for line in table.splitlines() if f"models.resnet18_scratch.lr={lr} | face/resnet18_scratch" in line)
         assert f"| {tests[name]['acc']:.3f} (one run: no spread) |" in row

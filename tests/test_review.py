@@ -116,14 +116,12 @@ def run_steps(path: Path, record: Path, cml_exit: int = 0,
 
 
 @pytest.fixture(scope="module")
-def reviewed(tmp_path_factory, built_repo, stand_in_torch_home):
-    """Commit 1: the tiny pipeline's results (the session's built repo, copied). Commit 2: resnet18_scratch's lr
-    changed (results not rerun). Then the workflow reproduces and reviews commit 2 against commit 1."""
-    raw = tiny_raw_params()
-    path = copy_repo(built_repo[0], tmp_path_factory.mktemp("review") / "repo")
-    raw["models"]["resnet18_scratch"]["lr"] = 0.01
-    (path / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-    sh("git", "commit", "-qam", "resnet18_scratch lr 0.01", cwd=path)
+def reviewed(tmp_path_factory, changed_repo, stand_in_torch_home):
+    """Commit 1: the tiny pipeline's results. Commit 2: resnet18_scratch's lr changed to 0.01, with the results
+    `dvc exp run` gave it (a copy of the session's changed repo). The workflow reproduces (nothing left to run: the
+    results are committed, as this project commits them) and reviews commit 2 against commit 1. DVC keeps no run
+    cache for stages with `cache: false` outputs, so a commit without its results would retrain here."""
+    path = copy_repo(changed_repo[0], tmp_path_factory.mktemp("review") / "repo")
     record = path.parent / "record"
     record.mkdir()
     os.environ["TORCH_HOME"], old = str(stand_in_torch_home), os.environ.get("TORCH_HOME")
@@ -167,7 +165,7 @@ def test_the_comment_has_the_metrics_diff_verdicts_unchanged_lines_and_images_th
     assert sorted(images) == sorted([f"{t}_{r}.png" for t, r in CHANGED] + [f"{t}_{r}_discordant.png" for t, r in CHANGED])
     for image in images:
         pixels = matplotlib.image.imread(path / "review" / image)
-        assert pixels.shape[0] > 300 and np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0).shape[0] > 20
+        assert pixels.shape[0] > (50 if image.endswith("_discordant.png") else 300) and np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0).shape[0] > 20
         assert (path / "review" / image).stat().st_size < 300_000  # small enough for a comment
 
 
