@@ -161,6 +161,9 @@ def plot_histograms(histograms: dict[int, dict[str, np.ndarray]], title: str, pa
     if shown:
         axes.flat[0].legend(fontsize=7)
     fig.suptitle(title)
-    fig.tight_layout()
+    # fixed margins, in inches: tight_layout measured every label of every panel again (a second per figure)
+    height = 1.2 + 2.6 * rows
+    fig.subplots_adjust(left=0.5 / (3.5 * cols), right=0.99, bottom=0.45 / height, top=1 - 0.75 / height,
+                        wspace=0.3, hspace=0.45)
     write_with(path, lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
     plt.close(fig)
