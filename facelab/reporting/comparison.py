@@ -268,7 +268,8 @@ def likely_causes(exp: dict) -> list[str]:
     if unverified(exp):
         causes.append(f"its starting weights ({details['weights']['file']}) are not torchvision's ImageNet file")
     if recipe.get("frozen"):
-        start = "ImageNet" if recipe.get("weights") == "imagenet" else "randomly initialised"
+        start = ("randomly initialised" if recipe.get("weights") != "imagenet" else
+                 "stand-in (not ImageNet)" if unverified(exp) else "ImageNet")
         causes.append(f"a frozen trunk ({', '.join(recipe['frozen'])}) with {start} weights: only the rest learns")
     if recipe.get("lr") is not None:
         causes.append(f"learning rate {recipe['lr']:g} ({recipe.get('optimizer', '')})")
