@@ -88,15 +88,20 @@ def write_photos(folder, n: int = 25, seed: int = 5) -> list:
     return files
 
 
-def test_a_file_gets_the_logits_of_its_prepared_image(trained, tmp_path):
-    """The key property: predict decodes a file exactly as prepare did, so the model sees the same input."""
+def prepared_photos(tmp_path):
+    """write_photos' folder prepared as the folder source: (folder, splits, manifest in the arrays' row order)."""
     photos = tmp_path / "photos"
     write_photos(photos)
     data = DataParams(source="folder", path=str(photos), classes=EMOTIONS, img_size=32, split=Split(0.6, 0.2, 0.2),
                       max_bad_fraction=0.05, faces="none", min_side=16, near_duplicates="group")
     prepare.run("emotion", data, 0, tmp_path / "prepared")
     splits, _ = load_prepared(tmp_path / "prepared")
-    manifest = pd.read_csv(tmp_path / "prepared" / "manifest.csv")  # split by split, in the arrays' row order
+    return photos, splits, pd.read_csv(tmp_path / "prepared" / "manifest.csv")
+
+
+def test_a_file_gets_the_logits_of_its_prepared_image(trained, tmp_path):
+    """The key property: predict decodes a file exactly as prepare did, so the model sees the same input."""
+    photos, splits, manifest = prepared_photos(tmp_path)
     assert len(manifest) == 25 and (manifest.split == "test").sum() >= 3
     info = read_json(model_file(trained, "emotion").with_suffix(".json"))
     model = trained_model(parse_recipe(info["settings"]["recipe"]), 3,  # rebuilt as the evaluate stage rebuilds it
@@ -368,13 +373,7 @@ def test_a_model_trained_with_tta_flip_is_run_with_it_by_predict_and_by_evaluate
     """The model's card, not today's params, says how to run it: the evaluate stage and facelab predict both
     average each image with its mirror when the card's settings.train.tta_flip is true."""
     from facelab.evaluation.experiment import evaluate_model
-    photos = tmp_path / "photos"
-    write_photos(photos)
-    data = DataParams(source="folder", path=str(photos), classes=EMOTIONS, img_size=32, split=Split(0.6, 0.2, 0.2),
-                      max_bad_fraction=0.05, faces="none", min_side=16, near_duplicates="group")
-    prepare.run("emotion", data, 0, tmp_path / "prepared")
-    splits, _ = load_prepared(tmp_path / "prepared")
-    manifest = pd.read_csv(tmp_path / "prepared" / "manifest.csv")
+    photos, splits, manifest = prepared_photos(tmp_path)
     card = read_json(model_file(trained, "emotion").with_suffix(".json"))
     card["settings"]["train"]["tta_flip"] = True
     flipped = tmp_path / "flipped.pt"
