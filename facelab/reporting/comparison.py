@@ -177,9 +177,9 @@ def pairwise(experiments: list[dict]) -> list[dict]:
     return pairs
 
 
-def oriented(experiments: list[dict], a: dict, b: dict) -> dict | None:
-    """b against a (difference b - a), with the Holm adjustment of that pair among all of the task's pairs."""
-    found = next((p for p in pairwise(experiments) if {p["a"], p["b"]} == {a["recipe"], b["recipe"]}), None)
+def oriented(pairs: list[dict], a: dict, b: dict) -> dict | None:
+    """b against a (difference b - a), with the Holm adjustment of that pair among the task's pairs (pairwise)."""
+    found = next((p for p in pairs if {p["a"], p["b"]} == {a["recipe"], b["recipe"]}), None)
     if found is None or found["a"] == a["recipe"]:
         return found
     return {**paired(a, b), "comparisons": found["comparisons"], "p_holm": found["p_holm"]}
@@ -221,7 +221,7 @@ def size_text(pair_: dict) -> str:
             f"p < {SIGNIFICANCE})")
 
 
-def verdict_sentence(experiments: list[dict]) -> str:
+def verdict_sentence(experiments: list[dict], pairs: list[dict] | None = None) -> str:
     """Which recipe is best, by how much, and whether that is more than noise on this many test images."""
     board = leaderboard(experiments)
     usable = [row for row in board if not row["collapsed"]]
@@ -232,7 +232,7 @@ def verdict_sentence(experiments: list[dict]) -> str:
         return f"{top['recipe']} is the only recipe scored."
     second = board[1]
     by = {e["recipe"]: e for e in experiments}
-    found = oriented(experiments, by[second["recipe"]], by[top["recipe"]])
+    found = oriented(pairwise(experiments) if pairs is None else pairs, by[second["recipe"]], by[top["recipe"]])
     caveat = " (trained from weights that are not ImageNet's)" if top["unverified"] else ""
     if found is None:
         return (f"{top['recipe']}{caveat} ranks first by test macro F1 {f1_text(top)}; no paired test was possible "
@@ -286,15 +286,15 @@ def starting_points(experiments: list[dict]) -> list[tuple[dict, dict]]:
             and list(settings(a).get("frozen", [])) == list(settings(b).get("frozen", []))]
 
 
-def pretraining_sentence(experiments: list[dict]) -> str | None:
+def pretraining_sentence(experiments: list[dict], pairs: list[dict] | None = None) -> str | None:
     """Does starting from ImageNet weights help here, by how much, at what training time: asked only of two
     recipes whose saved settings say one started from ImageNet and the other from random weights."""
-    pairs = starting_points(experiments)
-    if not pairs:
+    candidates = starting_points(experiments)
+    if not candidates:
         starts = sorted({((e.get("details") or {}).get("recipe") or {}).get("weights", "?") for e in experiments})
         return (f"Pretraining is not measured here: no two recipes of one architecture differ in their starting "
                 f"weights (weights: {', '.join(starts)}).")
-    scratch, pretrained = pairs[0]
+    scratch, pretrained = candidates[0]
     names = f"{pretrained['recipe']} (ImageNet weights) against {scratch['recipe']} (random initialisation)"
     seconds = (pretrained["metrics"]["train_seconds"], scratch["metrics"]["train_seconds"])
     cost = (f"it trained in {seconds[0]:.0f} s against {seconds[1]:.0f} s from random initialisation "
@@ -304,7 +304,7 @@ def pretraining_sentence(experiments: list[dict]) -> str | None:
         return (f"Pretraining is not measured here: {pretrained['recipe']} started from "
                 f"{pretrained['details']['weights']['file']}, which is not torchvision's ImageNet file "
                 f"(a stand-in); {cost}.")
-    found = oriented(experiments, scratch, pretrained)
+    found = oriented(pairwise(experiments) if pairs is None else pairs, scratch, pretrained)
     if found is None:
         return f"{names}: no paired test possible; {cost}."
     verdict = ((f"Starting from ImageNet weights helps" if found[RANKED_BY]["diff"] > 0 else
@@ -327,7 +327,9 @@ def compare_task(experiments: list[dict]) -> list[str]:
     """The comparison paragraph of one task, one computed sentence per question. Collapsed models are named,
     never praised: convergence and generalisation are compared among the models that did not collapse."""
     usable = [e for e in experiments if not collapsed(e)]
-    sentences = [verdict_sentence(experiments), collapse_sentence(experiments), pretraining_sentence(experiments)]
+    pairs = pairwise(experiments)  # every paired bootstrap once; the sentences below read them
+    sentences = [verdict_sentence(experiments, pairs), collapse_sentence(experiments),
+                 pretraining_sentence(experiments, pairs)]
     if usable:
         sentences += [convergence_sentence(usable), generalisation_sentence(usable)]
     sentences += [confusion_sentence(experiments), health_sentence(experiments)]
