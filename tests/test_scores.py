@@ -37,3 +37,21 @@ def test_split_scores_and_class_report():
     assert report["angry"]["support"] == 2
     f1s = [report[c]["f1-score"] for c in ("angry", "happy", "sad")]
     assert scores["macro_f1"] == pytest.approx(np.mean(f1s))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_class_report_matches_scikit_learn(seed):
+    from sklearn.metrics import classification_report
+    rng = np.random.default_rng(seed)
+    k = 2 + seed % 3
+    actual = rng.integers(0, k - (seed == 4), 30)  # seed 4: one class never occurs
+    predicted = np.where(rng.random(30) < 0.6, actual, rng.integers(0, k - (seed == 5), 30))  # 5: never predicted
+    names = tuple(f"c{i}" for i in range(k))
+    ours = class_report(actual, predicted, names)
+    theirs = classification_report(actual, predicted, labels=list(range(k)), target_names=list(names),
+                                   output_dict=True, zero_division=0)
+    assert ours.keys() == theirs.keys() and ours[names[0]]["support"] == theirs[names[0]]["support"]
+    assert type(ours[names[0]]["support"]) is type(theirs[names[0]]["support"])  # the same JSON
+    for key, value in theirs.items():
+        assert ours[key] == (pytest.approx(value) if isinstance(value, float) else
+                             {name: pytest.approx(v) for name, v in value.items()})

@@ -25,7 +25,7 @@ def test_offline_wandb_run_holds_config_epoch_metrics_and_summary(tiny_params, t
     prepare.run("emotion", tiny_params.data["emotion"], 0, tmp_path / "emotion")
     splits, classes = load_prepared(tmp_path / "emotion")
     settings = WandbParams(mode="offline", project="facelab-test", entity=None, dir=str(tmp_path), watch_freq=10)
-    run = start_wandb(settings, "emotion", "resnet18_scratch", {**tiny_params.raw, "git_commit": "abc"})
+    run = start_wandb(settings, "emotion", "resnet18_scratch", {**tiny_raw, "git_commit": "abc"})
     result = loop.run("emotion/resnet18_scratch", tiny_params.models["resnet18_scratch"],
                        tiny_params.train, 0, splits, classes, run, watch_freq=2)
     finish_wandb(run, wandb_summary(result.summary))

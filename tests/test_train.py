@@ -14,6 +14,7 @@ from facelab.training import experiment as train
 from facelab.training import loop
 from facelab.training import optim
 from facelab.errors import TrainingDiverged
+from facelab.data.augment import beyond_flip
 from facelab.data.batches import load_prepared
 from facelab.params import Augment
 
@@ -203,7 +204,7 @@ def test_two_same_seed_trainings_give_identical_metrics_and_byte_identical_model
     identical weights give an identical file and DVC reruns nothing after it."""
     import hashlib
     splits, classes = prepared
-    assert tiny_params.train.augment.beyond_flip()  # with the default augmentation on: crops, jitter, erasing
+    assert beyond_flip(tiny_params.train.augment)  # with the default augmentation on: crops, jitter, erasing
     recipe = dataclasses.replace(tiny_params.models["resnet18_scratch"], epochs=1)
     settings = train.model_settings("emotion", "resnet18_scratch", recipe, tiny_params.train, tiny_params.seed,
                                     classes, {"img_size": 32, "faces": "none"}, weights_provenance(recipe))

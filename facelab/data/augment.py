@@ -39,6 +39,16 @@ class Draws:
         return any(getattr(self, name) is not None for name in ("theta", "gain", "contrast", "erase"))
 
 
+def geometric(augment: Augment) -> bool:
+    return tuple(augment.crop_scale) != (1.0, 1.0) or augment.rotation > 0
+
+
+def beyond_flip(augment: Augment) -> list[str]:
+    """The settings that change pixels other than by a mirror (all need the whole network per step)."""
+    off = Augment.off()
+    return [f.name for f in fields(augment) if f.name != "hflip" and getattr(augment, f.name) != getattr(off, f.name)]
+
+
 def draw(augment: Augment, n: int, generator: torch.Generator) -> Draws:
     """The random numbers of one epoch, all drawn at once from `generator` in a fixed order. With only
     hflip on, this draws exactly what the flip-only pipeline drew before the other augmentations existed."""
@@ -47,7 +57,7 @@ def draw(augment: Augment, n: int, generator: torch.Generator) -> Draws:
 
     flip = torch.rand(n, generator=generator) < 0.5 if augment.hflip else None
     theta = None
-    if augment.geometric():
+    if geometric(augment):
         area = uniform(*augment.crop_scale, n)
         aspect = torch.exp(uniform(*CROP_LOG_ASPECT, n))
         width, height = torch.sqrt(area * aspect).clamp(max=1), torch.sqrt(area / aspect).clamp(max=1)

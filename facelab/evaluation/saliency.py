@@ -1,14 +1,26 @@
 """Saliency: where a model looks, by Grad-CAM (captum) on its last convolutional block; per-image maps, mean maps per class, overlays and one figure per experiment."""
 from __future__ import annotations
 
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 import torch
-from captum.attr import LayerAttribution, LayerGradCam
 from torch import nn
+
+# captum.attr imports IPython, where installed, for notebook HTML that facelab never shows: 0.6 s of jedi in every
+# evaluate process. A None entry makes that import fail, and captum goes on without it, as it does where IPython
+# is not installed; the entry is removed at once, so IPython stays importable.
+_hide_ipython = "IPython" not in sys.modules
+if _hide_ipython:
+    sys.modules["IPython"] = None
+try:
+    from captum.attr import LayerAttribution, LayerGradCam
+finally:
+    if _hide_ipython:
+        del sys.modules["IPython"]
 
 from facelab.data.batches import Inputs
 from facelab.evaluation.forward import predict

@@ -28,7 +28,21 @@ def split_scores(actual: np.ndarray, predicted: np.ndarray, loss: float, num_cla
 
 
 def class_report(actual: np.ndarray, predicted: np.ndarray, classes: tuple[str, ...]) -> dict:
-    """scikit-learn's per-class precision/recall/F1/support, plus its averages."""
-    from sklearn.metrics import classification_report  # here: the evaluate stage needs it, training does not
-    return classification_report(actual, predicted, labels=list(range(len(classes))),
-                                 target_names=list(classes), output_dict=True, zero_division=0)
+    """scikit-learn's classification_report(output_dict=True, zero_division=0): per-class precision, recall, F1
+    and support, accuracy, macro and weighted averages. From the confusion matrix, without importing scikit-learn
+    (1.2 s of scipy in every evaluate process); tests check the two agree."""
+    counts = confusion(actual, predicted, len(classes)).astype(np.float64)
+    tp, support, guessed = np.diagonal(counts), counts.sum(1), counts.sum(0)
+
+    def ratio(top, bottom):
+        return np.divide(top, bottom, out=np.zeros_like(top), where=bottom > 0)
+
+    precision, recall = ratio(tp, guessed), ratio(tp, support)
+    table = np.stack([precision, recall, ratio(2 * tp, support + guessed), support], 1)
+    keys = ("precision", "recall", "f1-score", "support")
+    report = {name: dict(zip(keys, map(float, row))) for name, row in zip(classes, table)}
+    report["accuracy"] = float(tp.sum() / max(support.sum(), 1))
+    for average, weights in (("macro avg", np.ones_like(support)), ("weighted avg", support)):
+        means = table[:, :3].T @ weights / weights.sum() if weights.sum() else np.zeros(3)
+        report[average] = {**dict(zip(keys, map(float, means))), "support": float(support.sum())}
+    return report

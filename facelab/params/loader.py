@@ -1,11 +1,9 @@
 """Params loader: params.yaml read as DVC reads it (YAML 1.2), validated against the schema, returned typed and frozen."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import subprocess
 import typing
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import TypeAdapter, ValidationError
@@ -13,21 +11,11 @@ from ruamel.yaml import YAML, YAMLError
 from ruamel.yaml.nodes import MappingNode, SequenceNode
 
 from facelab.errors import ParamsError
-from facelab.params.checks import check_augment, check_data, check_recipe, closest_key
-from facelab.params.schema import Augment, DataParams, Recipe, Schema, TrainParams, WandbParams
+from facelab.params.checks import check_params, check_recipe, closest_key
+from facelab.params.schema import Augment, Params, Recipe, TrainParams
 
 WANTED = {"int": "an integer", "float": "a number", "bool": "true or false", "string": "a string", "tuple": "a list",
-          "dataclass": "a mapping", "list": "a list"}
-
-
-@dataclass(frozen=True)
-class Params:
-    seed: int
-    data: dict[str, DataParams]
-    models: dict[str, Recipe]
-    train: TrainParams
-    wandb: WandbParams
-    raw: dict = field(repr=False, compare=False)
+          "dataclass": "a mapping", "dict": "a mapping", "list": "a list"}
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
@@ -74,17 +62,8 @@ def parse_params(raw: dict, source: str = "params.yaml", lines: dict | None = No
     raw = json.loads(json.dumps(raw))  # plain dicts and lists: what W&B's config and the model cards record
     if not isinstance(raw, dict):
         raise ParamsError(f"{source}: expected a mapping of seed, data, models, train and wandb, got {raw!r}")
-    schema = validate(Schema, merge_augment(raw), lines, committed=path)
-    sections = {name: {f.name: getattr(getattr(schema, name), f.name) for f in dataclasses.fields(getattr(schema, name))}
-                for name in ("data", "models")}
-    params = Params(schema.seed, sections["data"], sections["models"], schema.train, schema.wandb, raw)
-    for task, data in params.data.items():
-        check_data(task, data)
-    for name, recipe in params.models.items():
-        check_recipe(recipe, f"models.{name}")
-    check_augment(params.train.augment, "train.augment")
-    if params.train.exploding_grad_norm <= params.train.vanishing_grad_norm:
-        raise ParamsError("train.exploding_grad_norm: must be above train.vanishing_grad_norm")
+    params = validate(Params, merge_augment(raw), lines, committed=path)
+    check_params(params)
     return params
 
 
@@ -120,11 +99,9 @@ def validate(cls, raw, lines: dict | None, prefix: str = "", committed: Path | N
 
 def documented(path: Path | None, loc: tuple, keys: list) -> str:
     """The missing keys' values in the last committed params.yaml (git HEAD), which documents every default."""
-    if path is None:
-        return ""
-    shown = subprocess.run(["git", "show", f"HEAD:./{path.name}"], cwd=path.parent.resolve(), capture_output=True,
-                           text=True)
-    block = YAML(typ="safe", pure=True).load(shown.stdout) if shown.returncode == 0 else None
+    shown = path and subprocess.run(["git", "show", f"HEAD:./{path.name}"], cwd=path.parent.resolve(),
+                                    capture_output=True, text=True)
+    block = YAML(typ="safe", pure=True).load(shown.stdout) if shown and shown.returncode == 0 else None
     for part in loc:
         block = block.get(part) if isinstance(block, dict) else None
     found = [f"{key}: {json.dumps(block[key])}" for key in keys if isinstance(block, dict) and key in block]
@@ -133,23 +110,22 @@ def documented(path: Path | None, loc: tuple, keys: list) -> str:
 
 def error_message(cls, errors: list[dict], lines: dict | None, prefix: str, committed: Path | None = None) -> str:
     """pydantic's first error as one line in our words: the key, what is wrong, how to fix it, and its line."""
-    first = min(errors, key=lambda e: e["type"] != "unexpected_keyword_argument")  # a typo explains "missing"
+    unknown = ("unexpected_keyword_argument", "extra_forbidden")
+    first = min(errors, key=lambda e: e["type"] not in unknown)  # a misspelt key explains a "missing" one
     loc, kind, value = tuple(first["loc"]), first["type"], first["input"]
     if kind == "missing":
         missing = [e["loc"][-1] for e in errors if e["type"] == "missing" and tuple(e["loc"][:-1]) == loc[:-1]]
         return (f"{dotted(prefix, loc[:-1])}: missing key(s) {missing}; add them to params.yaml (every key is "
                 f"required: params.yaml holds every default{documented(committed, loc[:-1], missing)})")
-    if kind == "unexpected_keyword_argument":
-        allowed = [f.name for f in dataclasses.fields(field_type(cls, loc[:-1]))]
+    if kind in unknown:
+        allowed = list(typing.get_type_hints(field_type(cls, loc[:-1])))
         close = closest_key(str(loc[-1]), allowed)
-        text, loc = (f"unknown key '{loc[-1]}'; " + (f"did you mean '{close}'?" if close else f"allowed keys: {allowed}"),
-                     loc[:-1])
+        text = f"unknown key '{loc[-1]}'; " + (f"did you mean '{close}'?" if close else f"allowed keys: {allowed}")
+        loc = loc[:-1]
     elif kind == "literal_error":
         text = f"'{value}' is not one of {list(typing.get_args(field_type(cls, loc)))}"
     elif kind == "value_error":
-        text = str(first["ctx"]["error"])
-    elif kind in ("greater_than_equal", "less_than_equal"):
-        text = f"{value} must be {'>=' if kind.startswith('greater') else '<='} {next(iter(first['ctx'].values()))}"
+        text = str(first["ctx"]["error"]).replace("{at}", dotted(prefix, loc[:-1]))
     elif kind.split("_")[0] in WANTED:
         text = f"expected {WANTED[kind.split('_')[0]]}, got {value!r}"
         if isinstance(value, bool) and kind == "string_type":  # YAML 1.2: true/false are the only booleans
@@ -167,7 +143,7 @@ def dotted(prefix: str, loc: tuple) -> str:
 
 
 def field_type(cls, loc: tuple):
-    """The annotated type at a location of the schema, through nested dataclasses and Optional."""
+    """The annotated type at a location of the schema, through nested dataclasses, mappings and Optional."""
     for part in (p for p in loc if not isinstance(p, int)):
         hint = typing.get_type_hints(cls)[part]
         cls = next(a for a in typing.get_args(hint) if a is not type(None)) if typing.get_origin(hint) is typing.Union \

@@ -3,10 +3,12 @@ and says what each key means."""
 from __future__ import annotations
 
 import dataclasses
+import unicodedata
 from typing import Annotated, Literal, Optional, get_args
 
-from pydantic import AfterValidator, ConfigDict, Field, Strict, StrictBool as Bool, StrictStr as Str
+from pydantic import AfterValidator, ConfigDict, Strict, StrictBool as Bool, StrictStr as Str, with_config
 from pydantic.dataclasses import dataclass
+from typing_extensions import TypedDict  # pydantic needs this one below Python 3.12
 
 # FER2013's seven labels: the CSV's emotion column holds their index, the image-folder release their names.
 FER2013_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -15,80 +17,91 @@ GENERATED_CLASSES = {"face": ("other", "target"), "emotion": ("angry", "happy", 
 # Top-level modules of each torchvision architecture: models.<recipe>.frozen names these or their children.
 ARCH_MODULES = {"vgg16": ("features", "avgpool", "classifier"),
                 "resnet18": ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool", "fc")}
+TASKS = ("face", "emotion")
+RECIPES = ("vgg16_finetune", "resnet18_scratch", "resnet18_pretrained")
 SelectBy = Literal["val_loss", "val_macro_f1"]
-model = dataclass(frozen=True, config=ConfigDict(extra="forbid"))
+SELECT_BY = get_args(SelectBy)
+FORBID = ConfigDict(extra="forbid")
+model = dataclass(frozen=True, config=FORBID)
 
 
-def _rule(test, message: str):
-    """A value check whose message (formatted with the value) says the allowed range and what its ends mean."""
+def Checked(kind, test, message):
+    """A `kind` that passes `test`; else `message` (formatted with the value, or called with
+    it) says what is allowed. "{at}" in it becomes the key's block, such as data.face."""
     def check(value):
         if not test(value):
-            raise ValueError(message.format(value))
+            raise ValueError(message(value) if callable(message) else message.format(value))
         return value
-    return AfterValidator(check)
+    return Annotated[kind, AfterValidator(check)]
 
 
-def Num(*rules):
-    return Annotated[float, Strict(), *rules]
+def Num(test=lambda v: True, message="", kind: type = float):
+    """A strict number (no "1" for 1), checked as Checked does."""
+    return Checked(Annotated[kind, Strict()], test, message)
 
 
-def Int(*rules):
-    return Annotated[int, Strict(), *rules]
+def plain_folder_name(name: str) -> bool:
+    """A name that is one folder under its parent: not empty, not '.' or '..', no separator."""
+    return bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name
 
 
-Count = Int(_rule(lambda v: v > 0, "{} must be > 0"))
-Positive = Num(_rule(lambda v: v > 0, "{} must be > 0"))
-Unit = Num(_rule(lambda v: 0 < v < 1, "{} must be inside (0, 1)"))
-Share = Num(_rule(lambda v: 0 <= v < 1, "{} must be inside [0, 1) (0: off)"))
-NonNegative = Num(Field(ge=0))
+def class_names(names: tuple) -> str | None:
+    """What is wrong with a task's class names, or None."""
+    bad = [name for name in names if not plain_folder_name(name)]
+    if bad:
+        return (f"'{bad[0]}' is not a plain folder name; a class name is the name of a folder under {{at}}.path, "
+                f"without '/', '\\', '.' or '..'")
+    if len({unicodedata.normalize("NFC", c) for c in names}) != len(names) or len(names) < 2:
+        return f"need at least 2 distinct class names, got {list(names)}"
+
+
+Count = Num(lambda v: v > 0, "{} must be > 0", int)
+Whole = Num(lambda v: v >= 0, "{} must be >= 0", int)
+Positive = Num(lambda v: v > 0, "{} must be > 0")
+NonNegative = Num(lambda v: v >= 0, "{} must be >= 0")
+Unit = Num(lambda v: 0 < v < 1, "{} must be inside (0, 1)")
+Share = Num(lambda v: 0 <= v < 1, "{} must be inside [0, 1) (0: off)")
 
 
 def record(name: str, **fields):
-    """A frozen, validated dataclass with these fields, in order; absent(T) fields default to None."""
+    """A frozen, validated dataclass with these fields, in order; a (type, None) field may be left out."""
     return model(dataclasses.make_dataclass(name, [(key, *kind) if isinstance(kind, tuple) else (key, kind)
                                                    for key, kind in fields.items()], frozen=True))
 
 
-def absent(kind) -> tuple:
-    """A block that only some sources have: None where the task does not use it."""
-    return Optional[kind], None
-
-
 Split = record("Split", train=Unit, val=Unit, test=Unit)
-Generated = record("Generated", n_images=Count, n_identities=Int(Field(ge=2)), difficulty=NonNegative,
-                   target_fraction=absent(Unit))  # the face task only
-Lfw = record("Lfw", target=Str, n_other=Count, download=Bool)
+SplitSum = Checked(Split, lambda s: abs(s.train + s.val + s.test - 1) <= 1e-6,
+                   lambda s: f"train + val + test = {s.train + s.val + s.test:g}; they must add up to 1")
+Generated = record("Generated", n_images=Count, n_identities=Num(lambda v: v >= 2, "{} must be >= 2", int),
+                   difficulty=NonNegative, target_fraction=(Optional[Unit], None))  # the face task only
+Lfw = record("Lfw", target=Checked(Str, lambda v: v and "/" not in v, "'{}' is not an LFW folder name such as "
+                                                                       "George_W_Bush"), n_other=Count, download=Bool)
 # The class each FER2013 label becomes; a label left out (or null) is dropped.
-Fer2013 = record("Fer2013", **{label: absent(Str) for label in FER2013_LABELS})
+Fer2013 = record("Fer2013", **{label: (Optional[Str], None) for label in FER2013_LABELS})
 
 
-@model
-class DataParams:
-    source: Literal["generated", "folder", "lfw", "fer2013"]
-    path: Optional[Str]
-    classes: tuple[Str, ...]
-    # below 32 px resnet18/vgg16 downsample the image to nothing; above 1024 a decoded split no longer fits in memory
-    img_size: Int(_rule(lambda v: v >= 32, "{} is under 32; use 32 or more"),
-                  _rule(lambda v: v <= 1024, "{} is over 1024; use 1024 or less"))
-    split: Split
-    max_bad_fraction: Num(_rule(lambda v: 0 <= v < 1, "{} must be inside [0, 1) (0: any unreadable file stops "
-                                                      "prepare)"))
-    faces: Literal["none", "detect"]
-    min_side: Count
-    near_duplicates: Literal["group", "drop", "keep"]
-    generated: Optional[Generated] = None  # a source's own block: absent where the task uses another source
-    lfw: Optional[Lfw] = None
-    fer2013: Optional[Fer2013] = None
+# img_size: below 32 px resnet18/vgg16 downsample the image to nothing; above 1024 a split no longer fits in memory.
+# generated, lfw, fer2013: a source's own block, absent where the task uses another source.
+DataParams = record(
+    "DataParams", source=Literal["generated", "folder", "lfw", "fer2013"], path=Optional[Str], classes=Checked(tuple[Str, ...], lambda v: class_names(v) is None, class_names),
+    img_size=Num(lambda v: 32 <= v <= 1024, lambda v: f"{v} is under 32; use 32 or more" if v < 32
+                 else f"{v} is over 1024; use 1024 or less", int),
+    split=SplitSum, max_bad_fraction=Num(lambda v: 0 <= v < 1, "{} must be inside [0, 1) (0: any unreadable file stops "
+                                                            "prepare)"),
+    faces=Literal["none", "detect"], min_side=Count, near_duplicates=Literal["group", "drop", "keep"],
+    generated=(Optional[Generated], None), lfw=(Optional[Lfw], None), fer2013=(Optional[Fer2013], None))
 
 
 @model
 class Augment:
     hflip: Bool
-    crop_scale: tuple[Num(), ...]
-    rotation: Num(_rule(lambda v: 0 <= v <= 180, "{} must be inside [0, 180] degrees (0: off)"))
+    crop_scale: Checked(tuple[Num(), ...], lambda v: len(v) == 2 and 0 < v[0] <= v[1] <= 1,
+                        lambda v: f"{list(v)} must be [low, high] with 0 < low <= high <= 1 (the share of the image's "
+                                  f"area a crop keeps; [1.0, 1.0]: no crop)")
+    rotation: Num(lambda v: 0 <= v <= 180, "{} must be inside [0, 180] degrees (0: off)")
     brightness: Share
     contrast: Share
-    erasing: Num(_rule(lambda v: 0 <= v <= 1, "{} must be inside [0, 1] (a probability; 0: off)"))
+    erasing: Num(lambda v: 0 <= v <= 1, "{} must be inside [0, 1] (a probability; 0: off)")
 
     @classmethod
     def off(cls, **changes) -> "Augment":
@@ -96,69 +109,25 @@ class Augment:
         return cls(**{"hflip": False, "crop_scale": (1.0, 1.0), "rotation": 0.0, "brightness": 0.0,
                       "contrast": 0.0, "erasing": 0.0, **changes})
 
-    def geometric(self) -> bool:
-        return tuple(self.crop_scale) != (1.0, 1.0) or self.rotation > 0
 
-    def beyond_flip(self) -> list[str]:
-        """The settings that change pixels other than by a mirror (all need the whole network per step)."""
-        off = Augment.off()
-        return [f.name for f in dataclasses.fields(self) if f.name != "hflip"
-                and getattr(self, f.name) != getattr(off, f.name)]
-
-
-@model
-class Recipe:
-    arch: Literal["vgg16", "resnet18"]
-    weights: Literal["imagenet", "none"]
-    frozen: tuple[Str, ...]
-    head_hidden: Int(Field(ge=0))
-    dropout: Num(_rule(lambda v: 0 <= v < 1, "{} must be inside [0, 1)"))
-    optimizer: Literal["adam", "adamw", "sgd"]
-    lr: Positive
-    momentum: NonNegative
-    weight_decay: NonNegative
-    epochs: Count
-    batch_size: Count
-    schedule: Literal["none", "cosine", "step"]
-    step_size: Count
-    gamma: Positive
-    augment: Optional[Augment] = None  # absent: train.augment; a mapping overrides some of its keys
-
-
-@model
-class TrainParams:
-    augment: Augment
-    class_weights: Literal["none", "balanced"]
-    select_by: SelectBy
-    label_smoothing: Share
-    tta_flip: Bool
-    eval_batch_size: Count
-    threads: Count
-    patience: Int(Field(ge=0))
-    vanishing_grad_norm: Positive
-    exploding_grad_norm: Positive
-    devices: Count
-    nodes: Count
-    rdzv_endpoint: Str
-    device: Literal["auto", "cpu", "cuda"]
-    precision: Literal["auto", "fp32", "bf16"]
-    compile: Bool
-    calibrate: Literal["none", "temperature"]
-
-
+# augment: absent means train.augment; a mapping overrides some of its keys.
+Recipe = record(
+    "Recipe", arch=Literal["vgg16", "resnet18"], weights=Literal["imagenet", "none"], frozen=tuple[Str, ...],
+    head_hidden=Whole, dropout=Num(lambda v: 0 <= v < 1, "{} must be inside [0, 1)"),
+    optimizer=Literal["adam", "adamw", "sgd"], lr=Positive, momentum=NonNegative, weight_decay=NonNegative,
+    epochs=Count, batch_size=Count, schedule=Literal["none", "cosine", "step"], step_size=Count, gamma=Positive,
+    augment=(Optional[Augment], None))
+TrainParams = record(
+    "TrainParams", augment=Augment, class_weights=Literal["none", "balanced"], select_by=SelectBy,
+    label_smoothing=Share, tta_flip=Bool, eval_batch_size=Count, threads=Count, patience=Whole,
+    vanishing_grad_norm=Positive, exploding_grad_norm=Positive, devices=Count, nodes=Count, rdzv_endpoint=Str,
+    device=Literal["auto", "cpu", "cuda"], precision=Literal["auto", "fp32", "bf16"], compile=Bool,
+    calibrate=Literal["none", "temperature"])
 WandbParams = record("WandbParams", mode=Literal["offline", "online", "disabled"], project=Str, entity=Optional[Str],
                      dir=Str, watch_freq=Count)
-
-
-TASKS = ("face", "emotion")
-RECIPES = ("vgg16_finetune", "resnet18_scratch", "resnet18_pretrained")
-Tasks = record("Tasks", **{task: DataParams for task in TASKS})
-Recipes = record("Recipes", **{recipe: Recipe for recipe in RECIPES})
-
-
-Schema = record("Schema", seed=Int(_rule(lambda v: 0 <= v <= 2**32 - 1,
-                                        "{} must be inside [0, 4294967295] (numpy and scikit-learn seeds)")),
-                data=Tasks, models=Recipes, train=TrainParams, wandb=WandbParams)
-
-
-SELECT_BY = get_args(SelectBy)
+# data and models are mappings ({task: ...}, {recipe: ...}) with every task and recipe required
+Tasks = with_config(FORBID)(TypedDict("Tasks", {task: DataParams for task in TASKS}))
+Recipes = with_config(FORBID)(TypedDict("Recipes", {recipe: Recipe for recipe in RECIPES}))
+Params = record("Params", seed=Num(lambda v: 0 <= v <= 2**32 - 1, "{} must be inside [0, 4294967295] (numpy and "
+                                   "scikit-learn seeds)", int), data=Tasks, models=Recipes, train=TrainParams,
+                wandb=WandbParams)

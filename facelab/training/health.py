@@ -158,6 +158,7 @@ def plot_histograms(histograms: dict[int, dict[str, np.ndarray]], title: str, pa
         ax.set_title(name, fontsize=8)
         ax.tick_params(labelsize=7)
         ax.set_yscale("log")
+        ax.minorticks_off()  # a log axis draws dozens of minor ticks per panel: most of the figure's drawing time
     if shown:
         axes.flat[0].legend(fontsize=7)
     fig.suptitle(title)

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from facelab.data.augment import beyond_flip
 from facelab.data.batches import Inputs, SplitData, shuffled_batches
 from facelab.errors import TrainingDiverged
 from facelab.evaluation.forward import score_split
@@ -122,12 +123,14 @@ def run(prefix: str, recipe: Recipe, settings: TrainParams, seed: int, splits: d
             progress.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         if scheduler is not None:
             scheduler.step()
+        stop = settings.patience and epoch - progress.best_epoch >= settings.patience
         if dist.main:
-            save_checkpoint(checkpoint, epoch, model, optimizer, scheduler, generator, progress, health)
+            if epoch < recipe.epochs and not stop:  # after the last epoch a resume would have nothing to do
+                save_checkpoint(checkpoint, epoch, model, optimizer, scheduler, generator, progress, health)
             log_epoch(wandb_run, prefix, recipe.epochs, row, images_per_second(progress, inputs))
             if history is not None:
                 write_csv(history, pd.DataFrame(progress.rows))
-        if settings.patience and epoch - progress.best_epoch >= settings.patience:
+        if stop:
             if dist.main:
                 print(f"[{prefix}] early stop: no better {settings.select_by} for {settings.patience} epochs",
                       flush=True)
@@ -166,7 +169,7 @@ def frozen_note(recipe: Recipe, trunk: nn.Module | None, augment: Augment) -> st
                 f"'features' block (no BatchNorm or Dropout) is cached")
     note = (f"frozen 'features' computed once and reused every epoch "
             f"({'for both horizontal flips' if augment.hflip else 'no flip augmentation'})")
-    skipped = augment.beyond_flip()
+    skipped = beyond_flip(augment)
     if skipped:
         note += (f"; augment {', '.join(skipped)} not applied: they would need the frozen layers run on every "
                  f"image every epoch (models.<recipe>.frozen: [] trains with them, at the cost of the cache)")
