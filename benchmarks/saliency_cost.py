@@ -1,4 +1,4 @@
-"""Benchmark: what issue 24's explanations (calibration, mistake gallery, Grad-CAM saliency) cost inside one evaluate run.
+"""Benchmark: what issue 24's explanations cost inside one evaluate run, and Grad-CAM saliency's share alone.
 
 Run from the repository root:  python3 -m benchmarks.saliency_cost [--recipes vgg16_finetune resnet18_scratch] [--repeats 3]
 
@@ -6,11 +6,13 @@ The defaults' face task (params.yaml: 1,000 generated images, 64 px, stratified 
 prepared by facelab's own prepare; one random-weight model per recipe (weights: none, untrained: the cost does not
 depend on what the weights say) saved as train saves it, with the temperature train fits on its validation logits.
 Each repeat runs the real evaluate path, facelab.evaluation.experiment.evaluate_experiment, in one fresh `python`
-process as `dvc repro` starts the evaluate stage; the whole process is timed from outside. Inside it, the new work
-is timed by wrapping the functions evaluate_experiment calls for it: captum's and torchmetrics' imports (after
-what evaluate imported before), `calibration` (test ECE
-before/after with 2,000-resample intervals), `explanation` (mistake selection, Grad-CAM from the activations
-evaluate's own forward pass recorded) and `draw` (reliability diagram, gallery and saliency PNGs, pyplot's import).
+process as `dvc repro` starts the evaluate stage; the whole process is timed from outside. Inside it, the work is
+timed by wrapping the functions evaluate calls:
+- saliency alone: captum's import (after everything else evaluate imports, pyplot included), the recorded forward
+  pass minus a plain one (the activation hook), `experiment_saliency` (Grad-CAM maps, class means, overlays) and
+  `saliency_figure` (its PNG);
+- all of issue 24's work: the above, `calibration` (test ECE before/after with 2,000-resample intervals), the rest
+  of `explanation` (mistake selection) and of `draw` (reliability diagram and gallery PNGs), and pyplot's import.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 NEW = ("imports", "calibration", "explanation", "draw")
+SALIENCY = ("captum_import", "recording", "maps", "figure")
 
 
 def prepare(root: Path, recipes: list[str]) -> None:
@@ -66,18 +69,19 @@ def prepare(root: Path, recipes: list[str]) -> None:
 
 
 def worker(root: Path, name: str) -> dict:
-    """One evaluate process: evaluate_experiment with the new steps timed; their seconds and the test size."""
-    seconds = dict.fromkeys(NEW, 0.0)
-    # what evaluate imported before issue 24 (torch, torchvision, pandas, scikit-learn come with these), untimed;
-    # then the two libraries the explanations add, timed (matplotlib comes later, inside draw)
+    """One evaluate process: evaluate_experiment with its steps timed; their seconds and the test size."""
+    seconds = dict.fromkeys(NEW + SALIENCY, 0.0)
+    # what evaluate imported before issue 24 (torch, torchvision, pandas come with these), untimed
     import facelab.data.batches, facelab.evaluation.forward, facelab.evaluation.scores  # noqa: E401, F401
     import facelab.evaluation.stats, facelab.modelfile, facelab.models  # noqa: E401, F401
     start = time.perf_counter()
-    import captum.attr  # noqa: F401
-    import torchmetrics.functional.classification  # noqa: F401
+    import matplotlib.pyplot  # noqa: F401  (the three PNGs need it; evaluate drew none before)
     seconds["imports"] = time.perf_counter() - start
+    start = time.perf_counter()
+    import facelab.evaluation.saliency  # noqa: F401  (captum.attr, imported without IPython)
+    seconds["captum_import"] = time.perf_counter() - start
 
-    from facelab.evaluation import experiment
+    from facelab.evaluation import experiment, explain, forward, saliency
     from facelab.params import load_params
 
     def timed(step, work):
@@ -91,9 +95,28 @@ def worker(root: Path, name: str) -> dict:
 
     for step in NEW[1:]:
         setattr(experiment, step, timed(step, getattr(experiment, step)))
+    explain.experiment_saliency = timed("maps", explain.experiment_saliency)
+    explain.saliency_figure = timed("figure", explain.saliency_figure)
+    recording, extra = saliency.predict_recording, {"plain_pass": 0.0}
+
+    def recorded(model, arch, inputs, batch_size, tta_flip):
+        """The recorded pass, timed against a plain pass over the same split: the hook's cost."""
+        began = time.perf_counter()
+        forward.predict(model, inputs, batch_size, tta_flip)
+        plain = time.perf_counter() - began
+        extra["plain_pass"] += plain
+        began = time.perf_counter()
+        result = recording(model, arch, inputs, batch_size, tta_flip)
+        seconds["recording"] += max(0.0, time.perf_counter() - began - plain)
+        return result
+
+    experiment.predict_recording = recorded
     batch_size = load_params(ROOT / "params.yaml").train.eval_batch_size
     result = experiment.evaluate_experiment("face", name, batch_size, root)
-    return {"seconds": seconds, "test_images": result["details"]["test_images"],
+    seconds["explanation"] -= seconds["maps"]  # explanation and draw without their saliency parts
+    seconds["draw"] -= seconds["figure"]
+    # the plain pass is the benchmark's, not evaluate's: measure() takes it out of the process time
+    return {"seconds": seconds, "plain_pass": extra["plain_pass"], "test_images": result["details"]["test_images"],
             "gallery": len(result["explained"]["captions"])}
 
 
@@ -101,7 +124,8 @@ def measure(root: Path, name: str) -> dict:
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "benchmarks.saliency_cost", "--worker", str(root), name],
                           cwd=ROOT, check=True, capture_output=True, text=True)
-    return {**json.loads(done.stdout.strip().splitlines()[-1]), "evaluate": time.perf_counter() - start}
+    run = json.loads(done.stdout.strip().splitlines()[-1])
+    return {**run, "evaluate": time.perf_counter() - start - run["plain_pass"]}
 
 
 def main() -> None:
@@ -116,16 +140,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         prepare(root, args.recipes)
-        print("| recipe | test images | gallery images | evaluate process s | captum + torchmetrics import s | calibration s "
-              "| explanation s | draw s | **new / evaluate** |")
-        print("|---|---|---|---|---|---|---|---|---|")
+        print("| recipe | test images | evaluate process s | captum import s | activation hook s | Grad-CAM maps s "
+              "| saliency PNG s | **saliency / evaluate** | all issue-24 work s | **all / evaluate** |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for name in args.recipes:
             runs = [measure(root, name) for _ in range(args.repeats)]
-            med = {key: statistics.median(r["seconds"][key] for r in runs) for key in NEW}
-            share = statistics.median(sum(r["seconds"].values()) / r["evaluate"] for r in runs)
-            print(f"| {name} | {runs[0]['test_images']} | {runs[0]['gallery']} | "
-                  f"{statistics.median(r['evaluate'] for r in runs):.1f} | "
-                  + " | ".join(f"{med[key]:.2f}" for key in NEW) + f" | **{share:.1%}** |", flush=True)
+            med = {key: statistics.median(r["seconds"][key] for r in runs) for key in NEW + SALIENCY}
+            alone = [sum(r["seconds"][key] for key in SALIENCY) / r["evaluate"] for r in runs]
+            everything = [sum(r["seconds"].values()) for r in runs]
+            print(f"| {name} | {runs[0]['test_images']} | {statistics.median(r['evaluate'] for r in runs):.1f} | "
+                  + " | ".join(f"{med[key]:.2f}" for key in SALIENCY)
+                  + f" | **{statistics.median(alone):.1%}** | {statistics.median(everything):.2f} | "
+                  f"**{statistics.median(a / r['evaluate'] for a, r in zip(everything, runs)):.1%}** |", flush=True)
 
 
 if __name__ == "__main__":

@@ -78,11 +78,18 @@ def write_stand_in_weights(torch_home: Path) -> None:
             os.environ["TORCH_HOME"] = old
 
 
+def run_folder(tmp_path_factory) -> Path:
+    """A folder of this pytest run that every xdist worker shares (their base temps' parent). Without xdist, the
+    run's own base temp: the parent would be pytest's folder of every earlier run, with their stale repos."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session")
 def stand_in_torch_home(tmp_path_factory) -> Path:
     """Stand-in ImageNet files (VGG16's is 528 MB), written once per run and shared by the xdist workers."""
     from filelock import FileLock
-    common = tmp_path_factory.getbasetemp().parent  # the same folder for every xdist worker of this run
+    common = run_folder(tmp_path_factory)
     home = common / "torch_home"
     with FileLock(str(common / "torch_home.lock")):
         if not (home / "done").is_file():
@@ -137,7 +144,7 @@ def built_repo(tmp_path_factory, stand_in_torch_home) -> tuple[Path, str]:
     workers through a lock in their common temp folder; returns (repo, the repro's output). Tests that change a
     repo take a copy (copy_repo), never this one."""
     from filelock import FileLock
-    common = tmp_path_factory.getbasetemp().parent  # the same folder for every xdist worker of this run
+    common = run_folder(tmp_path_factory)
     path, log = common / "built" / "repo", common / "built" / "repro.log"
     with FileLock(str(common / "built.lock")):
         if not (path / "dvc.lock").is_file():
@@ -157,7 +164,7 @@ def changed_repo(tmp_path_factory, built_repo, stand_in_torch_home) -> tuple[Pat
     baseline, built once per run; returns (repo, the exp run's output). Its DVC cache and run cache hold the results
     of both learning rates, as a CI runner's restored cache does."""
     from filelock import FileLock
-    common = tmp_path_factory.getbasetemp().parent
+    common = run_folder(tmp_path_factory)
     path, log = common / "changed" / "repo", common / "changed" / "exp_run.log"
     with FileLock(str(common / "changed.lock")):
         if not log.is_file():

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import pytest
 
-from tests.conftest import make_repo, sh, tiny_raw_params
+from tests.conftest import copy_repo, sh, tiny_raw_params
 from tests.test_pipeline import stages_run
 from tests.test_tracking import read_wandb
 
@@ -44,17 +44,14 @@ def run_queue(path, env, timeout: float = 150) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def queued(tmp_path_factory):
-    raw = tiny_raw_params()
-    raw["wandb"]["mode"] = "offline"  # to check that parallel workers' runs land in the repository
-    path = make_repo(tmp_path_factory.mktemp("queue") / "repo", raw)
+def queued(tmp_path_factory, built_repo):
+    """A copy of the shared built repo with the grid queued and run; W&B offline in the queued experiments only,
+    to check that parallel workers' runs land in the repository."""
+    path = copy_repo(built_repo[0], tmp_path_factory.mktemp("queue") / "repo")
     env = {**os.environ, "WANDB_SILENT": "true"}
-    sh("dvc", "repro", TARGET, cwd=path, env=env)
-    sh("git", "add", "-A", cwd=path)
-    sh("git", "commit", "-qm", "baseline results", cwd=path)
     for name, lr in GRID.items():
-        sh("dvc", "exp", "run", "--queue", "-n", name, "-S", f"models.resnet18_scratch.lr={lr}", TARGET,
-           cwd=path, env=env)
+        sh("dvc", "exp", "run", "--queue", "-n", name, "-S", f"models.resnet18_scratch.lr={lr}",
+           "-S", "wandb.mode=offline", TARGET, cwd=path, env=env)
     return path, env, run_queue(path, env)
 
 
@@ -110,6 +107,6 @@ def test_parallel_workers_write_their_own_wandb_runs_into_the_repository(queued)
         assert isinstance(summary["summary"]["collapsed"], bool)
     configs = [summary["config"] for summary in summaries]
     configs = {config["dvc_exp_name"]: config for config in configs}
-    assert len(runs) == 3 and set(configs) == {None, *GRID}  # the baseline's dvc repro and the two experiments
+    assert len(runs) == 2 and set(configs) == set(GRID)  # one run per experiment
     for name, lr in GRID.items():
         assert configs[name]["recipe"]["lr"] == lr

@@ -37,6 +37,14 @@ def test_runs_are_grouped_by_their_params_without_the_seed():
     assert three["collapsed"] == 1 and three["runs"] == ["main", "seed-1", "seed-2"]
 
 
+def test_wandb_settings_do_not_make_another_configuration():
+    shown = exp_show()
+    shown[1]["experiments"][0]["revs"][0]["data"]["params"]["params.yaml"]["data"]["wandb"] = {"mode": "offline"}
+    rows = summarise(runs_of(shown))
+    assert [(row["config"], row["seeds"]) for row in rows] == [("baseline params", [42, 1, 2]),
+                                                               ("models.resnet18_scratch.lr=0.01", [1])]
+
+
 def test_the_table_gives_mean_and_std_and_says_when_there_is_no_spread():
     lines = markdown(summarise(runs_of(exp_show())))
     assert "| baseline params | face/resnet18_scratch | 3 | 42, 1, 2 | 0.800 ± 0.100 | 0.650 ± 0.050 | 1 of 3 |" in lines

@@ -92,11 +92,12 @@ def distinct_runs(runs: list[dict]) -> tuple[list[dict], list[str]]:
 
 
 def summarise(runs: list[dict]) -> list[dict]:
-    """Runs grouped by their params with the seed left out (one group per configuration); per group and
-    experiment: the seeds, mean and sample std of test acc and macro F1, and how many runs collapsed."""
+    """Runs grouped by their params with the seed left out (one group per configuration), and the W&B settings
+    (they say where a run is logged, not what is trained); per group and experiment: the seeds, mean and sample
+    std of test acc and macro F1, and how many runs collapsed."""
     groups: dict[str, list[dict]] = {}
     for run in runs:
-        key = json.dumps({k: v for k, v in run["params"].items() if k != "seed"}, sort_keys=True)
+        key = json.dumps({k: v for k, v in run["params"].items() if k not in ("seed", "wandb")}, sort_keys=True)
         groups.setdefault(key, []).append(run)
     base = json.loads(next(iter(groups))) if groups else {}
     rows = []

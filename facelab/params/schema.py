@@ -25,19 +25,19 @@ FORBID = ConfigDict(extra="forbid")
 model = dataclass(frozen=True, config=FORBID)
 
 
-def Checked(kind, test, message):
-    """A `kind` that passes `test`; else `message` (formatted with the value, or called with
-    it) says what is allowed. "{at}" in it becomes the key's block, such as data.face."""
+def Checked(kind, problem):
+    """A `kind` for which problem(value) is None; else what it returns says what is wrong and what is allowed
+    ("{at}" in it becomes the key's block, such as data.face)."""
     def check(value):
-        if not test(value):
-            raise ValueError(message(value) if callable(message) else message.format(value))
+        if problem(value):
+            raise ValueError(problem(value))
         return value
     return Annotated[kind, AfterValidator(check)]
 
 
 def Num(test=lambda v: True, message="", kind: type = float):
-    """A strict number (no "1" for 1), checked as Checked does."""
-    return Checked(Annotated[kind, Strict()], test, message)
+    """A strict number (no "1" for 1) that passes `test`; else `message`, formatted with the value, is the error."""
+    return Checked(Annotated[kind, Strict()], lambda v: None if test(v) else message.format(v))
 
 
 def plain_folder_name(name: str) -> bool:
@@ -70,12 +70,13 @@ def record(name: str, **fields):
 
 
 Split = record("Split", train=Unit, val=Unit, test=Unit)
-SplitSum = Checked(Split, lambda s: abs(s.train + s.val + s.test - 1) <= 1e-6,
-                   lambda s: f"train + val + test = {s.train + s.val + s.test:g}; they must add up to 1")
+SplitSum = Checked(Split, lambda s: abs(s.train + s.val + s.test - 1) > 1e-6
+                   and f"train + val + test = {s.train + s.val + s.test:g}; they must add up to 1")
 Generated = record("Generated", n_images=Count, n_identities=Num(lambda v: v >= 2, "{} must be >= 2", int),
                    difficulty=NonNegative, target_fraction=(Optional[Unit], None))  # the face task only
-Lfw = record("Lfw", target=Checked(Str, lambda v: v and "/" not in v, "'{}' is not an LFW folder name such as "
-                                                                       "George_W_Bush"), n_other=Count, download=Bool)
+Lfw = record("Lfw", target=Checked(Str, lambda v: (not v or "/" in v)
+                                   and f"'{v}' is not an LFW folder name such as George_W_Bush"), n_other=Count,
+             download=Bool)
 # The class each FER2013 label becomes; a label left out (or null) is dropped.
 Fer2013 = record("Fer2013", **{label: (Optional[Str], None) for label in FER2013_LABELS})
 
@@ -83,11 +84,12 @@ Fer2013 = record("Fer2013", **{label: (Optional[Str], None) for label in FER2013
 # img_size: below 32 px resnet18/vgg16 downsample the image to nothing; above 1024 a split no longer fits in memory.
 # generated, lfw, fer2013: a source's own block, absent where the task uses another source.
 DataParams = record(
-    "DataParams", source=Literal["generated", "folder", "lfw", "fer2013"], path=Optional[Str], classes=Checked(tuple[Str, ...], lambda v: class_names(v) is None, class_names),
-    img_size=Num(lambda v: 32 <= v <= 1024, lambda v: f"{v} is under 32; use 32 or more" if v < 32
-                 else f"{v} is over 1024; use 1024 or less", int),
-    split=SplitSum, max_bad_fraction=Num(lambda v: 0 <= v < 1, "{} must be inside [0, 1) (0: any unreadable file stops "
-                                                            "prepare)"),
+    "DataParams", source=Literal["generated", "folder", "lfw", "fer2013"], path=Optional[Str],
+    classes=Checked(tuple[Str, ...], class_names),
+    img_size=Checked(Annotated[int, Strict()], lambda v: f"{v} is under 32; use 32 or more" if v < 32
+                     else f"{v} is over 1024; use 1024 or less" if v > 1024 else None),
+    split=SplitSum, max_bad_fraction=Num(lambda v: 0 <= v < 1, "{} must be inside [0, 1) (0: any unreadable "
+                                                            "file stops prepare)"),
     faces=Literal["none", "detect"], min_side=Count, near_duplicates=Literal["group", "drop", "keep"],
     generated=(Optional[Generated], None), lfw=(Optional[Lfw], None), fer2013=(Optional[Fer2013], None))
 
@@ -95,9 +97,9 @@ DataParams = record(
 @model
 class Augment:
     hflip: Bool
-    crop_scale: Checked(tuple[Num(), ...], lambda v: len(v) == 2 and 0 < v[0] <= v[1] <= 1,
-                        lambda v: f"{list(v)} must be [low, high] with 0 < low <= high <= 1 (the share of the image's "
-                                  f"area a crop keeps; [1.0, 1.0]: no crop)")
+    crop_scale: Checked(tuple[Num(), ...], lambda v: not (len(v) == 2 and 0 < v[0] <= v[1] <= 1) and (
+        f"{list(v)} must be [low, high] with 0 < low <= high <= 1 (the share of the image's area a crop keeps; "
+        f"[1.0, 1.0]: no crop)"))
     rotation: Num(lambda v: 0 <= v <= 180, "{} must be inside [0, 180] degrees (0: off)")
     brightness: Share
     contrast: Share
