@@ -168,6 +168,7 @@ def test_csv_has_a_row_per_image_and_bad_files_are_listed_with_their_reason(trai
     (folder / "empty.png").write_bytes(b"")
     (folder / "notes.txt").write_text("not a picture")
     (folder / "broken.png").write_bytes((folder / "face0.png").read_bytes()[:200])
+    (folder / "nested" / "again").symlink_to(folder, target_is_directory=True)  # a link loop: listed as skipped
     args = ["predict", "--task", "emotion", "--recipe", RECIPE, "--model", str(model_file(trained, "emotion")),
             str(single), str(folder)]
     app.main(args + ["--out", str(tmp_path / "out.csv")])
@@ -183,6 +184,7 @@ def test_csv_has_a_row_per_image_and_bad_files_are_listed_with_their_reason(trai
     assert f"skipped {folder / 'broken.png'}: truncated or corrupt (" in err
     assert f"skipped {folder / 'empty.png'}: empty file (the file has 0 bytes)" in err
     assert f"skipped {folder / 'notes.txt'}: not an image file (neither its suffix (.txt) nor its content" in err
+    assert f"skipped {folder / 'nested' / 'again'}: link loop ('{folder / 'nested' / 'again'}' leads back to" in err
     app.main(args)  # no --out: the same CSV on stdout
     assert capsys.readouterr().out == (tmp_path / "out.csv").read_text()
     app.main(args + ["--out", str(tmp_path)])  # an existing folder: the CSV goes inside it

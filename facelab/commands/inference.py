@@ -134,18 +134,22 @@ def state_dict_mismatch(expected: dict[str, tuple[int, ...]], state_dict: dict) 
     return problems
 
 
-def image_files(inputs: list[Path]) -> list[Path]:
+def image_files(inputs: list[Path]) -> tuple[list[Path], list[Skipped]]:
     """Files as given, and every file under each folder as prepare lists a class folder (at any depth, links
-    followed, hidden names left out; facelab.data.listing), each folder's files sorted by path."""
-    files = []
+    followed, hidden names left out; facelab.data.listing), each folder's files sorted by path; and the folders
+    under them that could not be listed (a link loop, an unreadable folder), as skipped entries with their reason."""
+    files, unlisted = [], []
     for path in map(Path, inputs):
         if path.is_dir():
-            files += list_tree(path).files
+            listing = list_tree(path)
+            files += listing.files
+            unlisted += [Skipped(display_name(problem.path), "", problem.reason, problem.detail)
+                         for problem in listing.problems]
         elif path.exists():
             files.append(path)
         else:
             raise UserError(f"'{path}' does not exist; pass image files or folders of images")
-    return files
+    return files, unlisted
 
 
 def decode_files(files: list[Path], img_size: int, faces: str = "none") -> tuple[np.ndarray, list[Path], list[Skipped]]:

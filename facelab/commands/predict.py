@@ -3,6 +3,7 @@ and folders; CSV on stdout or --out, per-class counts and skipped files on stder
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -44,11 +45,12 @@ def execute(args: argparse.Namespace) -> Predictions:
     out = csv_path(args.out) if args.out is not None else None  # a bad --out fails before any image is decoded
     explain = explain_folder(args.explain) if args.explain is not None else None
     trained = load_trained(args.task, args.recipe, args.model)
-    files = image_files(args.paths)
+    files, unlisted = image_files(args.paths)
     if args.threshold is not None:
         check_threshold(args.threshold, trained.classes)  # before any image is decoded
     result = predict_files(trained, files, args.batch_size, inference_accel(args.device, torch.cuda.is_available()),
                            explain)
+    result = dataclasses.replace(result, skipped=unlisted + result.skipped)  # reported with the unusable files
     if not result.files:
         reasons = "; ".join(f"{s.file}: {s.reason}" for s in result.skipped[:5])
         raise UserError(f"none of the {len(files)} file(s) is an image facelab can read ({reasons}"
