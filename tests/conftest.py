@@ -185,24 +185,29 @@ def copy_repo(built: Path, to: Path) -> Path:
 
 
 BUILDER = "test_pipeline.py"  # its first test builds the shared repos
-# The quick files that train the most (about 60% of `pytest -m "not e2e"`): handed out first, so that no worker
-# is left running one of them alone at the end while the other idles (test_train.py alone is about 15 s).
-HEAVY_QUICK = ("test_train.py", "test_predict.py", "test_recipes.py", "test_accel.py", "test_report.py")
+# The files that take longest (seconds of one worker in a full run here), longest first: within each group below
+# they are handed out first, so that no worker is left running a long file alone at the end while the other idles.
+LONGEST = ("test_queue.py",  # ~85, on the built repo
+           "test_scan.py", "test_distributed.py", "test_train_stage.py", "test_detect.py", "test_review.py",  # 25-85
+           "test_predict.py", "test_plots_diff.py", "test_prepare.py", "test_train.py", "test_accel.py",  # 10-25
+           "test_prepare_kill.py", "test_stage_errors.py", "test_report.py", "test_recipes.py")
 
 
 def pytest_collection_modifyitems(items):
-    """The pipeline tests first, so one worker starts building the shared repos at once (one core, a few minutes);
-    the other tests on those repos last, so the other worker runs everything else meanwhile instead of waiting.
-    Needs xdist's --no-loadscope-reorder (pyproject.toml), which keeps this order."""
-    def order(item) -> float:
+    """Files in three groups: the pipeline tests first, so one worker starts building the shared repos at once (one
+    core, a few minutes); then every other file, end-to-end ones (a test marked e2e) before quick ones, longest
+    first; the files on the shared repos last, longest first, so the other worker runs everything else meanwhile
+    instead of waiting. Needs xdist's --no-loadscope-reorder (pyproject.toml), which keeps this order."""
+    def group(item) -> int:
         if item.path.name == BUILDER:
             return 0
         if {"built_repo", "changed_repo"} & set(getattr(item, "fixturenames", ())):
-            return 2
-        if item.get_closest_marker("e2e"):
-            return 1  # the long end-to-end files before the quick ones
-        return 1.4 + HEAVY_QUICK.index(item.path.name) / 100 if item.path.name in HEAVY_QUICK else 1.5
-    by_file = {}  # xdist hands out whole files (--dist loadfile): a file is ordered by its latest test
+            return 3
+        return 1 if item.get_closest_marker("e2e") else 2
+    by_file = {}  # xdist hands out whole files (--dist loadfile): a file goes where its first test would
     for item in items:
-        by_file[item.path] = max(by_file.get(item.path, 0), order(item))
-    items.sort(key=lambda item: by_file[item.path])
+        here = group(item)
+        by_file[item.path] = here if item.path not in by_file else (
+            3 if 3 in (here, by_file[item.path]) else min(here, by_file[item.path]))
+    rank = {name: i for i, name in enumerate(LONGEST)}
+    items.sort(key=lambda item: (by_file[item.path], rank.get(item.path.name, len(LONGEST))))
