@@ -18,8 +18,8 @@ from facelab.errors import ModelFileError
 from facelab.files import read_json
 
 FORMAT = 2
-SETTINGS = ("task", "recipe_name", "seed", "classes", "img_size", "faces", "normalisation", "recipe", "train",
-            "weights")
+SETTINGS = ("task", "recipe_name", "seed", "classes", "img_size", "faces", "min_side", "normalisation", "recipe",
+            "train", "weights")
 RESULTS = ("train", "val", "epochs", "best_epoch", "train_seconds", "images_per_second", "health",
            "augment_applied", "wandb", "temperature", "val_ece")
 

@@ -169,6 +169,7 @@ def test_csv_has_a_row_per_image_and_bad_files_are_listed_with_their_reason(trai
     (folder / "notes.txt").write_text("not a picture")
     (folder / "broken.png").write_bytes((folder / "face0.png").read_bytes()[:200])
     (folder / "nested" / "again").symlink_to(folder, target_is_directory=True)  # a link loop: listed as skipped
+    Image.fromarray(images[0][:10, :12]).save(folder / "thumb.png")  # under min_side (16): skipped as prepare does
     args = ["predict", "--task", "emotion", "--recipe", RECIPE, "--model", str(model_file(trained, "emotion")),
             str(single), str(folder)]
     app.main(args + ["--out", str(tmp_path / "out.csv")])
@@ -185,6 +186,7 @@ def test_csv_has_a_row_per_image_and_bad_files_are_listed_with_their_reason(trai
     assert f"skipped {folder / 'empty.png'}: empty file (the file has 0 bytes)" in err
     assert f"skipped {folder / 'notes.txt'}: not an image file (neither its suffix (.txt) nor its content" in err
     assert f"skipped {folder / 'nested' / 'again'}: link loop ('{folder / 'nested' / 'again'}' leads back to" in err
+    assert f"skipped {folder / 'thumb.png'}: too small (12x10 pixels, under data.<task>.min_side = 16 " in err
     app.main(args)  # no --out: the same CSV on stdout
     assert capsys.readouterr().out == (tmp_path / "out.csv").read_text()
     app.main(args + ["--out", str(tmp_path)])  # an existing folder: the CSV goes inside it
@@ -305,6 +307,7 @@ def test_evaluate_scores_a_labelled_folder_into_the_evaluate_stages_files(traine
     photos = tmp_path / "photos"
     first = write_photos(photos)[0]
     (photos / "sad" / "broken.png").write_bytes(first.read_bytes()[:200])  # a PNG cut short
+    Image.open(first).crop((0, 0, 12, 10)).save(photos / "sad" / "thumb.png")  # under the model's min_side (16)
     monkeypatch.chdir(tmp_path)
     model = model_file(trained, "emotion")
     app.main(["evaluate", "--task", "emotion", "--recipe", RECIPE, "--data", str(photos), "--model", str(model)])
@@ -312,7 +315,7 @@ def test_evaluate_scores_a_labelled_folder_into_the_evaluate_stages_files(traine
     assert out["metrics"].as_posix() == "metrics/emotion/external/photos/resnet18_scratch.json"
     metrics, details = read_json(out["metrics"]), read_json(out["details"])
     predictions = pd.read_csv(out["predictions"])
-    files = [p for name in EMOTIONS for p in sorted((photos / name).iterdir()) if p.name != "broken.png"]
+    files = [p for name in EMOTIONS for p in sorted((photos / name).iterdir()) if p.name not in ("broken.png", "thumb.png")]
     assert predictions.actual.tolist() == [p.parent.name for p in files]  # the folder source's order
     scored = predict_files(load_trained("emotion", RECIPE, model), files, 8)  # the predict command agrees
     assert predictions.predicted.tolist() == [EMOTIONS[i] for i in scored.logits.argmax(1)]
@@ -324,14 +327,14 @@ def test_evaluate_scores_a_labelled_folder_into_the_evaluate_stages_files(traine
     assert support == predictions.actual.value_counts().to_dict()
     assert details["test_images"] == 25 and details["data"]["images"] == 25
     skipped = [(s["file"], s["reason"]) for s in details["data"]["skipped"]]
-    assert skipped == [("sad/broken.png", "truncated or corrupt")]
+    assert skipped == [("sad/broken.png", "truncated or corrupt"), ("sad/thumb.png", "too small")]
     # calibrated with the model's saved temperature, as the evaluate stage calibrates, and its three images
     assert details["calibration"]["temperature"] == load_trained("emotion", RECIPE, model).temperature
     assert metrics["test"]["ece"] == details["calibration"]["test"]["after"]["ece"]
     assert all(Image.open(out[key]).size[0] > 200 for key in ("reliability", "gallery", "saliency"))
     line = capsys.readouterr().out.splitlines()[0]
     assert line.startswith(f"[emotion/{RECIPE} on photos] acc {metrics['test']['acc']:.4f} [95% CI ")
-    assert line.endswith("(25 images, 1 skipped)")
+    assert line.endswith("(25 images, 2 skipped)")
 
 
 def stage_metrics(trained) -> dict:

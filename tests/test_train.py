@@ -163,7 +163,8 @@ def test_evaluate_scores_test_split_with_the_saved_model(tiny_params, prepared, 
                        tiny_params.seed, splits, classes)
     recipe = tiny_params.models["resnet18_scratch"]
     settings = train.model_settings("emotion", "resnet18_scratch", recipe, tiny_params.train, tiny_params.seed,
-                                    classes, {"img_size": 32, "faces": "none"}, weights_provenance(recipe))
+                                    classes, {"img_size": 32, "faces": "none", "min_side": 32},
+                                    weights_provenance(recipe))
     calibration = train.fit_calibration(trained_model(recipe, len(classes), result.state_dict), splits["val"],
                                         tiny_params.train)
     train.save_outputs(result, settings, calibration, paths.train_outputs("emotion", "resnet18_scratch", tmp_path))
@@ -207,7 +208,8 @@ def test_two_same_seed_trainings_give_identical_metrics_and_byte_identical_model
     assert beyond_flip(tiny_params.train.augment)  # with the default augmentation on: crops, jitter, erasing
     recipe = dataclasses.replace(tiny_params.models["resnet18_scratch"], epochs=1)
     settings = train.model_settings("emotion", "resnet18_scratch", recipe, tiny_params.train, tiny_params.seed,
-                                    classes, {"img_size": 32, "faces": "none"}, weights_provenance(recipe))
+                                    classes, {"img_size": 32, "faces": "none", "min_side": 32},
+                                    weights_provenance(recipe))
     digests, runs = [], []
     for root in (tmp_path / "a", tmp_path / "b"):
         result = loop.run("e/r", recipe, tiny_params.train, tiny_params.seed, splits, classes)

@@ -36,7 +36,7 @@ def run(task: str, recipe_name: str, data: Path, name: str | None = None, model:
     """Score the model on every usable image of `data`; write and return the results and where they went."""
     name = check_name(name if name is not None else Path(data).resolve().name)
     trained = load_trained(task, recipe_name, model)
-    images = labelled_folder(Path(data), trained.classes, trained.img_size, trained.faces)
+    images = labelled_folder(Path(data), trained.classes, trained.img_size, trained.faces, trained.min_side)
     split = SplitData(torch.from_numpy(np.asarray(images.pixels)), torch.from_numpy(images.labels))
     result = evaluate_model(trained.info, trained.state_dict, split, batch_size, list(images.files))
     result["details"]["data"] = data_details(Path(data), images)
@@ -52,9 +52,11 @@ def check_name(name: str) -> str:
     return name
 
 
-def labelled_folder(root: Path, classes: tuple[str, ...], img_size: int, faces: str = "none") -> Images:
-    """The folder source's decoding of <root>/<class>/*, at the model's image size; a class without a folder or
-    without a single usable image is an error (its recall could not be measured)."""
+def labelled_folder(root: Path, classes: tuple[str, ...], img_size: int, faces: str = "none",
+                    min_side: int | None = None) -> Images:
+    """The folder source's decoding of <root>/<class>/*, at the model's image size and with its smallest usable
+    side (prepare's min_side); a class without a folder or without a single usable image is an error (its recall
+    could not be measured)."""
     if not root.is_dir():
         raise UserError(f"--data '{root}' is not a folder; pass a folder holding one sub-folder per class "
                         f"{list(classes)}")
@@ -62,7 +64,7 @@ def labelled_folder(root: Path, classes: tuple[str, ...], img_size: int, faces: 
     if missing:
         raise UserError(f"--data '{root}' has no folder for class(es) {missing}; the model's classes are "
                         f"{list(classes)}, and each needs a sub-folder of that exact name")
-    images = folder_images(root, classes, img_size, faces=faces)
+    images = folder_images(root, classes, img_size, faces=faces, min_side=min_side)
     empty = [name for k, name in enumerate(classes) if not (images.labels == k).any()]
     if empty:
         raise UserError(f"--data '{root}': no usable image for class(es) {empty} "

@@ -60,6 +60,11 @@ class TrainedModel:
         return self.settings["faces"]
 
     @property
+    def min_side(self) -> int:
+        """The prepare stage's smallest usable image side: a smaller photo is skipped, as prepare skipped them."""
+        return int(self.settings["min_side"])
+
+    @property
     def temperature(self) -> float:
         """What the logits are divided by before softmax (train.calibrate), as the evaluate stage does."""
         return float(self.info["results"]["temperature"])
@@ -152,12 +157,14 @@ def image_files(inputs: list[Path]) -> tuple[list[Path], list[Skipped]]:
     return files, unlisted
 
 
-def decode_files(files: list[Path], img_size: int, faces: str = "none") -> tuple[np.ndarray, list[Path], list[Skipped]]:
-    """prepare's decoding of each file: (N, img_size, img_size, 3) uint8, the files used, the files skipped and why."""
+def decode_files(files: list[Path], img_size: int, faces: str = "none",
+                 min_side: int | None = None) -> tuple[np.ndarray, list[Path], list[Skipped]]:
+    """prepare's decoding of each file: (N, img_size, img_size, 3) uint8, the files used, the files skipped and why
+    (min_side: prepare's smallest usable image side)."""
     squares, kept, skipped = [], [], []
     for path in files:
         try:
-            squares.append(decode_image(path, img_size, faces=faces)[0])
+            squares.append(decode_image(path, img_size, faces=faces, min_side=min_side)[0])
             kept.append(path)
         except BadImage as bad:
             skipped.append(Skipped(display_name(path), "", bad.reason, bad.detail))
@@ -183,7 +190,8 @@ def predict_files(trained: TrainedModel, files: list[Path], batch_size: int, acc
     names, logits, skipped = [], [], []
     with tqdm(total=len(files), unit="image", disable=None, file=sys.stderr, leave=False) as bar:
         for start in range(0, len(files), batch_size):
-            pixels, kept, bad = decode_files(files[start:start + batch_size], trained.img_size, trained.faces)
+            pixels, kept, bad = decode_files(files[start:start + batch_size], trained.img_size, trained.faces,
+                                             trained.min_side)
             if len(kept):
                 if explain is None:
                     logits.append(logits_of(model, pixels, batch_size, accel, trained.tta_flip))

@@ -44,7 +44,7 @@ def run(task: str, data: DataParams, seed: int, out_dir: str | Path,
                 write_splits(tmp, loaded, splits)
                 write_csv(tmp / "manifest.csv", manifest(loaded, splits, data.classes))
                 write_json(tmp / "classes.json", {"classes": list(data.classes), "img_size": data.img_size,
-                                                   "faces": data.faces})
+                                                   "faces": data.faces, "min_side": data.min_side})
                 if report_tmp is not None:
                     report_tmp.write_text(json.dumps(report, indent=2) + "\n")
     return result

@@ -87,7 +87,7 @@ def model_settings(task: str, recipe_name: str, recipe: Recipe, settings: TrainP
                    classes: tuple[str, ...], prepared: dict, weights: dict) -> dict:
     """Everything needed to rebuild and use the model, and nothing it produced."""
     return {"task": task, "recipe_name": recipe_name, "seed": seed, "classes": list(classes),
-            "img_size": prepared["img_size"], "faces": prepared["faces"],
+            "img_size": prepared["img_size"], "faces": prepared["faces"], "min_side": prepared["min_side"],
             "normalisation": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
             "recipe": dataclasses.asdict(recipe), "train": dataclasses.asdict(settings), "weights": weights}
 
