@@ -130,3 +130,14 @@ def test_saliency_figure_draws_the_class_maps_and_the_gallery_overlays(tmp_path,
     assert figure.shape[0] > 2 * 120 and figure.shape[1] > 3 * 120  # two rows, three tiles of ~120 px
     # jet's saturated reds and blues come only from overlays: the picture is not blank
     assert ((figure[..., 0] > 150) & (figure[..., 2] < 90)).sum() > 1000
+
+
+@pytest.mark.e2e  # starts a Python process: the import must be the first in its process
+def test_captum_is_imported_without_ipython_which_stays_importable():
+    import subprocess
+    import sys
+    pytest.importorskip("IPython")  # where IPython is not installed, captum never imports it anyway
+    code = ("import sys, facelab.evaluation.saliency; assert 'IPython' not in sys.modules, 'IPython was imported'; "
+            "import IPython.display; print('ok')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
