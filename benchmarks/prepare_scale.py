@@ -21,6 +21,7 @@ from pathlib import Path
 
 import yaml
 
+from benchmarks.timing import timed
 from facelab.data import prepare
 from facelab.params import TASKS, parse_params
 
@@ -41,17 +42,6 @@ def measure(task: str, n_images: int, img_size: int, params: Path) -> dict:
             prepare.run(task, config.data[task], config.seed, Path(out) / task, Path(out) / "data.json")
             result["seconds"] = time.perf_counter() - started
     return {**result, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}  # Linux: KiB
-
-
-def timed(function, result: dict, key: str):
-    """function, adding its seconds to result[key] on every call."""
-    def wrapper(*args, **kwargs):
-        started = time.perf_counter()
-        try:
-            return function(*args, **kwargs)
-        finally:
-            result[key] += time.perf_counter() - started
-    return wrapper
 
 
 def in_fresh_process(task: str, n_images: int, img_size: int, params: Path) -> dict:

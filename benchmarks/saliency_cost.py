@@ -81,22 +81,14 @@ def worker(root: Path, name: str) -> dict:
     import facelab.evaluation.saliency  # noqa: F401  (captum.attr, imported without IPython)
     seconds["captum_import"] = time.perf_counter() - start
 
+    from benchmarks.timing import timed
     from facelab.evaluation import experiment, explain, forward, saliency
     from facelab.params import load_params
 
-    def timed(step, work):
-        def run(*args, **kwargs):
-            began = time.perf_counter()
-            try:
-                return work(*args, **kwargs)
-            finally:
-                seconds[step] += time.perf_counter() - began
-        return run
-
     for step in NEW[1:]:
-        setattr(experiment, step, timed(step, getattr(experiment, step)))
-    explain.experiment_saliency = timed("maps", explain.experiment_saliency)
-    explain.saliency_figure = timed("figure", explain.saliency_figure)
+        setattr(experiment, step, timed(getattr(experiment, step), seconds, step))
+    explain.experiment_saliency = timed(explain.experiment_saliency, seconds, "maps")
+    explain.saliency_figure = timed(explain.saliency_figure, seconds, "figure")
     recording, extra = saliency.predict_recording, {"plain_pass": 0.0}
 
     def recorded(model, arch, inputs, batch_size, tta_flip):

@@ -13,10 +13,15 @@ MAX_GENERATED_IMG_SIZE = 512  # the face generator draws at twice the size; larg
 def closest_key(key: str, allowed) -> str | None:
     """The likeliest intended key: a near spelling, else an abbreviation (lr for learning_rate)."""
     close = difflib.get_close_matches(key, list(allowed), n=1)
-    # name's letters appear in key in order (one iterator over key, shared by the whole check)
-    abbreviated = [name for name in allowed
-                   if name[:1] == key[:1] and all(c in rest for rest in [iter(key)] for c in name)]
-    return (close or abbreviated or [None])[0]
+    if close:
+        return close[0]
+    letters = [name for name in allowed if name[:1] == key[:1] and _subsequence(name, key)]
+    return letters[0] if letters else None
+
+
+def _subsequence(short: str, long: str) -> bool:
+    letters = iter(long)
+    return all(char in letters for char in short)
 
 
 def check_params(params) -> None:
@@ -38,7 +43,7 @@ def check_recipe(recipe: Recipe, where: str) -> None:
 
 
 def check_data(task: str, data: DataParams) -> None:
-    where, classes = f"data.{task}", list(data.classes)
+    where = f"data.{task}"
     if data.faces == "detect" and data.source == "generated":
         raise ParamsError(f"{where}.faces: 'detect' finds faces in photos; the generated faces are already face "
                           f"crops: use faces: none, or a folder/lfw/fer2013 source")
@@ -51,25 +56,33 @@ def check_data(task: str, data: DataParams) -> None:
         needs = {"generated": "n_images, n_identities, difficulty", "lfw": "lfw: {target: <Person_Name>, n_other: "
                  "<count>}", "fer2013": f"a class (or null) for each FER2013 label {list(FER2013_LABELS)}"}
         raise ParamsError(f"{where}.{data.source}: missing; source '{data.source}' needs {needs[data.source]}")
-    if data.source == "generated":
-        if tuple(classes) != GENERATED_CLASSES[task]:
-            raise ParamsError(f"{where}.classes: the generated {task} data has classes "
-                              f"{list(GENERATED_CLASSES[task])}, got {classes}")
-        if data.img_size > MAX_GENERATED_IMG_SIZE:
-            raise ParamsError(f"{where}.img_size: {data.img_size} is over {MAX_GENERATED_IMG_SIZE}, the largest the "
-                              f"generated faces are drawn at; use {MAX_GENERATED_IMG_SIZE} or less")
-        if task == "face" and block.target_fraction is None:
-            raise ParamsError(f"{where}.generated.target_fraction: missing; the face task needs the target's share, "
-                              f"inside (0, 1)")
-    elif data.source == "lfw":
-        if len(classes) != 2:
-            raise ParamsError(f"{where}.classes: source 'lfw' is a binary task [others, target person], got {classes}")
-    elif data.source == "fer2013":
-        mapping = dataclasses.asdict(block)
-        for label, name in mapping.items():
-            if name is not None and name not in classes:
-                raise ParamsError(f"{where}.fer2013.{label}: '{name}' is not one of {classes}")
-        unfed = [name for name in classes if name not in mapping.values()]
-        if unfed:
-            raise ParamsError(f"{where}.fer2013: no FER2013 label maps to class(es) {unfed}; "
-                              f"set one of {list(FER2013_LABELS)} to each")
+    {"generated": _generated, "lfw": _lfw, "fer2013": _fer2013}.get(data.source, lambda *_: None)(task, data, where)
+
+
+def _generated(task: str, data: DataParams, where: str) -> None:
+    if tuple(data.classes) != GENERATED_CLASSES[task]:
+        raise ParamsError(f"{where}.classes: the generated {task} data has classes "
+                          f"{list(GENERATED_CLASSES[task])}, got {list(data.classes)}")
+    if data.img_size > MAX_GENERATED_IMG_SIZE:
+        raise ParamsError(f"{where}.img_size: {data.img_size} is over {MAX_GENERATED_IMG_SIZE}, the largest the "
+                          f"generated faces are drawn at; use {MAX_GENERATED_IMG_SIZE} or less")
+    if task == "face" and data.generated.target_fraction is None:
+        raise ParamsError(f"{where}.generated.target_fraction: missing; the face task needs the target's share, "
+                          f"inside (0, 1)")
+
+
+def _lfw(task: str, data: DataParams, where: str) -> None:
+    if len(data.classes) != 2:
+        raise ParamsError(f"{where}.classes: source 'lfw' is a binary task [others, target person], "
+                          f"got {list(data.classes)}")
+
+
+def _fer2013(task: str, data: DataParams, where: str) -> None:
+    mapping = dataclasses.asdict(data.fer2013)
+    for label, name in mapping.items():
+        if name is not None and name not in data.classes:
+            raise ParamsError(f"{where}.fer2013.{label}: '{name}' is not one of {list(data.classes)}")
+    unfed = [name for name in data.classes if name not in mapping.values()]
+    if unfed:
+        raise ParamsError(f"{where}.fer2013: no FER2013 label maps to class(es) {unfed}; "
+                          f"set one of {list(FER2013_LABELS)} to each")

@@ -29,8 +29,9 @@ def Checked(kind, problem):
     """A `kind` for which problem(value) is None; else what it returns says what is wrong and what is allowed
     ("{at}" in it becomes the key's block, such as data.face)."""
     def check(value):
-        if problem(value):
-            raise ValueError(problem(value))
+        wrong = problem(value)
+        if wrong:
+            raise ValueError(wrong)
         return value
     return Annotated[kind, AfterValidator(check)]
 
