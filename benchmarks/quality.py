@@ -28,7 +28,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import yaml
 from sklearn.metrics import f1_score
 from torch.utils.data import DataLoader, Subset
 from torchvision import transforms
@@ -43,6 +42,7 @@ from facelab.models import IMAGENET_MEAN, IMAGENET_STD, trained_model
 from facelab.params import RECIPES, augmentation, parse_params
 from facelab.training import loop
 from facelab.data import prepare
+from facelab.yaml12 import load_yaml
 
 # params.yaml's training defaults before issue 16 (the recipes' own keys and the train section's new keys).
 BEFORE = {
@@ -97,7 +97,7 @@ def with_overrides(raw: dict, overrides: dict) -> dict:
 def config_params(raw: dict, config: str, sets: list[str], folder: Path, img_size: int, threads: int):
     overrides = dict(BEFORE) if config in ("before", "typical") else {}
     if config == "defaults":
-        overrides.update({key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in sets)})
+        overrides.update({key: load_yaml(value, f"--set {key}")[0] for key, value in (item.split("=", 1) for item in sets)})
     raw = with_overrides(raw, overrides)
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
     for task in raw["data"]:
@@ -189,7 +189,7 @@ def table(runs: dict[str, list[dict]], seeds: list[int]) -> list[str]:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    raw = yaml.safe_load(Path(args.params).read_text())
+    raw = load_yaml(Path(args.params).read_text(), args.params)[0]
     load = os.getloadavg()
     runs = {config: [] for config in args.configs}
     with tempfile.TemporaryDirectory(prefix="facelab-quality-") as tmp:

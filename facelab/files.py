@@ -1,4 +1,4 @@
-"""Atomic file output for every stage: write to a temporary name beside the target, then rename.
+"""Atomic file output for every stage (write to a temporary name beside the target, then rename); plain folder names.
 
 Temporary names are created by the writer itself (not mkstemp) so files get the usual umask permissions."""
 from __future__ import annotations
@@ -113,3 +113,8 @@ def write_csv(path: str | Path, frame) -> None:
 
 def read_json(path: str | Path):
     return json.loads(Path(path).read_text())
+
+
+def plain_folder_name(name: str) -> bool:
+    """A name that is one folder under its parent: not empty, not '.' or '..', no separator."""
+    return bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name

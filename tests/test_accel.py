@@ -8,7 +8,7 @@ from facelab.training import loop
 from facelab.accel import CPU, Accel, choose_accel
 from facelab.data.augment import Draws
 from facelab.data.batches import Inputs, load_prepared, shuffled_batches, to_input
-from facelab.params import Augment
+from facelab.params import AUGMENT_OFF
 from facelab.errors import UserError
 
 
@@ -56,7 +56,7 @@ def test_an_epoch_is_drawn_at_once_as_the_same_numbers_as_batch_by_batch():
     """One host-to-device copy per epoch, not per batch, yet the order and flips of every earlier
     (and every CPU) run: a seeded permutation, each image flipped with p=1/2."""
     batches = [(index, draws.flip) for index, draws
-               in shuffled_batches(100, 32, torch.Generator().manual_seed(7), Augment.off(hflip=True))]
+               in shuffled_batches(100, 32, torch.Generator().manual_seed(7), dataclasses.replace(AUGMENT_OFF, hflip=True))]
     assert [len(index) for index, _ in batches] == [32, 32, 32, 4]
     assert [len(flip) for _, flip in batches] == [32, 32, 32, 4]
     reference = torch.Generator().manual_seed(7)
@@ -65,7 +65,8 @@ def test_an_epoch_is_drawn_at_once_as_the_same_numbers_as_batch_by_batch():
     for start, (_, flip) in zip(range(0, 100, 32), batches):
         assert torch.equal(flip, torch.rand(len(order[start:start + 32]), generator=reference) < 0.5)
     assert 30 < int(torch.cat([flip for _, flip in batches]).sum()) < 70
-    unflipped = list(shuffled_batches(100, 32, torch.Generator().manual_seed(7), Augment.off(hflip=False)))
+    unflipped = list(shuffled_batches(100, 32, torch.Generator().manual_seed(7),
+                                      dataclasses.replace(AUGMENT_OFF, hflip=False)))
     assert all(draws.flip is None and not draws.pixels for _, draws in unflipped)
     assert torch.equal(torch.cat([index for index, _ in unflipped]), order)
 

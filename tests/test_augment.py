@@ -7,10 +7,10 @@ from facelab.data.augment import Draws, apply, draw, erase_mask
 from facelab.data.batches import Inputs, SplitData, imagenet_stats, to_input
 from facelab.errors import ParamsError
 from facelab.evaluation.forward import predict
-from facelab.params import Augment, augmentation, parse_params
+from facelab.params import AUGMENT_OFF, Augment, augmentation, parse_params
 from facelab.training.loop import applied_augmentation, improves, Progress, training_loss
 
-FULL = Augment.off(hflip=True, crop_scale=(0.5, 0.9), rotation=15, brightness=0.3, contrast=0.3, erasing=0.5)
+FULL = Augment(hflip=True, crop_scale=(0.5, 0.9), rotation=15, brightness=0.3, contrast=0.3, erasing=0.5)
 
 
 def images(n=6, size=16, seed=0):
@@ -39,9 +39,9 @@ def test_draws_stay_inside_the_configured_ranges():
 
 
 def test_only_what_is_switched_on_is_drawn():
-    d = draw(Augment.off(hflip=False, erasing=0.1), 10, torch.Generator().manual_seed(0))
+    d = draw(dataclasses.replace(AUGMENT_OFF, hflip=False, erasing=0.1), 10, torch.Generator().manual_seed(0))
     assert d.flip is None and d.theta is None and d.gain is None and d.contrast is None and d.erase is not None
-    assert not draw(Augment.off(hflip=True), 10, torch.Generator()).pixels
+    assert not draw(dataclasses.replace(AUGMENT_OFF, hflip=True), 10, torch.Generator()).pixels
 
 
 def test_identity_draws_give_exactly_the_unaugmented_input():
@@ -88,7 +88,7 @@ def test_augmented_batches_keep_the_layout_and_change_the_pixels():
 
 def test_a_cached_trunk_gets_only_the_flip_and_says_so(tiny_params):
     from facelab.training.loop import frozen_note
-    assert applied_augmentation(FULL, cached=True) == Augment.off(hflip=True)
+    assert applied_augmentation(FULL, cached=True) == dataclasses.replace(AUGMENT_OFF, hflip=True)
     assert applied_augmentation(FULL, cached=False) == FULL
     note = frozen_note(tiny_params.models["vgg16_finetune"], torch.nn.Identity(), FULL)
     assert "augment crop_scale, rotation, brightness, contrast, erasing not applied" in note

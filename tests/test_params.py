@@ -32,6 +32,8 @@ def test_repository_params_load_with_all_tasks_and_recipes():
     (lambda r: r["data"]["face"].update(faces="detect"),
      r"^data.face.faces: 'detect' finds faces in photos; the generated faces are already face crops"),
     (lambda r: r["data"]["face"].update(faces="yes"), r"^data.face.faces: 'yes' is not one of \['none', 'detect'\]$"),
+    (lambda r: r["train"].update(vanishing_grad_norm=2.0, exploding_grad_norm=1.5),
+     r"^train.exploding_grad_norm: 1.5 must be above vanishing_grad_norm \(2.0\)$"),
     (lambda r: r.update(seed=-1), r"^seed: -1 must be inside \[0, 4294967295\] \(numpy and scikit-learn seeds\)$"),
     (lambda r: r["data"]["face"].update(source="folder", path="/p", classes=["other", "."]),
      r"^data.face.classes: '.' is not a plain folder name; a class name is the name of a folder under data.face.path"),

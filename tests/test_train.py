@@ -16,7 +16,7 @@ from facelab.training import optim
 from facelab.errors import TrainingDiverged
 from facelab.data.augment import beyond_flip
 from facelab.data.batches import load_prepared
-from facelab.params import Augment
+from facelab.params import AUGMENT_OFF
 
 
 @pytest.fixture
@@ -142,7 +142,8 @@ def test_divergence_check_names_the_first_bad_step_at_once_or_one_step_late(lag)
 def test_frozen_vgg_features_are_cached_without_changing_results(tiny_params, prepared, torch_home):
     """Training the head on cached trunk outputs equals training the whole model end to end."""
     splits, classes = prepared
-    recipe = dataclasses.replace(tiny_params.models["vgg16_finetune"], augment=Augment.off(hflip=True))
+    flip_only = dataclasses.replace(AUGMENT_OFF, hflip=True)
+    recipe = dataclasses.replace(tiny_params.models["vgg16_finetune"], augment=flip_only)
     cached = loop.run("e/v", recipe, tiny_params.train, 0, splits, classes)
     original = loop.frozen_trunk
     try:

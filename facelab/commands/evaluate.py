@@ -17,7 +17,8 @@ from facelab.data.sources import folder_images
 from facelab.errors import UserError
 from facelab.evaluation.experiment import evaluate_model, score_lines, write_outputs
 from facelab.commands.inference import load_trained
-from facelab.params import RECIPES, TASKS, plain_folder_name
+from facelab.files import plain_folder_name
+from facelab.params import RECIPES, TASKS
 from facelab.commands.predict import positive_int
 
 

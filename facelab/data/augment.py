@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 import torch
 from torch.nn import functional as F
 
-from facelab.params import Augment
+from facelab.params import AUGMENT_OFF, Augment
 
 # Random erasing's rectangle, as torchvision's RandomErasing draws it: 2% to 33% of the image, aspect 0.3 to 3.3.
 ERASE_AREA = (0.02, 0.33)
@@ -45,8 +45,8 @@ def geometric(augment: Augment) -> bool:
 
 def beyond_flip(augment: Augment) -> list[str]:
     """The settings that change pixels other than by a mirror (all need the whole network per step)."""
-    off = Augment.off()
-    return [f.name for f in fields(augment) if f.name != "hflip" and getattr(augment, f.name) != getattr(off, f.name)]
+    return [f.name for f in fields(augment)
+            if f.name != "hflip" and getattr(augment, f.name) != getattr(AUGMENT_OFF, f.name)]
 
 
 def draw(augment: Augment, n: int, generator: torch.Generator) -> Draws:

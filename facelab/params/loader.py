@@ -1,4 +1,4 @@
-"""Params loader: params.yaml read as DVC reads it (YAML 1.2), validated against the schema, returned typed and frozen."""
+"""Params loader: params.yaml, read as DVC reads it (YAML 1.2), validated by the schema, returned typed and frozen."""
 from __future__ import annotations
 
 import json
@@ -7,15 +7,15 @@ import typing
 from pathlib import Path
 
 from pydantic import TypeAdapter, ValidationError
-from ruamel.yaml import YAML, YAMLError
-from ruamel.yaml.nodes import MappingNode, SequenceNode
 
-from facelab.errors import ParamsError
-from facelab.params.checks import check_params, check_recipe, closest_key
+from facelab.errors import ParamsError, closest_key
+from facelab.params.checks import check_data
 from facelab.params.schema import Augment, Params, Recipe, TrainParams
+from facelab.yaml12 import load_yaml
 
 WANTED = {"int": "an integer", "float": "a number", "bool": "true or false", "string": "a string", "tuple": "a list",
           "dataclass": "a mapping", "dict": "a mapping", "list": "a list"}
+UNKNOWN = ("unexpected_keyword_argument", "extra_forbidden")
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
@@ -24,54 +24,27 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     if not path.is_file():
         raise ParamsError(f"{path}: file not found; run from the repository root or pass --params")
     try:
-        text = path.read_text()
-        lines = key_lines(YAML(typ="safe", pure=True).compose(text), (), str(path))
-        return parse_params(YAML(typ="safe", pure=True).load(text) or {}, str(path), lines, path)
+        raw, lines = load_yaml(path.read_text(), str(path), ParamsError)
     except (OSError, UnicodeDecodeError) as error:
         raise ParamsError(f"{path}: cannot be read ({error})") from error
-    except YAMLError as error:
-        mark, start = getattr(error, "problem_mark", None), getattr(error, "context_mark", None)
-        if mark is None:
-            raise ParamsError(f"{path}: YAML syntax error ({error}); fix it") from error
-        text = f"{path}: YAML syntax error at line {mark.line + 1}, column {mark.column + 1}: {error.problem}"
-        if start is not None and start.line < mark.line and "stream end" in str(error.problem):
-            # an unclosed bracket is found only where the file ends: the line to fix is where it opened
-            raise ParamsError(f"{text} ({error.context} at line {start.line + 1}); fix line {start.line + 1}") from error
-        raise ParamsError(f"{text}; fix that line") from error
-
-
-def key_lines(node, where: tuple, name: str) -> dict[tuple, int]:
-    """{key path: 1-based line} for every mapping key; a key given twice in one mapping is an error."""
-    found = {}
-    for i, item in enumerate(node.value if isinstance(node, SequenceNode) else ()):
-        found.update(key_lines(item, where + (i,), name))
-    for key, value in node.value if isinstance(node, MappingNode) else ():
-        here = where + (key.value,)
-        if here in found:
-            raise ParamsError(f"{name}: key '{'.'.join(map(str, here))}' is given twice, at line {found[here]} "
-                              f"and line {key.start_mark.line + 1}; keep one")
-        found[here] = key.start_mark.line + 1
-        found.update(key_lines(value, here, name))
-    return found
+    return parse_params(raw or {}, str(path), lines, path)
 
 
 def parse_params(raw: dict, source: str = "params.yaml", lines: dict | None = None,
                  path: Path | None = None) -> Params:
-    """Validate a params mapping (as read from YAML) and build the typed Params. path: the file it was read from,
-    whose committed version names the documented value of a missing key."""
+    """The typed Params of a mapping read from YAML; `path`'s committed version documents a missing key's value."""
     raw = json.loads(json.dumps(raw))  # plain dicts and lists: what W&B's config and the model cards record
     if not isinstance(raw, dict):
         raise ParamsError(f"{source}: expected a mapping of seed, data, models, train and wandb, got {raw!r}")
     params = validate(Params, merge_augment(raw), lines, committed=path)
-    check_params(params)
+    for task, data in params.data.items():
+        check_data(task, data)
     return params
 
 
 def parse_recipe(raw: dict, where: str = "recipe") -> Recipe:
     """A recipe saved beside a model file, read back with the same checks as params.yaml."""
-    recipe = validate(Recipe, raw, None, where)
-    check_recipe(recipe, where)
-    return recipe
+    return validate(Recipe, raw, None, where)
 
 
 def augmentation(recipe: Recipe, settings: TrainParams) -> Augment:
@@ -80,8 +53,7 @@ def augmentation(recipe: Recipe, settings: TrainParams) -> Augment:
 
 
 def merge_augment(raw: dict) -> dict:
-    """models.<recipe>.augment lists only the keys it changes: complete it from train.augment, so a recipe's
-    resolved augmentation is saved whole beside its model."""
+    """Complete each models.<recipe>.augment (the keys it changes) from train.augment: saved whole beside the model."""
     base, models = (raw.get("train") or {}).get("augment"), raw.get("models")
     if not isinstance(base, dict) or not isinstance(models, dict):
         return raw
@@ -91,33 +63,18 @@ def merge_augment(raw: dict) -> dict:
 
 
 def validate(cls, raw, lines: dict | None, prefix: str = "", committed: Path | None = None):
+    """`raw` as a `cls`, else pydantic's first error in our words: the key, what is wrong, how to fix it, its line."""
     try:
         return TypeAdapter(cls).validate_python(raw)
     except ValidationError as error:
-        raise ParamsError(error_message(cls, error.errors(), lines, prefix, committed)) from None
-
-
-def documented(path: Path | None, loc: tuple, keys: list) -> str:
-    """The missing keys' values in the last committed params.yaml (git HEAD), which documents every default."""
-    shown = path and subprocess.run(["git", "show", f"HEAD:./{path.name}"], cwd=path.parent.resolve(),
-                                    capture_output=True, text=True)
-    block = YAML(typ="safe", pure=True).load(shown.stdout) if shown and shown.returncode == 0 else None
-    for part in loc:
-        block = block.get(part) if isinstance(block, dict) else None
-    found = [f"{key}: {json.dumps(block[key])}" for key in keys if isinstance(block, dict) and key in block]
-    return f"; the committed params.yaml has {', '.join(found)}" if found else ""
-
-
-def error_message(cls, errors: list[dict], lines: dict | None, prefix: str, committed: Path | None = None) -> str:
-    """pydantic's first error as one line in our words: the key, what is wrong, how to fix it, and its line."""
-    unknown = ("unexpected_keyword_argument", "extra_forbidden")
-    first = min(errors, key=lambda e: e["type"] not in unknown)  # a misspelt key explains a "missing" one
+        errors = error.errors()
+    first = min(errors, key=lambda e: e["type"] not in UNKNOWN)  # a misspelt key explains a "missing" one
     loc, kind, value = tuple(first["loc"]), first["type"], first["input"]
     if kind == "missing":
         missing = [e["loc"][-1] for e in errors if e["type"] == "missing" and tuple(e["loc"][:-1]) == loc[:-1]]
-        return (f"{dotted(prefix, loc[:-1])}: missing key(s) {missing}; add them to params.yaml (every key is "
-                f"required: params.yaml holds every default{documented(committed, loc[:-1], missing)})")
-    if kind in unknown:
+        raise ParamsError(f"{dotted(prefix, loc[:-1])}: missing key(s) {missing}; add them to params.yaml (every key "
+                          f"is required: params.yaml holds every default{documented(committed, loc[:-1], missing)})")
+    if kind in UNKNOWN:
         allowed = list(typing.get_type_hints(field_type(cls, loc[:-1])))
         close = closest_key(str(loc[-1]), allowed)
         text = f"unknown key '{loc[-1]}'; " + (f"did you mean '{close}'?" if close else f"allowed keys: {allowed}")
@@ -133,7 +90,18 @@ def error_message(cls, errors: list[dict], lines: dict | None, prefix: str, comm
     else:
         text = f"{first['msg']} (got {value!r})"
     line = next((lines[loc[:end]] for end in range(len(loc), 0, -1) if lines and loc[:end] in lines), None)
-    return f"{dotted(prefix, loc)}: {text}" + (f" (params.yaml line {line})" if line else "")
+    raise ParamsError(f"{dotted(prefix, loc)}: {text}" + (f" (params.yaml line {line})" if line else ""))
+
+
+def documented(path: Path | None, loc: tuple, keys: list) -> str:
+    """The missing keys' values in the last committed params.yaml (git HEAD), which documents every default."""
+    shown = path and subprocess.run(["git", "show", f"HEAD:./{path.name}"], cwd=path.parent.resolve(),
+                                    capture_output=True, text=True)
+    block = load_yaml(shown.stdout)[0] if shown and shown.returncode == 0 else None
+    for part in loc:
+        block = block.get(part) if isinstance(block, dict) else None
+    found = [f"{key}: {json.dumps(block[key])}" for key in keys if isinstance(block, dict) and key in block]
+    return f"; the committed params.yaml has {', '.join(found)}" if found else ""
 
 
 def dotted(prefix: str, loc: tuple) -> str:
@@ -146,6 +114,5 @@ def field_type(cls, loc: tuple):
     """The annotated type at a location of the schema, through nested dataclasses, mappings and Optional."""
     for part in (p for p in loc if not isinstance(p, int)):
         hint = typing.get_type_hints(cls)[part]
-        cls = next(a for a in typing.get_args(hint) if a is not type(None)) if typing.get_origin(hint) is typing.Union \
-            else hint
+        cls = typing.get_args(hint)[0] if typing.get_origin(hint) is typing.Union else hint  # Optional[X]: X
     return cls

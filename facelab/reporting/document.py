@@ -10,7 +10,7 @@ import pandas as pd
 from facelab import paths
 from facelab.files import atomic_dir, read_json
 from facelab.names import selected
-from facelab.params import Augment
+from facelab.params import AUGMENT_OFF
 from facelab.reporting.comparison import compare_task, decision_text, leaderboard, p_text, pairwise
 from facelab.reporting.figures import plot_confusion, plot_curves, plot_scores, plot_val_curves, plot_zscore
 from facelab.reporting.render import render_html, render_markdown
@@ -228,7 +228,7 @@ def augment_text(details: dict) -> str:
     augment = details.get("augment")
     if augment is None:
         return ""
-    off = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(Augment.off()).items()}
+    off = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(AUGMENT_OFF).items()}
     on = [name for name, value in augment.items() if value != off[name]]
     named = [name if augment[name] is True else f"{name} {augment[name]}" for name in on]
     return f" Augmentation: {', '.join(named) if named else 'none'}."

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from facelab import paths
 from facelab.errors import UserError
@@ -19,6 +18,7 @@ from facelab.files import atomic_dir
 from facelab.params import RECIPES, TASKS
 from facelab.reporting.comparison import difference_text, paired, size_text
 from facelab.reporting.figures import CURVE_METRICS, heatmap, pyplot, save
+from facelab.yaml12 import load_yaml
 
 HEADLINE = ("test.acc", "test.macro_f1", "collapsed", "weights_verified")  # the metrics-diff rows a reviewer reads
 WATERMARK = "<!-- facelab review -->"  # marks the one comment the workflow keeps updating
@@ -53,15 +53,17 @@ def load_side(read, task: str, recipe: str) -> Side | None:
     texts = {key: read(path) for key, path in files.items()}
     if any(text is None for text in texts.values()):
         return None
-    return Side(metrics=yaml.safe_load(texts["metrics"]), history=pd.read_csv(io.StringIO(texts["history"])),
-                predictions=pd.read_csv(io.StringIO(texts["predictions"])), confusion=yaml.safe_load(texts["confusion"]))
+    return Side(metrics=load_yaml(texts["metrics"], files["metrics"])[0],
+                history=pd.read_csv(io.StringIO(texts["history"])),
+                predictions=pd.read_csv(io.StringIO(texts["predictions"])),
+                confusion=load_yaml(texts["confusion"], files["confusion"])[0])
 
 
 def prepared_hash(lock_text: str | None, task: str) -> str | None:
     """The prepared data's hash that dvc.lock records for prepare@<task>: equal hashes, identical test split."""
     if not lock_text:
         return None
-    stage = (yaml.safe_load(lock_text) or {}).get("stages", {}).get(f"prepare@{task}", {})
+    stage = (load_yaml(lock_text, "dvc.lock")[0] or {}).get("stages", {}).get(f"prepare@{task}", {})
     folder = paths.prepared(task).as_posix()
     return next((out.get("md5") for out in stage.get("outs", []) if out.get("path") == folder), None)
 

@@ -23,7 +23,7 @@ from facelab.evaluation.forward import score_split
 from facelab.files import write_csv
 from facelab.models import build_model, frozen_modules, frozen_trunk
 from facelab.names import key, selected
-from facelab.params import Augment, Recipe, TrainParams, augmentation
+from facelab.params import AUGMENT_OFF, Augment, Recipe, TrainParams, augmentation
 from facelab.training.tracking import log_epoch, relog_history, watch_model
 from facelab.accel import Accel, choose_accel
 from facelab.training.checkpoints import resume, save_checkpoint
@@ -158,7 +158,7 @@ def training_loss(settings: TrainParams, labels: torch.Tensor, num_classes: int,
 
 def applied_augmentation(augment: Augment, cached: bool) -> Augment:
     """A cached frozen trunk's output exists only as computed and mirrored: there only hflip applies."""
-    return Augment.off(hflip=augment.hflip) if cached else augment
+    return dataclasses.replace(AUGMENT_OFF, hflip=augment.hflip) if cached else augment
 
 
 def frozen_note(recipe: Recipe, trunk: nn.Module | None, augment: Augment) -> str:
