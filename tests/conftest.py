@@ -14,6 +14,7 @@ from torchvision import models
 
 from facelab.params import parse_params
 from facelab.models import weights_file
+from facelab.yaml12 import load_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA = ROOT.parent / "shared" / "data" / "real"
@@ -35,7 +36,7 @@ def torch_globals():
 
 def tiny_raw_params() -> dict:
     """params.yaml shrunk to seconds per stage: 32 px, ~100 images a task, 1-2 epochs, W&B disabled."""
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw = load_yaml((ROOT / "params.yaml").read_text(), "params.yaml")[0]  # YAML 1.2, as DVC and facelab read it
     for task, n_images in (("face", 120), ("emotion", 90)):
         raw["data"][task]["img_size"] = 32
         raw["data"][task]["generated"].update(n_images=n_images, n_identities=8)

@@ -97,7 +97,7 @@ def documented(path: Path | None, loc: tuple, keys: list) -> str:
     """The missing keys' values in the last committed params.yaml (git HEAD), which documents every default."""
     shown = path and subprocess.run(["git", "show", f"HEAD:./{path.name}"], cwd=path.parent.resolve(),
                                     capture_output=True, text=True)
-    block = load_yaml(shown.stdout)[0] if shown and shown.returncode == 0 else None
+    block = load_yaml(shown.stdout, f"git HEAD:{path.name}")[0] if shown and shown.returncode == 0 else None
     for part in loc:
         block = block.get(part) if isinstance(block, dict) else None
     found = [f"{key}: {json.dumps(block[key])}" for key in keys if isinstance(block, dict) and key in block]
