@@ -97,7 +97,8 @@ def with_overrides(raw: dict, overrides: dict) -> dict:
 def config_params(raw: dict, config: str, sets: list[str], folder: Path, img_size: int, threads: int):
     overrides = dict(BEFORE) if config in ("before", "typical") else {}
     if config == "defaults":
-        overrides.update({key: load_yaml(value, f"--set {key}")[0] for key, value in (item.split("=", 1) for item in sets)})
+        pairs = (item.split("=", 1) for item in sets)
+        overrides.update({key: load_yaml(value, f"--set {key}")[0] for key, value in pairs})  # as dvc exp run -S
     raw = with_overrides(raw, overrides)
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
     for task in raw["data"]:
