@@ -7,7 +7,7 @@ from ruamel.yaml.nodes import MappingNode, SequenceNode
 from facelab.errors import UserError
 
 
-def load_yaml(text: str, name: str = "", error: type[UserError] = UserError) -> tuple[object, dict[tuple, int]]:
+def load_yaml(text: str, name: str, error: type[UserError] = UserError) -> tuple[object, dict[tuple, int]]:
     """The document and the 1-based line of each mapping key ({key path: line}). A syntax error or a key given twice
     raises `error`, naming the file (`name`) and the line to fix."""
     try:

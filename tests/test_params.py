@@ -84,6 +84,13 @@ def test_bad_params_fail_with_the_key_named(tiny_raw, edit, message):
         parse_params(tiny_raw)
 
 
+def test_params_pickle_as_a_spawned_worker_receives_them():
+    import pickle
+    params = load_params(ROOT / "params.yaml")
+    assert type(params).__module__ == "facelab.params.schema"
+    assert pickle.loads(pickle.dumps(params)) == params
+
+
 def test_public_sources_parse_to_typed_params(tiny_raw):
     tiny_raw["data"]["face"].update(source="lfw", path="~/sk", lfw={"target": "George_W_Bush", "n_other": 40, "download": True})
     tiny_raw["data"]["emotion"].update(source="fer2013", path="fer.csv",

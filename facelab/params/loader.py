@@ -57,8 +57,8 @@ def merge_augment(raw: dict) -> dict:
     base, models = (raw.get("train") or {}).get("augment"), raw.get("models")
     if not isinstance(base, dict) or not isinstance(models, dict):
         return raw
-    return {**raw, "models": {name: ({**recipe, "augment": {**base, **recipe["augment"]}}
-                                     if isinstance(recipe, dict) and isinstance(recipe.get("augment"), dict) else recipe)
+    return {**raw, "models": {name: {**recipe, "augment": {**base, **recipe["augment"]}}
+                              if isinstance(recipe, dict) and isinstance(recipe.get("augment"), dict) else recipe
                               for name, recipe in models.items()}}
 
 

@@ -59,9 +59,10 @@ def frozen_modules(names: tuple, earlier: dict) -> str | None:
 
 
 def record(name: str, **fields):
-    """A frozen, validated dataclass with these fields, in order; a (type, None) field may be left out."""
+    """A frozen, validated dataclass of these fields ((type, None): may be left out), of this module so it pickles."""
     return dataclass(frozen=True, config=FORBID)(dataclasses.make_dataclass(
-        name, [(key, *kind) if isinstance(kind, tuple) else (key, kind) for key, kind in fields.items()], frozen=True))
+        name, [(key, *kind) if isinstance(kind, tuple) else (key, kind) for key, kind in fields.items()], frozen=True,
+        namespace={"__module__": __name__}))
 
 
 Count = Num(lambda v: v > 0, "{} must be > 0", int)
