@@ -205,10 +205,9 @@ def pytest_collection_modifyitems(items):
         if {"built_repo", "changed_repo"} & set(getattr(item, "fixturenames", ())):
             return 3
         return 1 if item.get_closest_marker("e2e") else 2
-    by_file = {}  # xdist hands out whole files (--dist loadfile): a file goes where its first test would
-    for item in items:
-        here = group(item)
-        by_file[item.path] = here if item.path not in by_file else (
-            3 if 3 in (here, by_file[item.path]) else min(here, by_file[item.path]))
+    groups = {}  # xdist hands out whole files (--dist loadfile): a file waits for the shared repos if any of its
+    for item in items:  # tests uses them, else it goes with its earliest test
+        groups.setdefault(item.path, set()).add(group(item))
+    by_file = {path: 3 if 3 in found else min(found) for path, found in groups.items()}
     rank = {name: i for i, name in enumerate(LONGEST)}
     items.sort(key=lambda item: (by_file[item.path], rank.get(item.path.name, len(LONGEST))))
