@@ -361,13 +361,15 @@ def two_runs(wrong_b: int, wrong_a: int, n: int = 200) -> list[dict]:
 
 
 def test_the_verdict_names_a_winner_only_when_the_macro_f1_difference_is_more_than_noise():
-    clear = comparison.verdict_sentence(two_runs(wrong_b=2, wrong_a=30))
+    runs = two_runs(wrong_b=2, wrong_a=30)
+    clear = comparison.verdict_sentence(runs, comparison.pairwise(runs))
     assert clear.startswith("resnet18_scratch is the best recipe: test macro F1 0.900 [0.850, 0.950] against "
                             "resnet18_pretrained 0.800 [0.750, 0.850]; macro F1 +0.")
     assert "(paired bootstrap 95% CI [+0." in clear and ", p < 0.0005); " in clear
     assert ("accuracy (McNemar's exact test): p = 7.5e-09, 28 test images only resnet18_scratch got right, 0 only "
             "resnet18_pretrained on 200 test images.") in clear
-    close = comparison.verdict_sentence(two_runs(wrong_b=10, wrong_a=13))
+    runs = two_runs(wrong_b=10, wrong_a=13)
+    close = comparison.verdict_sentence(runs, comparison.pairwise(runs))
     assert close.startswith("resnet18_scratch and resnet18_pretrained cannot be told apart on 200 test images")
     assert "p = 0.25, 3 test images only resnet18_scratch got right, 0 only resnet18_pretrained" in close
     assert close.endswith("test images would tell a macro F1 difference this size apart (80% power, p < 0.05).")

@@ -221,8 +221,9 @@ def size_text(pair_: dict) -> str:
             f"p < {SIGNIFICANCE})")
 
 
-def verdict_sentence(experiments: list[dict], pairs: list[dict] | None = None) -> str:
-    """Which recipe is best, by how much, and whether that is more than noise on this many test images."""
+def verdict_sentence(experiments: list[dict], pairs: list[dict]) -> str:
+    """Which recipe is best, by how much, and whether that is more than noise on this many test images (pairs: the
+    task's pairwise comparisons)."""
     board = leaderboard(experiments)
     usable = [row for row in board if not row["collapsed"]]
     if not usable:
@@ -232,7 +233,7 @@ def verdict_sentence(experiments: list[dict], pairs: list[dict] | None = None) -
         return f"{top['recipe']} is the only recipe scored."
     second = board[1]
     by = {e["recipe"]: e for e in experiments}
-    found = oriented(pairwise(experiments) if pairs is None else pairs, by[second["recipe"]], by[top["recipe"]])
+    found = oriented(pairs, by[second["recipe"]], by[top["recipe"]])
     caveat = " (trained from weights that are not ImageNet's)" if top["unverified"] else ""
     if found is None:
         return (f"{top['recipe']}{caveat} ranks first by test macro F1 {f1_text(top)}; no paired test was possible "
@@ -286,7 +287,7 @@ def starting_points(experiments: list[dict]) -> list[tuple[dict, dict]]:
             and list(settings(a).get("frozen", [])) == list(settings(b).get("frozen", []))]
 
 
-def pretraining_sentence(experiments: list[dict], pairs: list[dict] | None = None) -> str | None:
+def pretraining_sentence(experiments: list[dict], pairs: list[dict]) -> str | None:
     """Does starting from ImageNet weights help here, by how much, at what training time: asked only of two
     recipes whose saved settings say one started from ImageNet and the other from random weights."""
     candidates = starting_points(experiments)
@@ -304,7 +305,7 @@ def pretraining_sentence(experiments: list[dict], pairs: list[dict] | None = Non
         return (f"Pretraining is not measured here: {pretrained['recipe']} started from "
                 f"{pretrained['details']['weights']['file']}, which is not torchvision's ImageNet file "
                 f"(a stand-in); {cost}.")
-    found = oriented(pairwise(experiments) if pairs is None else pairs, scratch, pretrained)
+    found = oriented(pairs, scratch, pretrained)
     if found is None:
         return f"{names}: no paired test possible; {cost}."
     verdict = ((f"Starting from ImageNet weights helps" if found[RANKED_BY]["diff"] > 0 else
