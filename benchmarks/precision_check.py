@@ -15,13 +15,13 @@ from pathlib import Path
 
 import torch
 
-from facelab.data import prepare
-from facelab.training import loop
-from facelab.evaluation.forward import score_split
 from facelab.accel import choose_accel, describe
+from facelab.data import prepare
 from facelab.data.batches import Inputs, load_prepared
-from facelab.params import RECIPES, TASKS, load_params
+from facelab.evaluation.forward import score_split
 from facelab.models import trained_model
+from facelab.params import RECIPES, TASKS, load_params
+from facelab.training import loop
 
 
 def parse_args(argv=None) -> argparse.Namespace:

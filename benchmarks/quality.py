@@ -34,6 +34,7 @@ from torchvision import transforms
 from torchvision.datasets import ImageFolder
 
 from benchmarks.throughput import in_fresh_process, typical_train
+from facelab.data import prepare
 from facelab.data.augment import draw
 from facelab.data.batches import Inputs, load_prepared
 from facelab.evaluation.forward import split_predictions
@@ -41,7 +42,6 @@ from facelab.evaluation.scores import split_scores
 from facelab.models import IMAGENET_MEAN, IMAGENET_STD, trained_model
 from facelab.params import RECIPES, augmentation, parse_params
 from facelab.training import loop
-from facelab.data import prepare
 from facelab.yaml12 import load_yaml
 
 # params.yaml's training defaults before issue 16 (the recipes' own keys and the train section's new keys).

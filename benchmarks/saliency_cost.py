@@ -72,8 +72,12 @@ def worker(root: Path, name: str) -> dict:
     """One evaluate process: evaluate_experiment with its steps timed; their seconds and the test size."""
     seconds = dict.fromkeys(NEW + SALIENCY, 0.0)
     # what evaluate imported before issue 24 (torch, torchvision, pandas come with these), untimed
-    import facelab.data.batches, facelab.evaluation.forward, facelab.evaluation.scores  # noqa: E401, F401
-    import facelab.evaluation.stats, facelab.modelfile, facelab.models  # noqa: E401, F401
+    import facelab.data.batches  # noqa: E401, F401
+    import facelab.evaluation.forward
+    import facelab.evaluation.scores
+    import facelab.evaluation.stats  # noqa: E401, F401
+    import facelab.modelfile
+    import facelab.models
     start = time.perf_counter()
     import matplotlib.pyplot  # noqa: F401  (the three PNGs need it; evaluate drew none before)
     seconds["imports"] = time.perf_counter() - start

@@ -36,15 +36,13 @@ from torch.utils.data import DataLoader, Subset
 from torchvision import models, transforms
 from torchvision.datasets import ImageFolder
 
-from facelab.data import prepare
-from facelab.training import loop
-from facelab.training import optim
 from facelab.accel import choose_accel
+from facelab.data import prepare
 from facelab.data.batches import load_prepared
-from facelab.params import RECIPES, TASKS, DataParams, Recipe, load_params
-from facelab.models import IMAGENET_MEAN, IMAGENET_STD, build_model, weights_file
 from facelab.data.sources import generated_images
-
+from facelab.models import IMAGENET_MEAN, IMAGENET_STD, build_model, weights_file
+from facelab.params import RECIPES, TASKS, DataParams, Recipe, load_params
+from facelab.training import loop, optim
 
 NETWORK = "network alone, one in-memory batch"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from facelab.commands import evaluate, predict, seeds
 from facelab.cli import stage_main
+from facelab.commands import evaluate, predict, seeds
 
 COMMANDS = {"predict": (predict, "a trained model's class probabilities for image files and folders, as CSV"),
             "evaluate": (evaluate, "score a trained model on a labelled folder outside the pipeline"),

@@ -9,7 +9,6 @@ import sys
 from facelab.errors import UserError
 from facelab.params import RECIPES, TASKS
 
-
 # What to do about an environment error that can hit any write: the disk, the file system, permissions.
 ENVIRONMENT_FIXES = {
     errno.ENOSPC: "free space on that disk (or move the repository or its DVC cache to a larger one) and run again",

@@ -8,8 +8,8 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 
 def temporary_name(path: Path, kind: str = "") -> Path:

@@ -12,8 +12,8 @@ import torch
 import yaml
 from torchvision import models
 
-from facelab.params import parse_params
 from facelab.models import weights_file
+from facelab.params import parse_params
 from facelab.yaml12 import load_yaml
 
 ROOT = Path(__file__).resolve().parents[1]

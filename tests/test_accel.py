@@ -3,13 +3,13 @@ import dataclasses
 import pytest
 import torch
 
-from facelab.data import prepare
-from facelab.training import loop
 from facelab.accel import CPU, Accel, choose_accel
+from facelab.data import prepare
 from facelab.data.augment import Draws
 from facelab.data.batches import Inputs, load_prepared, shuffled_batches, to_input
-from facelab.params import AUGMENT_OFF
 from facelab.errors import UserError
+from facelab.params import AUGMENT_OFF
+from facelab.training import loop
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from facelab.data.batches import Inputs, SplitData, imagenet_stats, to_input
 from facelab.errors import ParamsError
 from facelab.evaluation.forward import predict
 from facelab.params import AUGMENT_OFF, Augment, augmentation, parse_params
-from facelab.training.loop import applied_augmentation, improves, Progress, training_loss
+from facelab.training.loop import Progress, applied_augmentation, improves, training_loss
 
 FULL = Augment(hflip=True, crop_scale=(0.5, 0.9), rotation=15, brightness=0.3, contrast=0.3, erasing=0.5)
 

@@ -10,8 +10,8 @@ from PIL import Image
 
 from facelab.data import prepare
 from facelab.data.images import CORRUPT, EMPTY, NOT_IMAGE, TOO_LARGE, UNREADABLE, decode_image
-from facelab.params import parse_params
 from facelab.errors import DataError
+from facelab.params import parse_params
 
 SPLIT = {"train": 0.5, "val": 0.25, "test": 0.25}  # each class needs at least 4 images
 

@@ -8,8 +8,15 @@ import pytest
 import torch
 from PIL import Image
 
-from facelab.evaluation.calibration import (_binned, _resampled_ece, ece, ece_ci, fit_temperature, reliability_bins,
-                                            scaled_probabilities)
+from facelab.evaluation.calibration import (
+    _binned,
+    _resampled_ece,
+    ece,
+    ece_ci,
+    fit_temperature,
+    reliability_bins,
+    scaled_probabilities,
+)
 from facelab.evaluation.explain import reliability_diagram
 
 # Four images, two classes, 5 bins of width 0.2:

@@ -95,9 +95,9 @@ def test_prepare_with_faces_detect_crops_photos_to_their_face_and_counts_those_w
     'no face found', counted in data.json and toward max_bad_fraction."""
     import json
 
+    from facelab.data import prepare
     from facelab.data.images import NO_FACE
     from facelab.params import parse_params
-    from facelab.data import prepare
 
     rng = np.random.default_rng(1)
     root = tmp_path / "photos"
@@ -130,8 +130,8 @@ def test_prepare_with_faces_detect_crops_photos_to_their_face_and_counts_those_w
 
 
 def test_predict_applies_the_models_face_setting(tmp_path):
-    from facelab.data.images import NO_FACE
     from facelab.commands.inference import decode_files
+    from facelab.data.images import NO_FACE
     rng = np.random.default_rng(2)
     Image.fromarray(rng.integers(0, 256, (200, 200, 3), dtype=np.uint8)).save(tmp_path / "noise.png")
     pixels, kept, skipped = decode_files([tmp_path / "noise.png"], 32, faces="detect")

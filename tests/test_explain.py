@@ -107,6 +107,7 @@ def test_evaluate_swaps_in_all_its_files_together_or_leaves_the_old_set(evaluate
     included, and no temporary file behind."""
     import json
     from pathlib import Path
+
     from facelab import files
     from facelab.evaluation import experiment as evaluate
     _, _, result = evaluated

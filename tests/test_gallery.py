@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from facelab.evaluation.stats import mcnemar_exact
 from facelab.evaluation.gallery import discordant_strip, mistake_gallery, select_mistakes
+from facelab.evaluation.stats import mcnemar_exact
 
 CLASSES = ["angry", "happy", "sad"]
 RED, GREEN, BLUE, MAGENTA = (230, 0, 0), (0, 200, 0), (0, 0, 230), (200, 0, 200)

@@ -148,7 +148,9 @@ def test_a_nested_class_folder_is_read_and_an_empty_one_says_so(tiny_raw, tmp_pa
 def test_a_class_folder_written_decomposed_is_the_class_named_composed(tmp_path):
     """macOS writes 'café' as NFD; params.yaml usually holds NFC: prepare and scan read that folder as the class."""
     import unicodedata
+
     from PIL import Image
+
     from facelab.data.scan import fingerprint
     from facelab.data.sources import folder_images
     from facelab.params import parse_params

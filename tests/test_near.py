@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pandas as pd
-import pytest
 from PIL import Image, ImageOps
 
 from facelab.data import faces, prepare

@@ -103,6 +103,7 @@ def test_public_sources_parse_to_typed_params(tiny_raw):
 
 def test_fer2013_params_name_every_fer2013_label_in_the_csv_order():
     import dataclasses
+
     from facelab.params import FER2013_LABELS, Fer2013
     assert tuple(f.name for f in dataclasses.fields(Fer2013)) == FER2013_LABELS
 

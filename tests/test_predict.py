@@ -14,20 +14,19 @@ import torch
 from PIL import Image
 
 from facelab import app, paths
+from facelab.accel import CPU
 from facelab.commands import evaluate as external
-from facelab.data import faces
+from facelab.commands.inference import choose_classes, inference_accel, load_trained, predict_files
+from facelab.data import faces, prepare
 from facelab.data.batches import Inputs, load_prepared
 from facelab.data.split import SPLITS
 from facelab.errors import ModelFileError, UserError
 from facelab.evaluation.forward import predict
 from facelab.files import read_json, write_json
-from facelab.commands.inference import choose_classes, inference_accel, load_trained, predict_files
 from facelab.models import trained_model, weights_provenance
 from facelab.params import DataParams, Split, parse_params, parse_recipe
-from facelab.training import loop
-from facelab.accel import CPU
-from facelab.data import prepare
 from facelab.training import experiment as train
+from facelab.training import loop
 from tests.conftest import REAL_DATA, tiny_raw_params
 
 RECIPE = "resnet18_scratch"

@@ -2,7 +2,6 @@
 the next run leaves no temporary files and writes what a clean run writes; a kill never loses the old output."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -11,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from facelab.params import parse_params
 from facelab.data import prepare
+from facelab.params import parse_params
 from tests.conftest import tiny_raw_params
 
 pytestmark = pytest.mark.e2e  # starts prepare as a process, several times

@@ -6,12 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facelab.data import pixels, prepared
-from facelab.data import prepare
-from facelab.data.prepared import load_images
+from facelab.data import pixels, prepare, prepared
 from facelab.data.faces import generate_emotions
-from facelab.params import parse_params
 from facelab.data.pixels import PixelStore, save_rows
+from facelab.data.prepared import load_images
+from facelab.params import parse_params
 
 
 def np_save_bytes(array):

@@ -11,9 +11,9 @@ from PIL import Image
 
 from facelab.data import prepare
 from facelab.data.images import BAD_ROW
-from facelab.params import parse_params
 from facelab.data.public import LFW_FACE_BOX, lfw_images
 from facelab.errors import DataError
+from facelab.params import parse_params
 from tests.conftest import REAL_DATA
 
 needs_real = pytest.mark.skipif(not REAL_DATA.is_dir(), reason=f"real data not found at {REAL_DATA}")

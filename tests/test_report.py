@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from facelab.evaluation.scores import class_report, zscore
 from facelab.reporting import comparison
 from facelab.reporting.document import SECTIONS, load_experiment
 from facelab.reporting.document import write_report as run
 from facelab.reporting.render import render_html, render_markdown
-from facelab.evaluation.scores import class_report, zscore
 
 CLASSES = {"face": ["other", "target"], "emotion": ["angry", "happy", "sad"]}
 RECIPES = ("vgg16_finetune", "resnet18_scratch", "resnet18_pretrained")
@@ -376,7 +376,7 @@ def test_the_verdict_names_a_winner_only_when_the_macro_f1_difference_is_more_th
 
 
 def test_the_kept_epoch_names_its_rule_and_the_augmentation_applied():
-    from facelab.reporting.document import augment_text, KEPT_BY
+    from facelab.reporting.document import KEPT_BY, augment_text
     applied = {"hflip": True, "crop_scale": [0.7, 1.0], "rotation": 10.0, "brightness": 0.0, "contrast": 0.0,
                "erasing": 0.25}
     assert augment_text({"augment": applied}) == " Augmentation: hflip, crop_scale [0.7, 1.0], rotation 10.0, erasing 0.25."

@@ -16,7 +16,7 @@ import yaml
 
 from facelab.params import RECIPES, TASKS
 from facelab.reporting.review import Side, metrics_table, prepared_hash, verdict
-from tests.conftest import ROOT, copy_repo, sh, tiny_raw_params
+from tests.conftest import ROOT, copy_repo
 
 WORKFLOW = ROOT / ".github" / "workflows" / "review.yml"
 CHANGED = {(task, "resnet18_scratch") for task in TASKS}

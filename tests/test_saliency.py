@@ -7,8 +7,16 @@ import torch
 from PIL import Image
 
 from facelab.data.batches import to_input
-from facelab.evaluation.saliency import (cams, class_mean_maps, experiment_saliency, network_after, overlay,
-                                         recording, saliency_figure, target_layer)
+from facelab.evaluation.saliency import (
+    cams,
+    class_mean_maps,
+    experiment_saliency,
+    network_after,
+    overlay,
+    recording,
+    saliency_figure,
+    target_layer,
+)
 from facelab.models import build_model
 from facelab.params import parse_recipe
 from tests.conftest import tiny_raw_params

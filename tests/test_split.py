@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from facelab.params import Split
-from facelab.errors import DataError
 from facelab.data.split import stratified_split
+from facelab.errors import DataError
+from facelab.params import Split
 
 FRACTIONS = Split(0.7, 0.15, 0.15)
 

@@ -7,8 +7,16 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from facelab.evaluation.stats import (bootstrap_ci, collapse, confusion_counts, images_to_separate, macro_f1,
-                                      macro_f1_batch, mcnemar_exact, paired_bootstrap_diff)
+from facelab.evaluation.stats import (
+    bootstrap_ci,
+    collapse,
+    confusion_counts,
+    images_to_separate,
+    macro_f1,
+    macro_f1_batch,
+    mcnemar_exact,
+    paired_bootstrap_diff,
+)
 
 Z_975 = 1.959963984540054  # standard normal quantiles, written out so the tests do not reuse the module's source
 Z_80 = 0.8416212335729143
@@ -210,6 +218,7 @@ def test_collapse_at_chance_even_when_predictions_spread_over_classes():
 @pytest.mark.parametrize("seed", range(5))
 def test_confusion_equals_sklearn_including_classes_never_seen(seed):
     from sklearn.metrics import confusion_matrix
+
     from facelab.evaluation.scores import confusion
     rng = np.random.default_rng(seed)
     actual, predicted = rng.integers(0, 3, 50), rng.integers(0, 3, 50)  # a fourth class never appears

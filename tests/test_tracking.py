@@ -4,9 +4,9 @@ import subprocess
 import pytest
 
 from facelab.data import prepare
-from facelab.training import loop
 from facelab.data.batches import load_prepared
 from facelab.params import WandbParams
+from facelab.training import loop
 from facelab.training.tracking import finish_wandb, start_wandb, wandb_summary
 
 

@@ -7,16 +7,15 @@ import pytest
 import torch
 
 from facelab import paths
-from facelab.evaluation.experiment import evaluate_model
-from facelab.models import trained_model, weights_provenance
 from facelab.data import prepare
-from facelab.training import experiment as train
-from facelab.training import loop
-from facelab.training import optim
-from facelab.errors import TrainingDiverged
 from facelab.data.augment import beyond_flip
 from facelab.data.batches import load_prepared
+from facelab.errors import TrainingDiverged
+from facelab.evaluation.experiment import evaluate_model
+from facelab.models import trained_model, weights_provenance
 from facelab.params import AUGMENT_OFF
+from facelab.training import experiment as train
+from facelab.training import loop, optim
 
 
 @pytest.fixture
@@ -54,6 +53,7 @@ def test_train_logs_each_epoch_and_keeps_the_best_epochs_weights(tiny_params, pr
 def test_cosine_schedule_follows_the_formula_epoch_by_epoch(tiny_raw, prepared):
     """lr of epoch e (logged before that epoch's scheduler step) = lr0 * (1 + cos(pi * (e - 1) / E)) / 2."""
     import math
+
     from facelab.params import parse_params
     tiny_raw["models"]["resnet18_scratch"].update(epochs=4, schedule="cosine", lr=0.01)
     params = parse_params(tiny_raw)

@@ -10,16 +10,16 @@ import numpy as np
 import torch
 
 from facelab import paths
+from facelab.commands.inference import load_trained
+from facelab.commands.predict import positive_int
 from facelab.data.batches import SplitData
 from facelab.data.images import Images
 from facelab.data.listing import class_folder
 from facelab.data.sources import folder_images
 from facelab.errors import UserError
 from facelab.evaluation.experiment import evaluate_model, score_lines, write_outputs
-from facelab.commands.inference import load_trained
 from facelab.files import plain_folder_name
 from facelab.params import RECIPES, TASKS
-from facelab.commands.predict import positive_int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -15,6 +15,7 @@ from torch import nn
 from tqdm import tqdm
 
 from facelab import paths
+from facelab.accel import CPU, Accel
 from facelab.data.batches import Inputs, SplitData
 from facelab.data.images import BadImage, Skipped, decode_image, display_name
 from facelab.data.listing import list_tree
@@ -26,7 +27,7 @@ from facelab.files import write_with
 from facelab.modelfile import read_card, read_weights, rebuild_command
 from facelab.models import IMAGENET_MEAN, IMAGENET_STD, architecture, trained_model
 from facelab.params import Recipe, parse_recipe
-from facelab.accel import CPU, Accel
+
 
 @dataclass(frozen=True)
 class TrainedModel:

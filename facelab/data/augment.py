@@ -25,11 +25,11 @@ class Draws:
     contrast: torch.Tensor | None = None  # (n,) contrast factor around the image's mean grey
     erase: torch.Tensor | None = None     # (n, 4) top, bottom, left, right as fractions; empty rows erase nothing
 
-    def __getitem__(self, part) -> "Draws":
+    def __getitem__(self, part) -> Draws:
         return Draws(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[part]
                         for f in fields(self)})
 
-    def to(self, device: torch.device) -> "Draws":
+    def to(self, device: torch.device) -> Draws:
         return Draws(**{f.name: None if getattr(self, f.name) is None
                         else getattr(self, f.name).to(device, non_blocking=True) for f in fields(self)})
 

@@ -1,21 +1,21 @@
 """Prepared arrays in, model-ready batches out: loading a split, seeded shuffling, augmentation, normalisation."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
 from torch import nn
 
+from facelab.accel import CPU, Accel
 from facelab.data import augment as augmentation
 from facelab.data.augment import Draws
 from facelab.errors import UserError
-from facelab.params import Augment
-from facelab.accel import CPU, Accel
 from facelab.files import read_json
 from facelab.models import IMAGENET_MEAN, IMAGENET_STD
+from facelab.params import Augment
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class SplitData:
     images: torch.Tensor  # (N, H, W, 3) uint8
     labels: torch.Tensor  # (N,) int64
 
-    def to(self, device: torch.device) -> "SplitData":
+    def to(self, device: torch.device) -> SplitData:
         """The split moved once, as uint8 (4x smaller than floats), e.g. to the GPU."""
         return SplitData(self.images.to(device), self.labels.to(device))
 

@@ -4,7 +4,6 @@ pixels, as PIL's Image.crop takes them."""
 from __future__ import annotations
 
 import functools
-from typing import Optional
 
 import cv2
 import numpy as np
@@ -37,7 +36,7 @@ def face_cascade(name: str = CASCADE) -> cv2.CascadeClassifier:
     return cascade
 
 
-def largest_face(rgb: np.ndarray, second_pass: bool = True) -> Optional[Box]:
+def largest_face(rgb: np.ndarray, second_pass: bool = True) -> Box | None:
     """The largest face the cascades find in an (H, W, 3) uint8 RGB image, or None. The frontal cascade at
     OpenCV's usual settings first; only when it finds none, the second pass (see SECOND_SCALE_FACTOR)."""
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:

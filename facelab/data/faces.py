@@ -1,6 +1,6 @@
 """Generated faces: deterministic synthetic face-identity and emotion datasets as (images uint8 NHWC, labels int64), or as labels and a stream of images."""
+from collections.abc import Iterator
 from types import MappingProxyType
-from typing import Iterator
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter

@@ -8,7 +8,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -69,7 +69,7 @@ class Images:
     labels: np.ndarray
     files: list[str]
     digests: list[str]
-    test: Optional[np.ndarray] = None
+    test: np.ndarray | None = None
     skipped: tuple[Skipped, ...] = ()
     not_used: dict[str, int] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
@@ -86,8 +86,8 @@ class Entry(NamedTuple):
 
 
 def read_files(entries: list[Entry], classes: tuple[str, ...], img_size: int,
-               box: Optional[tuple[int, int, int, int]] = None, fixed_test: bool = False,
-               scratch: Optional[Path] = None, faces: str = "none", min_side: Optional[int] = None) -> Images:
+               box: tuple[int, int, int, int] | None = None, fixed_test: bool = False,
+               scratch: Path | None = None, faces: str = "none", min_side: int | None = None) -> Images:
     """Decode every entry, one at a time; each file is used, ignored (not an image file) or skipped with why.
 
     fixed_test: the source has its own test split, given by each entry's `test`.
@@ -113,8 +113,8 @@ def read_files(entries: list[Entry], classes: tuple[str, ...], img_size: int,
                   tuple(skipped), ignored=tuple(ignored), first_frame=first_frame)
 
 
-def decode_image(path: Path, img_size: int, box: Optional[tuple[int, int, int, int]] = None,
-                 faces: str = "none", min_side: Optional[int] = None) -> Decoded:
+def decode_image(path: Path, img_size: int, box: tuple[int, int, int, int] | None = None,
+                 faces: str = "none", min_side: int | None = None) -> Decoded:
     """Decode one file to a (img_size, img_size, 3) uint8 square and the digest of its full decoded pixels.
     faces: "detect" crops to the largest face first (an image with none is a BadImage). min_side: see read_files."""
     register_plugins()
@@ -167,7 +167,7 @@ def not_an_image(path: Path) -> BadImage:
                              f"listed, not counted toward max_bad_fraction")
 
 
-def link_problem(path: Path, error: OSError) -> Optional[BadImage]:
+def link_problem(path: Path, error: OSError) -> BadImage | None:
     """A dangling link or a loop of links, said as such rather than as a corrupt file."""
     if error.errno == errno.ELOOP:
         return BadImage(LINK_LOOP, f"'{path}' is a link that leads back to itself; replace it with the file it "
@@ -192,8 +192,8 @@ def check_pixel_count(image: Image.Image) -> None:
                                   f"is over PIL's Image.MAX_IMAGE_PIXELS = {limit}")
 
 
-def square_pixels(image: Image.Image, img_size: int, box: Optional[tuple[int, int, int, int]] = None,
-                  faces: str = "none", min_side: Optional[int] = None) -> tuple[np.ndarray, str]:
+def square_pixels(image: Image.Image, img_size: int, box: tuple[int, int, int, int] | None = None,
+                  faces: str = "none", min_side: int | None = None) -> tuple[np.ndarray, str]:
     """RGB, EXIF orientation applied, optionally cropped to box (or to the largest face, faces="detect"),
     shorter side resized to img_size, centre-cropped. Images under min_side pixels are a BadImage."""
     image = ImageOps.exif_transpose(image)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -18,12 +17,12 @@ class PixelStore:
     resident in this process until the map is closed, so memory would grow with the data set after all.
     Without a path, the images go into one array in memory."""
 
-    def __init__(self, capacity: int, img_size: int, path: Optional[Path] = None):
+    def __init__(self, capacity: int, img_size: int, path: Path | None = None):
         self.shape, self.capacity, self.count, self.path = (img_size, img_size, 3), capacity, 0, path
         self.array = np.empty((capacity, *self.shape), np.uint8) if path is None else None
         self.file = None if path is None else open(path, "wb")
 
-    def __enter__(self) -> "PixelStore":
+    def __enter__(self) -> PixelStore:
         return self
 
     def __exit__(self, *exc) -> None:

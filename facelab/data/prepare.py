@@ -4,10 +4,9 @@ from __future__ import annotations
 import contextlib
 import json
 from pathlib import Path
-from typing import Optional
 
-from facelab.data.prepared import counts, header, load_images, manifest, split_rows, summary, write_splits
 from facelab.data.near import hashes
+from facelab.data.prepared import counts, header, load_images, manifest, split_rows, summary, write_splits
 from facelab.data.quality import check_bad_fraction, data_counts, dedupe, near_dedupe
 from facelab.errors import DataError
 from facelab.files import atomic_dir, atomic_path, remove_debris, scratch_path, write_csv, write_json
@@ -15,7 +14,7 @@ from facelab.params import DataParams
 
 
 def run(task: str, data: DataParams, seed: int, out_dir: str | Path,
-        metrics_path: Optional[str | Path] = None) -> dict:
+        metrics_path: str | Path | None = None) -> dict:
     """Prepare one task into out_dir; return its counts per split and class.
 
     metrics_path: where the data report goes (counts, every file not used and why; see quality.data_counts).

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -15,7 +14,7 @@ from facelab.data.split import SPLITS, grouped, split_with_fixed_test, stratifie
 from facelab.params import DataParams
 
 
-def load_images(task: str, data: DataParams, seed: int, scratch: Optional[Path] = None) -> Images:
+def load_images(task: str, data: DataParams, seed: int, scratch: Path | None = None) -> Images:
     """Decode every image of the task's source once, at data.img_size, one at a time.
 
     scratch: a file for the pixels (then a read-only memmap of it; see facelab.data.pixels); None keeps them in memory."""
@@ -30,7 +29,7 @@ def load_images(task: str, data: DataParams, seed: int, scratch: Optional[Path] 
 
 
 def split_rows(images: Images, keep: np.ndarray, data: DataParams, seed: int,
-               groups: Optional[np.ndarray] = None) -> dict[str, np.ndarray]:
+               groups: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The rows of `images` in each split, ascending: the rows in `keep` split by the source's own test split when
     it has one, else stratified by data.split. groups: a group id per row of keep (near-duplicates), never cut."""
     labels = images.labels[keep]

@@ -5,7 +5,6 @@ import dataclasses
 import difflib
 from collections import Counter
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -13,10 +12,10 @@ from PIL import Image
 from sklearn.datasets import fetch_lfw_people, get_data_home
 
 from facelab.data.images import BAD_ROW, BadImage, Entry, Images, Skipped, display_name, read_files, square_pixels
-from facelab.params import FER2013_LABELS, DataParams
 from facelab.data.pixels import PixelStore
 from facelab.data.sources import list_folder, scan_folders, user_path
 from facelab.errors import DataError
+from facelab.params import FER2013_LABELS, DataParams
 
 # scikit-learn's default slice_ for fetch_lfw_people as a PIL box (left, top, right, bottom):
 # the face of the 250x250 funneled image without most of the background.
@@ -28,7 +27,7 @@ FER2013_SIDE = 48
 FER2013_TEST_USAGE = ("PublicTest", "PrivateTest")  # the CSV's test rows; the folder release's test/ holds both
 
 
-def lfw_images(data: DataParams, seed: int, scratch: Optional[Path] = None) -> Images:
+def lfw_images(data: DataParams, seed: int, scratch: Path | None = None) -> Images:
     """classes[1]: every image of data.lfw.target; classes[0]: data.lfw.n_other images of everybody else, seeded."""
     folder = lfw_folder(data.path, data.lfw.download)
     people = [p.name for p in list_folder(folder)[1]]
@@ -48,7 +47,7 @@ def lfw_images(data: DataParams, seed: int, scratch: Optional[Path] = None) -> I
                       min_side=data.min_side)
 
 
-def lfw_folder(data_home: Optional[str], download: bool) -> Path:
+def lfw_folder(data_home: str | None, download: bool) -> Path:
     """<data_home>/lfw_home/lfw_funneled, downloaded by scikit-learn first if it is missing and download is true."""
     home = Path(get_data_home(None if data_home is None else str(user_path(data_home, 'data.<task>.path'))))
     cache = home / "lfw_home"
@@ -69,7 +68,7 @@ def lfw_folder(data_home: Optional[str], download: bool) -> Path:
     return cache / "lfw_funneled"
 
 
-def fer2013_images(data: DataParams, scratch: Optional[Path] = None) -> Images:
+def fer2013_images(data: DataParams, scratch: Path | None = None) -> Images:
     """FER2013 with its labels mapped to classes by data.fer2013; images of unmapped labels are counted, not used.
 
     scratch: a file for the pixels (see facelab.data.pixels.PixelStore); None keeps them in memory."""
@@ -85,7 +84,7 @@ def fer2013_images(data: DataParams, scratch: Optional[Path] = None) -> Images:
 
 
 def fer2013_folder_images(root: Path, label_map: dict[str, int], classes: tuple[str, ...], img_size: int,
-                          scratch: Optional[Path] = None, faces: str = "none", min_side: Optional[int] = None) -> Images:
+                          scratch: Path | None = None, faces: str = "none", min_side: int | None = None) -> Images:
     """<root>/train/<label>/* and, when present, <root>/test/<label>/* (then the test split)."""
     parts = [part for part in ("train", "test") if (root / part).is_dir()]
     if "train" not in parts:
@@ -111,7 +110,7 @@ def fer2013_folder_images(root: Path, label_map: dict[str, int], classes: tuple[
 
 
 def fer2013_csv_images(path: Path, label_map: dict[str, int], classes: tuple[str, ...], img_size: int,
-                       scratch: Optional[Path] = None) -> Images:
+                       scratch: Path | None = None) -> Images:
     """Rows of fer2013.csv: emotion (0-6), pixels (48*48 values 0-255), Usage (Training | PublicTest | PrivateTest)."""
     table = read_fer2013_csv(path)
     fixed_test = "Usage" in table.columns

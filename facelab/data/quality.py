@@ -4,7 +4,6 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Optional
 
 import numpy as np
 
@@ -25,11 +24,11 @@ class Dedup:
     duplicates: list[dict]
     conflicts: list[dict]
     near: dict = field(default_factory=dict)
-    groups: Optional[np.ndarray] = None
+    groups: np.ndarray | None = None
 
 
 def dedupe(digests: list[str], labels: np.ndarray, files: list[str], classes: tuple[str, ...],
-           prefer: Optional[np.ndarray] = None) -> Dedup:
+           prefer: np.ndarray | None = None) -> Dedup:
     """Keep one image of each group of pixel-identical images; drop every image of a group whose labels disagree.
 
     prefer: where True, that copy is the one kept (the release's test copy stays in the test split)."""
@@ -52,7 +51,7 @@ def dedupe(digests: list[str], labels: np.ndarray, files: list[str], classes: tu
 
 
 def near_dedupe(dedup: Dedup, packed: np.ndarray, labels: np.ndarray, files: list[str], classes: tuple[str, ...],
-                mode: str, prefer: Optional[np.ndarray] = None) -> Dedup:
+                mode: str, prefer: np.ndarray | None = None) -> Dedup:
     """Near-duplicates among the kept images (packed: facelab.data.near.hashes of every image, by row).
 
     mode (data.<task>.near_duplicates): "group" keeps every copy and hands the split their groups, so a group is

@@ -3,20 +3,18 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
 from facelab.data import faces
-from facelab.errors import DataError
 from facelab.data.images import Entry, Images, Skipped, display_name, pixel_digest, read_files
 from facelab.data.listing import Listing, children, class_folder, list_tree, same_name
-from facelab.params import DataParams
 from facelab.data.pixels import PixelStore
+from facelab.errors import DataError
+from facelab.params import DataParams
 
 
-
-def generated_images(task: str, data: DataParams, seed: int, scratch: Optional[Path] = None) -> Images:
+def generated_images(task: str, data: DataParams, seed: int, scratch: Path | None = None) -> Images:
     """The task's generated faces, drawn one at a time. scratch: a file for the pixels (see facelab.data.pixels.PixelStore);
     None keeps them in memory."""
     gen = data.generated
@@ -45,8 +43,8 @@ def user_path(path: str, where: str) -> Path:
         raise DataError(f"{where}: cannot expand '{path}' ({error}); write the full path instead") from error
 
 
-def folder_images(root: Path, classes: tuple[str, ...], img_size: int, scratch: Optional[Path] = None,
-                  faces: str = "none", min_side: Optional[int] = None) -> Images:
+def folder_images(root: Path, classes: tuple[str, ...], img_size: int, scratch: Path | None = None,
+                  faces: str = "none", min_side: int | None = None) -> Images:
     """Read every file under <root>/<class>/ (at any depth, links followed) for each class named in params, in
     sorted path order, one file at a time.
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from facelab.params import Split
 from facelab.errors import DataError
+from facelab.params import Split
 
 SPLITS = ("train", "val", "test")
 

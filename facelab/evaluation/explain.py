@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from facelab.evaluation.calibration import ECE_BINS, ece, ece_ci, reliability_bins, scaled_probabilities
-from facelab.evaluation.mosaic import pyplot, save
 from facelab.evaluation.gallery import mistake_gallery, select_mistakes, short_name
+from facelab.evaluation.mosaic import pyplot, save
 from facelab.evaluation.saliency import experiment_saliency, saliency_figure
 from facelab.evaluation.stats import BOOTSTRAP
 

@@ -1,4 +1,16 @@
 """Params: params.yaml's schema (schema.py), the checks that need a task's context (checks.py) and the loader."""
 from facelab.params.loader import augmentation, load_params, parse_params, parse_recipe  # noqa: F401
-from facelab.params.schema import (AUGMENT_OFF, FER2013_LABELS, RECIPES, TASKS, Augment, DataParams,  # noqa: F401
-                                   Fer2013, Params, Recipe, Split, TrainParams, WandbParams)
+from facelab.params.schema import (  # noqa: F401
+                                   AUGMENT_OFF,
+                                   FER2013_LABELS,
+                                   RECIPES,
+                                   TASKS,
+                                   Augment,
+                                   DataParams,
+                                   Fer2013,
+                                   Params,
+                                   Recipe,
+                                   Split,
+                                   TrainParams,
+                                   WandbParams,
+)

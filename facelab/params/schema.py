@@ -5,7 +5,9 @@ import dataclasses
 import unicodedata
 from typing import Annotated, Literal, Optional
 
-from pydantic import AfterValidator, ConfigDict, Strict, StrictBool as Bool, StrictStr as Str, with_config
+from pydantic import AfterValidator, ConfigDict, Strict, with_config
+from pydantic import StrictBool as Bool
+from pydantic import StrictStr as Str
 from pydantic.dataclasses import dataclass
 from typing_extensions import TypedDict  # pydantic needs this one below Python 3.12
 

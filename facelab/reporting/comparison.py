@@ -11,8 +11,15 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from facelab.evaluation.stats import (BOOTSTRAP, POWER, RANKED_BY, SIGNIFICANCE, holm, mcnemar_exact,
-                                      paired_bootstrap_diff)
+from facelab.evaluation.stats import (
+    BOOTSTRAP,
+    POWER,
+    RANKED_BY,
+    SIGNIFICANCE,
+    holm,
+    mcnemar_exact,
+    paired_bootstrap_diff,
+)
 
 CONVERGED_FRACTION = 0.95  # converged: the first epoch at 95% of the run's own best val accuracy
 DIGITS = 3  # numbers are printed to 3 decimals; ties are judged at that precision, so no claim rests on unseen digits
@@ -308,7 +315,7 @@ def pretraining_sentence(experiments: list[dict], pairs: list[dict]) -> str | No
     found = oriented(pairs, scratch, pretrained)
     if found is None:
         return f"{names}: no paired test possible; {cost}."
-    verdict = ((f"Starting from ImageNet weights helps" if found[RANKED_BY]["diff"] > 0 else
+    verdict = (("Starting from ImageNet weights helps" if found[RANKED_BY]["diff"] > 0 else
                 "Starting from ImageNet weights hurts") if found["significant"]
                else "Starting from ImageNet weights makes no difference that this test set can show")
     return f"{verdict}: {names}, {difference_text(found)}; {cost}{others}."

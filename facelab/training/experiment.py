@@ -20,11 +20,18 @@ from facelab.files import atomic_set, read_json, remove_debris, write_csv, write
 from facelab.modelfile import model_card, weights_bytes
 from facelab.models import IMAGENET_MEAN, IMAGENET_STD, trained_model, weights_provenance
 from facelab.params import Recipe, TrainParams, WandbParams
-from facelab.training.tracking import finish_wandb, git_commit, log_test_results, run_location, start_wandb, wandb_summary
 from facelab.training.checkpoints import checkpoint_path
 from facelab.training.distributed import Dist
 from facelab.training.health import plot_histograms
 from facelab.training.loop import TrainResult, run
+from facelab.training.tracking import (
+    finish_wandb,
+    git_commit,
+    log_test_results,
+    run_location,
+    start_wandb,
+    wandb_summary,
+)
 
 
 def train_experiment(task: str, recipe_name: str, recipe: Recipe, settings: TrainParams, tracking: WandbParams,

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from facelab.accel import Accel, choose_accel
 from facelab.data.augment import beyond_flip
 from facelab.data.batches import Inputs, SplitData, shuffled_batches
 from facelab.errors import TrainingDiverged
@@ -24,12 +25,11 @@ from facelab.files import write_csv
 from facelab.models import build_model, frozen_modules, frozen_trunk
 from facelab.names import key, selected
 from facelab.params import AUGMENT_OFF, Augment, Recipe, TrainParams, augmentation
-from facelab.training.tracking import log_epoch, relog_history, watch_model
-from facelab.accel import Accel, choose_accel
 from facelab.training.checkpoints import resume, save_checkpoint
 from facelab.training.distributed import Dist, all_sum, shard, wrap
 from facelab.training.health import HealthRecorder, health_verdict, histogram_epochs
 from facelab.training.optim import make_optimizer, make_scheduler
+from facelab.training.tracking import log_epoch, relog_history, watch_model
 
 
 @dataclass
