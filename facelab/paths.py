@@ -12,8 +12,28 @@ def source_fingerprint(task: str, root: Path = Path(".")) -> Path:
 
 
 def prepared(task: str, root: Path = Path(".")) -> Path:
-    """The prepare stage's folder: {train,val,test}_{x,y}.npy, manifest.csv, classes.json."""
+    """The prepare stage's folder: each split's images and labels, the manifest, the class list."""
     return root / "data" / "prepared" / task
+
+
+def prepared_images(folder: Path, split: str) -> Path:
+    """A prepared folder's (n, size, size, 3) uint8 pixels of one split."""
+    return Path(folder) / f"{split}_x.npy"
+
+
+def prepared_labels(folder: Path, split: str) -> Path:
+    """A prepared folder's (n,) class indices of one split, in the images' row order."""
+    return Path(folder) / f"{split}_y.npy"
+
+
+def prepared_manifest(folder: Path) -> Path:
+    """A prepared folder's file, class and split of every image, in the arrays' row order."""
+    return Path(folder) / "manifest.csv"
+
+
+def prepared_classes(folder: Path) -> Path:
+    """A prepared folder's class names (index order) and image size."""
+    return Path(folder) / "classes.json"
 
 
 def data_counts(task: str, root: Path = Path(".")) -> Path:
@@ -33,10 +53,15 @@ def plots(task: str, recipe: str, root: Path = Path(".")) -> Path:
     return root / "plots" / task / recipe
 
 
+def history(task: str, recipe: str, root: Path = Path(".")) -> Path:
+    """train's per-epoch scores, one column per names.key(split, metric)."""
+    return plots(task, recipe, root) / "history.csv"
+
+
 def train_outputs(task: str, recipe: str, root: Path = Path(".")) -> dict[str, Path]:
     folder = plots(task, recipe, root)
     return {"model": model(task, recipe, root), "info": model_info(task, recipe, root),
-            "history": folder / "history.csv", "gradients": folder / "gradients.csv",
+            "history": history(task, recipe, root), "gradients": folder / "gradients.csv",
             "parameters": folder / "parameters.csv", "gradients_png": folder / "gradients.png",
             "parameters_png": folder / "parameters.png"}
 
