@@ -20,6 +20,7 @@ from facelab.evaluation.stats import (
     mcnemar_exact,
     paired_bootstrap_diff,
 )
+from facelab.names import key
 
 CONVERGED_FRACTION = 0.95  # converged: the first epoch at 95% of the run's own best val accuracy
 DIGITS = 3  # numbers are printed to 3 decimals; ties are judged at that precision, so no claim rests on unseen digits
@@ -27,13 +28,13 @@ DIGITS = 3  # numbers are printed to 3 decimals; ties are judged at that precisi
 
 def epochs_to_fraction(history: pd.DataFrame, fraction: float = CONVERGED_FRACTION) -> int:
     """The first epoch whose val accuracy reaches `fraction` of the run's best val accuracy."""
-    best = history["val/acc"].max()
-    return int(history.loc[history["val/acc"] >= fraction * best, "epoch"].iloc[0])
+    best = history[key("val", "acc")].max()
+    return int(history.loc[history[key("val", "acc")] >= fraction * best, "epoch"].iloc[0])
 
 
 def convergence(experiments: list[dict]) -> dict[str, dict]:
     return {e["recipe"]: {"epoch": epochs_to_fraction(e["history"]), "of": int(e["history"]["epoch"].max()),
-                          "best_val_acc": float(e["history"]["val/acc"].max())} for e in experiments}
+                          "best_val_acc": float(e["history"][key("val", "acc")].max())} for e in experiments}
 
 
 def generalisation_gaps(experiments: list[dict]) -> dict[str, float]:
@@ -142,8 +143,8 @@ def unverified(exp: dict) -> bool:
 
 
 def leaderboard(experiments: list[dict]) -> list[dict]:
-    """Recipes ranked by test macro F1 (then accuracy); collapsed models last, whatever their score."""
-    ranked = sorted(experiments, key=lambda e: (collapsed(e), -e["metrics"]["test"]["macro_f1"],
+    """Recipes ranked by test RANKED_BY (macro F1), then accuracy; collapsed models last, whatever their score."""
+    ranked = sorted(experiments, key=lambda e: (collapsed(e), -e["metrics"]["test"][RANKED_BY],
                                                 -e["metrics"]["test"]["acc"]))
     return [{"rank": i, "recipe": e["recipe"], "test": e["metrics"]["test"], "best_epoch": e["metrics"]["best_epoch"],
              "epochs": e["details"].get("epochs"), "train_seconds": e["metrics"]["train_seconds"],

@@ -8,8 +8,9 @@ from pathlib import Path
 import pandas as pd
 
 from facelab import paths
+from facelab.evaluation.stats import RANKED_BY
 from facelab.files import atomic_dir, read_json
-from facelab.names import selected
+from facelab.names import SPLITS, key, selected
 from facelab.params import AUGMENT_OFF
 from facelab.reporting.comparison import compare_task, decision_text, leaderboard, p_text, pairwise
 from facelab.reporting.figures import plot_confusion, plot_curves, plot_scores, plot_val_curves, plot_zscore
@@ -35,7 +36,7 @@ def load_experiment(task: str, recipe: str, root: Path = Path(".")) -> dict:
     return {
         "task": task, "recipe": recipe, "metrics": read_json(scored["metrics"]), "details": details,
         "health": details.get("health"), "classes": read_json(scored["classes"]),
-        "history": pd.read_csv(plots / "history.csv"),
+        "history": pd.read_csv(paths.history(task, recipe, root)),
         "confusion": read_json(scored["confusion"]),
         "predictions": pd.read_csv(scored["predictions"]) if scored["predictions"].is_file() else None,
         "images": {name: plots / f"{name}.png" for name in HISTOGRAMS if (plots / f"{name}.png").is_file()},
@@ -130,7 +131,7 @@ def apart_text(pairs: list[dict], row: dict, below: dict | None) -> str:
     found = next((p for p in pairs if below and {p["a"], p["b"]} == {row["recipe"], below["recipe"]}), None)
     if found is None:
         return "-"
-    return (f"{'yes' if found['significant'] else 'no, within noise'} (p {p_text(found['macro_f1']['p_value'])}, "
+    return (f"{'yes' if found['significant'] else 'no, within noise'} (p {p_text(found[RANKED_BY]['p_value'])}, "
             f"Holm p {p_text(found['p_holm'])})")
 
 
@@ -141,9 +142,9 @@ def interval(test: dict, metric: str) -> str:
 
 def pairwise_table(pairs: list[dict]) -> tuple:
     """Every pair on the same test images: the macro F1 difference that decides, and McNemar's test on accuracy."""
-    rows = [[f"{p['b']} vs {p['a']}", f"{p['macro_f1']['diff']:+.3f} [{p['macro_f1']['ci'][0]:+.3f}, "
-             f"{p['macro_f1']['ci'][1]:+.3f}]", p_text(p['macro_f1']['p_value']), p_text(p['p_holm']),
-             "yes" if p["significant"] else "no", str(p["macro_f1"]["images_needed"] or "-"),
+    rows = [[f"{p['b']} vs {p['a']}", f"{p[RANKED_BY]['diff']:+.3f} [{p[RANKED_BY]['ci'][0]:+.3f}, "
+             f"{p[RANKED_BY]['ci'][1]:+.3f}]", p_text(p[RANKED_BY]['p_value']), p_text(p['p_holm']),
+             "yes" if p["significant"] else "no", str(p[RANKED_BY]["images_needed"] or "-"),
              f"{p['mcnemar']['p_value']:.2g} ({p['mcnemar']['b_only']} / {p['mcnemar']['a_only']})"] for p in pairs]
     return ("table", ["pair (lower rank vs higher)", "macro F1 difference [paired 95% CI]", "p (paired bootstrap)",
                       f"p, Holm over {len(pairs)}", "different?", "test images to tell macro F1 apart",
@@ -157,8 +158,8 @@ def experiment_blocks(exp: dict) -> list[tuple]:
                "explain": explain_blocks(exp),
                "health": health_blocks(exp), "curves": curve_blocks(exp), "classes": [class_table(exp)]}
     inner = [*banners([exp]), *wandb_blocks(exp)]
-    for key, title in SECTIONS:
-        inner += [("heading", 4, title, f"{stem(exp)}_{key}"), *content[key]]
+    for section, title in SECTIONS:
+        inner += [("heading", 4, title, f"{stem(exp)}_{section}"), *content[section]]
     return [("heading", 3, f"{exp['task']} / {exp['recipe']}", stem(exp)),
             ("fold", f"{exp['task']} / {exp['recipe']}: epoch log, summary, confusion, mistakes, saliency, "
                      f"calibration, health, curves, classes", inner)]
@@ -209,10 +210,10 @@ def summary_blocks(exp: dict) -> list[tuple]:
     """Last epoch from the history; the kept model (train.select_by) from the metrics; then time and speed."""
     metrics, last = exp["metrics"], exp["history"].iloc[-1]
     epoch, best = int(last["epoch"]), metrics["best_epoch"]
-    rows = [[f"{split}, last epoch ({epoch})", f"{last[f'{split}/loss']:.4f}", f"{last[f'{split}/acc']:.4f}", ""]
+    rows = [[f"{split}, last epoch ({epoch})", *(f"{last[key(split, metric)]:.4f}" for metric in ("loss", "acc")), ""]
             for split in ("train", "val")]
     rows += [[f"{split}, kept model (epoch {best})", *(f"{metrics[split][k]:.4f}" for k in ("loss", "acc", "macro_f1"))]
-             for split in ("train", "val", "test")]
+             for split in SPLITS]
     details = exp.get("details") or {}
     speed = f" ({details['images_per_second']:.1f} images/second)" if details.get("images_per_second") else ""
     return [("table", ["", "loss", "accuracy", "macro F1"], rows),
@@ -251,7 +252,7 @@ def health_blocks(exp: dict) -> list[tuple]:
 
 def curve_blocks(exp: dict) -> list[tuple]:
     last = exp["history"].iloc[-1]
-    gap = {m: last[f"train/{m}"] - last[f"val/{m}"] for m in ("loss", "acc")}
+    gap = {m: last[key("train", m)] - last[key("val", m)] for m in ("loss", "acc")}
     return [("image", f"figures/{stem(exp)}_curves.png", f"{stem(exp)} curves"),
             ("text", f"Generalisation gap at the last epoch (train - val): accuracy {gap['acc']:+.4f}, "
                      f"loss {gap['loss']:+.4f}.")]

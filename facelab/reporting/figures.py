@@ -9,6 +9,7 @@ from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import ConfusionMatrixDisplay
 
 from facelab.files import write_with
+from facelab.names import key
 
 DPI = 90
 CURVE_METRICS = (("loss", "loss"), ("acc", "accuracy"))
@@ -31,7 +32,7 @@ def plot_curves(history: pd.DataFrame, path: str | Path) -> None:
     """Train and val loss and accuracy per epoch; the band between them is the generalisation gap."""
     fig, axes = pyplot().subplots(1, 2, figsize=(9, 3.2))
     for ax, (column, label) in zip(axes, CURVE_METRICS):
-        epochs, train, val = history["epoch"], history[f"train/{column}"], history[f"val/{column}"]
+        epochs, train, val = history["epoch"], history[key("train", column)], history[key("val", column)]
         ax.plot(epochs, train, "o-", label="train")
         ax.plot(epochs, val, "s-", label="val")
         ax.fill_between(epochs, train, val, color="grey", alpha=0.2, label="gap (train - val)")
@@ -106,7 +107,7 @@ def plot_val_curves(histories: dict[str, pd.DataFrame], path: str | Path) -> Non
     fig, axes = pyplot().subplots(1, 2, figsize=(9, 3.2))
     for ax, (column, label) in zip(axes, CURVE_METRICS):
         for recipe, history in histories.items():
-            ax.plot(history["epoch"], history[f"val/{column}"], "o-", markersize=3, label=recipe)
+            ax.plot(history["epoch"], history[key("val", column)], "o-", markersize=3, label=recipe)
         ax.set_xlabel("epoch")
         ax.set_title(f"validation {label}")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

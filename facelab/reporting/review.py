@@ -15,6 +15,7 @@ from facelab import paths
 from facelab.errors import UserError
 from facelab.evaluation.gallery import discordant_strip
 from facelab.files import atomic_dir
+from facelab.names import key
 from facelab.params import RECIPES, TASKS
 from facelab.reporting.comparison import difference_text, paired, size_text
 from facelab.reporting.figures import CURVE_METRICS, heatmap, pyplot, save
@@ -119,8 +120,8 @@ def side_by_side(base: Side, head: Side, title: str, path: Path) -> None:
     for column, (side, name) in enumerate(((base, "base"), (head, "head"))):
         for row, (metric, label) in enumerate(CURVE_METRICS):
             ax = axes[row, column]
-            ax.plot(side.history["epoch"], side.history[f"train/{metric}"], "o-", markersize=3, label="train")
-            ax.plot(side.history["epoch"], side.history[f"val/{metric}"], "s-", markersize=3, label="val")
+            ax.plot(side.history["epoch"], side.history[key("train", metric)], "o-", markersize=3, label="train")
+            ax.plot(side.history["epoch"], side.history[key("val", metric)], "s-", markersize=3, label="val")
             ax.set_title(f"{name}: {label}", fontsize=9)
             ax.legend(fontsize=7)
             ax.grid(alpha=0.3)
@@ -141,19 +142,20 @@ def discordant_lines(task: str, recipe: str, base: Side, head: Side, same_split:
         return ["No strip of discordant images: the test split differs between the revisions (dvc.lock's "
                 f"prepared hash for {task} changed), so no image was scored by both."]
     prepared = paths.prepared(task, root)
-    if not (prepared / "test_x.npy").is_file():
+    if not paths.prepared_images(prepared, "test").is_file():
         return [f"No strip of discordant images: {prepared.relative_to(root).as_posix()} is not in the workspace "
                 f"(`dvc pull` or `dvc repro prepare@{task}` puts it there)."]
     classes = list(head.confusion["classes"])
     index = {name: k for k, name in enumerate(classes)}
-    manifest = pd.read_csv(prepared / "manifest.csv")
+    manifest = pd.read_csv(paths.prepared_manifest(prepared))
     names = manifest.loc[manifest["split"] == "test", "file"].astype(str).tolist()
     actual = head.predictions["actual"].map(index).to_numpy()
     if len(names) != len(actual):
         return [f"No strip of discordant images: {prepared.relative_to(root).as_posix()} holds {len(names)} test "
                 f"images but the predictions {len(actual)}; rerun `dvc repro` so both come from the same split."]
     image = f"{task}_{recipe}_discordant.png"
-    counts = discordant_strip(np.load(prepared / "test_x.npy"), actual, base.predictions["predicted"].map(index),
+    pixels = np.load(paths.prepared_images(prepared, "test"))
+    counts = discordant_strip(pixels, actual, base.predictions["predicted"].map(index),
                               head.predictions["predicted"].map(index), names, classes, out_dir / image)
     return [f"Test images only one side gets right (McNemar's discordant pairs: {counts['head_only']} only head, "
             f"{counts['base_only']} only base; up to 8 of each shown), from the workspace's "
@@ -163,13 +165,13 @@ def discordant_lines(task: str, recipe: str, base: Side, head: Side, same_split:
 
 def metrics_table(diff: dict, base_rev: str) -> list[str]:
     """`dvc metrics diff --json` as a Markdown table of the headline metrics only."""
-    rows = [(path, key, change) for path, metrics in sorted(diff.items()) for key, change in metrics.items()
-            if key in HEADLINE]
+    rows = [(path, field, change) for path, metrics in sorted(diff.items()) for field, change in metrics.items()
+            if field in HEADLINE]
     if not rows:
         return ["No headline metric changed."]
     lines = [f"| Path | Metric | {base_rev} | workspace | Change |", "|---|---|---|---|---|"]
-    for path, key, change in rows:
-        lines.append(f"| {path} | {key} | {number(change.get('old'))} | {number(change.get('new'))} | "
+    for path, field, change in rows:
+        lines.append(f"| {path} | {field} | {number(change.get('old'))} | {number(change.get('new'))} | "
                      f"{number(change.get('diff'))} |")
     return lines
 
