@@ -33,8 +33,9 @@ def calibration(logits: torch.Tensor, actual: np.ndarray, temperature: float, va
             "val": {"before": val_ece["before"], "after": val_ece["after"]}}
 
 
-def explanation(rest: nn.Module, activations: torch.Tensor, pixels: np.ndarray, names: list[str], actual: np.ndarray,
-                predicted: np.ndarray, probabilities: np.ndarray, classes: tuple[str, ...], batch_size: int) -> dict:
+def explanation(rest: nn.Sequential, activations: torch.Tensor, pixels: np.ndarray, names: list[str],
+                actual: np.ndarray, predicted: np.ndarray, probabilities: np.ndarray, classes: tuple[str, ...],
+                batch_size: int) -> dict:
     """What the gallery and saliency images show: the mistakes chosen (select_mistakes, on the calibrated
     probabilities a user gets) and the Grad-CAM maps from the activations evaluate's own forward pass recorded."""
     if len(names) != len(actual):

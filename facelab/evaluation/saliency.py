@@ -1,30 +1,33 @@
-"""Saliency: where a model looks, by Grad-CAM (captum) on its last convolutional block; per-image maps, mean maps per class, overlays and one figure per experiment."""
+"""Saliency: where a model looks, by Grad-CAM (captum) on its last convolutional block; per-image maps,
+mean maps per class, overlays and one figure per experiment."""
 from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
 from torch import nn
+
+from facelab.data.batches import Inputs
+from facelab.evaluation.forward import predict
+from facelab.evaluation.mosaic import mosaic
 
 # captum.attr imports IPython, where installed, for notebook HTML that facelab never shows: 0.6 s of jedi in every
 # evaluate process. A None entry makes that import fail, and captum goes on without it, as it does where IPython
 # is not installed; the entry is removed at once, so IPython stays importable.
 _hide_ipython = "IPython" not in sys.modules
 if _hide_ipython:
-    sys.modules["IPython"] = None
+    # ignore: typeshed types sys.modules' values as modules, without the import system's None marker
+    sys.modules["IPython"] = None  # type: ignore[assignment]
 try:
     from captum.attr import LayerAttribution, LayerGradCam
 finally:
     if _hide_ipython:
         del sys.modules["IPython"]
-
-from facelab.data.batches import Inputs
-from facelab.evaluation.forward import predict
-from facelab.evaluation.mosaic import mosaic
 
 OVERLAY_ALPHA = 0.45     # heat map's share of an overlay pixel: the face stays readable underneath
 COLORMAP = "jet"         # Grad-CAM's customary map (Selvaraju et al. 2017): red where the evidence is
@@ -38,23 +41,26 @@ def target_layer(model: nn.Module, arch: str) -> nn.Module:
     that ReLU is in place, so it overwrites the convolution's output tensor after a hook on the convolution
     has seen it; the ReLU's output is the block's rectified maps, as for ResNet's layer4."""
     if arch == "resnet18":
-        return model.layer4
+        return model.get_submodule("layer4")
     if arch == "vgg16":
-        last = max(i for i, module in enumerate(model.features) if isinstance(module, nn.Conv2d))
-        after = model.features[last + 1] if last + 1 < len(model.features) else None
-        return after if isinstance(after, nn.ReLU) else model.features[last]
+        features = cast(nn.Sequential, model.features)  # torchvision's VGG: an nn.Sequential
+        last = max(i for i, module in enumerate(features) if isinstance(module, nn.Conv2d))
+        after = features[last + 1] if last + 1 < len(features) else None
+        return after if isinstance(after, nn.ReLU) else features[last]
     raise ValueError(f"no Grad-CAM layer for architecture '{arch}'; expected resnet18 or vgg16")
 
 
-def network_after(model: nn.Module, arch: str) -> nn.Module:
+def network_after(model: nn.Module, arch: str) -> nn.Sequential:
     """Everything the model runs after target_layer, sharing its modules: rest(activations) == model(images).
     Grad-CAM's weights are the gradients of a class score with respect to those activations, so this part
     alone decides them, and the activations can come from a pass the caller made anyway (evaluate's)."""
     if arch == "resnet18":
-        return nn.Sequential(model.avgpool, nn.Flatten(1), model.fc)
+        return nn.Sequential(model.get_submodule("avgpool"), nn.Flatten(1), model.get_submodule("fc"))
     if arch == "vgg16":
-        after = list(model.features).index(target_layer(model, arch)) + 1
-        return nn.Sequential(*model.features[after:], model.avgpool, nn.Flatten(1), model.classifier)
+        features = cast(nn.Sequential, model.features)  # torchvision's VGG: an nn.Sequential
+        after = list(features).index(target_layer(model, arch)) + 1
+        return nn.Sequential(*features[after:], model.get_submodule("avgpool"), nn.Flatten(1),
+                             model.get_submodule("classifier"))
     raise ValueError(f"no Grad-CAM layer for architecture '{arch}'; expected resnet18 or vgg16")
 
 
@@ -94,11 +100,11 @@ def cams(model: nn.Module, arch: str, images: torch.Tensor, targets, batch_size:
         for start in range(0, len(images), batch_size):
             model(images[start:start + batch_size])
     activations = torch.cat(seen) if seen else images.new_zeros(0)
-    return cams_from_activations(network_after(model, arch), activations, targets, tuple(images.shape[-2:]),
-                                 batch_size)
+    return cams_from_activations(network_after(model, arch), activations, targets,
+                                 (images.shape[-2], images.shape[-1]), batch_size)
 
 
-def cams_from_activations(rest: nn.Module, activations: torch.Tensor, targets, size: tuple[int, int],
+def cams_from_activations(rest: nn.Sequential, activations: torch.Tensor, targets, size: tuple[int, int],
                           batch_size: int) -> np.ndarray:
     """captum's LayerGradCam on recorded last-block activations (its input to `rest`): per image the
     activation maps weighted by the mean gradient of the target class's score, rectified, resized to `size`
@@ -143,7 +149,7 @@ def class_mean_maps(maps: np.ndarray, pixels: np.ndarray, actual, predicted, num
     return {"maps": mean_maps, "images": mean_images, "counts": counts}
 
 
-def experiment_saliency(rest: nn.Module, activations: torch.Tensor, pixels, actual, predicted, gallery,
+def experiment_saliency(rest: nn.Sequential, activations: torch.Tensor, pixels, actual, predicted, gallery,
                         num_classes: int, batch_size: int) -> dict:
     """What one experiment's saliency figure needs, from the last block's activations of every test image
     (recorded while evaluate predicted them): the class mean maps over the correctly classified images, and

@@ -1,4 +1,5 @@
-"""The training loop: a recipe, prepared splits and settings in; the best weights, epoch history, summary and health statistics out."""
+"""The training loop: a recipe, prepared splits and settings in; the best weights, epoch history, summary and
+health statistics out."""
 from __future__ import annotations
 
 import collections
@@ -9,6 +10,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -30,6 +32,8 @@ from facelab.training.distributed import Dist, all_sum, shard, wrap
 from facelab.training.health import HealthRecorder, health_verdict, histogram_epochs
 from facelab.training.optim import make_optimizer, make_scheduler
 from facelab.training.tracking import log_epoch, relog_history, watch_model
+
+ONE_PROCESS = Dist()  # run's default: no torchrun (Dist is frozen, so one instance serves every call)
 
 
 @dataclass
@@ -66,14 +70,15 @@ def seed_everything(seed: int, threads: int, accel: Accel) -> torch.Generator:
     torch.use_deterministic_algorithms(True, warn_only=accel.cuda)
     # Filling every new tensor with NaN is a debugging aid of deterministic mode, not part of it;
     # it cost ~10% of a CPU training step here.
-    torch.utils.deterministic.fill_uninitialized_memory = False
+    # ignore: torch's stubs lack this documented module property (set through a module-class swap at run time)
+    torch.utils.deterministic.fill_uninitialized_memory = False  # type: ignore[attr-defined]
     torch.backends.cudnn.benchmark = False
     return torch.Generator().manual_seed(seed)
 
 
 def run(prefix: str, recipe: Recipe, settings: TrainParams, seed: int, splits: dict[str, SplitData],
         classes: tuple[str, ...], wandb_run=None, checkpoint: Path | None = None,
-        watch_freq: int = 10, dist: Dist = Dist(), accel: Accel | None = None,
+        watch_freq: int = 10, dist: Dist = ONE_PROCESS, accel: Accel | None = None,
         history: Path | None = None) -> TrainResult:
     """Train (resuming from `checkpoint` if it exists); keep the weights of the best epoch by
     settings.select_by (lowest val loss, or highest val macro F1 with ties to the lower val loss).
@@ -104,7 +109,8 @@ def run(prefix: str, recipe: Recipe, settings: TrainParams, seed: int, splits: d
         print(f"[{prefix}] resuming after epoch {done} from {checkpoint}", flush=True)
         relog_history(wandb_run, progress.rows)
     trainable = wrap(head, dist, accel.device)
-    trainable = torch.compile(trainable) if accel.compile else trainable
+    # compiling an nn.Module gives an OptimizedModule, itself an nn.Module (torch.compile's type is any callable)
+    trainable = cast(nn.Module, torch.compile(trainable)) if accel.compile else trainable
     watch_model(wandb_run, head, watch_freq)
     for epoch in range(done + 1, recipe.epochs + 1):
         accel.synchronize()  # the val split's trunk output (queued above) is not
@@ -135,8 +141,17 @@ def run(prefix: str, recipe: Recipe, settings: TrainParams, seed: int, splits: d
                 print(f"[{prefix}] early stop: no better {settings.select_by} for {settings.patience} epochs",
                       flush=True)
             break
-    model.load_state_dict(progress.best_weights)
-    return finish(progress, head, inputs, classes, settings, health, augment)
+    weights = kept_weights(progress)
+    model.load_state_dict(weights)
+    return finish(progress, weights, head, inputs, classes, settings, health, augment)
+
+
+def kept_weights(progress: Progress) -> dict:
+    """The kept epoch's weights. None are kept only when every epoch's val loss was NaN (never below inf)."""
+    if progress.best_weights is None:
+        raise TrainingDiverged("the validation loss was NaN after every epoch, so no epoch's weights can be kept; "
+                               "lower models.<recipe>.lr and run again. No model or metrics were written.")
+    return progress.best_weights
 
 
 def improves(val: dict, progress: Progress, select_by: str) -> bool:
@@ -188,14 +203,14 @@ def images_per_second(progress: Progress, inputs: dict) -> float:
     return len(progress.rows) * len(inputs["train"]) / progress.seconds
 
 
-def finish(progress: Progress, trainable, inputs, classes, settings: TrainParams, health,
+def finish(progress: Progress, weights: dict, trainable, inputs, classes, settings: TrainParams, health,
            augment: Augment) -> TrainResult:
     scores = {split: score_split(trainable, inputs[split], len(classes), settings.eval_batch_size)
               for split in ("train", "val")}
     gradients, parameters = health.frames()
     summary = run_summary(scores, progress, images_per_second(progress, inputs),
                           health_verdict(gradients, settings.vanishing_grad_norm, settings.exploding_grad_norm))
-    return TrainResult(progress.best_weights, pd.DataFrame(progress.rows), summary,
+    return TrainResult(weights, pd.DataFrame(progress.rows), summary,
                        gradients, parameters, health.histograms, dataclasses.asdict(augment))
 
 
@@ -241,8 +256,8 @@ def train_one_epoch(model, trainable, recipe, inputs: Inputs, optimizer, loss_fn
         seen += len(index)
     divergence.finish()
     sums = torch.stack([total_loss, correct.double(), torch.tensor(seen, dtype=torch.float64, device=accel.device)])
-    total_loss, correct, seen = all_sum(sums, dist)
-    return total_loss / seen, correct / seen
+    loss_sum, correct_sum, count = all_sum(sums, dist)
+    return loss_sum / count, correct_sum / count
 
 
 class DivergenceCheck:
@@ -255,7 +270,9 @@ class DivergenceCheck:
 
     def __init__(self, epoch: int, optimizer, lag: int):
         self.epoch, self.optimizer, self.lag = epoch, optimizer, lag
-        self.pending = collections.deque()
+        # (step, loss, whether it is finite, the CUDA event after which that verdict is on the host)
+        self.pending: collections.deque[tuple[int, torch.Tensor, torch.Tensor, torch.cuda.Event | None]] = \
+            collections.deque()
 
     def add(self, step: int, loss: torch.Tensor) -> None:
         finite = torch.isfinite(loss.detach())
