@@ -4,8 +4,9 @@ keys the files and W&B use. history.csv and W&B log `val/macro_f1`; the metrics 
 train.select_by names a val score as `val_<metric>`."""
 from __future__ import annotations
 
-SPLITS = ("train", "val", "test")
-METRICS = ("loss", "acc", "macro_f1")
+SPLITS = ("train", "val", "test")  # the prepared folder's splits, in this order
+METRICS = ("loss", "acc", "macro_f1")  # every score of a split
+LABEL_METRICS = ("acc", "macro_f1")  # the scores of the predicted labels alone: those with bootstrap intervals
 KEPT = "best"  # W&B prefix of the kept epoch's scores: W&B keeps the last epoch's under the plain keys
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from facelab import paths
 from facelab.errors import UserError
-from facelab.evaluation.stats import METRICS as SCORES
+from facelab.names import LABEL_METRICS
 from facelab.params import RECIPES, TASKS
 
 # The experiment each metrics file belongs to, by the path paths.evaluate_outputs gives it.
@@ -65,8 +65,8 @@ def one_run(name: str, data: dict | None) -> dict | None:
     scores = {}
     for path, metrics in (data.get("metrics") or {}).items():
         test = ((metrics or {}).get("data") or {}).get("test")
-        if path in METRICS_FILES and isinstance(test, dict) and all(key in test for key in SCORES):
-            scores[METRICS_FILES[path]] = {key: test[key] for key in SCORES} | {
+        if path in METRICS_FILES and isinstance(test, dict) and all(key in test for key in LABEL_METRICS):
+            scores[METRICS_FILES[path]] = {key: test[key] for key in LABEL_METRICS} | {
                 "collapsed": bool(metrics["data"].get("collapsed"))}
     if params is None or not scores:
         return None
@@ -109,7 +109,7 @@ def summarise(runs: list[dict]) -> list[dict]:
             row = {"config": label, "experiment": experiment, "seeds": [run["seed"] for run in scored],
                    "runs": [run["name"] for run in scored],
                    "collapsed": sum(run["scores"][experiment]["collapsed"] for run in scored)}
-            for score in SCORES:
+            for score in LABEL_METRICS:
                 values = [run["scores"][experiment][score] for run in scored]
                 row[score] = (statistics.mean(values), statistics.stdev(values) if len(values) > 1 else math.nan)
             rows.append(row)

@@ -6,10 +6,14 @@ from statistics import NormalDist
 
 import numpy as np
 
-METRICS = ("acc", "macro_f1")
+from facelab.names import LABEL_METRICS
+
 RANKED_BY = "macro_f1"  # the leaderboard's statistic, and so the one every verdict tests
 SIGNIFICANCE = 0.05  # a paired difference with p below this (two-sided) is more than noise
-BOOTSTRAP = {"n_resamples": 2000, "seed": 0, "level": 0.95}  # fixed seed: the same predictions, the same interval
+# Every bootstrap here: the defaults below and the settings evaluate records. Fixed seed: the same predictions, the
+# same interval.
+RESAMPLES, BOOTSTRAP_SEED, LEVEL = 2000, 0, 0.95
+BOOTSTRAP = {"n_resamples": RESAMPLES, "seed": BOOTSTRAP_SEED, "level": LEVEL}
 POWER = 0.8  # "test images needed" is the size at which a difference this large is found 80% of the time
 # Largest index matrix (resamples x images) held at once; 4M int64 entries is 32 MB.
 _CHUNK_ENTRIES = 4_000_000
@@ -81,7 +85,7 @@ def _metric_batch(metric: str):
         return accuracy_batch
     if metric == "macro_f1":
         return macro_f1_batch
-    raise ValueError(f"unknown metric {metric!r}; expected one of {METRICS}")
+    raise ValueError(f"unknown metric {metric!r}; expected one of {LABEL_METRICS}")
 
 
 def macro_f1(actual, predicted, num_classes: int) -> float:
@@ -119,8 +123,8 @@ def _interval(values: np.ndarray, level: float) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def bootstrap_ci(actual, predicted, num_classes: int, metric: str, n_resamples: int = 2000,
-                 seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+def bootstrap_ci(actual, predicted, num_classes: int, metric: str, n_resamples: int = RESAMPLES,
+                 seed: int = BOOTSTRAP_SEED, level: float = LEVEL) -> tuple[float, float]:
     """Stratified percentile bootstrap interval of `metric` ("acc" or "macro_f1") over the test images.
 
     Says how much the score would move on another test set of the same size and class balance.
@@ -135,8 +139,8 @@ def bootstrap_ci(actual, predicted, num_classes: int, metric: str, n_resamples: 
     return _interval(scores, level)
 
 
-def paired_bootstrap_diff(actual, predicted_a, predicted_b, num_classes: int, metric: str = "macro_f1",
-                          n_resamples: int = 2000, seed: int = 0, level: float = 0.95) -> dict:
+def paired_bootstrap_diff(actual, predicted_a, predicted_b, num_classes: int, metric: str = RANKED_BY,
+                          n_resamples: int = RESAMPLES, seed: int = BOOTSTRAP_SEED, level: float = LEVEL) -> dict:
     """metric(b) - metric(a) on the same test images: a stratified bootstrap interval, a two-sided p-value from
     the same resamples (twice the smaller share of resampled differences on either side of 0), and the test size
     at which a difference this large would reach p < SIGNIFICANCE with POWER (the resampled spread shrinks as

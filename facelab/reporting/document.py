@@ -10,7 +10,7 @@ import pandas as pd
 from facelab import paths
 from facelab.evaluation.stats import RANKED_BY
 from facelab.files import atomic_dir, read_json
-from facelab.names import SPLITS, key, selected
+from facelab.names import METRICS, SPLITS, key, selected
 from facelab.params import AUGMENT_OFF
 from facelab.reporting.comparison import compare_task, decision_text, leaderboard, p_text, pairwise
 from facelab.reporting.figures import plot_confusion, plot_curves, plot_scores, plot_val_curves, plot_zscore
@@ -212,7 +212,7 @@ def summary_blocks(exp: dict) -> list[tuple]:
     epoch, best = int(last["epoch"]), metrics["best_epoch"]
     rows = [[f"{split}, last epoch ({epoch})", *(f"{last[key(split, metric)]:.4f}" for metric in ("loss", "acc")), ""]
             for split in ("train", "val")]
-    rows += [[f"{split}, kept model (epoch {best})", *(f"{metrics[split][k]:.4f}" for k in ("loss", "acc", "macro_f1"))]
+    rows += [[f"{split}, kept model (epoch {best})", *(f"{metrics[split][k]:.4f}" for k in METRICS)]
              for split in SPLITS]
     details = exp.get("details") or {}
     speed = f" ({details['images_per_second']:.1f} images/second)" if details.get("images_per_second") else ""
