@@ -98,3 +98,16 @@ def reports(root: Path = Path(".")) -> Path:
 
 def zscore_plots(root: Path = Path(".")) -> Path:
     return root / "plots" / "zscore"
+
+
+def wandb_dir(setting: str, dvc_root: str | None) -> str:
+    """wandb.dir (params: wandb.dir), a relative one taken from the repository root DVC names in DVC_ROOT; train
+    starts its run there and evaluate reopens it there.
+
+    `dvc exp run --queue` / `--temp` run the stages in a copy under .dvc/tmp/exps/ that is deleted
+    afterwards; DVC sets DVC_ROOT to the original repository (dvc/repo/experiments/queue/base.py), so
+    offline runs land in <repo>/wandb/ and survive. Parallel workers do not clash there: each run
+    writes its own offline-run-<time>-<id> folder. Outside DVC (no DVC_ROOT) it is the working directory."""
+    if dvc_root is None or Path(setting).is_absolute():
+        return setting
+    return str(Path(dvc_root) / setting)
