@@ -64,16 +64,18 @@ def replace_head(model: nn.Module, recipe: Recipe, num_classes: int) -> None:
     head_hidden 0 replaces only the last layer; otherwise the whole classifier becomes
     Linear -> ReLU -> Dropout -> Linear, the usual small head for transfer learning on few images."""
     attr = "classifier" if recipe.arch == "vgg16" else "fc"
-    old = getattr(model, attr)
-    in_features = old[0].in_features if isinstance(old, nn.Sequential) else old.in_features
+    old = model.get_submodule(attr)
+    first, last = (old[0], old[-1]) if isinstance(old, nn.Sequential) else (old, old)
+    # torchvision's heads: ResNet's fc is a Linear, VGG's classifier a Sequential that starts and ends with one
+    assert isinstance(first, nn.Linear) and isinstance(last, nn.Linear), f"unexpected {attr}: {old}"
     if recipe.head_hidden == 0:
         if isinstance(old, nn.Sequential):
-            old[-1] = nn.Linear(old[-1].in_features, num_classes)
+            old[-1] = nn.Linear(last.in_features, num_classes)
         else:
-            setattr(model, attr, nn.Linear(in_features, num_classes))
+            setattr(model, attr, nn.Linear(first.in_features, num_classes))
         return
     setattr(model, attr, nn.Sequential(
-        nn.Linear(in_features, recipe.head_hidden), nn.ReLU(inplace=True),
+        nn.Linear(first.in_features, recipe.head_hidden), nn.ReLU(inplace=True),
         nn.Dropout(recipe.dropout), nn.Linear(recipe.head_hidden, num_classes)))
 
 
@@ -83,7 +85,8 @@ def frozen_trunk(model: nn.Module, recipe: Recipe) -> tuple[nn.Module | None, nn
     Only VGG16's `features` qualifies (no BatchNorm, no Dropout): caching its output gives the
     same numbers as recomputing it every epoch. Anything else trains end to end."""
     if recipe.arch == "vgg16" and "features" in recipe.frozen:
-        return model.features, nn.Sequential(model.avgpool, nn.Flatten(1), model.classifier)
+        head = nn.Sequential(model.get_submodule("avgpool"), nn.Flatten(1), model.get_submodule("classifier"))
+        return model.get_submodule("features"), head
     return None, model
 
 
@@ -115,6 +118,14 @@ def imagenet_state_dict(arch: str) -> dict:
     return torch.load(ensure_imagenet_weights(arch), map_location="cpu", weights_only=True)
 
 
+def hash_prefix(path: Path) -> str:
+    """The hex digits in a torchvision weights file's name (<name>-<8 hex>.pth): the start of its sha256."""
+    match = torch.hub.HASH_REGEX.search(path.name)
+    if match is None:
+        raise ValueError(f"'{path.name}' has no hash prefix: torchvision names its weights <name>-<8 hex digits>.pth")
+    return match.group(1)
+
+
 def ensure_imagenet_weights(arch: str) -> Path:
     """The cached ImageNet file for `arch`; downloaded (hash-checked, as torch.hub does) if missing."""
     weights = IMAGENET_WEIGHTS[arch]
@@ -123,8 +134,7 @@ def ensure_imagenet_weights(arch: str) -> Path:
         return path
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        hash_prefix = torch.hub.HASH_REGEX.search(path.name).group(1)
-        torch.hub.download_url_to_file(weights.url, str(path), hash_prefix, progress=False)
+        torch.hub.download_url_to_file(weights.url, str(path), hash_prefix(path), progress=False)
         return path
     except (OSError, RuntimeError) as error:  # URLError is an OSError; a bad hash is a RuntimeError
         raise WeightsUnavailable(
@@ -147,6 +157,6 @@ def weights_provenance(recipe: Recipe) -> dict:
     with path.open("rb") as file:
         for chunk in iter(lambda: file.read(1 << 20), b""):
             digest.update(chunk)
-    expected = torch.hub.HASH_REGEX.search(path.name).group(1)
+    expected = hash_prefix(path)
     return {"weights": recipe.weights, "file": path.name, "sha256": digest.hexdigest(),
             "verified": digest.hexdigest().startswith(expected)}
