@@ -1,7 +1,9 @@
-"""Pixel storage for prepare: images streamed one at a time to a scratch file (or memory), rows copied out to .npy files in chunks."""
+"""Pixel storage for prepare: images streamed one at a time to a scratch file (or memory), rows copied out to .npy
+files in chunks."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -20,7 +22,8 @@ class PixelStore:
     def __init__(self, capacity: int, img_size: int, path: Path | None = None):
         self.shape, self.capacity, self.count, self.path = (img_size, img_size, 3), capacity, 0, path
         self.array = np.empty((capacity, *self.shape), np.uint8) if path is None else None
-        self.file = None if path is None else open(path, "wb")
+        # the store owns the file, and is itself the context manager that closes it (__exit__)
+        self.file: BinaryIO | None = None if path is None else open(path, "wb")  # noqa: SIM115
 
     def __enter__(self) -> PixelStore:
         return self
@@ -33,15 +36,17 @@ class PixelStore:
         if image.shape != self.shape or image.dtype != np.uint8 or self.count == self.capacity:
             raise ValueError(f"image {self.count + 1} of at most {self.capacity}: expected {self.shape} uint8, "
                              f"got {image.shape} {image.dtype}")
-        if self.file is None:
-            self.array[self.count] = image
-        else:
+        if self.file is not None:
             self.file.write(np.ascontiguousarray(image).data)
+        else:
+            assert self.array is not None  # no path: the images are held in memory
+            self.array[self.count] = image
         self.count += 1
 
     def pixels(self) -> np.ndarray:
         """(count, img_size, img_size, 3) uint8: the images added so far."""
-        if self.file is None:
+        if self.file is None or self.path is None:
+            assert self.array is not None  # no path: the images are held in memory
             return self.array[:self.count]
         self.file.flush()
         if self.count == 0:  # an empty file cannot be mapped
@@ -68,6 +73,8 @@ def take(pixels: np.ndarray, rows: np.ndarray) -> np.ndarray:
     rows spread over the file would bring most of the file into this process's memory."""
     if not isinstance(pixels, np.memmap):
         return np.ascontiguousarray(pixels[rows])
+    if pixels.filename is None:
+        raise ValueError("take reads a memmap's rows from its file, but this memmap names none: map a file by path")
     out, size = np.empty((len(rows), *pixels.shape[1:]), pixels.dtype), row_bytes(pixels)
     with open(pixels.filename, "rb", buffering=0) as file:
         for i, row in enumerate(rows):
