@@ -1,4 +1,5 @@
-"""Generated faces: deterministic synthetic face-identity and emotion datasets as (images uint8 NHWC, labels int64), or as labels and a stream of images."""
+"""Generated faces: deterministic synthetic face-identity and emotion datasets as (images uint8 NHWC, labels int64),
+or as labels and a stream of images."""
 from collections.abc import Iterator
 from types import MappingProxyType
 
@@ -31,7 +32,8 @@ _MIN_INTENSITY = 0.2  # weakest emotion drawn: close to neutral, so a few images
 
 def generate_face_identity(n_images: int, target_fraction: float, n_identities: int, img_size: int, seed: int,
                            difficulty: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """Binary task: images (N, img_size, img_size, 3) uint8 RGB, labels (N,) int64 with 1 = the target person, 0 = any other person."""
+    """Binary task: images (N, img_size, img_size, 3) uint8 RGB, labels (N,) int64 with 1 = the target person,
+    0 = any other person."""
     labels, images = stream_face_identity(n_images, target_fraction, n_identities, img_size, seed, difficulty)
     return np.stack(list(images)), labels
 
@@ -57,8 +59,9 @@ def stream_face_identity(n_images: int, target_fraction: float, n_identities: in
     who = np.concatenate([np.full(n_target, -1), np.arange(n_images - n_target) % (n_identities - 1)])
     who = rng.permutation(who)
     # Same person, different moods: a mild random expression is nuisance here.
-    images = (_render(target if w < 0 else others[w], _expression(rng.integers(3), rng.uniform(0, 0.5) * difficulty),
-                      img_size, difficulty, rng) for w in who)
+    images = (_render(target if w < 0 else others[w],
+                      _expression(int(rng.integers(3)), rng.uniform(0, 0.5) * difficulty), img_size, difficulty, rng)
+              for w in who)
     return (who < 0).astype(np.int64), images
 
 
@@ -254,7 +257,7 @@ def _render(p: dict, e: dict, img_size: int, difficulty: float, rng: np.random.G
     _occlude(ImageDraw.Draw(canvas), R, rng, difficulty)
     if rng.random() < 0.15 * difficulty:
         canvas = canvas.filter(ImageFilter.GaussianBlur(rng.uniform(0.15, 0.75) * difficulty))
-    small = np.asarray(canvas.resize((img_size, img_size), Image.LANCZOS), dtype=np.float64)
+    small = np.asarray(canvas.resize((img_size, img_size), Image.Resampling.LANCZOS), dtype=np.float64)
     return _light(small, rng, difficulty)
 
 
@@ -267,7 +270,7 @@ def _place(layer: Image.Image, rng: np.random.Generator, difficulty: float) -> I
     c, s, m = np.cos(angle) / scale, np.sin(angle) / scale, R / 2
     # PIL's affine maps output to input pixels, so this is the inverse of scale-rotate-shift.
     coeffs = (c, s, m - c * (m + tx) - s * (m + ty), -s, c, m + s * (m + tx) - c * (m + ty))
-    return layer.transform(layer.size, Image.AFFINE, coeffs, resample=Image.BICUBIC)
+    return layer.transform(layer.size, Image.Transform.AFFINE, coeffs, resample=Image.Resampling.BICUBIC)
 
 
 def _background(rng: np.random.Generator, R: int) -> np.ndarray:
@@ -282,7 +285,7 @@ def _background(rng: np.random.Generator, R: int) -> np.ndarray:
     else:  # blotchy texture: a coarse random grid blown up smoothly
         n = int(rng.integers(3, 12))
         coarse = Image.fromarray((rng.random((n, n)) * 255).astype(np.uint8))
-        mix = np.asarray(coarse.resize((R, R), Image.BICUBIC), dtype=np.float64)[..., None] / 255
+        mix = np.asarray(coarse.resize((R, R), Image.Resampling.BICUBIC), dtype=np.float64)[..., None] / 255
     return np.clip(c1 + (c2 - c1) * mix, 0, 255).astype(np.uint8)
 
 
