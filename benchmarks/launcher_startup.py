@@ -30,7 +30,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         (root / "params.yaml").write_text(yaml.safe_dump(raw))
-        prepare.run("emotion", parse_params(raw).data["emotion"], raw["seed"], root / "data" / "prepared" / "emotion")
+        prepare.prepare_task("emotion", parse_params(raw).data["emotion"], raw["seed"], root / "data" / "prepared" / "emotion")
         seconds = {name: [] for name in COMMANDS}
         for _ in range(args.repeats):
             for name, command in COMMANDS.items():

@@ -53,7 +53,7 @@ def main(argv=None) -> None:
     base = dataclasses.replace(params.train, device=args.device, threads=args.threads)
     runs = [("fp32", params.seed), ("fp32", params.seed + 1), ("bf16", params.seed)]
     with tempfile.TemporaryDirectory(prefix="facelab-precision-") as tmp:
-        prepare.run(args.task, data, params.seed, Path(tmp))
+        prepare.prepare_task(args.task, data, params.seed, Path(tmp))
         splits, classes = load_prepared(tmp)
     print(f"{args.task}/{args.recipe}: {len(splits['train'].labels)} train, {len(splits['val'].labels)} val, "
           f"{len(splits['test'].labels)} test images, {data.img_size} px, {recipe.epochs} epochs")

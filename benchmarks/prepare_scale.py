@@ -1,4 +1,4 @@
-"""Prepare at scale: facelab.data.prepare.run on N generated images for several N, each in a fresh process; prints time and peak memory.
+"""Prepare at scale: facelab.data.prepare.prepare_task on N generated images for several N, each in a fresh process; prints time and peak memory.
 
     python3 -m benchmarks.prepare_scale --counts 5000 10000 25000 50000 --img-size 64
 
@@ -38,7 +38,7 @@ def measure(task: str, n_images: int, img_size: int, params: Path) -> dict:
             setattr(prepare, name, timed(getattr(prepare, name), result, key))
         with tempfile.TemporaryDirectory() as out:
             started = time.perf_counter()
-            prepare.run(task, config.data[task], config.seed, Path(out) / task, Path(out) / "data.json")
+            prepare.prepare_task(task, config.data[task], config.seed, Path(out) / task, Path(out) / "data.json")
             result["seconds"] = time.perf_counter() - started
     return {**result, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}  # Linux: KiB
 

@@ -5,7 +5,7 @@ Run from the repository root, the machine otherwise idle:
   python3 -m benchmarks.quality --folder ../shared/data/real/face-yaleb --recipe resnet18_scratch
 Each seed draws its own split (prepare's stratified split, data.<task>.split) and its own model initialisation.
 Configurations (--configs):
-  defaults  params.yaml as it is (with --set overrides), through the same prepare.run and training.loop.run the
+  defaults  params.yaml as it is (with --set overrides), through the same prepare.prepare_task and training.loop.run the
             stages call, scored on the test split as evaluate scores it;
   before    the defaults before augmentation, class weights, label smoothing and macro-F1 selection existed
             (BEFORE below): flip only, plain loss, the lowest-val-loss epoch kept;
@@ -199,7 +199,7 @@ def main(argv=None) -> None:
             params = {config: config_params(raw, config, args.set, args.folder, args.img_size, args.threads)
                       for config in args.configs}
             any_params = next(iter(params.values()))
-            prepare.run("quality", any_params.data["face"], seed, prepared)  # data params are the same in every config
+            prepare.prepare_task("quality", any_params.data["face"], seed, prepared)  # data params are the same in every config
             manifest = pd.read_csv(prepared / "manifest.csv")
             for config in args.configs:
                 if config == "typical":

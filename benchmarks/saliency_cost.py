@@ -47,7 +47,7 @@ def prepare(root: Path, recipes: list[str]) -> None:
 
     params = load_params(ROOT / "params.yaml")
     prepared = paths.prepared("face", root)
-    preparing.run("face", params.data["face"], params.seed, prepared)
+    preparing.prepare_task("face", params.data["face"], params.seed, prepared)
     splits, classes = load_prepared(prepared)
     for name in recipes:
         recipe = dataclasses.replace(params.models[name], weights="none")
@@ -98,7 +98,7 @@ def worker(root: Path, name: str) -> dict:
     def recorded(model, arch, inputs, batch_size, tta_flip):
         """The recorded pass, timed against a plain pass over the same split: the hook's cost."""
         began = time.perf_counter()
-        forward.predict(model, inputs, batch_size, tta_flip)
+        forward.forward_logits(model, inputs, batch_size, tta_flip)
         plain = time.perf_counter() - began
         extra["plain_pass"] += plain
         began = time.perf_counter()

@@ -7,7 +7,7 @@ On a GPU machine (facelab's GPU path: data on the GPU once, bf16, channels_last;
 pinned memory), at the ImageNet size:
   python3 -m benchmarks.throughput --generated face --recipe resnet18_scratch --img-size 224 --device cuda --workers 4 8
 Same images (facelab's train split), model, batch size, epochs, optimizer and torch threads on both sides.
-facelab: facelab.data.prepare.run decodes once, then facelab.training.loop.run; "training only" is its train_seconds (model
+facelab: facelab.data.prepare.prepare_task decodes once, then facelab.training.loop.run; "training only" is its train_seconds (model
 built, frozen trunk cached, training steps; no validation). Typical: PIL Resize/CenterCrop, RandomHorizontalFlip,
 ToTensor, Normalize in DataLoader workers every epoch, PyTorch's default (unfused) optimizer, timed from
 model construction to the last step. "Network alone" is the ceiling for recipes that train end to end:
@@ -122,7 +122,7 @@ def facelab_side(data: DataParams, recipe: Recipe, params_path: str, args: argpa
     settings = facelab_settings(params, args)
     warm_up(args.device)
     started = time.perf_counter()
-    prepare.run("benchmark", data, params.seed, out)
+    prepare.prepare_task("benchmark", data, params.seed, out)
     prepare_seconds = time.perf_counter() - started
     splits, classes = load_prepared(out)
     started = time.perf_counter()

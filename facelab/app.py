@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from facelab.cli import stage_main
+from facelab.cli import command_main
 from facelab.commands import evaluate, predict, seeds
 
 COMMANDS = {"predict": (predict, "a trained model's class probabilities for image files and folders, as CSV"),
@@ -22,7 +22,7 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-@stage_main
+@command_main
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     args.execute(args)

@@ -1,4 +1,5 @@
-"""Command-line edge shared by the stages: user errors end the stage with their message, not a traceback."""
+"""Command-line edge shared by the stages and the `facelab` command: user errors end them with their message, not a
+traceback."""
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,8 @@ ENVIRONMENT_FIXES = {
 }
 
 
-def stage_main(main):
-    """Wrap a stage's main(): a UserError, or a full disk, read-only file system or denied permission while
+def command_main(main):
+    """Wrap the main() of a stage or of the `facelab` command: a UserError, or a full disk, read-only file system or denied permission while
     reading or writing, prints one 'error: ...' line to stderr and exits with status 1."""
     @functools.wraps(main)
     def wrapper(*args, **kwargs):

@@ -1,15 +1,18 @@
-"""Stage evaluate@<task>-<recipe>: score the trained model on the test split; write metrics/<task>/<recipe>.json, <recipe>_classes.json, <recipe>_details.json, and the test predictions and confusion matrices under plots/<task>/<recipe>/."""
+"""Stage evaluate@<task>-<recipe>: score the trained model on the test split; write metrics/<task>/<recipe>.json,
+<recipe>_classes.json, <recipe>_details.json, and the test predictions and confusion matrices under
+plots/<task>/<recipe>/; add the test scores to the training's W&B run."""
 from __future__ import annotations
 
-from facelab.cli import stage_args, stage_main
+from facelab.cli import command_main, stage_args
 from facelab.evaluation.experiment import evaluate_experiment, score_lines
 from facelab.params import load_params
 
 
-@stage_main
+@command_main
 def main(argv: list[str] | None = None) -> None:
     args = stage_args(argv, __doc__, recipe=True)
-    result = evaluate_experiment(args.task, args.recipe, load_params(args.params).train.eval_batch_size)
+    params = load_params(args.params)
+    result = evaluate_experiment(args.task, args.recipe, params.train.eval_batch_size, tracking=params.wandb)
     for line in score_lines(result):
         print(f"[{args.task}/{args.recipe}] {'' if line.startswith('warning') else 'test '}{line}")
 

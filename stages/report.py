@@ -4,12 +4,12 @@ from __future__ import annotations
 import argparse
 
 from facelab import paths
-from facelab.cli import stage_main
+from facelab.cli import command_main
 from facelab.params import RECIPES, TASKS
 from facelab.reporting.document import load_experiment, write_report
 
 
-@stage_main
+@command_main
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(paths.reports()))

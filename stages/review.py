@@ -4,11 +4,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from facelab.cli import stage_main
+from facelab.cli import command_main
 from facelab.reporting.review import run_review
 
 
-@stage_main
+@command_main
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", required=True, help="git revision to compare with, e.g. origin/main or HEAD~1")

@@ -2,19 +2,16 @@
 from __future__ import annotations
 
 from facelab import paths
-from facelab.cli import stage_args, stage_main
-from facelab.data.scan import fingerprint
-from facelab.files import write_json
+from facelab.cli import command_main, stage_args
+from facelab.data.scan import write_fingerprint
 from facelab.params import load_params
 
 
-@stage_main
+@command_main
 def main(argv: list[str] | None = None) -> None:
     args = stage_args(argv, __doc__, recipe=False)
-    params = load_params(args.params)
-    found = fingerprint(args.task, params.data[args.task])
-    write_json(paths.source_fingerprint(args.task), found)
-    print(f"[{args.task}] {found['source']}: {len(found['files'])} file(s) under {found['path']}")
+    data = load_params(args.params).data[args.task]
+    print(f"[{args.task}] {write_fingerprint(args.task, data, paths.source_fingerprint(args.task))}")
 
 
 if __name__ == "__main__":

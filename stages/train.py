@@ -4,13 +4,13 @@ from __future__ import annotations
 import os
 import sys
 
-from facelab.cli import stage_args, stage_main
+from facelab.cli import command_main, stage_args
 from facelab.params import load_params
 from facelab.training.distributed import close, init_from_env, launch
 from facelab.training.experiment import train_experiment
 
 
-@stage_main
+@command_main
 def main(argv: list[str] | None = None) -> None:
     args = stage_args(argv, __doc__, recipe=True)
     params = load_params(args.params)

@@ -14,7 +14,7 @@ from facelab.training import loop
 
 @pytest.fixture
 def prepared(tiny_params, tmp_path):
-    prepare.run("emotion", tiny_params.data["emotion"], tiny_params.seed, tmp_path / "emotion")
+    prepare.prepare_task("emotion", tiny_params.data["emotion"], tiny_params.seed, tmp_path / "emotion")
     return load_prepared(tmp_path / "emotion")
 
 

@@ -36,7 +36,7 @@ def folder_data(raw, root, classes=("a", "b"), **overrides):
 
 def run(tmp_path, data):
     """prepare.run into tmp_path/out; the counts and the data.json report."""
-    counts = prepare.run("emotion", data, 0, tmp_path / "out", tmp_path / "data.json")
+    counts = prepare.prepare_task("emotion", data, 0, tmp_path / "out", tmp_path / "data.json").counts
     return counts, json.loads((tmp_path / "data.json").read_text())
 
 
@@ -369,6 +369,6 @@ def test_too_few_images_says_what_was_dropped_on_the_way_and_keeps_the_old_outpu
 
 
 def test_other_os_errors_keep_their_traceback():
-    from facelab.cli import stage_main
+    from facelab.cli import command_main
     with pytest.raises(ConnectionResetError):
-        stage_main(lambda: (_ for _ in ()).throw(ConnectionResetError(104, "reset")))()
+        command_main(lambda: (_ for _ in ()).throw(ConnectionResetError(104, "reset")))()

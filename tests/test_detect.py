@@ -116,7 +116,7 @@ def test_prepare_with_faces_detect_crops_photos_to_their_face_and_counts_those_w
     tiny_raw["data"]["face"].update(source="folder", path=str(root), faces="detect", img_size=64,
                                     split={"train": 0.5, "val": 0.25, "test": 0.25}, max_bad_fraction=0.2)
     data = parse_params(tiny_raw).data["face"]
-    prepare.run("face", data, 0, tmp_path / "out", tmp_path / "data.json")
+    prepare.prepare_task("face", data, 0, tmp_path / "out", tmp_path / "data.json")
     report = json.loads((tmp_path / "data.json").read_text())
     assert report["skipped_by_reason"] == {NO_FACE: 6}
     assert sorted(s["file"] for s in report["skipped"]) == sorted(f"{c}/noise{j}.png" for c in ("other", "target")

@@ -30,7 +30,7 @@ def trained_root(root, tta_flip: bool):
     settings = dataclasses.replace(params.train, tta_flip=tta_flip)
     prepared = paths.prepared(TASK, root)
     recipe = dataclasses.replace(params.models[RECIPE], epochs=1)  # one epoch: these tests use a model, any model
-    prepare.run(TASK, params.data[TASK], params.seed, prepared)
+    prepare.prepare_task(TASK, params.data[TASK], params.seed, prepared)
     splits, classes = load_prepared(prepared)
     result = loop.run(f"{TASK}/{RECIPE}", recipe, settings, params.seed, splits, classes)
     card = train.model_settings(TASK, RECIPE, recipe, settings, params.seed, classes,
@@ -62,9 +62,9 @@ def test_metrics_carry_the_test_ece_after_the_saved_temperature_and_details_both
         low, high = calibrated["test"][when]["ece_ci"]
         assert low <= calibrated["test"][when]["ece"] <= high
     # the after-ECE is that of softmax(logits / T) on the predictions evaluate made
-    probabilities = result["explained"]["probabilities"]
+    probabilities = result.explained["probabilities"]
     assert metrics["test"]["ece"] == pytest.approx(ece(probabilities, splits["test"].labels.numpy()))
-    assert np.array_equal(probabilities.argmax(1), result["explained"]["predicted"])
+    assert np.array_equal(probabilities.argmax(1), result.explained["predicted"])
 
 
 def test_three_images_are_written_and_show_something(evaluated):
@@ -74,7 +74,7 @@ def test_three_images_are_written_and_show_something(evaluated):
         pixels = picture(out[key])
         assert pixels.shape[0] > 100 and pixels.shape[1] > 200, key
         assert (pixels < 250).any(axis=2).mean() > 0.02, f"{key} is blank"
-    explained = result["explained"]
+    explained = result.explained
     wrong = int((explained["actual"] != explained["predicted"]).sum())
     assert len(explained["captions"]) == len(explained["saliency"]["gallery_maps"]) == min(wrong, 32)
     correct = explained["actual"] == explained["predicted"]
@@ -84,11 +84,11 @@ def test_three_images_are_written_and_show_something(evaluated):
 def test_gallery_names_come_from_the_manifest_in_row_order(evaluated):
     root, splits, result = evaluated
     names = names_of_test_images(paths.prepared(TASK, root))
-    assert len(names) == len(splits["test"].labels) and result["explained"]["names"] == names
+    assert len(names) == len(splits["test"].labels) and result.explained["names"] == names
     manifest_classes = [line.split(",")[1] for line in
                         (paths.prepared(TASK, root) / "manifest.csv").read_text().splitlines()[1:]
                         if line.endswith(",test")]
-    classes = result["explained"]["classes"]
+    classes = result.explained["classes"]
     assert manifest_classes == [classes[i] for i in splits["test"].labels.numpy()]
 
 
@@ -97,9 +97,9 @@ def test_scaled_probabilities_keep_every_prediction(evaluated):
     card = read_json(paths.model_info(TASK, RECIPE, root))
     assert card["results"]["temperature"] > 0
     assert card["results"]["val_ece"]["before"] >= 0 and card["results"]["val_ece"]["after"] >= 0
-    logits = np.log(result["explained"]["probabilities"])
+    logits = np.log(result.explained["probabilities"])
     rescaled = scaled_probabilities(logits, 1.0).numpy()
-    assert np.array_equal(rescaled.argmax(1), result["explained"]["predicted"])
+    assert np.array_equal(rescaled.argmax(1), result.explained["predicted"])
 
 
 def test_evaluate_swaps_in_all_its_files_together_or_leaves_the_old_set(evaluated, tmp_path, monkeypatch):
@@ -114,7 +114,7 @@ def test_evaluate_swaps_in_all_its_files_together_or_leaves_the_old_set(evaluate
     outputs = paths.evaluate_outputs(TASK, RECIPE, tmp_path)
     evaluate.write_outputs(result, outputs)
     old = {key: path.read_bytes() for key, path in outputs.items()}
-    changed = {**result, "metrics": {**result["metrics"], "collapsed": "changed"}}
+    changed = dataclasses.replace(result, metrics=result.metrics.model_copy(update={"collapsed": "changed"}))
 
     def full_disk(path, data):
         if Path(path).name.startswith(f".{outputs['metrics'].name}."):

@@ -33,7 +33,7 @@ def classes_of(root, per_class: int = 8):
 
 def run(tiny_raw, tmp_path, root, **overrides) -> dict:
     tiny_raw["data"]["emotion"].update(source="folder", path=str(root), classes=["a", "b"], split=SPLIT, **overrides)
-    prepare.run("emotion", parse_params(tiny_raw).data["emotion"], 0, tmp_path / "out", tmp_path / "data.json")
+    prepare.prepare_task("emotion", parse_params(tiny_raw).data["emotion"], 0, tmp_path / "out", tmp_path / "data.json")
     return json.loads((tmp_path / "data.json").read_text())
 
 

@@ -49,7 +49,7 @@ def folder_data(raw, root, **overrides):
 
 
 def run(tmp_path, data) -> dict:
-    prepare.run("face", data, 0, tmp_path / "out", tmp_path / "data.json")
+    prepare.prepare_task("face", data, 0, tmp_path / "out", tmp_path / "data.json")
     return json.loads((tmp_path / "data.json").read_text())
 
 

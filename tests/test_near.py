@@ -53,7 +53,7 @@ def photo_folder(root, per_class: int = 10, copied: int = 5):
 
 def run(tiny_raw, tmp_path, root, **overrides):
     tiny_raw["data"]["emotion"].update(source="folder", path=str(root), classes=["a", "b"], split=SPLIT, **overrides)
-    counts = prepare.run("emotion", parse_params(tiny_raw).data["emotion"], 0, tmp_path / "out", tmp_path / "data.json")
+    counts = prepare.prepare_task("emotion", parse_params(tiny_raw).data["emotion"], 0, tmp_path / "out", tmp_path / "data.json").counts
     manifest = pd.read_csv(tmp_path / "out" / "manifest.csv")
     return counts, json.loads((tmp_path / "data.json").read_text()), dict(zip(manifest["file"], manifest["split"]))
 

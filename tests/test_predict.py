@@ -14,16 +14,17 @@ import torch
 from PIL import Image
 
 from facelab import app, paths
-from facelab.accel import CPU
+from facelab.accel import CPU, inference_accel
 from facelab.commands import evaluate as external
-from facelab.commands.inference import choose_classes, inference_accel, load_trained, predict_files
+from facelab.commands.inference import choose_classes, predict_files
 from facelab.data import faces, prepare
 from facelab.data.batches import Inputs, load_prepared
-from facelab.data.split import SPLITS
 from facelab.errors import ModelFileError, UserError
-from facelab.evaluation.forward import predict
+from facelab.evaluation.forward import forward_logits
 from facelab.files import read_json, write_json
+from facelab.modelfile import load_trained
 from facelab.models import trained_model, weights_provenance
+from facelab.names import SPLITS
 from facelab.params import DataParams, Split, parse_params, parse_recipe
 from facelab.training import experiment as train
 from facelab.training import loop
@@ -39,7 +40,7 @@ def train_tiny(task: str, root) -> None:
     params = parse_params(tiny_raw_params())
     prepared = paths.prepared(task, root)
     recipe = dataclasses.replace(params.models[RECIPE], epochs=1)  # one epoch: these tests use a model, any model
-    prepare.run(task, params.data[task], params.seed, prepared)
+    prepare.prepare_task(task, params.data[task], params.seed, prepared)
     splits, classes = load_prepared(prepared)
     result = loop.run(f"{task}/{RECIPE}", recipe, params.train, params.seed, splits, classes)
     settings = train.model_settings(task, RECIPE, recipe, params.train, params.seed, classes,
@@ -93,7 +94,7 @@ def prepared_photos(tmp_path):
     write_photos(photos)
     data = DataParams(source="folder", path=str(photos), classes=EMOTIONS, img_size=32, split=Split(0.6, 0.2, 0.2),
                       max_bad_fraction=0.05, faces="none", min_side=16, near_duplicates="group")
-    prepare.run("emotion", data, 0, tmp_path / "prepared")
+    prepare.prepare_task("emotion", data, 0, tmp_path / "prepared")
     splits, _ = load_prepared(tmp_path / "prepared")
     return photos, splits, pd.read_csv(tmp_path / "prepared" / "manifest.csv")
 
@@ -105,7 +106,7 @@ def test_a_file_gets_the_logits_of_its_prepared_image(trained, tmp_path):
     info = read_json(model_file(trained, "emotion").with_suffix(".json"))
     model = trained_model(parse_recipe(info["settings"]["recipe"]), 3,  # rebuilt as the evaluate stage rebuilds it
                           torch.load(model_file(trained, "emotion"), weights_only=True))
-    expected = torch.cat([predict(model, Inputs(splits[s], None, 64, flips=False), 64) for s in SPLITS])
+    expected = torch.cat([forward_logits(model, Inputs(splits[s], None, 64, flips=False), 64) for s in SPLITS])
     files = [photos / name for name in manifest.file]
     got = predict_files(load_trained("emotion", RECIPE, model_file(trained, "emotion")), files, batch_size=4)
     assert got.files == [str(f) for f in files] and got.skipped == []
@@ -115,10 +116,10 @@ def test_a_file_gets_the_logits_of_its_prepared_image(trained, tmp_path):
     temperature = info["results"]["temperature"]
     assert got.temperature == temperature and temperature != 1.0
     np.testing.assert_allclose(got.probabilities, torch.softmax(expected / temperature, 1).numpy(), rtol=1e-5, atol=1e-6)
-    evaluated = external.evaluate_model(info, model.state_dict(), splits["test"], 64,
-                                        manifest.file[manifest.split == "test"].tolist())
+    evaluated = external.evaluate_model(load_trained("emotion", RECIPE, model_file(trained, "emotion")),
+                                        splits["test"], 64, manifest.file[manifest.split == "test"].tolist())
     test_rows = np.flatnonzero(manifest.split == "test")
-    np.testing.assert_allclose(got.probabilities[test_rows], evaluated["explained"]["probabilities"], rtol=1e-5,
+    np.testing.assert_allclose(got.probabilities[test_rows], evaluated.explained["probabilities"], rtol=1e-5,
                                atol=1e-6)
 
 
@@ -342,8 +343,8 @@ def stage_metrics(trained) -> dict:
     from facelab.evaluation.explain import names_of_test_images
     splits, _ = load_prepared(paths.prepared("emotion", trained))
     model = model_file(trained, "emotion")
-    return evaluate_model(read_json(model.with_suffix(".json")), torch.load(model, weights_only=True),
-                          splits["test"], 64, names_of_test_images(paths.prepared("emotion", trained)))["metrics"]
+    return evaluate_model(load_trained("emotion", RECIPE, model), splits["test"], 64,
+                          names_of_test_images(paths.prepared("emotion", trained))).metrics.model_dump()
 
 
 def test_evaluate_refuses_a_folder_without_the_models_classes_and_a_bad_name(trained, tmp_path, capsys):
@@ -366,11 +367,11 @@ def test_evaluate_refuses_a_folder_without_the_models_classes_and_a_bad_name(tra
 def test_evaluate_on_real_fer2013_photos(trained, tmp_path):
     result, out = external.run("emotion", RECIPE, FER, model=model_file(trained, "emotion"), root=tmp_path)
     assert out["metrics"] == tmp_path / "metrics/emotion/external/emotion-fer2013/resnet18_scratch.json"
-    assert read_json(out["metrics"]) == result["metrics"]
-    assert result["details"]["test_images"] == 3000 and result["details"]["data"]["skipped"] == []
-    assert {n: result["classes"][n]["support"] for n in EMOTIONS} == {n: 1000 for n in EMOTIONS}
-    assert any("SOURCE.txt" in w for w in result["details"]["data"]["warnings"])  # named, not scored
-    assert np.array(result["confusion"]["raw"]).sum() == 3000
+    assert read_json(out["metrics"]) == result.metrics.model_dump(mode="json")
+    assert result.details.test_images == 3000 and result.details.data["skipped"] == []
+    assert {n: result.classes[n]["support"] for n in EMOTIONS} == {n: 1000 for n in EMOTIONS}
+    assert any("SOURCE.txt" in w for w in result.details.data["warnings"])  # named, not scored
+    assert np.array(result.confusion.raw).sum() == 3000
 
 
 def test_a_model_trained_with_tta_flip_is_run_with_it_by_predict_and_by_evaluate(trained, tmp_path):
@@ -386,9 +387,32 @@ def test_a_model_trained_with_tta_flip_is_run_with_it_by_predict_and_by_evaluate
     loaded = load_trained("emotion", RECIPE, flipped)
     test_files = [photos / name for name in manifest.file[manifest.split == "test"]]
     got = predict_files(loaded, test_files, batch_size=4)
-    with_flip = predict(loaded.model, Inputs(splits["test"], None, 64, flips=False), 64, True)
+    with_flip = forward_logits(loaded.model, Inputs(splits["test"], None, 64, flips=False), 64, True)
     torch.testing.assert_close(got.logits, with_flip)
-    assert not torch.allclose(with_flip, predict(loaded.model, Inputs(splits["test"], None, 64, flips=False), 64))
-    scored = evaluate_model(card, loaded.state_dict, splits["test"], 64, [str(f) for f in test_files])
-    assert scored["details"]["tta_flip"] is True
-    assert list(scored["predictions"].predicted) == [EMOTIONS[i] for i in got.probabilities.argmax(1)]
+    assert not torch.allclose(with_flip, forward_logits(loaded.model, Inputs(splits["test"], None, 64, flips=False), 64))
+    scored = evaluate_model(loaded, splits["test"], 64, [str(f) for f in test_files])
+    assert scored.details.tta_flip is True
+    assert list(scored.predictions.predicted) == [EMOTIONS[i] for i in got.probabilities.argmax(1)]
+
+
+def test_the_evaluate_stage_and_facelab_evaluate_refuse_a_wrong_normalisation_with_the_same_error(trained, tmp_path):
+    """Both load the model through facelab.modelfile.load_trained, so a card the command refuses, the stage refuses
+    with the same words."""
+    from facelab.evaluation.experiment import evaluate_experiment
+    shutil.copytree(paths.prepared("emotion", trained), paths.prepared("emotion", tmp_path))
+    model = paths.model("emotion", RECIPE, tmp_path)
+    model.parent.mkdir(parents=True)
+    shutil.copy(model_file(trained, "emotion"), model)
+    card = read_json(model_file(trained, "emotion").with_suffix(".json"))
+    card["settings"]["normalisation"] = {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
+    write_json(model.with_suffix(".json"), card)
+    errors = []
+    for evaluate in (lambda: evaluate_experiment("emotion", RECIPE, 64, tmp_path),
+                     lambda: external.run("emotion", RECIPE, tmp_path, model=model, root=tmp_path)):
+        with pytest.raises(ModelFileError) as error:
+            evaluate()
+        errors.append(str(error.value))
+    assert errors[0] == errors[1]
+    assert errors[0].startswith(f"'{model.with_suffix('.json')}': normalisation {{'mean': [0.5, 0.5, 0.5], 'std': "
+                                f"[0.5, 0.5, 0.5]}} is not the ImageNet mean/std")
+    assert not paths.evaluate_outputs("emotion", RECIPE, tmp_path)["metrics"].exists()

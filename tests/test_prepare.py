@@ -16,7 +16,7 @@ def digest(folder):
 
 def test_prepare_generated_writes_disjoint_splits_and_manifest(tiny_params, tmp_path):
     data = tiny_params.data["emotion"]
-    counts = prepare.run("emotion", data, tiny_params.seed, tmp_path / "emotion")
+    counts = prepare.prepare_task("emotion", data, tiny_params.seed, tmp_path / "emotion").counts
     out = tmp_path / "emotion"
     x = {s: np.load(out / f"{s}_x.npy") for s in ("train", "val", "test")}
     assert x["train"].dtype == np.uint8 and x["train"].shape[1:] == (32, 32, 3)
@@ -28,7 +28,7 @@ def test_prepare_generated_writes_disjoint_splits_and_manifest(tiny_params, tmp_
     assert manifest["file"].is_unique and len(manifest) == 90
     assert manifest.groupby("split").size().to_dict() == {k: len(v) for k, v in x.items()}
     first = digest(out)
-    prepare.run("emotion", data, tiny_params.seed, out)
+    prepare.prepare_task("emotion", data, tiny_params.seed, out)
     assert digest(out) == first  # same seed, same bytes
     assert not list(tmp_path.glob(".*tmp"))  # no temporary leftovers
 
@@ -38,7 +38,7 @@ def test_prepare_folder_source_on_real_fer_images(tiny_raw, tmp_path):
     from facelab.params import parse_params
     tiny_raw["data"]["emotion"].update(source="folder", path=str(REAL_DATA / "emotion-fer2013"))
     data = parse_params(tiny_raw).data["emotion"]
-    counts = prepare.run("emotion", data, 0, tmp_path / "fer", tmp_path / "data.json")
+    counts = prepare.prepare_task("emotion", data, 0, tmp_path / "fer", tmp_path / "data.json").counts
     assert {split: sum(per_class.values()) for split, per_class in counts.items()} == {"train": 2099, "val": 450,
                                                                                        "test": 451}
     report = json.loads((tmp_path / "data.json").read_text())

@@ -59,7 +59,7 @@ def finish(root: Path) -> None:
 def clean(tmp_path_factory) -> dict[str, bytes]:
     root = tmp_path_factory.mktemp("clean")
     raw = raw_params()
-    prepare.run("face", parse_params(raw).data["face"], raw["seed"], root / "data" / "prepared" / "face",
+    prepare.prepare_task("face", parse_params(raw).data["face"], raw["seed"], root / "data" / "prepared" / "face",
                 root / "metrics" / "face" / "data.json")
     return outputs(root)
 

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facelab.data import pixels, prepare, prepared
+from facelab.data import dataset, pixels, prepare
 from facelab.data.faces import generate_emotions
 from facelab.data.pixels import PixelStore, save_rows
-from facelab.data.prepared import load_images
+from facelab.data.dataset import load_images
 from facelab.params import parse_params
 
 
@@ -52,7 +52,7 @@ def test_prepare_loads_into_a_memmap_and_writes_the_in_memory_arrays(tiny_params
 
     monkeypatch.setattr(prepare, "load_images", keep_loaded)
     data, seed = tiny_params.data["emotion"], tiny_params.seed
-    prepare.run("emotion", data, seed, tmp_path / "out")
+    prepare.prepare_task("emotion", data, seed, tmp_path / "out")
     assert isinstance(loaded[0].pixels, np.memmap)
     out = tmp_path / "out"
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # the scratch file beside it is gone
@@ -85,7 +85,7 @@ def test_prepare_heap_stays_well_under_the_decoded_data(tiny_raw, tmp_path, monk
     def run(n_images):
         tiny_raw["data"]["face"]["generated"]["n_images"] = n_images
         data = parse_params(tiny_raw).data["face"]
-        return lambda: prepare.run("face", data, 0, tmp_path / "out", tmp_path / "data.json")
+        return lambda: prepare.prepare_task("face", data, 0, tmp_path / "out", tmp_path / "data.json")
 
     run(60)()  # first calls import and cache things; not what is measured
     n_images = 1000
@@ -97,15 +97,15 @@ def test_prepare_heap_stays_well_under_the_decoded_data(tiny_raw, tmp_path, monk
 
 def test_a_failed_write_leaves_the_old_outputs_and_no_scratch(tiny_params, tmp_path, monkeypatch):
     data, seed = tiny_params.data["emotion"], tiny_params.seed
-    prepare.run("emotion", data, seed, tmp_path / "out")
+    prepare.prepare_task("emotion", data, seed, tmp_path / "out")
     before = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
 
     def disk_full(path, pixels, rows):
         path.write_bytes(b"half")
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(prepared, "save_rows", disk_full)
+    monkeypatch.setattr(dataset, "save_rows", disk_full)
     with pytest.raises(OSError, match="No space left"):
-        prepare.run("emotion", data, seed, tmp_path / "out")
+        prepare.prepare_task("emotion", data, seed, tmp_path / "out")
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
     assert {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()} == before

@@ -11,7 +11,8 @@ from PIL import Image
 
 from facelab.data import prepare
 from facelab.data.images import BAD_ROW
-from facelab.data.public import LFW_FACE_BOX, lfw_images
+from facelab.data.dataset import load_images
+from facelab.data.public import LFW_FACE_BOX
 from facelab.errors import DataError
 from facelab.params import parse_params
 from tests.conftest import REAL_DATA
@@ -45,13 +46,13 @@ def lfw_data(raw, data_home, **lfw):
 
 def test_lfw_draws_the_target_against_seeded_others_and_crops_the_face(tiny_raw, tmp_path):
     data = lfw_data(tiny_raw, write_lfw(tmp_path / "sk"))
-    images = lfw_images(data, seed=3)
+    images = load_images("face", data, seed=3)
     assert images.labels.tolist() == [0] * 6 + [1] * 6
     assert images.files[6:] == [f"Alice_Smith/Alice_Smith_{i:04d}.jpg" for i in range(1, 7)]
     assert all(f.split("/")[0] in ("Bob_Jones", "Carol_White", "Dan_Brown") for f in images.files[:6])
-    assert images.files == lfw_images(data, seed=3).files and images.files != lfw_images(data, seed=4).files
+    assert images.files == load_images("face", data, seed=3).files and images.files != load_images("face", data, seed=4).files
     assert images.pixels.max() < 130  # only the face box: none of the white background is left
-    counts = prepare.run("face", data, 0, tmp_path / "out")
+    counts = prepare.prepare_task("face", data, 0, tmp_path / "out").counts
     assert counts == {"train": {"other": 3, "target": 3}, "val": {"other": 1, "target": 2},
                       "test": {"other": 2, "target": 1}}
 
@@ -62,13 +63,13 @@ def test_lfw_draws_the_target_against_seeded_others_and_crops_the_face(tiny_raw,
 ])
 def test_lfw_wrong_person_or_too_many_others_is_an_error(tiny_raw, tmp_path, lfw, message):
     with pytest.raises(DataError, match=message):
-        lfw_images(lfw_data(tiny_raw, write_lfw(tmp_path / "sk"), **lfw), seed=0)
+        load_images("face", lfw_data(tiny_raw, write_lfw(tmp_path / "sk"), **lfw), seed=0)
 
 
 def test_lfw_without_cache_or_download_names_the_cache_folder(tiny_raw, tmp_path):
     with pytest.raises(DataError, match=rf"^LFW is not in the cache folder '{tmp_path}/empty/lfw_home' \(.*pairsDevTrain.txt "
                                         r"is missing\) and data.<task>.lfw.download is false; run prepare once"):
-        lfw_images(lfw_data(tiny_raw, tmp_path / "empty"), seed=0)
+        load_images("face", lfw_data(tiny_raw, tmp_path / "empty"), seed=0)
 
 
 @pytest.mark.filterwarnings("ignore:Retry downloading from url")
@@ -79,7 +80,7 @@ def test_lfw_download_without_network_names_the_cache_folder(tiny_raw, tmp_path,
     monkeypatch.setattr(time, "sleep", lambda seconds: None)  # scikit-learn waits between its retries
     with pytest.raises(DataError, match=rf"^LFW is not in the cache folder '{tmp_path}/offline/lfw_home' \(.*Network is "
                                         r"unreachable.*\) and downloading it failed; run prepare once on a machine with network"):
-        lfw_images(lfw_data(tiny_raw, tmp_path / "offline", download=True), seed=0)
+        load_images("face", lfw_data(tiny_raw, tmp_path / "offline", download=True), seed=0)
 
 
 def fer_images(emotion, n, start=0):
@@ -106,7 +107,7 @@ def test_fer2013_csv_maps_labels_uses_its_test_rows_and_skips_bad_rows(tiny_raw,
             rows.append((code, " ".join(map(str, image.ravel())), usage[i]))
     rows.append((3, "1 2 3", "Training"))
     pd.DataFrame(rows, columns=["emotion", "pixels", "Usage"]).to_csv(tmp_path / "fer2013.csv", index=False)
-    counts = prepare.run("emotion", fer_data(tiny_raw, tmp_path / "fer2013.csv"), 0, tmp_path / "out", tmp_path / "d.json")
+    counts = prepare.prepare_task("emotion", fer_data(tiny_raw, tmp_path / "fer2013.csv"), 0, tmp_path / "out", tmp_path / "d.json").counts
     assert counts["test"] == {"angry": 2, "happy": 2, "sad": 2}  # the PublicTest and PrivateTest rows
     assert {s: sum(c.values()) for s, c in counts.items()} == {"train": 10, "val": 5, "test": 6}
     report = json.loads((tmp_path / "d.json").read_text())
@@ -119,7 +120,7 @@ def test_fer2013_csv_maps_labels_uses_its_test_rows_and_skips_bad_rows(tiny_raw,
 def test_fer2013_csv_with_a_wrong_emotion_says_which_line(tiny_raw, tmp_path):
     (tmp_path / "fer.csv").write_text("emotion,pixels,Usage\n3,1 2,Training\n9,1 2,Training\n")
     with pytest.raises(DataError, match=r"fer.csv' line 3: emotion '9' is not 0-6 \(0 angry, 1 disgust"):
-        prepare.run("emotion", fer_data(tiny_raw, tmp_path / "fer.csv"), 0, tmp_path / "out")
+        prepare.prepare_task("emotion", fer_data(tiny_raw, tmp_path / "fer.csv"), 0, tmp_path / "out")
 
 
 def write_release(root):
@@ -140,7 +141,7 @@ def test_fer2013_release_duplicates_never_cross_splits(tiny_raw, tmp_path):
         Image.fromarray(same).save(root / path)   # twice under one label, once under another: all dropped
     for path in ("train/sad/kept_train.png", "test/sad/kept_test.png"):
         Image.fromarray(clash).save(root / path)  # same label in train and in the release's test: the test copy stays
-    counts = prepare.run("emotion", fer_data(tiny_raw, root), 0, tmp_path / "out", tmp_path / "d.json")
+    counts = prepare.prepare_task("emotion", fer_data(tiny_raw, root), 0, tmp_path / "out", tmp_path / "d.json").counts
     report = json.loads((tmp_path / "d.json").read_text())
     assert report["conflicts"] == [{"files": ["train/angry/same_1.png", "train/angry/same_2.png", "test/happy/same_3.png"],
                                     "classes": ["angry", "angry", "happy"]}]
@@ -157,4 +158,4 @@ def test_fer2013_release_duplicates_never_cross_splits(tiny_raw, tmp_path):
 def test_fer2013_release_needs_a_train_folder(tiny_raw, tmp_path):
     (tmp_path / "angry").mkdir()
     with pytest.raises(DataError, match=r"is not a FER2013 image-folder release: it has no train/ folder \(it holds \['angry'\]\)"):
-        prepare.run("emotion", fer_data(tiny_raw, tmp_path), 0, tmp_path / "out")
+        prepare.prepare_task("emotion", fer_data(tiny_raw, tmp_path), 0, tmp_path / "out")

@@ -22,7 +22,7 @@ def read_wandb(run_dir):
 
 @pytest.mark.e2e  # a real W&B run, read back with wandb's own reader
 def test_offline_wandb_run_holds_config_epoch_metrics_and_summary(tiny_raw, tiny_params, tmp_path):
-    prepare.run("emotion", tiny_params.data["emotion"], 0, tmp_path / "emotion")
+    prepare.prepare_task("emotion", tiny_params.data["emotion"], 0, tmp_path / "emotion")
     splits, classes = load_prepared(tmp_path / "emotion")
     settings = WandbParams(mode="offline", project="facelab-test", entity=None, dir=str(tmp_path), watch_freq=10)
     run = start_wandb(settings, "emotion", "resnet18_scratch", {**tiny_raw, "git_commit": "abc"})

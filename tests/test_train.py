@@ -12,6 +12,7 @@ from facelab.data.augment import beyond_flip
 from facelab.data.batches import load_prepared
 from facelab.errors import TrainingDiverged
 from facelab.evaluation.experiment import evaluate_model
+from facelab.modelfile import load_trained
 from facelab.models import trained_model, weights_provenance
 from facelab.params import AUGMENT_OFF
 from facelab.training import experiment as train
@@ -20,7 +21,7 @@ from facelab.training import loop, optim
 
 @pytest.fixture
 def prepared(tiny_params, tmp_path):
-    prepare.run("emotion", tiny_params.data["emotion"], tiny_params.seed, tmp_path / "emotion")
+    prepare.prepare_task("emotion", tiny_params.data["emotion"], tiny_params.seed, tmp_path / "emotion")
     return load_prepared(tmp_path / "emotion")
 
 
@@ -172,8 +173,8 @@ def test_evaluate_scores_test_split_with_the_saved_model(tiny_params, prepared, 
     model_path = tmp_path / "models" / "emotion" / "resnet18_scratch.pt"
     info = json.loads(model_path.with_suffix(".json").read_text())
     names = [f"test/{i:03d}.png" for i in range(len(splits["test"].labels))]
-    out = evaluate_model(info, torch.load(model_path, weights_only=True), splits["test"], 64, names)
-    metrics, details = out["metrics"], out["details"]
+    out = evaluate_model(load_trained("emotion", "resnet18_scratch", root=tmp_path), splits["test"], 64, names)
+    metrics, details = out.metrics.model_dump(), out.details.to_json()
     # only what a reviewer compares; a scratch model has no starting weights to verify
     assert list(metrics) == ["test", "val", "train", "best_epoch", "train_seconds", "collapsed",
                              "weights_verified", "vanishing_gradients", "exploding_gradients"]
@@ -190,13 +191,13 @@ def test_evaluate_scores_test_split_with_the_saved_model(tiny_params, prepared, 
     assert metrics["test"]["acc_ci"][0] <= metrics["test"]["acc"] <= metrics["test"]["acc_ci"][1]
     assert details["epochs"] == 2 and details["test_images"] == len(splits["test"].labels)
     assert details["collapse"]["collapsed"] is metrics["collapsed"]
-    predictions = out["predictions"]
+    predictions = out.predictions
     assert list(predictions.columns) == ["actual", "predicted"] and len(predictions) == len(splits["test"].labels)
     assert metrics["test"]["acc"] == pytest.approx((predictions.actual == predictions.predicted).mean())
-    raw = np.array(out["confusion"]["raw"])
+    raw = np.array(out.confusion.raw)
     assert raw.sum() == len(predictions) and np.trace(raw) == (predictions.actual == predictions.predicted).sum()
-    assert out["confusion"]["classes"] == ["angry", "happy", "sad"]
-    assert out["classes"]["happy"]["support"] == (predictions.actual == "happy").sum()
+    assert out.confusion.classes == ["angry", "happy", "sad"]
+    assert out.classes["happy"]["support"] == (predictions.actual == "happy").sum()
 
 
 def test_two_same_seed_trainings_give_identical_metrics_and_byte_identical_model_files(tiny_params, prepared,

@@ -22,7 +22,7 @@ def workspace(path, raw):
     path.mkdir()
     (path / "params.yaml").write_text(yaml.safe_dump(raw))
     params = parse_params(raw)
-    prepare.run("emotion", params.data["emotion"], params.seed, path / "data" / "prepared" / "emotion")
+    prepare.prepare_task("emotion", params.data["emotion"], params.seed, path / "data" / "prepared" / "emotion")
     return path
 
 

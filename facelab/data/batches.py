@@ -9,12 +9,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from facelab import paths
 from facelab.accel import CPU, Accel
 from facelab.data import augment as augmentation
 from facelab.data.augment import Draws
 from facelab.errors import UserError
 from facelab.files import read_json
 from facelab.models import IMAGENET_MEAN, IMAGENET_STD
+from facelab.names import SPLITS
 from facelab.params import Augment
 
 
@@ -31,12 +33,12 @@ class SplitData:
 def load_prepared(folder: str | Path) -> tuple[dict[str, SplitData], tuple[str, ...]]:
     """Read data/prepared/<task>/: the three splits and the class names."""
     folder = Path(folder)
-    if not (folder / "classes.json").is_file():
+    if not paths.prepared_classes(folder).is_file():
         raise UserError(f"'{folder}' holds no prepared data; run `dvc repro prepare` first")
-    splits = {split: SplitData(torch.from_numpy(np.load(folder / f"{split}_x.npy")),
-                               torch.from_numpy(np.load(folder / f"{split}_y.npy")))
-              for split in ("train", "val", "test")}
-    return splits, tuple(read_json(folder / "classes.json")["classes"])
+    splits = {split: SplitData(torch.from_numpy(np.load(paths.prepared_images(folder, split))),
+                               torch.from_numpy(np.load(paths.prepared_labels(folder, split))))
+              for split in SPLITS}
+    return splits, tuple(read_json(paths.prepared_classes(folder))["classes"])
 
 
 def to_input(images: torch.Tensor, memory_format=torch.contiguous_format) -> torch.Tensor:

@@ -3,19 +3,33 @@ from __future__ import annotations
 
 import contextlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
+from facelab import paths
+from facelab.data.dataset import counts, header, load_images, manifest, split_rows, summary, write_splits
 from facelab.data.near import hashes
-from facelab.data.prepared import counts, header, load_images, manifest, split_rows, summary, write_splits
 from facelab.data.quality import check_bad_fraction, data_counts, dedupe, near_dedupe
 from facelab.errors import DataError
 from facelab.files import atomic_dir, atomic_path, remove_debris, scratch_path, write_csv, write_json
 from facelab.params import DataParams
 
 
-def run(task: str, data: DataParams, seed: int, out_dir: str | Path,
-        metrics_path: str | Path | None = None) -> dict:
-    """Prepare one task into out_dir; return its counts per split and class.
+@dataclass(frozen=True)
+class Prepared:
+    """What prepare_task made: the images per split and class, and the data report it wrote beside them."""
+    counts: dict[str, dict[str, int]]
+    report: dict  # quality.data_counts: counts, every file not used and why, warnings
+
+    def lines(self) -> list[str]:
+        """What the prepare stage prints: the counts per split, then the files not used and every warning."""
+        return ([f"{split}: " + ", ".join(f"{k} {v}" for k, v in per_class.items())
+                 for split, per_class in self.counts.items()] + summary(self.report))
+
+
+def prepare_task(task: str, data: DataParams, seed: int, out_dir: str | Path,
+                 metrics_path: str | Path | None = None) -> Prepared:
+    """Prepare one task into out_dir; return its counts per split and class, and its data report.
 
     metrics_path: where the data report goes (counts, every file not used and why; see quality.data_counts).
     Every decoded image goes to a scratch file beside out_dir, removed at the end; only labels, names and digests
@@ -41,9 +55,9 @@ def run(task: str, data: DataParams, seed: int, out_dir: str | Path,
         with atomic_path(metrics_path) if metrics_path is not None else contextlib.nullcontext() as report_tmp:
             with atomic_dir(out_dir) as tmp:
                 write_splits(tmp, loaded, splits)
-                write_csv(tmp / "manifest.csv", manifest(loaded, splits, data.classes))
-                write_json(tmp / "classes.json", {"classes": list(data.classes), "img_size": data.img_size,
-                                                   "faces": data.faces, "min_side": data.min_side})
+                write_csv(paths.prepared_manifest(tmp), manifest(loaded, splits, data.classes))
+                write_json(paths.prepared_classes(tmp), {"classes": list(data.classes), "img_size": data.img_size,
+                                                         "faces": data.faces, "min_side": data.min_side})
                 if report_tmp is not None:
                     report_tmp.write_text(json.dumps(report, indent=2) + "\n")
-    return result
+    return Prepared(result, report)

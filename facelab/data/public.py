@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from PIL import Image
-from sklearn.datasets import fetch_lfw_people, get_data_home
+from sklearn.datasets import fetch_lfw_people
 
 from facelab.data.images import BAD_ROW, BadImage, Entry, Images, Skipped, display_name, read_files, square_pixels
 from facelab.data.pixels import PixelStore
-from facelab.data.sources import list_folder, scan_folders, user_path
+from facelab.data.sources import list_class_folders, list_folder
 from facelab.errors import DataError
 from facelab.params import FER2013_LABELS, DataParams
 
@@ -27,9 +27,10 @@ FER2013_SIDE = 48
 FER2013_TEST_USAGE = ("PublicTest", "PrivateTest")  # the CSV's test rows; the folder release's test/ holds both
 
 
-def lfw_images(data: DataParams, seed: int, scratch: Path | None = None) -> Images:
-    """classes[1]: every image of data.lfw.target; classes[0]: data.lfw.n_other images of everybody else, seeded."""
-    folder = lfw_folder(data.path, data.lfw.download)
+def lfw_images(cache: Path, data: DataParams, seed: int, scratch: Path | None = None) -> Images:
+    """classes[1]: every image of data.lfw.target; classes[0]: data.lfw.n_other images of everybody else, seeded.
+    cache: scikit-learn's lfw_home folder (sources.source_root)."""
+    folder = lfw_folder(cache, data.lfw.download)
     people = [p.name for p in list_folder(folder)[1]]
     target = data.lfw.target
     if target not in people:
@@ -47,15 +48,14 @@ def lfw_images(data: DataParams, seed: int, scratch: Path | None = None) -> Imag
                       min_side=data.min_side)
 
 
-def lfw_folder(data_home: str | None, download: bool) -> Path:
-    """<data_home>/lfw_home/lfw_funneled, downloaded by scikit-learn first if it is missing and download is true."""
-    home = Path(get_data_home(None if data_home is None else str(user_path(data_home, 'data.<task>.path'))))
-    cache = home / "lfw_home"
+def lfw_folder(cache: Path, download: bool) -> Path:
+    """<cache>/lfw_funneled, downloaded by scikit-learn first if it is missing and download is true.
+    cache: <data_home>/lfw_home, where scikit-learn keeps LFW."""
     try:
         # fetch_lfw_people checks the cache (downloading what is missing) before it reads any face;
         # asking only for people with more pictures than anyone has stops it there with a ValueError,
         # instead of decoding all 13,233 images into floats that prepare would not use.
-        fetch_lfw_people(data_home=str(home), download_if_missing=download, min_faces_per_person=NOBODY)
+        fetch_lfw_people(data_home=str(cache.parent), download_if_missing=download, min_faces_per_person=NOBODY)
     except OSError as error:
         how = ("downloading it failed" if download else
                "data.<task>.lfw.download is false")
@@ -68,11 +68,11 @@ def lfw_folder(data_home: str | None, download: bool) -> Path:
     return cache / "lfw_funneled"
 
 
-def fer2013_images(data: DataParams, scratch: Path | None = None) -> Images:
-    """FER2013 with its labels mapped to classes by data.fer2013; images of unmapped labels are counted, not used.
+def fer2013_images(path: Path, data: DataParams, scratch: Path | None = None) -> Images:
+    """FER2013 from `path` (data.<task>.path: the CSV or the image-folder release) with its labels mapped to classes
+    by data.fer2013; images of unmapped labels are counted, not used.
 
     scratch: a file for the pixels (see facelab.data.pixels.PixelStore); None keeps them in memory."""
-    path = user_path(data.path, 'data.emotion.path')
     label_map = {label: data.classes.index(name)
                  for label, name in dataclasses.asdict(data.fer2013).items() if name is not None}
     if path.is_file():
@@ -93,7 +93,7 @@ def fer2013_folder_images(root: Path, label_map: dict[str, int], classes: tuple[
                         f"the folder that holds train/ and test/")
     entries, not_used, notes, folders = [], {}, [], []
     for part in parts:
-        found, others, part_notes = scan_folders(root / part, tuple(label_map))
+        found, others, part_notes = list_class_folders(root / part, tuple(label_map))
         notes += part_notes + [f"folder '{root / part / name}' is not a FER2013 label {list(FER2013_LABELS)}; "
                                f"its files are not used" for name in others if name not in FER2013_LABELS]
         not_used.update({f"{part}/{name}": count for name, count in others.items()})

@@ -6,19 +6,16 @@ from pathlib import Path
 
 from facelab.data.images import display_name
 from facelab.data.listing import Listing, children, class_folder, list_tree, same_name
-from facelab.data.sources import user_path
+from facelab.data.sources import source_root
+from facelab.files import write_json
 from facelab.params import DataParams
 
 
-def source_root(task: str, data: DataParams) -> Path | None:
-    """The file or folder prepare reads for this source; None for the generated faces (params say it all)."""
-    if data.source == "generated":
-        return None
-    if data.source == "lfw":  # scikit-learn's data home, as fetch_lfw_people uses it
-        from sklearn.datasets import get_data_home
-        home = None if data.path is None else str(user_path(data.path, f"data.{task}.path"))
-        return Path(get_data_home(home)) / "lfw_home"
-    return user_path(data.path, f"data.{task}.path")
+def write_fingerprint(task: str, data: DataParams, out: Path) -> str:
+    """The scan stage's work: the fingerprint of the task's source written to `out`; returns the line it prints."""
+    found = fingerprint(task, data)
+    write_json(out, found)
+    return f"{found['source']}: {len(found['files'])} file(s) under {found['path']}"
 
 
 def fingerprint(task: str, data: DataParams) -> dict:

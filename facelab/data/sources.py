@@ -35,12 +35,25 @@ def generated_images(task: str, data: DataParams, seed: int, scratch: Path | Non
     return Images(pixels, labels.astype(np.int64), files, digests)
 
 
-def user_path(path: str, where: str) -> Path:
+def source_root(task: str, data: DataParams) -> Path | None:
+    """The file or folder prepare reads for the task's source, which scan fingerprints: the one place a source's
+    path is resolved. For LFW, scikit-learn's cache folder (lfw_home). None for the generated faces: the params
+    say it all."""
+    if data.source == "generated":
+        return None
+    if data.source == "lfw":  # scikit-learn's data home, as fetch_lfw_people uses it
+        from sklearn.datasets import get_data_home  # here, not at the top: scan imports this module and needs no more
+        home = None if data.path is None else str(user_path(data.path, task))
+        return Path(get_data_home(home)) / "lfw_home"
+    return user_path(data.path, task)
+
+
+def user_path(path: str, task: str) -> Path:
     """data.<task>.path with '~' expanded; a home that cannot be found is an error naming the key."""
     try:
         return Path(path).expanduser()
     except RuntimeError as error:  # Path.expanduser: '~nosuchuser' or no HOME
-        raise DataError(f"{where}: cannot expand '{path}' ({error}); write the full path instead") from error
+        raise DataError(f"data.{task}.path: cannot expand '{path}' ({error}); write the full path instead") from error
 
 
 def folder_images(root: Path, classes: tuple[str, ...], img_size: int, scratch: Path | None = None,
@@ -51,7 +64,7 @@ def folder_images(root: Path, classes: tuple[str, ...], img_size: int, scratch: 
     Each file is used, ignored (not an image file) or skipped with its reason; folders under a class folder that
     cannot be listed (a link loop, no permission) are skipped rows too. Sub-folders of root that are not classes
     are counted in `not_used` and named in `warnings`."""
-    found, others, notes = scan_folders(root, classes)
+    found, others, notes = list_class_folders(root, classes)
     entries = [Entry(path, label, display_name(path.relative_to(root)))
                for label, name in enumerate(classes) for path in found[name].files]
     notes += [f"folder '{root / name}' ({count} files) is not one of the classes {list(classes)}; "
@@ -62,7 +75,7 @@ def folder_images(root: Path, classes: tuple[str, ...], img_size: int, scratch: 
     return dataclasses.replace(images, skipped=folders + images.skipped, not_used=others, warnings=tuple(notes))
 
 
-def scan_folders(root: Path, wanted: tuple[str, ...]) -> tuple[dict[str, Listing], dict[str, int], list[str]]:
+def list_class_folders(root: Path, wanted: tuple[str, ...]) -> tuple[dict[str, Listing], dict[str, int], list[str]]:
     """The listing of each wanted sub-folder of root, the other sub-folders with their file counts, and notes on
     what is not read (loose files, other folders, unreadable ones). Only the wanted folders must be readable: an
     unreadable folder beside them (lost+found) is a note. A wanted folder that is missing, empty or unreadable

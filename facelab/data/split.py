@@ -7,8 +7,6 @@ from sklearn.model_selection import train_test_split
 from facelab.errors import DataError
 from facelab.params import Split
 
-SPLITS = ("train", "val", "test")
-
 
 def stratified_split(labels: np.ndarray, fractions: Split, seed: int,
                      class_names: tuple[str, ...]) -> dict[str, np.ndarray]:

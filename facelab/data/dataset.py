@@ -6,11 +6,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from facelab import paths
 from facelab.data.images import Images
 from facelab.data.pixels import save_rows
 from facelab.data.public import fer2013_images, lfw_images
-from facelab.data.sources import folder_images, generated_images, user_path
-from facelab.data.split import SPLITS, grouped, split_with_fixed_test, stratified_split
+from facelab.data.sources import folder_images, generated_images, source_root
+from facelab.data.split import grouped, split_with_fixed_test, stratified_split
+from facelab.names import SPLITS
 from facelab.params import DataParams
 
 
@@ -18,14 +20,14 @@ def load_images(task: str, data: DataParams, seed: int, scratch: Path | None = N
     """Decode every image of the task's source once, at data.img_size, one at a time.
 
     scratch: a file for the pixels (then a read-only memmap of it; see facelab.data.pixels); None keeps them in memory."""
-    if data.source == "generated":
+    root = source_root(task, data)
+    if root is None:
         return generated_images(task, data, seed, scratch)
     if data.source == "lfw":
-        return lfw_images(data, seed, scratch)
+        return lfw_images(root, data, seed, scratch)
     if data.source == "fer2013":
-        return fer2013_images(data, scratch)
-    return folder_images(user_path(data.path, f"data.{task}.path"), data.classes, data.img_size, scratch, data.faces,
-                         data.min_side)
+        return fer2013_images(root, data, scratch)
+    return folder_images(root, data.classes, data.img_size, scratch, data.faces, data.min_side)
 
 
 def split_rows(images: Images, keep: np.ndarray, data: DataParams, seed: int,
@@ -50,8 +52,8 @@ def header(task: str, data: DataParams, images: Images) -> dict:
 
 def write_splits(folder: Path, images: Images, splits: dict[str, np.ndarray]) -> None:
     for split, rows in splits.items():
-        save_rows(folder / f"{split}_x.npy", images.pixels, rows)
-        np.save(folder / f"{split}_y.npy", images.labels[rows])
+        save_rows(paths.prepared_images(folder, split), images.pixels, rows)
+        np.save(paths.prepared_labels(folder, split), images.labels[rows])
 
 
 def manifest(images: Images, splits: dict[str, np.ndarray], classes: tuple[str, ...]) -> pd.DataFrame:
