@@ -92,7 +92,7 @@ def scratch_path(beside: str | Path, kind: str) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def write_with(path: str | Path, writer: Callable[[Path], None]) -> None:
+def write_with(path: str | Path, writer: Callable[[Path], object]) -> None:
     """Call writer(tmp_path) and move the result onto `path` atomically."""
     with atomic_path(path) as tmp:
         writer(tmp)

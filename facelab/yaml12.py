@@ -1,7 +1,9 @@
-"""YAML as DVC reads it (YAML 1.2: `no` is a string, `1e-3` a number), for params.yaml, dvc.lock and metrics files."""
+"""YAML as DVC reads it (YAML 1.2: `no` is a string, `1e-3` a number), for params.yaml, dvc.lock and metrics
+files."""
 from __future__ import annotations
 
 from ruamel.yaml import YAML, YAMLError
+from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.nodes import MappingNode, SequenceNode
 
 from facelab.errors import UserError
@@ -14,9 +16,10 @@ def load_yaml(text: str, name: str, error: type[UserError] = UserError) -> tuple
         lines = key_lines(YAML(typ="safe", pure=True).compose(text), (), name, error)  # first: it names both lines
         return YAML(typ="safe", pure=True).load(text), lines
     except YAMLError as problem:
-        mark, start = getattr(problem, "problem_mark", None), getattr(problem, "context_mark", None)
-        if mark is None:
+        # a reader's error (a character YAML does not allow) has no marks; the others mark where they are
+        if not isinstance(problem, MarkedYAMLError) or problem.problem_mark is None:
             raise error(f"{name}: YAML syntax error ({problem}); fix it") from problem
+        mark, start = problem.problem_mark, problem.context_mark
         text = f"{name}: YAML syntax error at line {mark.line + 1}, column {mark.column + 1}: {problem.problem}"
         if start is not None and start.line < mark.line and "stream end" in str(problem.problem):
             # an unclosed bracket is found only where the file ends: the line to fix is where it opened

@@ -40,7 +40,8 @@ def class_report(actual: np.ndarray, predicted: np.ndarray, classes: tuple[str, 
     precision, recall = ratio(tp, guessed), ratio(tp, support)
     table = np.stack([precision, recall, ratio(2 * tp, support + guessed), support], 1)
     keys = ("precision", "recall", "f1-score", "support")
-    report = {name: dict(zip(keys, map(float, row))) for name, row in zip(classes, table)}
+    report: dict[str, dict[str, float] | float] = {name: dict(zip(keys, map(float, row)))
+                                                   for name, row in zip(classes, table)}
     report["accuracy"] = float(tp.sum() / max(support.sum(), 1))
     for average, weights in (("macro avg", np.ones_like(support)), ("weighted avg", support)):
         means = table[:, :3].T @ weights / weights.sum() if weights.sum() else np.zeros(3)

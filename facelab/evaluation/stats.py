@@ -1,4 +1,5 @@
-"""Statistics that say how sure a score is: bootstrap intervals, paired comparisons, McNemar's exact test, collapse detection."""
+"""Statistics that say how sure a score is: bootstrap intervals, paired comparisons, McNemar's exact test,
+collapse detection."""
 from __future__ import annotations
 
 import math
@@ -160,7 +161,7 @@ def paired_bootstrap_diff(actual, predicted_a, predicted_b, num_classes: int, me
     diffs = np.concatenate([score(confusion_counts(codes_b[index], num_classes))
                             - score(confusion_counts(codes_a[index], num_classes))
                             for index in _stratified_indices(actual, num_classes, n_resamples, rng)])
-    p_value = float(min(1.0, 2 * min(np.mean(diffs <= 0), np.mean(diffs >= 0))))
+    p_value = min(1.0, 2 * min(float(np.mean(diffs <= 0)), float(np.mean(diffs >= 0))))
     return {"diff": diff, "ci": list(_interval(diffs, level)), "p_value": p_value,
             "images_needed": _images_needed(diff, float(np.std(diffs)), actual.size, 1 - level)}
 

@@ -6,6 +6,7 @@ A document is a list of blocks: ("heading", level, text, anchor) | ("text", str)
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 
 STYLE = ("body{font-family:sans-serif;max-width:1100px;margin:auto;padding:0 12px}img{max-width:100%}"
          "table{border-collapse:collapse;margin:6px 0}td,th{border:1px solid #ccc;padding:3px 8px}"
@@ -26,7 +27,8 @@ def html_links(links: list[tuple[str, str]]) -> str:
     return f"<ul>{items}</ul>"
 
 
-HTML = {
+# each block kind's renderer, called with the block's fields after its kind
+HTML: dict[str, Callable[..., str]] = {
     "heading": lambda level, text, anchor: f"<h{level} id='{html.escape(anchor)}'>{html.escape(text)}</h{level}>",
     "text": lambda text: f"<p>{html.escape(text)}</p>",
     "list": lambda items: f"<ul>{cells('li', items)}</ul>",
@@ -38,7 +40,7 @@ HTML = {
     "fold": lambda summary, blocks: (f"<details><summary>{html.escape(summary)}</summary>\n"
                                      f"{render_html_blocks(blocks)}\n</details>"),
 }
-MARKDOWN = {
+MARKDOWN: dict[str, Callable[..., str]] = {
     "heading": lambda level, text, anchor: f"{'#' * level} {text}",
     "text": lambda text: text,
     "list": lambda items: "\n".join(f"- {item}" for item in items),
