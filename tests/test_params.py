@@ -131,18 +131,12 @@ def test_a_yaml_mistake_is_one_error_line_when_a_stage_runs_directly(tmp_path):
     assert result.stderr == "error: params.yaml: key 'seed' is given twice, at line 1 and line 2; keep one\n"
 
 
-def test_a_key_missing_from_params_is_an_error_naming_the_documented_value(tmp_path):
-    import subprocess
+def test_a_key_missing_from_params_is_an_error_naming_it(tmp_path):
     text = (ROOT / "params.yaml").read_text()
-    (tmp_path / "params.yaml").write_text(text)
-    for command in (["init", "-q"], ["add", "params.yaml"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "p"]):
-        subprocess.run(["git", *command], cwd=tmp_path, check=True)
     lines = [line for line in text.splitlines() if not line.strip().startswith("select_by:")]
-    (tmp_path / "params.yaml").write_text("\n".join(lines) + "\n")
     with pytest.raises(ParamsError, match=r"^train: missing key\(s\) \['select_by'\]; add them to params.yaml \(every "
-                                          r"key is required: params.yaml holds every default; the committed "
-                                          r"params.yaml has select_by: \"val_macro_f1\"\)$"):
-        load_params(tmp_path / "params.yaml")
+                                          r"key is required: params.yaml holds every default\)$"):
+        load_params(write(tmp_path, "\n".join(lines) + "\n"))
 
 
 @pytest.mark.parametrize("line, check", [

@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 
 from facelab.errors import ParamsError
-from facelab.params.schema import FER2013_LABELS, GENERATED_CLASSES, DataParams
+from facelab.params.schema import FER2013_LABELS, GENERATED_CLASSES, DataParams, Fer2013
 
 MAX_GENERATED_IMG_SIZE = 512  # the face generator draws at twice the size; larger would take minutes per image
 # What each source needs beyond the keys every task has: the key, and what to put there.
@@ -30,22 +30,23 @@ def check_data(task: str, data: DataParams) -> None:
     if data.source == "generated" and data.img_size > MAX_GENERATED_IMG_SIZE:
         raise ParamsError(f"{where}.img_size: {data.img_size} is over {MAX_GENERATED_IMG_SIZE}, the largest the "
                           f"generated faces are drawn at; use {MAX_GENERATED_IMG_SIZE} or less")
-    if data.source == "generated" and task == "face" and data.generated.target_fraction is None:
+    if data.source == "generated" and task == "face" and data.generated and data.generated.target_fraction is None:
         raise ParamsError(f"{where}.generated.target_fraction: missing; the face task needs the target's share, "
                           f"inside (0, 1)")
     if data.source == "lfw" and len(data.classes) != 2:
         raise ParamsError(f"{where}.classes: source 'lfw' is a binary task [others, target person], "
                           f"got {list(data.classes)}")
-    if data.source == "fer2013":
-        check_fer2013(data, where)
+    if data.source == "fer2013" and data.fer2013:
+        check_fer2013(data.fer2013, data.classes, where)
 
 
-def check_fer2013(data: DataParams, where: str) -> None:
-    mapping = dataclasses.asdict(data.fer2013)
+def check_fer2013(fer2013: Fer2013, classes: tuple[str, ...], where: str) -> None:
+    """Each FER2013 label maps to one of the task's classes (or to none), and each class gets a label."""
+    mapping = dataclasses.asdict(fer2013)
     for label, name in mapping.items():
-        if name is not None and name not in data.classes:
-            raise ParamsError(f"{where}.fer2013.{label}: '{name}' is not one of {list(data.classes)}")
-    unfed = [name for name in data.classes if name not in mapping.values()]
+        if name is not None and name not in classes:
+            raise ParamsError(f"{where}.fer2013.{label}: '{name}' is not one of {list(classes)}")
+    unfed = [name for name in classes if name not in mapping.values()]
     if unfed:
         raise ParamsError(f"{where}.fer2013: no FER2013 label maps to class(es) {unfed}; "
                           f"set one of {list(FER2013_LABELS)} to each")

@@ -1,8 +1,9 @@
 """Params loader: params.yaml, read as DVC reads it (YAML 1.2), validated by the schema, returned typed and frozen."""
 from __future__ import annotations
 
+import dataclasses
 import json
-import subprocess
+import types
 import typing
 from pathlib import Path
 
@@ -10,12 +11,13 @@ from pydantic import TypeAdapter, ValidationError
 
 from facelab.errors import ParamsError, closest_key
 from facelab.params.checks import check_data
-from facelab.params.schema import Augment, Params, Recipe, TrainParams
+from facelab.params.schema import Augment, KeyProblem, Params, Recipe, TrainParams
 from facelab.yaml12 import load_yaml
 
 WANTED = {"int": "an integer", "float": "a number", "bool": "true or false", "string": "a string", "tuple": "a list",
           "dataclass": "a mapping", "dict": "a mapping", "list": "a list"}
 UNKNOWN = ("unexpected_keyword_argument", "extra_forbidden")
+T = typing.TypeVar("T")
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
@@ -27,16 +29,15 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raw, lines = load_yaml(path.read_text(), str(path), ParamsError)
     except (OSError, UnicodeDecodeError) as error:
         raise ParamsError(f"{path}: cannot be read ({error})") from error
-    return parse_params(raw or {}, str(path), lines, path)
+    return parse_params(raw or {}, str(path), lines)
 
 
-def parse_params(raw: dict, source: str = "params.yaml", lines: dict | None = None,
-                 path: Path | None = None) -> Params:
-    """The typed Params of a mapping read from YAML; `path`'s committed version documents a missing key's value."""
+def parse_params(raw: object, source: str = "params.yaml", lines: dict | None = None) -> Params:
+    """The typed Params of a mapping read from YAML (`lines`: a key path's line, for the error)."""
     raw = json.loads(json.dumps(raw))  # plain dicts and lists: what W&B's config and the model cards record
     if not isinstance(raw, dict):
         raise ParamsError(f"{source}: expected a mapping of seed, data, models, train and wandb, got {raw!r}")
-    params = validate(Params, merge_augment(raw), lines, committed=path)
+    params = validate(Params, merge_augment(raw), lines)
     for task, data in params.data.items():
         check_data(task, data)
     return params
@@ -62,7 +63,7 @@ def merge_augment(raw: dict) -> dict:
                               for name, recipe in models.items()}}
 
 
-def validate(cls, raw, lines: dict | None, prefix: str = "", committed: Path | None = None):
+def validate(cls: type[T], raw: object, lines: dict | None, prefix: str = "") -> T:
     """`raw` as a `cls`, else pydantic's first error in our words: the key, what is wrong, how to fix it, its line."""
     try:
         return TypeAdapter(cls).validate_python(raw)
@@ -73,16 +74,19 @@ def validate(cls, raw, lines: dict | None, prefix: str = "", committed: Path | N
     if kind == "missing":
         missing = [e["loc"][-1] for e in errors if e["type"] == "missing" and tuple(e["loc"][:-1]) == loc[:-1]]
         raise ParamsError(f"{dotted(prefix, loc[:-1])}: missing key(s) {missing}; add them to params.yaml (every key "
-                          f"is required: params.yaml holds every default{documented(committed, loc[:-1], missing)})")
+                          f"is required: params.yaml holds every default)")
     if kind in UNKNOWN:
-        allowed = list(typing.get_type_hints(field_type(cls, loc[:-1])))
+        allowed = [field.name for field in dataclasses.fields(field_type(cls, loc[:-1]))]
         close = closest_key(str(loc[-1]), allowed)
         text = f"unknown key '{loc[-1]}'; " + (f"did you mean '{close}'?" if close else f"allowed keys: {allowed}")
         loc = loc[:-1]
     elif kind == "literal_error":
         text = f"'{value}' is not one of {list(typing.get_args(field_type(cls, loc)))}"
     elif kind == "value_error":
-        text = str(first["ctx"]["error"]).replace("{at}", dotted(prefix, loc[:-1]))
+        problem = first["ctx"]["error"]
+        if isinstance(problem, KeyProblem):  # a block's rule between its keys: shown at the key it names
+            loc = (*loc, problem.key)
+        text = str(problem).replace("{at}", dotted(prefix, loc[:-1]))
     elif kind.split("_")[0] in WANTED:
         text = f"expected {WANTED[kind.split('_')[0]]}, got {value!r}"
         if isinstance(value, bool) and kind == "string_type":  # YAML 1.2: true/false are the only booleans
@@ -93,26 +97,15 @@ def validate(cls, raw, lines: dict | None, prefix: str = "", committed: Path | N
     raise ParamsError(f"{dotted(prefix, loc)}: {text}" + (f" (params.yaml line {line})" if line else ""))
 
 
-def documented(path: Path | None, loc: tuple, keys: list) -> str:
-    """The missing keys' values in the last committed params.yaml (git HEAD), which documents every default."""
-    shown = path and subprocess.run(["git", "show", f"HEAD:./{path.name}"], cwd=path.parent.resolve(),
-                                    capture_output=True, text=True)
-    block = load_yaml(shown.stdout, f"git HEAD:{path.name}")[0] if shown and shown.returncode == 0 else None
-    for part in loc:
-        block = block.get(part) if isinstance(block, dict) else None
-    found = [f"{key}: {json.dumps(block[key])}" for key in keys if isinstance(block, dict) and key in block]
-    return f"; the committed params.yaml has {', '.join(found)}" if found else ""
-
-
 def dotted(prefix: str, loc: tuple) -> str:
     """('data', 'face', 'classes', 0) -> data.face.classes[0]"""
     text = ".".join([prefix] * bool(prefix) + [str(p) for p in loc if not isinstance(p, int)])
     return (text + "".join(f"[{p}]" for p in loc if isinstance(p, int))) or "params"
 
 
-def field_type(cls, loc: tuple):
-    """The annotated type at a location of the schema, through nested dataclasses, mappings and Optional."""
+def field_type(cls: typing.Any, loc: tuple) -> typing.Any:
+    """The annotated type at a location of the schema, through nested dataclasses and `X | None`."""
     for part in (p for p in loc if not isinstance(p, int)):
         hint = typing.get_type_hints(cls)[part]
-        cls = typing.get_args(hint)[0] if typing.get_origin(hint) is typing.Union else hint  # Optional[X]: X
+        cls = typing.get_args(hint)[0] if typing.get_origin(hint) in (typing.Union, types.UnionType) else hint
     return cls

@@ -1,127 +1,341 @@
-"""Params schema: params.yaml's typed, frozen shape. Every key is required: params.yaml holds every default."""
+"""Params schema: params.yaml's typed, frozen shape. Every key is required: params.yaml holds every default.
+
+Each block of params.yaml is a frozen pydantic dataclass below; a key's rule is a named validator beside it.
+A validator's message may write {at} for its block's key path (data.face): the loader fills it in.
+"""
 from __future__ import annotations
 
 import dataclasses
 import unicodedata
-from typing import Annotated, Literal, Optional
+from collections.abc import Iterator, Mapping
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-from pydantic import AfterValidator, ConfigDict, Strict, with_config
+from pydantic import AfterValidator, ConfigDict, Strict, model_validator
 from pydantic import StrictBool as Bool
 from pydantic import StrictStr as Str
 from pydantic.dataclasses import dataclass
-from typing_extensions import TypedDict  # pydantic needs this one below Python 3.12
 
 from facelab.errors import closest_key
 from facelab.files import plain_folder_name
 
-# FER2013's seven labels: the CSV's emotion column holds their index, the image-folder release their names.
-FER2013_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 # The generated source draws these exact classes; label i of the generator is classes[i].
 GENERATED_CLASSES = {"face": ("other", "target"), "emotion": ("angry", "happy", "sad")}
 # Top-level modules of each torchvision architecture: models.<recipe>.frozen names these or their children.
 ARCH_MODULES = {"vgg16": ("features", "avgpool", "classifier"),
-                "resnet18": ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool", "fc")}
-TASKS = ("face", "emotion")
-RECIPES = ("vgg16_finetune", "resnet18_scratch", "resnet18_pretrained")
-FORBID = ConfigDict(extra="forbid")
+                "resnet18": ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool",
+                             "fc")}
+FORBID = ConfigDict(extra="forbid")  # a misspelt key is an error, never a silently ignored one
+N = TypeVar("N", int, float)
+V = TypeVar("V")
 
 
-def Checked(kind, problem):
-    """A `kind` whose problem(value, earlier keys of its block) is falsy, else the error ("{at}": the block's name)."""
-    def check(value, info):
-        if wrong := problem(value, info.data or {}):
-            raise ValueError(wrong)
-        return value
-    return Annotated[kind, AfterValidator(check)]
+class KeyProblem(ValueError):
+    """A rule between keys of one block is broken: raised by the block's validator, reported at `key`."""
+
+    def __init__(self, key: str, problem: str):
+        super().__init__(problem)
+        self.key = key
 
 
-def Num(test=lambda v: True, message="", kind: type = float):
-    """A strict number (no "1" for 1) that passes `test`; else `message`, formatted with the value, is the error."""
-    return Checked(Annotated[kind, Strict()], lambda v, _: not test(v) and message.format(v))
+# Named checks of one value: each returns the value, or raises the error the loader shows after the key's path.
+
+def positive(value: N) -> N:
+    if value <= 0:
+        raise ValueError(f"{value} must be > 0")
+    return value
 
 
-def class_names(names: tuple, _) -> str | None:
-    """What is wrong with a task's class names, or None."""
+def not_negative(value: N) -> N:
+    if value < 0:
+        raise ValueError(f"{value} must be >= 0")
+    return value
+
+
+def inside_0_1(value: float) -> float:
+    if not 0 < value < 1:
+        raise ValueError(f"{value} must be inside (0, 1)")
+    return value
+
+
+def share_or_off(value: float) -> float:
+    if not 0 <= value < 1:
+        raise ValueError(f"{value} must be inside [0, 1) (0: off)")
+    return value
+
+
+def at_least_2(value: int) -> int:
+    if value < 2:
+        raise ValueError(f"{value} must be >= 2")
+    return value
+
+
+def numpy_seed(value: int) -> int:
+    if not 0 <= value <= 2**32 - 1:
+        raise ValueError(f"{value} must be inside [0, 4294967295] (numpy and scikit-learn seeds)")
+    return value
+
+
+def lfw_folder_name(value: str) -> str:
+    if not value or "/" in value:
+        raise ValueError(f"'{value}' is not an LFW folder name such as George_W_Bush")
+    return value
+
+
+def class_folder_names(names: tuple[str, ...]) -> tuple[str, ...]:
+    """At least 2 distinct class names (after unicode normalisation), each a plain folder name."""
     bad = [name for name in names if not plain_folder_name(name)]
     if bad:
-        return (f"'{bad[0]}' is not a plain folder name; a class name is the name of a folder under {{at}}.path, "
-                f"without '/', '\\', '.' or '..'")
-    if len({unicodedata.normalize("NFC", c) for c in names}) != len(names) or len(names) < 2:
-        return f"need at least 2 distinct class names, got {list(names)}"
+        raise ValueError(f"'{bad[0]}' is not a plain folder name; a class name is the name of a folder under "
+                         f"{{at}}.path, without '/', '\\', '.' or '..'")
+    if len({unicodedata.normalize("NFC", name) for name in names}) != len(names) or len(names) < 2:
+        raise ValueError(f"need at least 2 distinct class names, got {list(names)}")
+    return names
 
 
-def frozen_modules(names: tuple, earlier: dict) -> str | None:
-    """What is wrong with a recipe's frozen names (each a module of its arch, or a child of one), or None."""
-    allowed = ARCH_MODULES.get(earlier.get("arch"), ())
-    wrong = [name for name in names if allowed and name.split(".")[0] not in allowed]
-    if wrong:
-        close = closest_key(wrong[0].split(".")[0], allowed)
-        return (f"'{wrong[0]}' is not a module of {earlier['arch']}; {f'did you mean {close!r}? ' if close else ''}"
-                f"its top-level modules are {list(allowed)}")
+def image_side(value: int) -> int:
+    """Below 32 px resnet18/vgg16 downsample the image to nothing; above 1024 a split no longer fits in memory."""
+    if value < 32:
+        raise ValueError(f"{value} is under 32; use 32 or more")
+    if value > 1024:
+        raise ValueError(f"{value} is over 1024; use 1024 or less")
+    return value
 
 
-def record(name: str, **fields):
-    """A frozen, validated dataclass of these fields ((type, None): may be left out), of this module so it pickles."""
-    return dataclass(frozen=True, config=FORBID)(dataclasses.make_dataclass(
-        name, [(key, *kind) if isinstance(kind, tuple) else (key, kind) for key, kind in fields.items()], frozen=True,
-        namespace={"__module__": __name__}))
+def bad_fraction(value: float) -> float:
+    if not 0 <= value < 1:
+        raise ValueError(f"{value} must be inside [0, 1) (0: any unreadable file stops prepare)")
+    return value
 
 
-Count = Num(lambda v: v > 0, "{} must be > 0", int)
-Whole = Num(lambda v: v >= 0, "{} must be >= 0", int)
-Positive = Num(lambda v: v > 0, "{} must be > 0")
-NonNegative = Num(lambda v: v >= 0, "{} must be >= 0")
-Unit = Num(lambda v: 0 < v < 1, "{} must be inside (0, 1)")
-Share = Num(lambda v: 0 <= v < 1, "{} must be inside [0, 1) (0: off)")
-Split = record("Split", train=Unit, val=Unit, test=Unit)
-Generated = record("Generated", n_images=Count, n_identities=Num(lambda v: v >= 2, "{} must be >= 2", int),
-                   difficulty=NonNegative, target_fraction=(Optional[Unit], None))  # the face task only
-Lfw = record("Lfw", target=Checked(Str, lambda v, _: (not v or "/" in v)
-                                   and f"'{v}' is not an LFW folder name such as George_W_Bush"), n_other=Count,
-             download=Bool)
-# The class each FER2013 label becomes; a label left out (or null) is dropped.
-Fer2013 = record("Fer2013", **{label: (Optional[Str], None) for label in FER2013_LABELS})
-# img_size: below 32 px resnet18/vgg16 downsample the image to nothing; above 1024 a split no longer fits in memory.
-# generated, lfw, fer2013: a source's own block, absent where the task uses another source.
-DataParams = record(
-    "DataParams", source=Literal["generated", "folder", "lfw", "fer2013"], path=Optional[Str],
-    classes=Checked(tuple[Str, ...], class_names),
-    img_size=Checked(Annotated[int, Strict()], lambda v, _: f"{v} is under 32; use 32 or more" if v < 32
-                     else f"{v} is over 1024; use 1024 or less" if v > 1024 else None),
-    split=Checked(Split, lambda s, _: abs(s.train + s.val + s.test - 1) > 1e-6
-                  and f"train + val + test = {s.train + s.val + s.test:g}; they must add up to 1"),
-    max_bad_fraction=Num(lambda v: 0 <= v < 1, "{} must be inside [0, 1) (0: any unreadable file stops prepare)"),
-    faces=Literal["none", "detect"], min_side=Count, near_duplicates=Literal["group", "drop", "keep"],
-    generated=(Optional[Generated], None), lfw=(Optional[Lfw], None), fer2013=(Optional[Fer2013], None))
-Augment = record(
-    "Augment", hflip=Bool,
-    crop_scale=Checked(tuple[Num(), ...], lambda v, _: not (len(v) == 2 and 0 < v[0] <= v[1] <= 1) and (
-        f"{list(v)} must be [low, high] with 0 < low <= high <= 1 (the share of the image's area a crop keeps; "
-        f"[1.0, 1.0]: no crop)")),
-    rotation=Num(lambda v: 0 <= v <= 180, "{} must be inside [0, 180] degrees (0: off)"), brightness=Share,
-    contrast=Share, erasing=Num(lambda v: 0 <= v <= 1, "{} must be inside [0, 1] (a probability; 0: off)"))
+def crop_area(value: tuple[float, ...]) -> tuple[float, ...]:
+    if not (len(value) == 2 and 0 < value[0] <= value[1] <= 1):
+        raise ValueError(f"{list(value)} must be [low, high] with 0 < low <= high <= 1 (the share of the image's "
+                         f"area a crop keeps; [1.0, 1.0]: no crop)")
+    return value
+
+
+def degrees(value: float) -> float:
+    if not 0 <= value <= 180:
+        raise ValueError(f"{value} must be inside [0, 180] degrees (0: off)")
+    return value
+
+
+def probability_or_off(value: float) -> float:
+    if not 0 <= value <= 1:
+        raise ValueError(f"{value} must be inside [0, 1] (a probability; 0: off)")
+    return value
+
+
+def dropout_rate(value: float) -> float:
+    if not 0 <= value < 1:
+        raise ValueError(f"{value} must be inside [0, 1)")
+    return value
+
+
+# Strict numbers: "1" is not 1, and true is not 1.
+Number = Annotated[float, Strict()]
+Count = Annotated[int, Strict(), AfterValidator(positive)]
+Whole = Annotated[int, Strict(), AfterValidator(not_negative)]
+Positive = Annotated[float, Strict(), AfterValidator(positive)]
+NonNegative = Annotated[float, Strict(), AfterValidator(not_negative)]
+Unit = Annotated[float, Strict(), AfterValidator(inside_0_1)]
+Share = Annotated[float, Strict(), AfterValidator(share_or_off)]
+
+
+class ByName(Mapping[str, V]):
+    """A record of blocks that is read as a mapping too: params.data[task], params.models[recipe], .items()."""
+
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]  # set by @dataclass on each subclass
+
+    def __getitem__(self, name: str) -> V:
+        if name not in self.__dataclass_fields__:
+            raise KeyError(name)
+        return getattr(self, name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.__dataclass_fields__)
+
+    def __len__(self) -> int:
+        return len(self.__dataclass_fields__)
+
+
+@dataclass(frozen=True, config=FORBID)
+class Split:
+    """data.<task>.split: each split's share of the images."""
+    train: Unit
+    val: Unit
+    test: Unit
+
+    @model_validator(mode="after")
+    def shares_add_up_to_1(self) -> Split:
+        total = self.train + self.val + self.test
+        if abs(total - 1) > 1e-6:
+            raise ValueError(f"train + val + test = {total:g}; they must add up to 1")
+        return self
+
+
+@dataclass(frozen=True, config=FORBID)
+class Generated:
+    """data.<task>.generated: the drawn faces' number, identities and difficulty."""
+    n_images: Count
+    n_identities: Annotated[int, Strict(), AfterValidator(at_least_2)]
+    difficulty: NonNegative
+    target_fraction: Unit | None = None  # the face task only
+
+
+@dataclass(frozen=True, config=FORBID)
+class Lfw:
+    """data.<task>.lfw: the person whose photos are the target class, and how many others to draw."""
+    target: Annotated[Str, AfterValidator(lfw_folder_name)]
+    n_other: Count
+    download: Bool
+
+
+@dataclass(frozen=True, config=FORBID)
+class Fer2013:
+    """data.<task>.fer2013: the class each FER2013 label becomes; a label left out (or null) is dropped.
+
+    The fields are FER2013's seven labels in order: the CSV's emotion column holds their index, the image-folder
+    release their names."""
+    angry: Str | None = None
+    disgust: Str | None = None
+    fear: Str | None = None
+    happy: Str | None = None
+    sad: Str | None = None
+    surprise: Str | None = None
+    neutral: Str | None = None
+
+
+@dataclass(frozen=True, config=FORBID)
+class DataParams:
+    """data.<task>: where a task's images come from, and how prepare checks, sizes and splits them."""
+    source: Literal["generated", "folder", "lfw", "fer2013"]
+    path: Str | None
+    classes: Annotated[tuple[Str, ...], AfterValidator(class_folder_names)]
+    img_size: Annotated[int, Strict(), AfterValidator(image_side)]
+    split: Split
+    max_bad_fraction: Annotated[float, Strict(), AfterValidator(bad_fraction)]
+    faces: Literal["none", "detect"]
+    min_side: Count
+    near_duplicates: Literal["group", "drop", "keep"]
+    # A source's own block, absent where the task uses another source.
+    generated: Generated | None = None
+    lfw: Lfw | None = None
+    fer2013: Fer2013 | None = None
+
+
+@dataclass(frozen=True, config=FORBID)
+class Augment:
+    """train.augment (or models.<recipe>.augment): the random changes to each training image."""
+    hflip: Bool
+    crop_scale: Annotated[tuple[Number, ...], AfterValidator(crop_area)]
+    rotation: Annotated[float, Strict(), AfterValidator(degrees)]
+    brightness: Share
+    contrast: Share
+    erasing: Annotated[float, Strict(), AfterValidator(probability_or_off)]
+
+
 # The one definition of "no augmentation": dataclasses.replace(AUGMENT_OFF, hflip=True) keeps only the flip.
 AUGMENT_OFF = Augment(hflip=False, crop_scale=(1.0, 1.0), rotation=0.0, brightness=0.0, contrast=0.0, erasing=0.0)
-# augment: absent means train.augment; a mapping overrides some of its keys.
-Recipe = record(
-    "Recipe", arch=Literal["vgg16", "resnet18"], weights=Literal["imagenet", "none"],
-    frozen=Checked(tuple[Str, ...], frozen_modules), head_hidden=Whole,
-    dropout=Num(lambda v: 0 <= v < 1, "{} must be inside [0, 1)"), optimizer=Literal["adam", "adamw", "sgd"],
-    lr=Positive, momentum=NonNegative, weight_decay=NonNegative, epochs=Count, batch_size=Count,
-    schedule=Literal["none", "cosine", "step"], step_size=Count, gamma=Positive, augment=(Optional[Augment], None))
-TrainParams = record(
-    "TrainParams", augment=Augment, class_weights=Literal["none", "balanced"],
-    select_by=Literal["val_loss", "val_macro_f1"], label_smoothing=Share, tta_flip=Bool, eval_batch_size=Count,
-    threads=Count, patience=Whole, vanishing_grad_norm=Positive,
-    exploding_grad_norm=Checked(Positive, lambda v, earlier: v <= earlier.get("vanishing_grad_norm", 0)
-                                and f"{v} must be above vanishing_grad_norm ({earlier['vanishing_grad_norm']})"),
-    devices=Count, nodes=Count, rdzv_endpoint=Str, device=Literal["auto", "cpu", "cuda"],
-    precision=Literal["auto", "fp32", "bf16"], compile=Bool, calibrate=Literal["none", "temperature"])
-WandbParams = record("WandbParams", mode=Literal["offline", "online", "disabled"], project=Str, entity=Optional[Str],
-                     dir=Str, watch_freq=Count)
-# data and models are mappings ({task: ...}, {recipe: ...}) with every task and recipe required
-Tasks = with_config(FORBID)(TypedDict("Tasks", {task: DataParams for task in TASKS}))
-Recipes = with_config(FORBID)(TypedDict("Recipes", {recipe: Recipe for recipe in RECIPES}))
-Params = record("Params", seed=Num(lambda v: 0 <= v <= 2**32 - 1, "{} must be inside [0, 4294967295] (numpy and "
-                                   "scikit-learn seeds)", int), data=Tasks, models=Recipes, train=TrainParams,
-                wandb=WandbParams)
+
+
+@dataclass(frozen=True, config=FORBID)
+class Recipe:
+    """models.<recipe>: a model's architecture, starting weights, head and optimisation."""
+    arch: Literal["vgg16", "resnet18"]
+    weights: Literal["imagenet", "none"]
+    frozen: tuple[Str, ...]  # modules of arch (or their children) that do not train
+    head_hidden: Whole
+    dropout: Annotated[float, Strict(), AfterValidator(dropout_rate)]
+    optimizer: Literal["adam", "adamw", "sgd"]
+    lr: Positive
+    momentum: NonNegative
+    weight_decay: NonNegative
+    epochs: Count
+    batch_size: Count
+    schedule: Literal["none", "cosine", "step"]
+    step_size: Count
+    gamma: Positive
+    # Absent: train.augment; in params.yaml a mapping overrides some of its keys (the loader completes it).
+    augment: Augment | None = None
+
+    @model_validator(mode="after")
+    def frozen_modules_of_arch(self) -> Recipe:
+        allowed = ARCH_MODULES[self.arch]
+        wrong = [name for name in self.frozen if name.split(".")[0] not in allowed]
+        if wrong:
+            close = closest_key(wrong[0].split(".")[0], allowed)
+            raise KeyProblem("frozen", f"'{wrong[0]}' is not a module of {self.arch}; "
+                                       f"{f'did you mean {close!r}? ' if close else ''}"
+                                       f"its top-level modules are {list(allowed)}")
+        return self
+
+
+@dataclass(frozen=True, config=FORBID)
+class TrainParams:
+    """train: the settings every recipe trains and evaluates with."""
+    augment: Augment
+    class_weights: Literal["none", "balanced"]
+    select_by: Literal["val_loss", "val_macro_f1"]
+    label_smoothing: Share
+    tta_flip: Bool
+    eval_batch_size: Count
+    threads: Count
+    patience: Whole
+    vanishing_grad_norm: Positive
+    exploding_grad_norm: Positive
+    devices: Count
+    nodes: Count
+    rdzv_endpoint: Str
+    device: Literal["auto", "cpu", "cuda"]
+    precision: Literal["auto", "fp32", "bf16"]
+    compile: Bool
+    calibrate: Literal["none", "temperature"]
+
+    @model_validator(mode="after")
+    def exploding_above_vanishing(self) -> TrainParams:
+        if self.exploding_grad_norm <= self.vanishing_grad_norm:
+            raise KeyProblem("exploding_grad_norm", f"{self.exploding_grad_norm} must be above vanishing_grad_norm "
+                                                    f"({self.vanishing_grad_norm})")
+        return self
+
+
+@dataclass(frozen=True, config=FORBID)
+class WandbParams:
+    """wandb: where and whether runs are logged to Weights & Biases."""
+    mode: Literal["offline", "online", "disabled"]
+    project: Str
+    entity: Str | None
+    dir: Str
+    watch_freq: Count
+
+
+@dataclass(frozen=True, config=FORBID)
+class Tasks(ByName[DataParams]):
+    """data: one block per task, every task required."""
+    face: DataParams
+    emotion: DataParams
+
+
+@dataclass(frozen=True, config=FORBID)
+class Recipes(ByName[Recipe]):
+    """models: one block per recipe, every recipe required."""
+    vgg16_finetune: Recipe
+    resnet18_scratch: Recipe
+    resnet18_pretrained: Recipe
+
+
+@dataclass(frozen=True, config=FORBID)
+class Params:
+    """params.yaml."""
+    seed: Annotated[int, Strict(), AfterValidator(numpy_seed)]
+    data: Tasks
+    models: Recipes
+    train: TrainParams
+    wandb: WandbParams
+
+
+# The names have one home, the class statements above.
+TASKS = tuple(field.name for field in dataclasses.fields(Tasks))
+RECIPES = tuple(field.name for field in dataclasses.fields(Recipes))
+FER2013_LABELS = tuple(field.name for field in dataclasses.fields(Fer2013))
