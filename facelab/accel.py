@@ -50,17 +50,32 @@ class Accel:
 CPU = Accel(torch.device("cpu"), None, channels_last=False, compile=False)
 
 
+def wants_cuda(device: str, cuda_available: bool, unavailable: str) -> bool:
+    """Whether a device setting (auto, cpu or cuda) means the GPU on this machine: `auto` means CUDA when present;
+    cuda without a CUDA device is an error (unavailable: its message, naming the setting and what to do instead)."""
+    if device == "cuda" and not cuda_available:
+        raise UserError(unavailable)
+    return device == "cuda" or (device == "auto" and cuda_available)
+
+
 def choose_accel(settings: TrainParams, cuda_available: bool, local_rank: int = 0) -> Accel:
     """train.device / precision / compile resolved for this machine; `auto` means the GPU path on CUDA."""
-    if settings.device == "cuda" and not cuda_available:
-        raise UserError("train.device is 'cuda' but torch sees no CUDA device on this machine; "
-                        "run with -S train.device=auto (or cpu) to train on the CPU")
-    cuda = settings.device == "cuda" or (settings.device == "auto" and cuda_available)
+    cuda = wants_cuda(settings.device, cuda_available, "train.device is 'cuda' but torch sees no CUDA device on this "
+                      "machine; run with -S train.device=auto (or cpu) to train on the CPU")
     device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
     bf16 = settings.precision == "bf16" or (settings.precision == "auto" and cuda)
     # channels_last pays off where the convolution kernels prefer NHWC: cuDNN with tensor cores,
     # and oneDNN's bf16 kernels on CPU; fp32 on CPU stays NCHW (measured no faster, see README).
     return Accel(device, torch.bfloat16 if bf16 else None, channels_last=cuda or bf16, compile=settings.compile)
+
+
+def inference_accel(device: str, cuda_available: bool) -> Accel:
+    """`facelab predict --device` (cpu, cuda or auto) resolved for this machine; always fp32, so a GPU gives the
+    CPU's predictions up to rounding."""
+    if wants_cuda(device, cuda_available, "--device cuda, but torch sees no CUDA device on this machine; use --device "
+                  "cpu or auto"):
+        return Accel(torch.device("cuda"), None, channels_last=False, compile=False)
+    return CPU
 
 
 def describe(accel: Accel) -> str:

@@ -1,36 +1,122 @@
-"""A trained model's two files: the weights (.pt, byte-identical for identical weights) and beside them a .json
-that keeps the settings it was trained with apart from the results of that training.
-
-{"format": 2, "settings": {task, recipe_name, seed, classes, img_size, faces, normalisation, recipe, train,
-weights}, "results": {train, val, epochs, best_epoch, train_seconds, images_per_second, health, augment_applied,
-wandb, temperature, val_ece}}: no key of one can shadow a key of the other, and every reader takes settings
-from "settings" only. temperature: the one T that predict and evaluate divide the logits by (train.calibrate;
-1.0 for none); val_ece: the validation ECE before and after it."""
+"""A trained model's two files: the weights (.pt, byte-identical for identical weights) and beside them its card
+(.json, facelab.modelcard). load_trained is the one way every stage and command reads them back: card and weights
+checked against each other (task, recipe, normalisation, every weight's shape), the model ready in eval mode."""
 from __future__ import annotations
 
 import io
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
+from torch import nn
 
+from facelab import paths
 from facelab.errors import ModelFileError
-from facelab.files import read_json
-
-FORMAT = 2
-SETTINGS = ("task", "recipe_name", "seed", "classes", "img_size", "faces", "min_side", "normalisation", "recipe",
-            "train", "weights")
-RESULTS = ("train", "val", "epochs", "best_epoch", "train_seconds", "images_per_second", "health",
-           "augment_applied", "wandb", "temperature", "val_ece")
+from facelab.modelcard import ModelCard, Normalisation, read_card, rebuild_command
+from facelab.models import IMAGENET_MEAN, IMAGENET_STD, architecture, trained_model
+from facelab.params import Recipe, parse_recipe
 
 
-def model_card(settings: dict, results: dict) -> dict:
-    """The .json's content; refuses a settings or results dict that lacks a key readers rely on."""
-    for part, keys, given in (("settings", SETTINGS, settings), ("results", RESULTS, results)):
-        missing = [key for key in keys if key not in given]
-        if missing:
-            raise ValueError(f"model card {part} lacks {missing}")  # a bug in the caller
-    return {"format": FORMAT, "settings": settings, "results": results}
+@dataclass(frozen=True)
+class TrainedModel:
+    """A model file read back: its path, the card saved beside it, its weights, and the model holding them (eval
+    mode). Everything about how to run it comes from the card's settings."""
+    path: Path
+    card: ModelCard
+    state_dict: dict
+    model: nn.Module
+    recipe: Recipe
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.card.classes
+
+    @property
+    def img_size(self) -> int:
+        return self.card.settings.img_size
+
+    @property
+    def tta_flip(self) -> bool:
+        """Whether the model is scored with test-time flip averaging, as the evaluate stage scores it."""
+        return self.card.settings.tta_flip
+
+    @property
+    def faces(self) -> str:
+        """The prepare stage's face setting the model was trained with."""
+        return self.card.settings.faces
+
+    @property
+    def min_side(self) -> int:
+        """The prepare stage's smallest usable image side: a smaller photo is skipped, as prepare skipped them."""
+        return self.card.settings.min_side
+
+    @property
+    def temperature(self) -> float:
+        """What the logits are divided by before softmax (train.calibrate), as the evaluate stage does."""
+        return self.card.results.temperature
+
+
+def load_trained(task: str, recipe_name: str, path: Path | None = None, root: Path = Path(".")) -> TrainedModel:
+    """<root>/models/<task>/<recipe>.pt (or `path`) and its .json, checked to fit together: the card's task and
+    recipe, its normalisation, and every weight's shape against the recipe it names; the model in eval mode."""
+    path = Path(path) if path is not None else paths.model(task, recipe_name, root)
+    rebuild = rebuild_command(task, recipe_name, paths.model(task, recipe_name))
+    if not path.is_file():
+        raise ModelFileError(f"model file '{path}' does not exist; build it with {rebuild}")
+    info = path.with_suffix(".json")
+    card = read_card(info, rebuild)
+    settings = card.settings
+    if (settings.task, settings.recipe_name) != (task, recipe_name):
+        raise ModelFileError(f"'{info}' is the model of task '{settings.task}', recipe '{settings.recipe_name}', "
+                             f"not of --task {task} --recipe {recipe_name}; pass --task {settings.task} --recipe "
+                             f"{settings.recipe_name}")
+    check_normalisation(settings.normalisation, info)
+    recipe = parse_recipe(settings.recipe, where=f"{info}: settings.recipe")
+    state_dict = read_weights(path, rebuild)
+    classes = len(settings.classes)
+    problems = state_dict_mismatch(expected_shapes(recipe, classes), state_dict)
+    if problems:
+        raise ModelFileError(f"'{path}' does not fit the recipe saved beside it ({recipe.arch}, head_hidden "
+                             f"{recipe.head_hidden}, {classes} classes): {'; '.join(problems)}; "
+                             f"the .pt and .json must come from the same training: rebuild both with {rebuild}")
+    return TrainedModel(path, card, state_dict, trained_model(recipe, classes, state_dict).eval(), recipe)
+
+
+def imagenet_normalisation() -> Normalisation:
+    """What facelab.data.batches.to_input normalises with, as a card records it."""
+    return Normalisation(mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD))
+
+
+def check_normalisation(normalisation: Normalisation, path: Path) -> None:
+    """to_input normalises with the ImageNet statistics; a model trained with others would see shifted inputs."""
+    wanted = imagenet_normalisation()
+    if not all(len(saved) == len(want) and np.allclose(saved, want)
+               for saved, want in ((normalisation.mean, wanted.mean), (normalisation.std, wanted.std))):
+        raise ModelFileError(f"'{path}': normalisation {normalisation.model_dump()} is not the ImageNet mean/std "
+                             f"{wanted.model_dump()} that facelab.data.batches.to_input applies; this model needs the "
+                             f"facelab version that trained it")
+
+
+def expected_shapes(recipe: Recipe, num_classes: int) -> dict[str, tuple[int, ...]]:
+    """Every state-dict key of the recipe's model and its shape, from a model built on the meta device (no memory)."""
+    with torch.device("meta"):
+        model = architecture(recipe, num_classes)
+    return {key: tuple(value.shape) for key, value in model.state_dict().items()}
+
+
+def state_dict_mismatch(expected: dict[str, tuple[int, ...]], state_dict: dict) -> list[str]:
+    """What keeps the state dict from loading: missing and unexpected keys, and shapes that differ (a few of each)."""
+    missing = [key for key in expected if key not in state_dict]
+    extra = [key for key in state_dict if key not in expected]
+    shapes = [f"{key} is {tuple(state_dict[key].shape)} in the file, {expected[key]} for the recipe"
+              for key in expected if key in state_dict and tuple(state_dict[key].shape) != expected[key]]
+    problems = []
+    for what, items in (("missing key(s)", missing), ("unexpected key(s)", extra), ("shape(s) differ", shapes)):
+        if items:
+            problems.append(f"{len(items)} {what}: " + ", ".join(items[:3]) + (" ..." if len(items) > 3 else ""))
+    return problems
 
 
 def weights_bytes(state_dict: dict) -> bytes:
@@ -39,25 +125,6 @@ def weights_bytes(state_dict: dict) -> bytes:
     buffer = io.BytesIO()
     torch.save(state_dict, buffer)
     return buffer.getvalue()
-
-
-def read_card(path: Path, rebuild: str) -> dict:
-    """The .json beside a model, in the current shape; an older shape is refused with the command that rebuilds it."""
-    if not path.is_file():
-        raise ModelFileError(f"'{path}' (the settings saved beside the model file) does not exist; rebuild both "
-                             f"with {rebuild}")
-    try:
-        card = read_json(path)
-    except (OSError, ValueError) as error:
-        raise ModelFileError(f"'{path}' cannot be read as JSON ({error}); rebuild it with {rebuild}") from error
-    if not isinstance(card, dict) or card.get("format") != FORMAT:
-        raise ModelFileError(f"'{path}' was written by an older facelab (no separate settings and results); "
-                             f"rebuild it with {rebuild}")
-    missing = [f"settings.{k}" for k in SETTINGS if k not in card.get("settings", {})]
-    missing += [f"results.{k}" for k in RESULTS if k not in card.get("results", {})]
-    if missing:
-        raise ModelFileError(f"'{path}' lacks key(s) {missing}; it was not written by train; rebuild it with {rebuild}")
-    return card
 
 
 def read_weights(path: Path, rebuild: str) -> dict:
@@ -71,7 +138,3 @@ def read_weights(path: Path, rebuild: str) -> dict:
         raise ModelFileError(f"'{path}' holds a {type(state_dict).__name__}, not a state dict of tensors; "
                              f"rebuild it with {rebuild}")
     return state_dict
-
-
-def rebuild_command(task: str, recipe_name: str, model: Path) -> str:
-    return f"`dvc repro train@{task}-{recipe_name}` (or `dvc pull {model}`)"

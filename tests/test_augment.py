@@ -6,7 +6,7 @@ import torch
 from facelab.data.augment import Draws, apply, draw, erase_mask
 from facelab.data.batches import Inputs, SplitData, imagenet_stats, to_input
 from facelab.errors import ParamsError
-from facelab.evaluation.forward import predict
+from facelab.evaluation.forward import forward_logits
 from facelab.params import AUGMENT_OFF, Augment, augmentation, parse_params
 from facelab.training.loop import Progress, applied_augmentation, improves, training_loss
 
@@ -120,9 +120,9 @@ def test_test_time_flip_averages_the_logits_of_an_image_and_its_mirror():
     x = to_input(split.images)
     model(x)
     expected = (model(x) + model(x.flip(-1))) / 2
-    got = predict(model, Inputs(split, None, 2, flips=False), 2, tta_flip=True)
+    got = forward_logits(model, Inputs(split, None, 2, flips=False), 2, tta_flip=True)
     torch.testing.assert_close(got, expected.detach())
-    assert not torch.allclose(predict(model, Inputs(split, None, 2, flips=False), 2), got)
+    assert not torch.allclose(forward_logits(model, Inputs(split, None, 2, flips=False), 2), got)
 
 
 def test_a_recipe_overrides_only_the_augment_keys_it_names(tiny_raw):

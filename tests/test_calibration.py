@@ -152,7 +152,7 @@ class RedMeter(torch.nn.Module):
 
 def test_train_fits_a_temperature_that_lowers_val_ece_of_an_overconfident_model_and_keeps_its_classes(tiny_params):
     from facelab.data.batches import Inputs, SplitData
-    from facelab.evaluation.forward import predict
+    from facelab.evaluation.forward import forward_logits
     from facelab.training.experiment import fit_calibration
 
     generator = torch.Generator().manual_seed(0)
@@ -165,7 +165,7 @@ def test_train_fits_a_temperature_that_lowers_val_ece_of_an_overconfident_model_
     card = fit_calibration(model, val, tiny_params.train)
     assert card["temperature"] > 2
     assert card["val_ece"]["after"] < 0.5 * card["val_ece"]["before"]
-    logits = predict(model, Inputs(val, None, 64, flips=False), 64)
+    logits = forward_logits(model, Inputs(val, None, 64, flips=False), 64)
     accuracy = (logits.argmax(1) == labels).float().mean()
     assert 0.55 < accuracy < 0.95  # a model that is often wrong, not a trivially calibrated perfect one
     assert torch.equal(scaled_probabilities(logits, card["temperature"]).argmax(1), logits.argmax(1))

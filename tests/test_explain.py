@@ -114,7 +114,8 @@ def test_evaluate_swaps_in_all_its_files_together_or_leaves_the_old_set(evaluate
     outputs = paths.evaluate_outputs(TASK, RECIPE, tmp_path)
     evaluate.write_outputs(result, outputs)
     old = {key: path.read_bytes() for key, path in outputs.items()}
-    changed = dataclasses.replace(result, metrics=result.metrics.model_copy(update={"collapsed": "changed"}))
+    flipped = not result.metrics.collapsed
+    changed = dataclasses.replace(result, metrics=result.metrics.model_copy(update={"collapsed": flipped}))
 
     def full_disk(path, data):
         if Path(path).name.startswith(f".{outputs['metrics'].name}."):
@@ -127,4 +128,4 @@ def test_evaluate_swaps_in_all_its_files_together_or_leaves_the_old_set(evaluate
     assert [p for path in outputs.values() for p in path.parent.iterdir() if p.name.startswith(".")] == []
     monkeypatch.undo()
     evaluate.write_outputs(changed, outputs)
-    assert json.loads(outputs["metrics"].read_text())["collapsed"] == "changed"
+    assert json.loads(outputs["metrics"].read_text())["collapsed"] is flipped

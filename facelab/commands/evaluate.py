@@ -10,15 +10,15 @@ import numpy as np
 import torch
 
 from facelab import paths
-from facelab.commands.inference import load_trained
 from facelab.commands.predict import positive_int
 from facelab.data.batches import SplitData
 from facelab.data.images import Images
 from facelab.data.listing import class_folder
 from facelab.data.sources import folder_images
 from facelab.errors import UserError
-from facelab.evaluation.experiment import evaluate_model, score_lines, write_outputs
+from facelab.evaluation.experiment import Evaluation, evaluate_model, score_lines, with_data, write_outputs
 from facelab.files import plain_folder_name
+from facelab.modelfile import load_trained
 from facelab.params import RECIPES, TASKS
 
 
@@ -33,14 +33,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(task: str, recipe_name: str, data: Path, name: str | None = None, model: Path | None = None,
-        batch_size: int = 128, root: Path = Path(".")) -> tuple[dict, dict[str, Path]]:
+        batch_size: int = 128, root: Path = Path(".")) -> tuple[Evaluation, dict[str, Path]]:
     """Score the model on every usable image of `data`; write and return the results and where they went."""
     name = check_name(name if name is not None else Path(data).resolve().name)
     trained = load_trained(task, recipe_name, model)
     images = labelled_folder(Path(data), trained.classes, trained.img_size, trained.faces, trained.min_side)
     split = SplitData(torch.from_numpy(np.asarray(images.pixels)), torch.from_numpy(images.labels))
-    result = evaluate_model(trained.info, trained.state_dict, split, batch_size, list(images.files))
-    result["details"]["data"] = data_details(Path(data), images)
+    result = with_data(evaluate_model(trained, split, batch_size, list(images.files)), data_details(Path(data), images))
     out = paths.external_outputs(task, recipe_name, name, root)
     write_outputs(result, out)
     return result, out
@@ -81,15 +80,15 @@ def data_details(root: Path, images: Images) -> dict:
             "not_used": images.not_used, "warnings": list(images.warnings)}
 
 
-def summary_lines(label: str, result: dict, out: dict[str, Path]) -> list[str]:
-    skipped = len(result["details"]["data"]["skipped"])
+def summary_lines(label: str, result: Evaluation, out: dict[str, Path]) -> list[str]:
+    skipped = len(result.details.data["skipped"]) if result.details.data else 0
     lines = [f"[{label}] {line}" for line in score_lines(result, f"images, {skipped} skipped")]
     return lines + [f"[{label}] metrics: {out['metrics']}, details: {out['details']}"]
 
 
-def execute(args: argparse.Namespace) -> dict:
+def execute(args: argparse.Namespace) -> Evaluation:
     result, out = run(args.task, args.recipe, args.data, args.name, args.model, args.batch_size)
-    for warning in result["details"]["data"]["warnings"]:
+    for warning in (result.details.data or {}).get("warnings", []):
         print(f"warning: {warning}", file=sys.stderr)
     for line in summary_lines(f"{args.task}/{args.recipe} on {out['metrics'].parent.name}", result, out):
         print(line)

@@ -14,61 +14,16 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from facelab import paths
 from facelab.accel import CPU, Accel
 from facelab.data.batches import Inputs, SplitData
 from facelab.data.images import BadImage, Skipped, decode_image, display_name
 from facelab.data.listing import list_tree
-from facelab.errors import ModelFileError, UserError
+from facelab.errors import UserError
 from facelab.evaluation.calibration import scaled_probabilities
-from facelab.evaluation.forward import predict
+from facelab.evaluation.forward import forward_logits
 from facelab.evaluation.saliency import cams_from_activations, network_after, overlay, predict_recording
 from facelab.files import write_with
-from facelab.modelfile import read_card, read_weights, rebuild_command
-from facelab.models import IMAGENET_MEAN, IMAGENET_STD, architecture, trained_model
-from facelab.params import Recipe, parse_recipe
-
-
-@dataclass(frozen=True)
-class TrainedModel:
-    """A model file read back: its path, the card saved beside it (settings and results), its weights, and the
-    model holding them. Everything about how to run it comes from the card's settings."""
-    path: Path
-    info: dict
-    state_dict: dict
-    model: nn.Module
-
-    @property
-    def settings(self) -> dict:
-        return self.info["settings"]
-
-    @property
-    def classes(self) -> tuple[str, ...]:
-        return tuple(self.settings["classes"])
-
-    @property
-    def img_size(self) -> int:
-        return int(self.settings["img_size"])
-
-    @property
-    def tta_flip(self) -> bool:
-        """Whether the model is scored with test-time flip averaging, as the evaluate stage scores it."""
-        return bool(self.settings["train"]["tta_flip"])
-
-    @property
-    def faces(self) -> str:
-        """The prepare stage's face setting the model was trained with."""
-        return self.settings["faces"]
-
-    @property
-    def min_side(self) -> int:
-        """The prepare stage's smallest usable image side: a smaller photo is skipped, as prepare skipped them."""
-        return int(self.settings["min_side"])
-
-    @property
-    def temperature(self) -> float:
-        """What the logits are divided by before softmax (train.calibrate), as the evaluate stage does."""
-        return float(self.info["results"]["temperature"])
+from facelab.modelfile import TrainedModel
 
 
 @dataclass(frozen=True)
@@ -84,60 +39,6 @@ class Predictions:
     def probabilities(self) -> np.ndarray:
         """softmax(logits / temperature): the probabilities evaluate scores (ECE, gallery)."""
         return scaled_probabilities(self.logits, self.temperature).numpy()
-
-
-def load_trained(task: str, recipe_name: str, path: Path | None = None) -> TrainedModel:
-    """models/<task>/<recipe>.pt (or `path`) and its .json, checked to fit together; the model in eval mode."""
-    path = Path(path) if path is not None else paths.model(task, recipe_name)
-    rebuild = rebuild_command(task, recipe_name, paths.model(task, recipe_name))
-    if not path.is_file():
-        raise ModelFileError(f"model file '{path}' does not exist; build it with {rebuild}")
-    info = read_card(path.with_suffix(".json"), rebuild)
-    settings = info["settings"]
-    saved = (settings["task"], settings["recipe_name"])
-    if saved != (task, recipe_name):
-        raise ModelFileError(f"'{path.with_suffix('.json')}' is the model of task '{saved[0]}', recipe '{saved[1]}', "
-                             f"not of --task {task} --recipe {recipe_name}; pass --task {saved[0]} --recipe {saved[1]}")
-    check_normalisation(settings["normalisation"], path.with_suffix(".json"))
-    recipe = parse_recipe(settings["recipe"], where=f"{path.with_suffix('.json')}: settings.recipe")
-    state_dict = read_weights(path, rebuild)
-    classes = len(settings["classes"])
-    problems = state_dict_mismatch(expected_shapes(recipe, classes), state_dict)
-    if problems:
-        raise ModelFileError(f"'{path}' does not fit the recipe saved beside it ({recipe.arch}, head_hidden "
-                             f"{recipe.head_hidden}, {classes} classes): {'; '.join(problems)}; "
-                             f"the .pt and .json must come from the same training: rebuild both with {rebuild}")
-    return TrainedModel(path, info, state_dict, trained_model(recipe, classes, state_dict).eval())
-
-
-def check_normalisation(normalisation: dict, path: Path) -> None:
-    """to_input normalises with the ImageNet statistics; a model trained with others would see shifted inputs."""
-    wanted = {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
-    saved = {key: normalisation.get(key) if isinstance(normalisation, dict) else None for key in wanted}
-    if any(saved[key] is None or not np.allclose(saved[key], wanted[key]) for key in wanted):
-        raise ModelFileError(f"'{path}': normalisation {saved} is not the ImageNet mean/std {wanted} that "
-                             f"facelab.data.batches.to_input applies; this model needs the facelab version that "
-                             f"trained it")
-
-
-def expected_shapes(recipe: Recipe, num_classes: int) -> dict[str, tuple[int, ...]]:
-    """Every state-dict key of the recipe's model and its shape, from a model built on the meta device (no memory)."""
-    with torch.device("meta"):
-        model = architecture(recipe, num_classes)
-    return {key: tuple(value.shape) for key, value in model.state_dict().items()}
-
-
-def state_dict_mismatch(expected: dict[str, tuple[int, ...]], state_dict: dict) -> list[str]:
-    """What keeps the state dict from loading: missing and unexpected keys, and shapes that differ (a few of each)."""
-    missing = [key for key in expected if key not in state_dict]
-    extra = [key for key in state_dict if key not in expected]
-    shapes = [f"{key} is {tuple(state_dict[key].shape)} in the file, {expected[key]} for the recipe"
-              for key in expected if key in state_dict and tuple(state_dict[key].shape) != expected[key]]
-    problems = []
-    for what, items in (("missing key(s)", missing), ("unexpected key(s)", extra), ("shape(s) differ", shapes)):
-        if items:
-            problems.append(f"{len(items)} {what}: " + ", ".join(items[:3]) + (" ..." if len(items) > 3 else ""))
-    return problems
 
 
 def image_files(inputs: list[Path]) -> tuple[list[Path], list[Skipped]]:
@@ -175,11 +76,11 @@ def decode_files(files: list[Path], img_size: int, faces: str = "none",
 
 def logits_of(model: nn.Module, pixels: np.ndarray, batch_size: int, accel: Accel = CPU,
               tta_flip: bool = False) -> torch.Tensor:
-    """fp32 logits (N, classes) on the CPU for uint8 NHWC images, through evaluation's own predict
+    """fp32 logits (N, classes) on the CPU for uint8 NHWC images, through evaluation's own forward_logits
     (tta_flip: as the model's evaluate stage scored it, the mean with each image's mirror)."""
     images = torch.from_numpy(pixels)
     split = SplitData(images, torch.zeros(len(images), dtype=torch.int64))  # labels are not read
-    return predict(model, Inputs(split, None, batch_size, flips=False, accel=accel), batch_size, tta_flip)
+    return forward_logits(model, Inputs(split, None, batch_size, flips=False, accel=accel), batch_size, tta_flip)
 
 
 def predict_files(trained: TrainedModel, files: list[Path], batch_size: int, accel: Accel = CPU,
@@ -209,7 +110,7 @@ def predict_files(trained: TrainedModel, files: list[Path], batch_size: int, acc
 def explained_logits(trained: TrainedModel, model: nn.Module, pixels: np.ndarray, names: list[str], batch_size: int,
                      accel: Accel, folder: Path) -> torch.Tensor:
     """logits_of, and each image's Grad-CAM overlay for its most probable class written into `folder`."""
-    arch = trained.settings["recipe"]["arch"]
+    arch = trained.recipe.arch
     split = SplitData(torch.from_numpy(pixels), torch.zeros(len(pixels), dtype=torch.int64))
     logits, activations = predict_recording(model, arch, Inputs(split, None, batch_size, flips=False, accel=accel),
                                             batch_size, trained.tta_flip)
@@ -255,12 +156,3 @@ def predictions_frame(files: list[str], probabilities: np.ndarray, predicted: np
     for k, name in enumerate(classes):
         frame[f"p_{name}"] = probabilities[:, k]
     return frame
-
-
-def inference_accel(device: str, cuda_available: bool) -> Accel:
-    """cpu, cuda or auto (CUDA when present); always fp32, so a GPU gives the CPU's predictions up to rounding."""
-    if device == "cuda" and not cuda_available:
-        raise UserError("--device cuda, but torch sees no CUDA device on this machine; use --device cpu or auto")
-    if device == "cuda" or (device == "auto" and cuda_available):
-        return Accel(torch.device("cuda"), None, channels_last=False, compile=False)
-    return CPU

@@ -9,18 +9,18 @@ from pathlib import Path
 
 import torch
 
+from facelab.accel import inference_accel
 from facelab.commands.inference import (
     Predictions,
     check_threshold,
     choose_classes,
     image_files,
-    inference_accel,
-    load_trained,
     predict_files,
     predictions_frame,
 )
 from facelab.errors import UserError
 from facelab.files import write_csv
+from facelab.modelfile import load_trained
 from facelab.params import RECIPES, TASKS
 
 

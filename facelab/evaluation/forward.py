@@ -1,16 +1,16 @@
-"""Predictions and scores of a model on a prepared split, in eval mode (no augmentation, or the optional test-time flip)."""
+"""A model's forward pass over a prepared split in eval mode (no augmentation, or the optional test-time flip):
+its logits, predicted classes and scores."""
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
-from facelab.data.batches import Inputs, SplitData, ordered_batches
+from facelab.data.batches import Inputs, ordered_batches
 from facelab.evaluation.scores import split_scores
 
 
 @torch.no_grad()
-def predict(model: nn.Module, inputs: Inputs, batch_size: int, tta_flip: bool = False) -> torch.Tensor:
+def forward_logits(model: nn.Module, inputs: Inputs, batch_size: int, tta_flip: bool = False) -> torch.Tensor:
     """fp32 logits for a whole split, in eval mode, on the CPU. tta_flip: the mean of the logits of each
     image and of its mirror image (test-time augmentation)."""
     model.eval()
@@ -28,7 +28,7 @@ def predict(model: nn.Module, inputs: Inputs, batch_size: int, tta_flip: bool = 
 def split_predictions(model, inputs: Inputs, batch_size: int,
                       tta_flip: bool = False) -> tuple[torch.Tensor, torch.Tensor, float]:
     """Predicted classes, true labels (both on the CPU) and mean loss of a split in eval mode."""
-    logits, labels = predict(model, inputs, batch_size, tta_flip), inputs.data.labels.cpu()
+    logits, labels = forward_logits(model, inputs, batch_size, tta_flip), inputs.data.labels.cpu()
     return logits.argmax(1), labels, nn.functional.cross_entropy(logits, labels).item()
 
 
@@ -36,8 +36,3 @@ def score_split(model, inputs: Inputs, num_classes: int, batch_size: int) -> dic
     """acc, loss and macro F1 of a split in eval mode (no augmentation)."""
     predicted, labels, loss = split_predictions(model, inputs, batch_size)
     return split_scores(labels.numpy(), predicted.numpy(), loss, num_classes)
-
-
-def predict_classes(model: nn.Module, split: SplitData, batch_size: int) -> np.ndarray:
-    """The predicted class index of every image of a split, on the CPU."""
-    return predict(model, Inputs(split, None, batch_size, flips=False), batch_size).argmax(1).numpy()

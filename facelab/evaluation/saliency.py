@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from facelab.data.batches import Inputs
-from facelab.evaluation.forward import predict
+from facelab.evaluation.forward import forward_logits
 from facelab.evaluation.mosaic import mosaic
 
 # captum.attr imports IPython, where installed, for notebook HTML that facelab never shows: 0.6 s of jedi in every
@@ -78,11 +78,11 @@ def recording(layer: nn.Module) -> Iterator[list[torch.Tensor]]:
 
 def predict_recording(model: nn.Module, arch: str, inputs: Inputs, batch_size: int,
                       tta_flip: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """forward.predict's logits, and the last block's activations of the same pass (for cams_from_activations):
+    """forward.forward_logits's logits, and the last block's activations of the same pass (for cams_from_activations):
     Grad-CAM then costs no second forward pass. With tta_flip each batch runs twice (the images, then their
     mirrors): the maps are drawn on the images as they are, so only every first call's activations are kept."""
     with recording(target_layer(model, arch)) as seen:
-        logits = predict(model, inputs, batch_size, tta_flip)
+        logits = forward_logits(model, inputs, batch_size, tta_flip)
     kept = seen[0::2] if tta_flip else seen
     return logits, torch.cat(kept) if kept else torch.zeros(0)
 

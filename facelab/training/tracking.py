@@ -1,17 +1,19 @@
-"""Run tracking: one function logs an epoch's metrics to the console and, when enabled, to W&B."""
+"""Run tracking: one function logs an epoch's metrics to the console and, when enabled, to W&B. The test split's
+scores are not train's: evaluate adds them to the same run (facelab.evaluation.tracking)."""
 from __future__ import annotations
 
 import subprocess
 import warnings
 from pathlib import Path
 
+from facelab import paths
 from facelab.names import KEPT
 from facelab.params import WandbParams
 
 
 def start_wandb(settings: WandbParams, task: str, recipe: str, config: dict, dvc_root: str | None = None):
     """Start a W&B run grouped by task and named by recipe; None when W&B is disabled.
-    dvc_root: the DVC_ROOT the stage was started with (see wandb_dir).
+    dvc_root: the DVC_ROOT the stage was started with (see facelab.paths.wandb_dir).
 
     An online run that cannot start (no key, no network) falls back to offline with one warning,
     so no training is lost; `wandb sync` uploads it later."""
@@ -19,30 +21,19 @@ def start_wandb(settings: WandbParams, task: str, recipe: str, config: dict, dvc
         return None
     import wandb  # imported here: a disabled run should not pay for the import
 
-    directory = wandb_dir(settings, dvc_root)
-    kwargs = dict(project=settings.project, entity=settings.entity, dir=directory,
-                  group=task, name=recipe, job_type="train", config=config,
-                  tags=[task, recipe], reinit="finish_previous")
+    directory = paths.wandb_dir(settings.dir, dvc_root)
+
+    def init(mode):
+        return wandb.init(mode=mode, project=settings.project, entity=settings.entity, dir=directory, group=task,
+                          name=recipe, job_type="train", config=config, tags=[task, recipe], reinit="finish_previous")
     try:
-        return wandb.init(mode=settings.mode, **kwargs)
+        return init(settings.mode)
     except Exception as error:  # wandb raises its own and network errors; offline always works
         if settings.mode != "online":
             raise
         warnings.warn(f"W&B online run could not start ({error}); logging offline instead. "
                       f"Upload later with: wandb sync {directory}/wandb/offline-run-*", stacklevel=2)
-        return wandb.init(mode="offline", **kwargs)
-
-
-def wandb_dir(settings: WandbParams, dvc_root: str | None) -> str:
-    """wandb.dir, a relative one taken from the repository root DVC names in DVC_ROOT.
-
-    `dvc exp run --queue` / `--temp` run the stages in a copy under .dvc/tmp/exps/ that is deleted
-    afterwards; DVC sets DVC_ROOT to the original repository (dvc/repo/experiments/queue/base.py), so
-    offline runs land in <repo>/wandb/ and survive. Parallel workers do not clash there: each run
-    writes its own offline-run-<time>-<id> folder. Outside DVC (no DVC_ROOT) it is the working directory."""
-    if dvc_root is None or Path(settings.dir).is_absolute():
-        return settings.dir
-    return str(Path(dvc_root) / settings.dir)
+        return init("offline")
 
 
 def log_epoch(run, prefix: str, epochs: int, row: dict, images_per_second: float) -> None:
@@ -102,21 +93,6 @@ def watch_model(run, model, log_freq: int) -> None:
     """Gradient and parameter histograms per layer (W&B's gradients/* and parameters/* panels)."""
     if run is not None:
         run.watch(model, log="all", log_freq=log_freq)
-
-
-def log_test_results(run, actual, predicted, classes: tuple[str, ...]) -> None:
-    """The test confusion matrix and the per-class report, as W&B plot and table."""
-    import wandb
-
-    from facelab.evaluation.scores import class_report
-
-    report = class_report(actual, predicted, classes)
-    table = wandb.Table(columns=["class", "precision", "recall", "f1", "support"],
-                        data=[[c, report[c]["precision"], report[c]["recall"], report[c]["f1-score"],
-                               report[c]["support"]] for c in classes])
-    run.log({"test/confusion_matrix": wandb.plot.confusion_matrix(
-                 y_true=actual.tolist(), preds=predicted.tolist(), class_names=list(classes)),
-             "test/classification_report": table})
 
 
 def finish_wandb(run, summary: dict, exit_code: int = 0) -> None:
