@@ -1,4 +1,5 @@
-"""`facelab seeds`: the queued seed experiments' metrics (`dvc exp show --json`), as mean ± std per experiment and configuration."""
+"""`facelab seeds`: the queued seed experiments' metrics (`dvc exp show --json`), as mean ± std per experiment and
+configuration."""
 from __future__ import annotations
 
 import argparse
@@ -77,7 +78,9 @@ def distinct_runs(runs: list[dict]) -> tuple[list[dict], list[str]]:
     """Each experiment once (`dvc exp show` can list one under several revisions), and one run per seed and params:
     an experiment that only re-ran prepare has its baseline's seed, params and scores, and counting both would
     show a spread of 0 over two 'seeds'. The warnings name the runs counted once."""
-    by_name, by_setting, warnings = {}, {}, []
+    by_name: dict[str, dict] = {}     # run name: its first run
+    by_setting: dict[str, dict] = {}  # params as JSON: the run counted for them
+    warnings: list[str] = []
     for run in runs:
         by_name.setdefault(run["name"], run)
     for run in by_name.values():
@@ -85,7 +88,8 @@ def distinct_runs(runs: list[dict]) -> tuple[list[dict], list[str]]:
         if key in by_setting:
             first = by_setting[key]
             warnings.append(f"runs {first['name']} and {run['name']} have the same seed ({run['seed']}) and params; "
-                            f"counted once, as {first['name']} (queue other seeds with `dvc exp run --queue -S seed=...`)")
+                            f"counted once, as {first['name']} "
+                            f"(queue other seeds with `dvc exp run --queue -S seed=...`)")
             continue
         by_setting[key] = run
     return list(by_setting.values()), warnings
@@ -130,7 +134,8 @@ def markdown(rows: list[dict]) -> list[str]:
     if not rows:
         return ["no finished experiments with test metrics in `dvc exp show`; queue some with "
                 "`dvc exp run --queue -S seed=1,2,3` and run `dvc queue start`"]
-    lines = ["| params (besides seed) | experiment | runs | seeds | test acc, mean ± std | test macro F1, mean ± std | collapsed |",
+    lines = ["| params (besides seed) | experiment | runs | seeds | test acc, mean ± std "
+             "| test macro F1, mean ± std | collapsed |",
              "|---|---|---|---|---|---|---|"]
     for row in rows:
         cells = [f"{mean:.3f} ± {std:.3f}" if not math.isnan(std) else f"{mean:.3f} (one run: no spread)"

@@ -30,7 +30,7 @@ def area_weights(size: int, bins: int) -> np.ndarray:
 def dct_matrix(n: int, k: int) -> np.ndarray:
     """(k, n): the first k rows of the orthonormal DCT-II."""
     u, x = np.arange(k)[:, None], np.arange(n)[None, :]
-    scale = np.where(u == 0, np.sqrt(1 / n), np.sqrt(2 / n))
+    scale = np.where(u == 0, float(np.sqrt(1 / n)), float(np.sqrt(2 / n)))
     return (scale * np.cos(np.pi * (2 * x + 1) * u / (2 * n))).astype(np.float32)
 
 
