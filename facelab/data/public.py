@@ -30,6 +30,7 @@ FER2013_TEST_USAGE = ("PublicTest", "PrivateTest")  # the CSV's test rows; the f
 def lfw_images(cache: Path, data: DataParams, seed: int, scratch: Path | None = None) -> Images:
     """classes[1]: every image of data.lfw.target; classes[0]: data.lfw.n_other images of everybody else, seeded.
     cache: scikit-learn's lfw_home folder (sources.source_root)."""
+    assert data.lfw is not None  # check_data: an lfw source has its lfw block
     folder = lfw_folder(cache, data.lfw.download)
     people = [p.name for p in list_folder(folder)[1]]
     target = data.lfw.target
@@ -73,6 +74,7 @@ def fer2013_images(path: Path, data: DataParams, scratch: Path | None = None) ->
     by data.fer2013; images of unmapped labels are counted, not used.
 
     scratch: a file for the pixels (see facelab.data.pixels.PixelStore); None keeps them in memory."""
+    assert data.fer2013 is not None  # check_data: a fer2013 source has its fer2013 block
     label_map = {label: data.classes.index(name)
                  for label, name in dataclasses.asdict(data.fer2013).items() if name is not None}
     if path.is_file():

@@ -3,6 +3,7 @@ and inode, so a changed photo folder makes prepare stale. Files are listed by pr
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from facelab.data.images import display_name
 from facelab.data.listing import Listing, children, class_folder, list_tree, same_name
@@ -25,7 +26,7 @@ def fingerprint(task: str, data: DataParams) -> dict:
     prepare reads them; `others` names the files and folders beside them. A missing path gives an empty list
     (prepare then says what is wrong); files and folders that cannot be read are rows with the reason, not raised."""
     root = source_root(task, data)
-    found = {"source": data.source, "path": None if root is None else str(root), "files": []}
+    found: dict[str, Any] = {"source": data.source, "path": None if root is None else str(root), "files": []}
     if root is None or not root.exists():
         return found
     if root.is_file():

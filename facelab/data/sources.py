@@ -18,7 +18,9 @@ def generated_images(task: str, data: DataParams, seed: int, scratch: Path | Non
     """The task's generated faces, drawn one at a time. scratch: a file for the pixels (see facelab.data.pixels.PixelStore);
     None keeps them in memory."""
     gen = data.generated
+    assert gen is not None  # check_data: a generated source has its generated block
     if task == "face":
+        assert gen.target_fraction is not None  # check_data: the face task has its target's share
         labels, stream = faces.stream_face_identity(
             gen.n_images, gen.target_fraction, gen.n_identities, data.img_size, seed,
             difficulty=gen.difficulty)
@@ -45,6 +47,7 @@ def source_root(task: str, data: DataParams) -> Path | None:
         from sklearn.datasets import get_data_home  # here, not at the top: scan imports this module and needs no more
         home = None if data.path is None else str(user_path(data.path, task))
         return Path(get_data_home(home)) / "lfw_home"
+    assert data.path is not None  # check_data: a folder or fer2013 source has its path
     return user_path(data.path, task)
 
 
