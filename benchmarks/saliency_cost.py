@@ -40,7 +40,8 @@ def prepare(root: Path, recipes: list[str]) -> None:
     from facelab.data import prepare as preparing
     from facelab.data.batches import load_prepared
     from facelab.files import read_json, write_json
-    from facelab.modelfile import model_card, weights_bytes
+    from facelab.modelcard import ModelCard, ModelResults
+    from facelab.modelfile import weights_bytes
     from facelab.models import build_model, weights_provenance
     from facelab.params import load_params
     from facelab.training.experiment import fit_calibration, model_settings
@@ -56,14 +57,15 @@ def prepare(root: Path, recipes: list[str]) -> None:
         settings = model_settings("face", name, recipe, params.train, params.seed, classes,
                                   read_json(prepared / "classes.json"), weights_provenance(recipe))
         scores = {"loss": 0.0, "acc": 0.0, "macro_f1": 0.0}
-        health = {"vanishing_gradients": False, "exploding_gradients": False, "frozen_layers": []}
-        results = {"train": scores, "val": scores, "epochs": 1, "best_epoch": 1, "train_seconds": 0.0,
-                   "images_per_second": 0.0, "health": health, "augment_applied": {}, "wandb": None,
-                   **fit_calibration(model, splits["val"], params.train)}
+        health = {"min_grad_norm": None, "max_grad_norm": None, "vanishing_gradients": False,
+                  "exploding_gradients": False, "frozen_layers": []}
+        results = ModelResults(train=scores, val=scores, epochs=1, best_epoch=1, train_seconds=0.0,
+                               images_per_second=0.0, health=health, augment_applied={}, wandb=None,
+                               **fit_calibration(model, splits["val"], params.train))
         model_path = paths.model("face", name, root)
         model_path.parent.mkdir(parents=True, exist_ok=True)
         model_path.write_bytes(weights_bytes(model.state_dict()))
-        write_json(paths.model_info("face", name, root), model_card(settings, results))
+        write_json(paths.model_info("face", name, root), ModelCard(settings=settings, results=results).to_json())
         for path in paths.evaluate_outputs("face", name, root).values():
             path.parent.mkdir(parents=True, exist_ok=True)  # dvc creates an out's folder before the stage runs
 
@@ -76,6 +78,7 @@ def worker(root: Path, name: str) -> dict:
     import facelab.evaluation.forward
     import facelab.evaluation.scores
     import facelab.evaluation.stats  # noqa: E401, F401
+    import facelab.modelcard  # noqa: F401
     import facelab.modelfile
     import facelab.models
     start = time.perf_counter()
@@ -112,8 +115,8 @@ def worker(root: Path, name: str) -> dict:
     seconds["explanation"] -= seconds["maps"]  # explanation and draw without their saliency parts
     seconds["draw"] -= seconds["figure"]
     # the plain pass is the benchmark's, not evaluate's: measure() takes it out of the process time
-    return {"seconds": seconds, "plain_pass": extra["plain_pass"], "test_images": result["details"]["test_images"],
-            "gallery": len(result["explained"]["captions"])}
+    return {"seconds": seconds, "plain_pass": extra["plain_pass"], "test_images": result.details.test_images,
+            "gallery": len(result.explained["captions"])}
 
 
 def measure(root: Path, name: str) -> dict:

@@ -32,7 +32,7 @@ def trained_root(root, tta_flip: bool):
     recipe = dataclasses.replace(params.models[RECIPE], epochs=1)  # one epoch: these tests use a model, any model
     prepare.prepare_task(TASK, params.data[TASK], params.seed, prepared)
     splits, classes = load_prepared(prepared)
-    result = loop.run(f"{TASK}/{RECIPE}", recipe, settings, params.seed, splits, classes)
+    result = loop.train_loop(f"{TASK}/{RECIPE}", recipe, settings, params.seed, splits, classes)
     card = train.model_settings(TASK, RECIPE, recipe, settings, params.seed, classes,
                                 read_json(prepared / "classes.json"), weights_provenance(recipe))
     calibration = train.fit_calibration(trained_model(recipe, len(classes), result.state_dict), splits["val"], settings)
