@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 
 import cv2
+import cv2.data  # the cascades' folder; named, so a type checker sees the submodule cv2 loads itself
 import numpy as np
 
 from facelab.errors import UserError
@@ -48,8 +49,9 @@ def largest_face(rgb: np.ndarray, second_pass: bool = True) -> Box | None:
     grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
     found = detect(grey, CASCADE, SCALE_FACTOR, MIN_NEIGHBORS, smallest)
     if not found and second_pass:
+        flipped = np.ascontiguousarray(grey[:, ::-1])
         mirrored = [(width - x - w, y, w, h) for x, y, w, h in
-                    detect(np.ascontiguousarray(grey[:, ::-1]), PROFILE, SECOND_SCALE_FACTOR, SECOND_MIN_NEIGHBORS, smallest)]
+                    detect(flipped, PROFILE, SECOND_SCALE_FACTOR, SECOND_MIN_NEIGHBORS, smallest)]
         found = (detect(grey, CASCADE, SECOND_SCALE_FACTOR, SECOND_MIN_NEIGHBORS, smallest)
                  + detect(grey, PROFILE, SECOND_SCALE_FACTOR, SECOND_MIN_NEIGHBORS, smallest) + mirrored)
     if not found:

@@ -1,4 +1,5 @@
-"""Image decoding for prepare: files or pixel arrays in, uint8 RGB squares and pixel digests out; unusable files are listed with why."""
+"""Image decoding for prepare: files or pixel arrays in, uint8 RGB squares and pixel digests out; unusable files
+are listed with why."""
 from __future__ import annotations
 
 import errno
@@ -93,7 +94,11 @@ def read_files(entries: list[Entry], classes: tuple[str, ...], img_size: int,
     fixed_test: the source has its own test split, given by each entry's `test`.
     scratch: a file for the pixels (see facelab.data.pixels.PixelStore); None keeps them in memory.
     min_side: images whose shorter side is under this many pixels are skipped (data.<task>.min_side)."""
-    kept, digests, skipped, ignored, first_frame = [], [], [], [], {}
+    kept: list[Entry] = []
+    digests: list[str] = []
+    skipped: list[Skipped] = []
+    ignored: list[Skipped] = []
+    first_frame: dict[str, int] = {}  # file name: frame count
     with PixelStore(len(entries), img_size, scratch) as store:
         for entry in entries:
             try:

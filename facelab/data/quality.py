@@ -1,4 +1,5 @@
-"""Data quality for prepare: drop exact duplicates, group or drop near-duplicates, stop on too many unreadable files, and build metrics/<task>/data.json."""
+"""Data quality for prepare: drop exact duplicates, group or drop near-duplicates, stop on too many unreadable
+files, and build metrics/<task>/data.json."""
 from __future__ import annotations
 
 import dataclasses
@@ -65,7 +66,8 @@ def near_dedupe(dedup: Dedup, packed: np.ndarray, labels: np.ndarray, files: lis
     members = defaultdict(list)
     for row, group in zip(rows, ids):
         members[int(group)].append(int(row))
-    keep, groups, examples, conflicts, removed = [], [], [], [], Counter()
+    keep, groups, examples, conflicts = [], [], [], []
+    removed: Counter[str] = Counter()  # class: copies dropped
     for group, rows_in in members.items():
         names = [files[i] for i in rows_in]
         if len({int(labels[i]) for i in rows_in}) > 1:
