@@ -117,7 +117,7 @@ def fer2013_csv_images(path: Path, label_map: dict[str, int], classes: tuple[str
     table = read_fer2013_csv(path)
     fixed_test = "Usage" in table.columns
     labels, files, digests, test, skipped = [], [], [], [], []
-    not_used = Counter()
+    not_used: Counter[str] = Counter()  # rows per FER2013 label that params map to no class
     with PixelStore(len(table), img_size, scratch) as store:
         for row in table.itertuples():
             label, name = FER2013_LABELS[row.emotion], f"{path.name}:{row.Index + 2}"  # line 1 is the header
@@ -157,7 +157,8 @@ def read_fer2013_csv(path: Path) -> pd.DataFrame:
         usages = ("Training",) + FER2013_TEST_USAGE
         odd = table.index[~table["Usage"].isin(usages)]
         if len(odd):
-            raise DataError(f"'{path}' line {odd[0] + 2}: Usage '{table['Usage'][odd[0]]}' is not one of {list(usages)}")
+            raise DataError(f"'{path}' line {odd[0] + 2}: Usage '{table['Usage'][odd[0]]}' is not one of "
+                            f"{list(usages)}")
     return table
 
 
