@@ -61,7 +61,7 @@ def main(argv=None) -> None:
         settings = dataclasses.replace(base, precision=precision)
         accel = choose_accel(settings, torch.cuda.is_available())
         started = time.perf_counter()
-        result = loop.run(f"{precision} seed {seed}", recipe, settings, seed, splits, classes, accel=accel)
+        result = loop.train_loop(f"{precision} seed {seed}", recipe, settings, seed, splits, classes, accel=accel)
         acc = test_accuracy(result, recipe, splits["test"], classes, accel, settings.eval_batch_size)
         print(f"RESULT {describe(accel):45s} seed {seed}: val acc {result.summary['val']['acc']:.4f}  "
               f"test acc {acc:.4f}  train {result.summary['images_per_second']:.1f} img/s  "

@@ -5,7 +5,7 @@ Run from the repository root, the machine otherwise idle:
   python3 -m benchmarks.quality --folder ../shared/data/real/face-yaleb --recipe resnet18_scratch
 Each seed draws its own split (prepare's stratified split, data.<task>.split) and its own model initialisation.
 Configurations (--configs):
-  defaults  params.yaml as it is (with --set overrides), through the same prepare.prepare_task and training.loop.run the
+  defaults  params.yaml as it is (with --set overrides), through the same prepare.prepare_task and training.loop.train_loop the
             stages call, scored on the test split as evaluate scores it;
   before    the defaults before augmentation, class weights, label smoothing and macro-F1 selection existed
             (BEFORE below): flip only, plain loss, the lowest-val-loss epoch kept;
@@ -109,10 +109,10 @@ def config_params(raw: dict, config: str, sets: list[str], folder: Path, img_siz
 
 
 def facelab_side(params, recipe_name: str, seed: int, prepared: Path) -> dict:
-    """The stages' own path: training.loop.run, then the test split scored as evaluate scores it."""
+    """The stages' own path: training.loop.train_loop, then the test split scored as evaluate scores it."""
     splits, classes = load_prepared(prepared)
     recipe, settings = params.models[recipe_name], params.train
-    result = loop.run(f"seed {seed}", recipe, settings, seed, splits, classes)
+    result = loop.train_loop(f"seed {seed}", recipe, settings, seed, splits, classes)
     model = trained_model(recipe, len(classes), result.state_dict)
     batch = settings.eval_batch_size
     predicted, labels, loss = split_predictions(model, Inputs(splits["test"], None, batch, flips=False), batch,

@@ -7,7 +7,7 @@ On a GPU machine (facelab's GPU path: data on the GPU once, bf16, channels_last;
 pinned memory), at the ImageNet size:
   python3 -m benchmarks.throughput --generated face --recipe resnet18_scratch --img-size 224 --device cuda --workers 4 8
 Same images (facelab's train split), model, batch size, epochs, optimizer and torch threads on both sides.
-facelab: facelab.data.prepare.prepare_task decodes once, then facelab.training.loop.run; "training only" is its train_seconds (model
+facelab: facelab.data.prepare.prepare_task decodes once, then facelab.training.loop.train_loop; "training only" is its train_seconds (model
 built, frozen trunk cached, training steps; no validation). Typical: PIL Resize/CenterCrop, RandomHorizontalFlip,
 ToTensor, Normalize in DataLoader workers every epoch, PyTorch's default (unfused) optimizer, timed from
 model construction to the last step. "Network alone" is the ceiling for recipes that train end to end:
@@ -126,7 +126,7 @@ def facelab_side(data: DataParams, recipe: Recipe, params_path: str, args: argpa
     prepare_seconds = time.perf_counter() - started
     splits, classes = load_prepared(out)
     started = time.perf_counter()
-    result = loop.run("facelab", recipe, settings, params.seed, splits, classes)
+    result = loop.train_loop("facelab", recipe, settings, params.seed, splits, classes)
     return {"images": len(splits["train"].labels) * recipe.epochs, "prepare_s": prepare_seconds,
             "train_s": result.summary["train_seconds"], "run_s": time.perf_counter() - started,
             "peak_mib": peak_rss_mib(), "gpu_peak_mib": gpu_peak_mib(args.device),
@@ -242,7 +242,7 @@ def report(args, recipe: Recipe, n_images: int, facelab: dict, typicals: dict[st
     for name in typicals:
         lines.append(f"ratio facelab / {name}: training only {train_rate / rate[name]:.2f}x, "
                      f"including prepare {total_rate / rate[name]:.2f}x")
-    lines.append(f"(facelab's prepare {facelab['prepare_s']:.1f} s; its loop.run wall time with the per-epoch "
+    lines.append(f"(facelab's prepare {facelab['prepare_s']:.1f} s; its loop.train_loop wall time with the per-epoch "
                  f"validation and final scoring: {facelab['run_s']:.1f} s; best val acc {facelab['val/acc']:.4f})")
     return lines
 

@@ -35,7 +35,7 @@ def folder_data(raw, root, classes=("a", "b"), **overrides):
 
 
 def run(tmp_path, data):
-    """prepare.run into tmp_path/out; the counts and the data.json report."""
+    """prepare.prepare_task into tmp_path/out; the counts and the data.json report."""
     counts = prepare.prepare_task("emotion", data, 0, tmp_path / "out", tmp_path / "data.json").counts
     return counts, json.loads((tmp_path / "data.json").read_text())
 

@@ -42,7 +42,7 @@ def train_tiny(task: str, root) -> None:
     recipe = dataclasses.replace(params.models[RECIPE], epochs=1)  # one epoch: these tests use a model, any model
     prepare.prepare_task(task, params.data[task], params.seed, prepared)
     splits, classes = load_prepared(prepared)
-    result = loop.run(f"{task}/{RECIPE}", recipe, params.train, params.seed, splits, classes)
+    result = loop.train_loop(f"{task}/{RECIPE}", recipe, params.train, params.seed, splits, classes)
     settings = train.model_settings(task, RECIPE, recipe, params.train, params.seed, classes,
                                     read_json(prepared / "classes.json"), weights_provenance(recipe))
     calibration = train.fit_calibration(trained_model(recipe, len(classes), result.state_dict), splits["val"],

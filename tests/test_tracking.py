@@ -1,5 +1,6 @@
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -26,7 +27,7 @@ def test_offline_wandb_run_holds_config_epoch_metrics_and_summary(tiny_raw, tiny
     splits, classes = load_prepared(tmp_path / "emotion")
     settings = WandbParams(mode="offline", project="facelab-test", entity=None, dir=str(tmp_path), watch_freq=10)
     run = start_wandb(settings, "emotion", "resnet18_scratch", {**tiny_raw, "git_commit": "abc"})
-    result = loop.run("emotion/resnet18_scratch", tiny_params.models["resnet18_scratch"],
+    result = loop.train_loop("emotion/resnet18_scratch", tiny_params.models["resnet18_scratch"],
                        tiny_params.train, 0, splits, classes, run, watch_freq=2)
     finish_wandb(run, wandb_summary(result.summary))
     (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
@@ -68,3 +69,50 @@ def test_online_without_a_key_falls_back_to_offline_with_one_warning(tmp_path, m
     assert len(caught) == 1 and run.settings.mode == "offline"
     finish_wandb(run, {"best_epoch": 1})
     assert len(list((tmp_path / "wandb").glob("offline-run-*"))) == 1
+
+
+def wandb_folders(wandb_dir) -> dict[str, list]:
+    """Each W&B run id and its local folders, oldest first: train's, then the one evaluate adds when it reopens the
+    run offline (`wandb sync` uploads both into the one run)."""
+    runs: dict[str, list] = {}
+    for folder in sorted(Path(wandb_dir).glob("offline-run-*")):
+        runs.setdefault(folder.name.rsplit("-", 1)[1], []).append(folder)
+    return runs
+
+
+@pytest.mark.e2e  # trains a tiny model and reads its W&B run back with wandb's own reader
+def test_evaluate_adds_the_test_results_to_the_training_run_and_train_logs_none(tiny_params, tmp_path):
+    import dataclasses
+
+    from facelab import paths
+    from facelab.evaluation.experiment import evaluate_experiment
+    from facelab.files import read_json
+    from facelab.training.experiment import train_experiment
+
+    settings = WandbParams(mode="offline", project="facelab-test", entity=None, dir=str(tmp_path), watch_freq=10)
+    prepare.prepare_task("emotion", tiny_params.data["emotion"], tiny_params.seed, paths.prepared("emotion", tmp_path))
+    recipe = dataclasses.replace(tiny_params.models["resnet18_scratch"], epochs=1)
+    train_experiment("emotion", "resnet18_scratch", recipe, tiny_params.train, settings, tiny_params.seed,
+                     root=tmp_path)
+    card = read_json(paths.model_info("emotion", "resnet18_scratch", tmp_path))
+    (trained,) = wandb_folders(tmp_path / "wandb").values()
+    assert len(trained) == 1 and card["results"]["wandb"]["folder"] == f"wandb/{trained[0].name}"
+    summary, records = read_wandb(trained[0])
+    assert not [key for key in summary["summary"] if key.startswith("test/")] and "collapsed" not in summary["summary"]
+    result = evaluate_experiment("emotion", "resnet18_scratch", 64, tmp_path, tracking=settings)
+    (folders,) = wandb_folders(tmp_path / "wandb").values()
+    assert len(folders) == 2 and folders[0] == trained[0]  # the same run id: the training's run, reopened
+    summary, records = read_wandb(folders[1])
+    assert summary["run_id"] == card["results"]["wandb"]["id"] and summary["state"] == "finished"
+    metrics = read_json(paths.evaluate_outputs("emotion", "resnet18_scratch", tmp_path)["metrics"])
+    for key in ("acc", "macro_f1", "loss", "ece"):
+        assert summary["summary"][f"test/{key}"] == pytest.approx(metrics["test"][key])
+    assert summary["summary"]["test/acc_ci"] == pytest.approx(metrics["test"]["acc_ci"])
+    assert summary["summary"]["collapsed"] is metrics["collapsed"] is result.metrics.collapsed
+    assert summary["summary"]["collapse_reason"] == result.details.collapse.reason
+    logged = {k for r in records if r["type"] == "history" for k in r["history"]["item"]}
+    assert any(k.startswith("test/confusion_matrix") for k in logged), logged
+    assert any(k.startswith("test/classification_report") for k in logged), logged
+    disabled = dataclasses.replace(settings, mode="disabled")  # W&B off now: evaluate reopens nothing
+    evaluate_experiment("emotion", "resnet18_scratch", 64, tmp_path, tracking=disabled)
+    assert len(next(iter(wandb_folders(tmp_path / "wandb").values()))) == 2

@@ -29,7 +29,7 @@ def prepared(tiny_params, tmp_path):
 def test_train_logs_each_epoch_and_keeps_the_best_epochs_weights(tiny_params, prepared, capsys, select_by):
     splits, classes = prepared
     settings = dataclasses.replace(tiny_params.train, select_by=select_by)
-    result = loop.run("emotion/resnet18_scratch", tiny_params.models["resnet18_scratch"],
+    result = loop.train_loop("emotion/resnet18_scratch", tiny_params.models["resnet18_scratch"],
                        settings, tiny_params.seed, splits, classes)
     lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("[emotion/resnet18_scratch]")]
     assert len(lines) == 2
@@ -59,7 +59,7 @@ def test_cosine_schedule_follows_the_formula_epoch_by_epoch(tiny_raw, prepared):
     tiny_raw["models"]["resnet18_scratch"].update(epochs=4, schedule="cosine", lr=0.01)
     params = parse_params(tiny_raw)
     splits, classes = prepared
-    result = loop.run("e/r", params.models["resnet18_scratch"], params.train, 0, splits, classes)
+    result = loop.train_loop("e/r", params.models["resnet18_scratch"], params.train, 0, splits, classes)
     expected = [0.01 * (1 + math.cos(math.pi * e / 4)) / 2 for e in range(4)]
     assert result.history["lr"].tolist() == pytest.approx(expected, rel=1e-6)
     assert expected[1] < expected[0] and expected[3] < 0.002  # the test would fail on a constant lr
@@ -70,7 +70,7 @@ def test_history_csv_is_rewritten_after_every_epoch(tiny_params, prepared, tmp_p
     written = []
     real_write = loop.write_csv
     monkeypatch.setattr(loop, "write_csv", lambda path, frame: (written.append(len(frame)), real_write(path, frame)))
-    result = loop.run("e/r", tiny_params.models["resnet18_scratch"], tiny_params.train, 0, splits, classes,
+    result = loop.train_loop("e/r", tiny_params.models["resnet18_scratch"], tiny_params.train, 0, splits, classes,
                       history=tmp_path / "history.csv")
     assert written == [1, 2]
     on_disk = pd.read_csv(tmp_path / "history.csv")
@@ -84,7 +84,7 @@ def test_step_schedule_and_early_stopping(tiny_raw, prepared):
     tiny_raw["train"]["patience"] = 1
     params = parse_params(tiny_raw)
     splits, classes = prepared
-    result = loop.run("e/r", params.models["resnet18_scratch"], params.train, 0, splits, classes)
+    result = loop.train_loop("e/r", params.models["resnet18_scratch"], params.train, 0, splits, classes)
     epochs = result.summary["epochs"]
     assert len(result.history) == epochs
     assert epochs == min(8, result.summary["best_epoch"] + 1)  # stops 1 epoch after the best
@@ -145,11 +145,11 @@ def test_frozen_vgg_features_are_cached_without_changing_results(tiny_params, pr
     splits, classes = prepared
     flip_only = dataclasses.replace(AUGMENT_OFF, hflip=True)
     recipe = dataclasses.replace(tiny_params.models["vgg16_finetune"], augment=flip_only)
-    cached = loop.run("e/v", recipe, tiny_params.train, 0, splits, classes)
+    cached = loop.train_loop("e/v", recipe, tiny_params.train, 0, splits, classes)
     original = loop.frozen_trunk
     try:
         loop.frozen_trunk = lambda model, recipe: (None, model)  # no cache: recompute every batch
-        uncached = loop.run("e/v", recipe, tiny_params.train, 0, splits, classes)
+        uncached = loop.train_loop("e/v", recipe, tiny_params.train, 0, splits, classes)
     finally:
         loop.frozen_trunk = original
     np.testing.assert_allclose(cached.history.values, uncached.history.values, rtol=1e-4)
@@ -161,7 +161,7 @@ def test_frozen_vgg_features_are_cached_without_changing_results(tiny_params, pr
 
 def test_evaluate_scores_test_split_with_the_saved_model(tiny_params, prepared, tmp_path):
     splits, classes = prepared
-    result = loop.run("e/r", tiny_params.models["resnet18_scratch"], tiny_params.train,
+    result = loop.train_loop("e/r", tiny_params.models["resnet18_scratch"], tiny_params.train,
                        tiny_params.seed, splits, classes)
     recipe = tiny_params.models["resnet18_scratch"]
     settings = train.model_settings("emotion", "resnet18_scratch", recipe, tiny_params.train, tiny_params.seed,
@@ -214,7 +214,7 @@ def test_two_same_seed_trainings_give_identical_metrics_and_byte_identical_model
                                     weights_provenance(recipe))
     digests, runs = [], []
     for root in (tmp_path / "a", tmp_path / "b"):
-        result = loop.run("e/r", recipe, tiny_params.train, tiny_params.seed, splits, classes)
+        result = loop.train_loop("e/r", recipe, tiny_params.train, tiny_params.seed, splits, classes)
         runs.append(result)
         calibration = train.fit_calibration(trained_model(recipe, len(classes), result.state_dict), splits["val"],
                                             tiny_params.train)
@@ -230,3 +230,23 @@ def test_two_same_seed_trainings_give_identical_metrics_and_byte_identical_model
     assert set(card) == {"format", "settings", "results"}
     assert card["settings"]["train"]["select_by"] == tiny_params.train.select_by  # settings, never shadowed by scores
     assert set(card["results"]["train"]) == {"loss", "acc", "macro_f1"}
+
+
+def test_training_never_reads_the_test_split():
+    """Train trains, evaluate evaluates: no module of facelab/training names the test split (a "test" key, the
+    splits' names from facelab.names) or imports evaluate's test-set work (collapse, the per-class report, the
+    evaluate stage itself), so the test images never go through a forward pass during training."""
+    import ast
+
+    from tests.conftest import ROOT
+
+    evaluate_only = {"collapse", "class_report", "evaluate_model", "evaluate_experiment", "log_evaluation", "SPLITS"}
+    found = []
+    for path in sorted((ROOT / "facelab" / "training").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and node.value == "test":
+                found.append(f"{path.name}:{node.lineno}: the string 'test'")
+            elif isinstance(node, ast.ImportFrom):
+                found += [f"{path.name}:{node.lineno}: imports {alias.name}" for alias in node.names
+                          if alias.name in evaluate_only or (node.module or "").endswith("evaluation.experiment")]
+    assert found == []

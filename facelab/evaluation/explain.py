@@ -8,16 +8,17 @@ import pandas as pd
 import torch
 from torch import nn
 
+from facelab import paths
 from facelab.evaluation.calibration import ECE_BINS, ece, ece_ci, reliability_bins, scaled_probabilities
 from facelab.evaluation.gallery import mistake_gallery, select_mistakes, short_name
-from facelab.evaluation.mosaic import pyplot, save
 from facelab.evaluation.saliency import experiment_saliency, saliency_figure
 from facelab.evaluation.stats import BOOTSTRAP
+from facelab.plotting import pyplot, save
 
 
 def names_of_test_images(prepared: Path) -> list[str]:
     """The test images' file names, in the prepared arrays' row order (prepare writes manifest.csv in that order)."""
-    manifest = pd.read_csv(Path(prepared) / "manifest.csv")
+    manifest = pd.read_csv(paths.prepared_manifest(prepared))
     return manifest.loc[manifest["split"] == "test", "file"].astype(str).tolist()
 
 

@@ -2,27 +2,21 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
 
-from facelab.files import write_with
+from facelab.plotting import DPI, pyplot, save
 
-# The report's figures' resolution (facelab.reporting.figures.DPI; this layer may not import reporting).
-DPI = 90
 DISPLAY_TILE_PX = 120  # a 64 px image shows at about twice its size: faces and captions stay readable
 LINE_PX = 11           # one caption line at CAPTION_POINTS and DPI, with leading
 CAPTION_POINTS = 6.5
 LABEL_PX = 110         # the row labels' column ("angry -> happy", "only head right")
-TITLE_PX = 34
-
-
-def pyplot():
-    """matplotlib's pyplot on the file-only Agg backend: CI machines have no display."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
+TITLE_PX = 34          # the title's band with one line; each further line adds TITLE_LINE_PX
+TITLE_LINE_PX = 14     # one title line at TITLE_POINTS and DPI, with leading
+TITLE_POINTS = 9
+TITLE_CHAR_PX = 7      # the widest average character of a TITLE_POINTS line at DPI: wrapping at this always fits
 
 
 def mosaic(rows: list[tuple[str, list[tuple[np.ndarray, str]]]], title: str, path: str | Path) -> None:
@@ -53,15 +47,25 @@ def mosaic(rows: list[tuple[str, list[tuple[np.ndarray, str]]]], title: str, pat
             canvas[top:top + height, left:left + width] = image
             texts.append((left + width / 2, top - 2, caption, "center", "bottom", CAPTION_POINTS))
     shown_h, shown_w = canvas.shape[0] * scale, canvas.shape[1] * scale
+    title_lines = fitted_lines(title, shown_w)
+    title_h = TITLE_PX + (len(title_lines) - 1) * TITLE_LINE_PX
     plt = pyplot()
-    fig = plt.figure(figsize=(shown_w / DPI, (shown_h + TITLE_PX) / DPI), dpi=DPI)
-    ax = fig.add_axes((0, 0, 1, shown_h / (shown_h + TITLE_PX)))
+    fig = plt.figure(figsize=(shown_w / DPI, (shown_h + title_h) / DPI), dpi=DPI)
+    ax = fig.add_axes((0, 0, 1, shown_h / (shown_h + title_h)))
     ax.imshow(canvas, interpolation="nearest")
     ax.set_axis_off()
     for x, y, text, ha, va, size in texts:
         ax.text(x, y, text, ha=ha, va=va, fontsize=size)
-    fig.text(0.5, 1 - 6 / (shown_h + TITLE_PX), title, ha="center", va="top", fontsize=9)
+    fig.text(0.5, 1 - 6 / (shown_h + title_h), "\n".join(title_lines), ha="center", va="top",
+             fontsize=TITLE_POINTS)
     save(fig, path)
+
+
+def fitted_lines(title: str, width_px: float) -> list[str]:
+    """The title broken at spaces into lines that fit `width_px`: a centred line wider than the image is cut at
+    both edges (a one-column gallery is 240 px wide, its title over 600)."""
+    chars = max(10, int(width_px // TITLE_CHAR_PX))
+    return [line for part in title.split("\n") for line in textwrap.wrap(part, chars) or [""]]
 
 
 def message(text: str, path: str | Path) -> None:
@@ -69,9 +73,3 @@ def message(text: str, path: str | Path) -> None:
     fig = pyplot().figure(figsize=(6, 1.2), dpi=DPI)
     fig.text(0.5, 0.5, text, ha="center", va="center", fontsize=10, wrap=True)
     save(fig, path)
-
-
-def save(fig, path: str | Path) -> None:
-    """The figure as a PNG, written atomically, then closed (pyplot keeps every open figure alive)."""
-    write_with(path, lambda tmp: fig.savefig(tmp, dpi=DPI, format="png"))
-    pyplot().close(fig)

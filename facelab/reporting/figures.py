@@ -8,24 +8,10 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import ConfusionMatrixDisplay
 
-from facelab.files import write_with
 from facelab.names import key
+from facelab.plotting import pyplot, save
 
-DPI = 90
 CURVE_METRICS = (("loss", "loss"), ("acc", "accuracy"))
-
-
-def pyplot():
-    """matplotlib's pyplot on the file-only Agg backend: CI machines have no display."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def save(fig, path: str | Path) -> None:
-    write_with(path, lambda tmp: fig.savefig(tmp, dpi=DPI, format="png"))
-    pyplot().close(fig)
 
 
 def plot_curves(history: pd.DataFrame, path: str | Path) -> None:

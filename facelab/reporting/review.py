@@ -17,8 +17,9 @@ from facelab.evaluation.gallery import discordant_strip
 from facelab.files import atomic_dir
 from facelab.names import key
 from facelab.params import RECIPES, TASKS
+from facelab.plotting import pyplot, save
 from facelab.reporting.comparison import difference_text, paired, size_text
-from facelab.reporting.figures import CURVE_METRICS, heatmap, pyplot, save
+from facelab.reporting.figures import CURVE_METRICS, heatmap
 from facelab.yaml12 import load_yaml
 
 HEADLINE = ("test.acc", "test.macro_f1", "collapsed", "weights_verified")  # the metrics-diff rows a reviewer reads

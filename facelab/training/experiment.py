@@ -23,7 +23,7 @@ from facelab.params import Recipe, TrainParams, WandbParams
 from facelab.training.checkpoints import checkpoint_path
 from facelab.training.distributed import Dist
 from facelab.training.health import plot_histograms
-from facelab.training.loop import TrainResult, run
+from facelab.training.loop import TrainResult, train_loop
 from facelab.training.tracking import finish_wandb, git_commit, run_location, start_wandb, wandb_summary
 
 
@@ -53,8 +53,8 @@ def train_experiment(task: str, recipe_name: str, recipe: Recipe, settings: Trai
         print(f"[{task}/{recipe_name}] training on {describe(accel)}, {dist.world} process(es)", flush=True)
     wandb_run = start_wandb(tracking, task, recipe_name, config, os.environ.get("DVC_ROOT")) if dist.main else None
     try:
-        result = run(f"{task}/{recipe_name}", recipe, settings, seed, splits, classes, wandb_run, checkpoint,
-                     tracking.watch_freq, dist, accel, history=outputs["history"] if dist.main else None)
+        result = train_loop(f"{task}/{recipe_name}", recipe, settings, seed, splits, classes, wandb_run, checkpoint,
+                            tracking.watch_freq, dist, accel, history=outputs["history"] if dist.main else None)
     except TrainingDiverged:
         if dist.main:
             checkpoint.unlink(missing_ok=True)  # resuming would only diverge again

@@ -10,10 +10,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from facelab.files import write_with
+from facelab.plotting import pyplot, save
 
 PERCENTILES = (1, 25, 50, 75, 99)
 STAT_COLUMNS = [f"p{q}" for q in PERCENTILES] + ["norm"]
+HISTOGRAM_DPI = 80  # the grid is up to 14 inches wide: 1120 px shows every panel
 HISTOGRAM_SAMPLE = 200_000  # values kept per layer for a histogram: plenty for 60 bins, cheap to hold
 
 
@@ -139,10 +140,7 @@ def health_verdict(gradients: pd.DataFrame, vanishing: float, exploding: float) 
 
 def plot_histograms(histograms: dict[int, dict[str, np.ndarray]], title: str, path: Path) -> None:
     """One panel per layer (up to 8, first to last), one histogram per recorded epoch, like W&B's panels."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     epochs = sorted(histograms)
     names = list(histograms[epochs[-1]]) if epochs else []
     shown = [names[i] for i in sorted(set(np.linspace(0, len(names) - 1, min(8, len(names))).astype(int)))]
@@ -166,5 +164,4 @@ def plot_histograms(histograms: dict[int, dict[str, np.ndarray]], title: str, pa
     height = 1.2 + 2.6 * rows
     fig.subplots_adjust(left=0.5 / (3.5 * cols), right=0.99, bottom=0.45 / height, top=1 - 0.75 / height,
                         wspace=0.3, hspace=0.45)
-    write_with(path, lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
-    plt.close(fig)
+    save(fig, path, dpi=HISTOGRAM_DPI)

@@ -33,7 +33,7 @@ from facelab.training.health import HealthRecorder, health_verdict, histogram_ep
 from facelab.training.optim import make_optimizer, make_scheduler
 from facelab.training.tracking import log_epoch, relog_history, watch_model
 
-ONE_PROCESS = Dist()  # run's default: no torchrun (Dist is frozen, so one instance serves every call)
+ONE_PROCESS = Dist()  # train_loop's default: no torchrun (Dist is frozen, so one instance serves every call)
 
 
 @dataclass
@@ -76,10 +76,10 @@ def seed_everything(seed: int, threads: int, accel: Accel) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def run(prefix: str, recipe: Recipe, settings: TrainParams, seed: int, splits: dict[str, SplitData],
-        classes: tuple[str, ...], wandb_run=None, checkpoint: Path | None = None,
-        watch_freq: int = 10, dist: Dist = ONE_PROCESS, accel: Accel | None = None,
-        history: Path | None = None) -> TrainResult:
+def train_loop(prefix: str, recipe: Recipe, settings: TrainParams, seed: int, splits: dict[str, SplitData],
+               classes: tuple[str, ...], wandb_run=None, checkpoint: Path | None = None,
+               watch_freq: int = 10, dist: Dist = ONE_PROCESS, accel: Accel | None = None,
+               history: Path | None = None) -> TrainResult:
     """Train (resuming from `checkpoint` if it exists); keep the weights of the best epoch by
     settings.select_by (lowest val loss, or highest val macro F1 with ties to the lower val loss).
 

@@ -1,0 +1,25 @@
+"""How the train stage runs: in this process, or under torchrun when params ask for several devices or nodes."""
+from __future__ import annotations
+
+import os
+
+from facelab.params import Recipe, TrainParams, WandbParams
+from facelab.training.distributed import close, init_from_env, launch
+from facelab.training.experiment import train_experiment
+
+
+def train_stage(task: str, recipe_name: str, recipe: Recipe, settings: TrainParams, tracking: WandbParams,
+                seed: int, rerun: list[str]) -> int:
+    """The train stage's work; returns its exit status. One process trains here. With train.devices x train.nodes
+    above 1, torchrun starts `python <rerun>` (the stage again) once per rank, and each rank trains here: a process
+    torchrun started has RANK set."""
+    if settings.devices * settings.nodes > 1 and "RANK" not in os.environ:
+        return launch(settings, rerun)
+    # cuBLAS is deterministic only with a fixed workspace; it must be set before CUDA starts
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    dist = init_from_env(dict(os.environ))  # torchrun's RANK/WORLD_SIZE; one process without it
+    try:
+        train_experiment(task, recipe_name, recipe, settings, tracking, seed, dist)
+    finally:
+        close(dist)
+    return 0
