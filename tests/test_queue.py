@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import copy_repo, sh, tiny_raw_params
 from tests.test_pipeline import stages_run
-from tests.test_tracking import read_wandb
+from tests.test_tracking import read_wandb, wandb_folders
 
 pytestmark = pytest.mark.e2e  # starts dvc, torchrun or a training subprocess
 
@@ -65,8 +65,8 @@ def training_interval(run_dir) -> tuple[float, float]:
 def test_two_workers_run_the_grid_at_once_and_rerun_only_the_changed_stages(queued):
     path, env, status = queued
     assert status == dict.fromkeys(GRID, "Success")
-    intervals = {read_wandb(run)[0]["config"]["dvc_exp_name"]: training_interval(run)
-                 for run in (path / "wandb").glob("offline-run-*")}
+    intervals = {read_wandb(folders[0])[0]["config"]["dvc_exp_name"]: training_interval(folders[0])
+                 for folders in wandb_folders(path / "wandb").values()}  # each run's first folder is train's
     (start_a, end_a), (start_b, end_b) = (intervals[name] for name in GRID)
     assert max(start_a, start_b) < min(end_a, end_b), intervals  # the two trainings overlapped in time
     for name in GRID:
@@ -101,12 +101,15 @@ def test_exp_show_lists_every_experiment_with_its_params_and_metrics(queued):
 def test_parallel_workers_write_their_own_wandb_runs_into_the_repository(queued):
     """Queue workspaces are deleted after the run; W&B goes to DVC_ROOT/wandb/, one folder per run."""
     path, _, _ = queued
-    runs = sorted((path / "wandb").glob("offline-run-*"))
-    summaries = [read_wandb(run)[0] for run in runs]
-    for summary in summaries:  # the stage flags a collapsed model in W&B too, as evaluate does in the metrics
-        assert isinstance(summary["summary"]["collapsed"], bool)
-    configs = [summary["config"] for summary in summaries]
-    configs = {config["dvc_exp_name"]: config for config in configs}
-    assert len(runs) == 2 and set(configs) == set(GRID)  # one run per experiment
+    runs = wandb_folders(path / "wandb")
+    assert [len(folders) for folders in runs.values()] == [2, 2]  # train's folder, and evaluate's (same run id)
+    configs = {}
+    for trained, evaluated in runs.values():
+        config = read_wandb(trained)[0]["config"]
+        configs[config["dvc_exp_name"]] = config
+        # evaluate adds the test scores and collapse flags to the training's run, as it writes them in the metrics
+        summary = read_wandb(evaluated)[0]["summary"]
+        assert isinstance(summary["collapsed"], bool) and 0 <= summary["test/acc"] <= 1
+    assert set(configs) == set(GRID)  # one run per experiment
     for name, lr in GRID.items():
         assert configs[name]["recipe"]["lr"] == lr
