@@ -1,1 +1,3 @@
-"""The DVC stage entry points: prepare, train, evaluate, report. Each is a short main() over the facelab library."""
+"""The DVC stage entry points, one module per stage: scan, prepare, train, evaluate, report, and review (a pull
+request's comparison of two revisions, outside the DAG). Each main() turns argv into one library call and an exit
+status."""

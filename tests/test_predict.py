@@ -365,7 +365,7 @@ def test_evaluate_refuses_a_folder_without_the_models_classes_and_a_bad_name(tra
 @pytest.mark.e2e  # 3,000 real photos
 @pytest.mark.skipif(not FER.is_dir(), reason=f"real photos not present: {FER} (the shared test data)")
 def test_evaluate_on_real_fer2013_photos(trained, tmp_path):
-    result, out = external.run("emotion", RECIPE, FER, model=model_file(trained, "emotion"), root=tmp_path)
+    result, out = external.evaluate_folder("emotion", RECIPE, FER, model=model_file(trained, "emotion"), root=tmp_path)
     assert out["metrics"] == tmp_path / "metrics/emotion/external/emotion-fer2013/resnet18_scratch.json"
     assert read_json(out["metrics"]) == result.metrics.model_dump(mode="json")
     assert result.details.test_images == 3000 and result.details.data["skipped"] == []
@@ -408,7 +408,7 @@ def test_the_evaluate_stage_and_facelab_evaluate_refuse_a_wrong_normalisation_wi
     write_json(model.with_suffix(".json"), card)
     errors = []
     for evaluate in (lambda: evaluate_experiment("emotion", RECIPE, 64, tmp_path),
-                     lambda: external.run("emotion", RECIPE, tmp_path, model=model, root=tmp_path)):
+                     lambda: external.evaluate_folder("emotion", RECIPE, tmp_path, model=model, root=tmp_path)):
         with pytest.raises(ModelFileError) as error:
             evaluate()
         errors.append(str(error.value))

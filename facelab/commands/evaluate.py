@@ -32,8 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=positive_int, default=128)
 
 
-def run(task: str, recipe_name: str, data: Path, name: str | None = None, model: Path | None = None,
-        batch_size: int = 128, root: Path = Path(".")) -> tuple[Evaluation, dict[str, Path]]:
+def evaluate_folder(task: str, recipe_name: str, data: Path, name: str | None = None, model: Path | None = None,
+                    batch_size: int = 128, root: Path = Path(".")) -> tuple[Evaluation, dict[str, Path]]:
     """Score the model on every usable image of `data`; write and return the results and where they went."""
     name = check_name(name if name is not None else Path(data).resolve().name)
     trained = load_trained(task, recipe_name, model)
@@ -87,7 +87,7 @@ def summary_lines(label: str, result: Evaluation, out: dict[str, Path]) -> list[
 
 
 def execute(args: argparse.Namespace) -> Evaluation:
-    result, out = run(args.task, args.recipe, args.data, args.name, args.model, args.batch_size)
+    result, out = evaluate_folder(args.task, args.recipe, args.data, args.name, args.model, args.batch_size)
     for warning in (result.details.data or {}).get("warnings", []):
         print(f"warning: {warning}", file=sys.stderr)
     for line in summary_lines(f"{args.task}/{args.recipe} on {out['metrics'].parent.name}", result, out):

@@ -61,7 +61,7 @@ def health_flags(experiments: list[dict]) -> dict[str, dict | None]:
     return {e["recipe"]: e.get("health") for e in experiments}
 
 
-def pair(cell: dict) -> str:
+def confusion_text(cell: dict) -> str:
     return f"{cell['actual']} -> {cell['predicted']}"
 
 
@@ -100,11 +100,11 @@ def confusion_sentence(experiments: list[dict]) -> str:
     if not found:
         return "No confusion is over-represented: in every run, each off-diagonal z-score is at or below 0."
     worst = max(found, key=lambda recipe: found[recipe]["z"])
-    runs = "; ".join(f"{recipe}: {pair(cell)} (z {cell['z']:.2f}, {cell['count']} images)" if cell
+    runs = "; ".join(f"{recipe}: {confusion_text(cell)} (z {cell['z']:.2f}, {cell['count']} images)" if cell
                      else f"{recipe}: none above the mean cell" for recipe, cell in tops.items())
-    sentence = (f"The most over-represented confusion is {pair(found[worst])} "
+    sentence = (f"The most over-represented confusion is {confusion_text(found[worst])} "
                 f"(z-score {found[worst]['z']:.2f} in {worst}). Largest per run: {runs}.")
-    counts = pd.Series([pair(cell) for cell in found.values()]).value_counts()
+    counts = pd.Series([confusion_text(cell) for cell in found.values()]).value_counts()
     if counts.iloc[0] > 1:
         sentence += f" {counts.index[0]} is the top confusion of {counts.iloc[0]} of {len(tops)} recipes."
     return sentence
