@@ -1,4 +1,5 @@
-"""prepare@<task>'s work: decode the task's images once, drop unusable files and duplicates, split, write the prepared folder and the data report."""
+"""prepare@<task>'s work: decode the task's images once, drop unusable files and duplicates, split, write the
+prepared folder and the data report."""
 from __future__ import annotations
 
 import contextlib
@@ -52,12 +53,12 @@ def prepare_task(task: str, data: DataParams, seed: int, out_dir: str | Path,
         report = data_counts(loaded, dedup, result, header(task, data, loaded), data.classes, bad_fraction)
         # Both outputs are written in full under temporary names first: if the report cannot be written (a
         # read-only folder, a full disk), the data folder is not replaced either, and the pair stays consistent.
-        with atomic_path(metrics_path) if metrics_path is not None else contextlib.nullcontext() as report_tmp:
-            with atomic_dir(out_dir) as tmp:
-                write_splits(tmp, loaded, splits)
-                write_csv(paths.prepared_manifest(tmp), manifest(loaded, splits, data.classes))
-                write_json(paths.prepared_classes(tmp), {"classes": list(data.classes), "img_size": data.img_size,
-                                                         "faces": data.faces, "min_side": data.min_side})
-                if report_tmp is not None:
-                    report_tmp.write_text(json.dumps(report, indent=2) + "\n")
+        with (atomic_path(metrics_path) if metrics_path is not None else contextlib.nullcontext() as report_tmp,
+              atomic_dir(out_dir) as tmp):
+            write_splits(tmp, loaded, splits)
+            write_csv(paths.prepared_manifest(tmp), manifest(loaded, splits, data.classes))
+            write_json(paths.prepared_classes(tmp), {"classes": list(data.classes), "img_size": data.img_size,
+                                                     "faces": data.faces, "min_side": data.min_side})
+            if report_tmp is not None:
+                report_tmp.write_text(json.dumps(report, indent=2) + "\n")
     return Prepared(result, report)

@@ -1,4 +1,6 @@
-"""Calibration: do a model's probabilities mean what they say? Expected calibration error with a bootstrap interval, one fitted temperature, the reliability table (drawn by evaluation.explain, so train imports no plotting)."""
+"""Calibration: do a model's probabilities mean what they say? Expected calibration error with a bootstrap
+interval, one fitted temperature, the reliability table (drawn by evaluation.explain, so train imports no
+plotting)."""
 from __future__ import annotations
 
 import numpy as np

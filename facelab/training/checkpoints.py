@@ -1,4 +1,5 @@
-"""Resume: per-epoch checkpoints of a training run (model, optimizer, schedule, random states, history), outside DVC's outputs."""
+"""Resume: per-epoch checkpoints of a training run (model, optimizer, schedule, random states, history), outside
+DVC's outputs."""
 from __future__ import annotations
 
 import dataclasses
