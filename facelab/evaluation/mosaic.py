@@ -1,4 +1,5 @@
-"""Image grids as PNGs, drawn fast: labelled rows of captioned tiles composed in numpy and shown as one image (saliency figure, mistake gallery, discordant strip)."""
+"""Image grids as PNGs, drawn fast: labelled rows of captioned tiles composed in numpy and shown as one image
+(saliency figure, mistake gallery, discordant strip)."""
 from __future__ import annotations
 
 import math
@@ -36,7 +37,7 @@ def mosaic(rows: list[tuple[str, list[tuple[np.ndarray, str]]]], title: str, pat
     columns = max([1] + [len(tiles) for _, tiles in rows])
     cell_w, cell_h = width + pad, caption_h + height + pad
     canvas = np.full((len(rows) * cell_h, label_w + columns * cell_w, 3), 255, dtype=np.uint8)
-    texts = []
+    texts: list[tuple[float, float, str, str, str, float]] = []  # x, y, text, ha, va, font size
     for r, (label, tiles) in enumerate(rows):
         top = r * cell_h + caption_h
         texts.append((label_w - pad, top + height / 2, label, "right", "center", 8))

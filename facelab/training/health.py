@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ def is_frozen(parameters: list[nn.Parameter]) -> bool:
     return not any(p.requires_grad for p in parameters)
 
 
-def flat(tensors: list[torch.Tensor]) -> np.ndarray:
+def flat(tensors: Sequence[torch.Tensor]) -> np.ndarray:
     return torch.cat([t.detach().reshape(-1).float() for t in tensors]).cpu().numpy()
 
 
