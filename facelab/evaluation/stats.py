@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from statistics import NormalDist
+from typing import TypedDict
 
 import numpy as np
 
@@ -14,7 +15,16 @@ SIGNIFICANCE = 0.05  # a paired difference with p below this (two-sided) is more
 # Every bootstrap here: the defaults below and the settings evaluate records. Fixed seed: the same predictions, the
 # same interval.
 RESAMPLES, BOOTSTRAP_SEED, LEVEL = 2000, 0, 0.95
-BOOTSTRAP = {"n_resamples": RESAMPLES, "seed": BOOTSTRAP_SEED, "level": LEVEL}
+
+
+class Bootstrap(TypedDict):
+    """The bootstrap keyword arguments (n_resamples, seed, level) that every interval and comparison takes."""
+    n_resamples: int
+    seed: int
+    level: float
+
+
+BOOTSTRAP: Bootstrap = {"n_resamples": RESAMPLES, "seed": BOOTSTRAP_SEED, "level": LEVEL}
 POWER = 0.8  # "test images needed" is the size at which a difference this large is found 80% of the time
 # Largest index matrix (resamples x images) held at once; 4M int64 entries is 32 MB.
 _CHUNK_ENTRIES = 4_000_000
