@@ -9,7 +9,7 @@ import warnings
 
 import pandas as pd
 
-from facelab import paths
+from facelab import names, paths
 from facelab.evaluation.records import Collapse, Metrics
 from facelab.modelcard import WandbRun
 from facelab.params import WandbParams
@@ -32,7 +32,7 @@ def log_evaluation(location: WandbRun | None, settings: WandbParams, dvc_root: s
 
 def test_summary(metrics: Metrics, collapsed: Collapse) -> dict:
     """The run summary's test keys (test/acc, test/acc_ci, ...) and the collapse flags, as the metrics file has them."""
-    return {**{f"test/{key}": value for key, value in metrics.test.model_dump().items()},
+    return {**{names.key("test", name): value for name, value in metrics.test.model_dump().items()},
             "collapsed": collapsed.collapsed, "collapse_reason": collapsed.reason}
 
 

@@ -6,7 +6,7 @@ import subprocess
 import warnings
 from pathlib import Path
 
-from facelab import paths
+from facelab import names, paths
 from facelab.names import KEPT
 from facelab.params import WandbParams
 
@@ -40,8 +40,9 @@ def log_epoch(run, prefix: str, epochs: int, row: dict, images_per_second: float
     """Print the epoch line and send the same row (training.loop.epoch_row: 'train/loss', ...) to W&B,
     with the training speed so far."""
     print(f"[{prefix}] epoch {row['epoch']}/{epochs}  "
-          f"train loss {row['train/loss']:.4f} acc {row['train/acc']:.4f}  "
-          f"val loss {row['val/loss']:.4f} acc {row['val/acc']:.4f} macro_f1 {row['val/macro_f1']:.4f}", flush=True)
+          f"train loss {row[names.key('train', 'loss')]:.4f} acc {row[names.key('train', 'acc')]:.4f}  "
+          f"val loss {row[names.key('val', 'loss')]:.4f} acc {row[names.key('val', 'acc')]:.4f} "
+          f"macro_f1 {row[names.key('val', 'macro_f1')]:.4f}", flush=True)
     if run is not None:
         run.log({**row, "images_per_second": images_per_second}, step=row["epoch"])
 
