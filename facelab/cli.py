@@ -21,8 +21,8 @@ ENVIRONMENT_FIXES = {
 
 
 def command_main(main):
-    """Wrap the main() of a stage or of the `facelab` command: a UserError, or a full disk, read-only file system or denied permission while
-    reading or writing, prints one 'error: ...' line to stderr and exits with status 1."""
+    """Wrap the main() of a stage or of the `facelab` command: a UserError, or a full disk, read-only file system or
+    denied permission while reading or writing, prints one 'error: ...' line to stderr and exits with status 1."""
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
         try:

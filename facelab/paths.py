@@ -1,4 +1,5 @@
-"""Every file a stage reads or writes, named once: the pipeline's outputs as declared in dvc.yaml, relative to a root."""
+"""Every file a stage reads or writes, named once: the pipeline's outputs as declared in dvc.yaml, relative to a
+root."""
 from __future__ import annotations
 
 from pathlib import Path

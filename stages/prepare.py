@@ -1,4 +1,5 @@
-"""Stage prepare@<task>: decode the task's images once, drop unusable files and duplicates, split, write data/prepared/<task>/ and metrics/<task>/data.json."""
+"""Stage prepare@<task>: decode the task's images once, drop unusable files and duplicates, split, write
+data/prepared/<task>/ and metrics/<task>/data.json."""
 from __future__ import annotations
 
 from facelab import paths

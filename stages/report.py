@@ -1,4 +1,5 @@
-"""Stage report: read metrics/ and plots/ of the six experiments; write reports/ (index.html, report.md, figures/) and plots/zscore/."""
+"""Stage report: read metrics/ and plots/ of the six experiments; write reports/ (index.html, report.md, figures/)
+and plots/zscore/."""
 from __future__ import annotations
 
 import argparse
@@ -6,12 +7,13 @@ import argparse
 from facelab import paths
 from facelab.cli import command_main
 from facelab.params import RECIPES, TASKS
-from facelab.reporting.document import load_experiment, write_report
+from facelab.reporting.document import write_report
+from facelab.reporting.results import load_experiment
 
 
 @command_main
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default=str(paths.reports()))
     parser.add_argument("--zscore", default=str(paths.zscore_plots()), help="folder of the z-score image plots")
     args = parser.parse_args(argv)

@@ -1,4 +1,5 @@
-"""Review a change: compare the workspace's experiments with a git revision's; write review/comment.md and the base/head images it links (for a pull-request comment, or to read locally)."""
+"""Review a change: compare the workspace's experiments with a git revision's; write review/comment.md and the
+base/head images it links (for a pull-request comment, or to read locally)."""
 from __future__ import annotations
 
 import argparse
@@ -10,7 +11,7 @@ from facelab.reporting.review import run_review
 
 @command_main
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--base", required=True, help="git revision to compare with, e.g. origin/main or HEAD~1")
     parser.add_argument("--out", default="review", help="folder for comment.md and its images")
     args = parser.parse_args(argv)

@@ -1,4 +1,5 @@
-"""Stage scan@<task> (always runs): fingerprint the task's source files into data/sources/<task>.json, so that prepare reruns when a photo folder changes and only then."""
+"""Stage scan@<task> (always runs): fingerprint the task's source files into data/sources/<task>.json, so that
+prepare reruns when a photo folder changes and only then."""
 from __future__ import annotations
 
 from facelab import paths

@@ -1,4 +1,5 @@
-"""Training augmentation on batches already in memory: one epoch's random draws (seeded, on the CPU), applied to whole batches on the run's device."""
+"""Training augmentation on batches already in memory: one epoch's random draws (seeded, on the CPU), applied to whole
+batches on the run's device."""
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
-"""A task's data set as prepare builds it: decode its source, split the usable rows, write the arrays, manifest and counts."""
+"""A task's data set as prepare builds it: decode its source, split the usable rows, write the arrays, manifest and
+counts."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,7 +20,8 @@ from facelab.params import DataParams
 def load_images(task: str, data: DataParams, seed: int, scratch: Path | None = None) -> Images:
     """Decode every image of the task's source once, at data.img_size, one at a time.
 
-    scratch: a file for the pixels (then a read-only memmap of it; see facelab.data.pixels); None keeps them in memory."""
+    scratch: a file for the pixels (then a read-only memmap of it; see facelab.data.pixels); None keeps them in
+    memory."""
     root = source_root(task, data)
     if root is None:
         return generated_images(task, data, seed, scratch)

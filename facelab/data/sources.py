@@ -15,8 +15,8 @@ from facelab.params import DataParams
 
 
 def generated_images(task: str, data: DataParams, seed: int, scratch: Path | None = None) -> Images:
-    """The task's generated faces, drawn one at a time. scratch: a file for the pixels (see facelab.data.pixels.PixelStore);
-    None keeps them in memory."""
+    """The task's generated faces, drawn one at a time. scratch: a file for the pixels (see
+    facelab.data.pixels.PixelStore); None keeps them in memory."""
     gen = data.generated
     assert gen is not None  # check_data: a generated source has its generated block
     if task == "face":
@@ -123,7 +123,8 @@ def list_folder(folder: Path) -> tuple[list[Path], list[Path]]:
         return children(folder)
     except PermissionError as error:
         raise DataError(f"folder '{folder}' cannot be listed (permission denied); give this user read and "
-                        f"execute permission on it (chmod u+rx '{folder}') or move it out of data.<task>.path") from error
+                        f"execute permission on it (chmod u+rx '{folder}') or move it out of "
+                        f"data.<task>.path") from error
 
 
 def check_class_folders(root: Path, wanted: tuple[str, ...], found: dict[str, Listing],

@@ -1,4 +1,5 @@
-"""Stratified train/val/test split from a seed, or train/val around a source's own test split, never cutting a group of near-duplicates: pure, arrays in, index arrays out."""
+"""Stratified train/val/test split from a seed, or train/val around a source's own test split, never cutting a group of
+near-duplicates: pure, arrays in, index arrays out."""
 from __future__ import annotations
 
 import numpy as np

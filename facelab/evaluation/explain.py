@@ -1,4 +1,5 @@
-"""Why a model is right or wrong, per experiment (evaluate): calibration before and after the saved temperature, the mistake gallery, Grad-CAM saliency; their numbers and three PNGs."""
+"""Why a model is right or wrong, per experiment (evaluate): calibration before and after the saved temperature, the
+mistake gallery, Grad-CAM saliency; their numbers and three PNGs."""
 from __future__ import annotations
 
 from pathlib import Path

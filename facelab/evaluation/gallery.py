@@ -1,4 +1,5 @@
-"""Image grids from test pixels: the mistake gallery per experiment (grouped by confusion cell) and a pull request's discordant-image strip."""
+"""Image grids from test pixels: the mistake gallery per experiment (grouped by confusion cell) and a pull request's
+discordant-image strip."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,7 +12,8 @@ CAPTION_CHARS = 20          # a file name longer than this keeps its end (the nu
 PER_CELL, MAX_TOTAL = 8, 32  # issue 24: at most 8 mistakes per confusion cell and 32 per gallery
 
 
-def select_mistakes(actual, predicted, probabilities, per_cell: int = PER_CELL, max_total: int = MAX_TOTAL) -> list[dict]:
+def select_mistakes(actual, predicted, probabilities, per_cell: int = PER_CELL,
+                    max_total: int = MAX_TOTAL) -> list[dict]:
     """The wrong images to show, by confusion cell (true -> predicted), each cell's most confident first.
 
     Cells come in order of how many mistakes they hold (the largest confusion first). When the cells
