@@ -14,7 +14,8 @@ from sklearn.metrics import f1_score
 
 from facelab.evaluation.scores import class_report, confusion
 from facelab.evaluation.stats import BOOTSTRAP, SIGNIFICANCE, bootstrap_ci, holm, paired_bootstrap_diff
-from facelab.reporting.document import load_experiment, write_report
+from facelab.reporting.document import write_report
+from facelab.reporting.results import load_experiment
 
 CLASSES = ["angry", "happy", "sad"]
 RECIPES = ("resnet18_scratch", "resnet18_pretrained")

@@ -83,7 +83,7 @@ def commit_results(path: Path, experiments: list[dict], message: str) -> None:
     sh("git", "commit", "-qm", message, cwd=path)
 
 
-def fake_runs(scratch_val_acc: list[float]) -> list[dict]:
+def fake_runs(scratch_val_acc: list[float]):
     return [fake_experiment(task, recipe, scratch_val_acc if recipe == "resnet18_scratch" else [0.5, 0.7])
             for task in TASKS for recipe in RECIPES]
 

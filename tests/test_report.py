@@ -9,11 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from facelab.evaluation.records import Confusion, Details, Metrics
 from facelab.evaluation.scores import class_report, zscore
+from facelab.modelcard import Health
 from facelab.reporting import comparison
-from facelab.reporting.document import SECTIONS, load_experiment
+from facelab.reporting.document import SECTIONS
 from facelab.reporting.document import write_report as run
 from facelab.reporting.render import render_html, render_markdown
+from facelab.reporting.results import Experiment, load_experiment
 
 CLASSES = {"face": ["other", "target"], "emotion": ["angry", "happy", "sad"]}
 RECIPES = ("vgg16_finetune", "resnet18_scratch", "resnet18_pretrained")
@@ -25,8 +28,9 @@ HEALTHY = {"min_grad_norm": 0.002, "max_grad_norm": 3.5, "vanishing_gradients": 
 
 def fake_experiment(task: str, recipe: str, val_acc: list[float], train_acc: float = 0.9, val_final: float = 0.8,
                     raw: list[list[int]] | None = None, health: dict | None = None, collapsed: bool = False,
-                    verified: bool | None = None, macro_f1: float = 0.7, predicted: list[int] | None = None) -> dict:
-    """An experiment dict as load_experiment returns it, with the numbers a test controls.
+                    verified: bool | None = None, macro_f1: float = 0.7, predicted: list[int] | None = None,
+                    calibration: dict | None = None) -> Experiment:
+    """An experiment as load_experiment returns it, with the numbers a test controls.
     predicted: the test predictions (class indices, in the order expand(raw) gives the true labels), when they
     should differ from what `raw` says."""
     classes = CLASSES[task]
@@ -52,13 +56,14 @@ def fake_experiment(task: str, recipe: str, val_acc: list[float], train_acc: flo
                             if collapsed else None, "top_class_share": 1.0 if collapsed else 0.5},
                "weights": weights, "wandb": None, "select_by": "val_macro_f1",
                "recipe": {"arch": recipe.split("_")[0], "weights": "none" if recipe.endswith("scratch") else "imagenet",
-                          "frozen": ["features"] if recipe.startswith("vgg") else [], "lr": 0.001, "optimizer": "adam"}}
+                          "frozen": ["features"] if recipe.startswith("vgg") else [], "lr": 0.001, "optimizer": "adam"},
+               "calibration": calibration}
     names = classes
-    return {"task": task, "recipe": recipe, "metrics": metrics, "details": details, "health": health,
-            "history": history,
-            "confusion": {"classes": classes, "raw": raw.tolist(), "zscore": zscore(raw).tolist()},
-            "predictions": pd.DataFrame({"actual": [names[i] for i in actual], "predicted": [names[i] for i in predicted]}),
-            "classes": class_report(actual, predicted, tuple(classes)), "images": {}}
+    return Experiment(
+        task=task, recipe=recipe, metrics=Metrics.model_validate(metrics), details=Details.model_validate(details),
+        history=history, confusion=Confusion(classes=classes, raw=raw.tolist(), zscore=zscore(raw).tolist()),
+        predictions=pd.DataFrame({"actual": [names[i] for i in actual], "predicted": [names[i] for i in predicted]}),
+        classes=class_report(actual, predicted, tuple(classes)))
 
 
 def expand(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -67,36 +72,36 @@ def expand(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
 
 
-def write_experiment(root: Path, exp: dict, histograms: bool) -> None:
+def write_experiment(root: Path, exp: Experiment, histograms: bool) -> None:
     """The files the train and evaluate stages write for one experiment."""
-    metrics, plots = root / "metrics" / exp["task"], root / "plots" / exp["task"] / exp["recipe"]
+    metrics, plots = root / "metrics" / exp.task, root / "plots" / exp.task / exp.recipe
     metrics.mkdir(parents=True, exist_ok=True)
     plots.mkdir(parents=True, exist_ok=True)
-    (metrics / f"{exp['recipe']}.json").write_text(json.dumps(exp["metrics"]))
-    (metrics / f"{exp['recipe']}_details.json").write_text(json.dumps(exp["details"]))
-    (metrics / f"{exp['recipe']}_classes.json").write_text(json.dumps(exp["classes"]))
-    exp["history"].to_csv(plots / "history.csv", index=False)
-    (plots / "confusion.json").write_text(json.dumps(exp["confusion"]))
-    exp["predictions"].to_csv(plots / "predictions.csv", index=False)
+    assert exp.details is not None and exp.predictions is not None
+    (metrics / f"{exp.recipe}.json").write_text(json.dumps(exp.metrics.model_dump()))
+    (metrics / f"{exp.recipe}_details.json").write_text(json.dumps(exp.details.to_json()))
+    (metrics / f"{exp.recipe}_classes.json").write_text(json.dumps(exp.classes))
+    exp.history.to_csv(plots / "history.csv", index=False)
+    (plots / "confusion.json").write_text(json.dumps(exp.confusion.model_dump()))
+    exp.predictions.to_csv(plots / "predictions.csv", index=False)
     for name in ("gradients", "parameters", "reliability", "mistakes", "saliency") if histograms else ():
         matplotlib.image.imsave(plots / f"{name}.png", np.random.default_rng(0).random((8, 8)))
 
 
-def six_experiments(shift: float = 0.0) -> list[dict]:
+def six_experiments(shift: float = 0.0) -> list[Experiment]:
     """Face runs with health, calibration and evaluate's images recorded, emotion runs without (as before those
     existed)."""
     exploding = {**HEALTHY, "max_grad_norm": 2500.0, "exploding_gradients": True}
-    face = [fake_experiment("face", "vgg16_finetune", [0.6, 0.7, 0.8 + shift], health=HEALTHY),
-            fake_experiment("face", "resnet18_scratch", [0.5, 0.9, 0.92], health=exploding),
-            fake_experiment("face", "resnet18_pretrained", [0.7, 0.75, 0.8], train_acc=0.85, health=HEALTHY)]
-    for exp in face:
-        exp["details"]["calibration"] = CALIBRATED
+    face = [fake_experiment("face", "vgg16_finetune", [0.6, 0.7, 0.8 + shift], health=HEALTHY, calibration=CALIBRATED),
+            fake_experiment("face", "resnet18_scratch", [0.5, 0.9, 0.92], health=exploding, calibration=CALIBRATED),
+            fake_experiment("face", "resnet18_pretrained", [0.7, 0.75, 0.8], train_acc=0.85, health=HEALTHY,
+                            calibration=CALIBRATED)]
     return [*face, *(fake_experiment("emotion", recipe, [0.4, 0.5, 0.6],
                               raw=[[8, 1, 1], [1, 7, 6], [0, 1, 9]]) for recipe in RECIPES)]
 
 
-def task(experiments: list[dict], name: str) -> list[dict]:
-    return [e for e in experiments if e["task"] == name]
+def task(experiments: list[Experiment], name: str) -> list[Experiment]:
+    return [e for e in experiments if e.task == name]
 
 
 # --- comparison: pure functions from experiment dicts to data and sentences
@@ -111,7 +116,7 @@ def test_convergence_sentence_names_the_fastest_recipe_and_changes_with_the_numb
     runs = task(six_experiments(), "face")
     assert comparison.convergence(runs)["resnet18_scratch"] == {"epoch": 2, "of": 3, "best_val_acc": 0.92}
     assert comparison.convergence_sentence(runs).startswith("resnet18_scratch converged fastest")
-    runs[0]["history"]["val/acc"] = [0.95, 0.96, 0.97]  # vgg16 now at 95% of its best from epoch 1
+    runs[0].history["val/acc"] = [0.95, 0.96, 0.97]  # vgg16 now at 95% of its best from epoch 1
     assert comparison.convergence_sentence(runs).startswith("vgg16_finetune converged fastest")
 
 
@@ -129,7 +134,8 @@ def test_generalisation_picks_the_smallest_train_val_gap_of_the_kept_model():
     sentence = comparison.generalisation_sentence(runs)
     assert sentence.startswith("resnet18_pretrained generalises best")
     assert "resnet18_pretrained +0.050)" in sentence
-    runs[2]["metrics"]["train"]["acc"] = 0.98  # now the widest gap
+    train = runs[2].metrics.train.model_copy(update={"acc": 0.98})  # now the widest gap
+    runs[2].metrics = runs[2].metrics.model_copy(update={"train": train})
     assert comparison.generalisation_sentence(runs).startswith(
         "vgg16_finetune and resnet18_scratch generalise equally well")
 
@@ -142,8 +148,8 @@ def test_confusions_are_named_by_class_pair_with_the_largest_off_diagonal_zscore
     sentence = comparison.confusion_sentence(runs)
     assert sentence.startswith("The most over-represented confusion is happy -> sad (z-score 0.")
     assert "happy -> sad is the top confusion of 3 of 3 recipes." in sentence
-    runs[1]["confusion"]["zscore"] = zscore(np.array([[8, 1, 1], [1, 7, 1], [9, 1, 9]])).tolist()
-    runs[1]["confusion"]["raw"] = [[8, 1, 1], [1, 7, 1], [9, 1, 9]]
+    raw = [[8, 1, 1], [1, 7, 1], [9, 1, 9]]
+    runs[1].confusion = Confusion(classes=runs[1].confusion.classes, raw=raw, zscore=zscore(np.array(raw)).tolist())
     assert "sad -> angry (z-score 1." in comparison.confusion_sentence(runs)
 
 
@@ -162,7 +168,8 @@ def test_health_sentence_reports_flags_ranges_and_missing_runs():
     assert comparison.health_sentence(healthy) == (
         "None of the recorded runs showed vanishing or exploding gradients: trained layers' gradient norms "
         "stayed in [0.002, 3.5]. Not recorded for vgg16_finetune.")
-    face[1]["health"] = {**HEALTHY, "min_grad_norm": 1e-9, "vanishing_gradients": True}
+    vanishing = Health(**{**HEALTHY, "min_grad_norm": 1e-9, "vanishing_gradients": True})
+    face[1].details = face[1].details.model_copy(update={"health": vanishing})
     assert ("resnet18_scratch showed vanishing gradients (smallest gradient norm 1e-09)"
             in comparison.health_sentence(face))
 
@@ -215,7 +222,7 @@ class Page(HTMLParser):
 def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("results")
     for exp in six_experiments():
-        write_experiment(root, exp, histograms=exp["task"] == "face")
+        write_experiment(root, exp, histograms=exp.task == "face")
     experiments = [load_experiment(t, r, root) for t in CLASSES for r in RECIPES]
     comparisons = run(experiments, root / "reports", root / "plots" / "zscore")
     return root, experiments, comparisons
@@ -224,9 +231,9 @@ def built(tmp_path_factory):
 def test_load_experiment_tolerates_a_run_without_health_or_histograms(built):
     root, experiments, _ = built
     face, emotion = experiments[0], experiments[3]
-    assert face["health"] == HEALTHY and set(face["images"]) == {"gradients", "parameters"}
-    assert emotion["health"] is None and emotion["images"] == {}
-    assert emotion["history"]["val/acc"].tolist() == [0.4, 0.5, 0.6]
+    assert face.health == Health(**HEALTHY) and set(face.images) == {"gradients", "parameters"}
+    assert emotion.health is None and emotion.images == {}
+    assert emotion.history["val/acc"].tolist() == [0.4, 0.5, 0.6]
 
 
 def test_page_has_every_section_of_every_experiment_in_order_and_works_offline(built):
@@ -303,7 +310,7 @@ def test_renderers_escape_user_text():
 
 # --- a comparison to trust: ranking with tests, collapsed models and stand-in weights
 
-def flagged_face_runs() -> list[dict]:
+def flagged_face_runs() -> list[Experiment]:
     """vgg16_finetune collapsed (every test image 'other') yet converges first with no gap; resnet18_pretrained
     trained from weights that are not ImageNet's."""
     return [fake_experiment("face", "vgg16_finetune", [0.95, 0.96, 0.97], train_acc=0.8, val_final=0.8,
@@ -346,7 +353,7 @@ def test_stand_in_weights_are_flagged_in_the_comparison_and_on_the_page(tmp_path
     assert "<td>3</td><td>vgg16_finetune</td>" in board and "<td>collapsed</td>" in board
 
 
-def two_runs(wrong_b: int, wrong_a: int, n: int = 200) -> list[dict]:
+def two_runs(wrong_b: int, wrong_a: int, n: int = 200) -> list[Experiment]:
     """Two emotion-free binary runs on the same n test images: a errs on `wrong_a` images, b on `wrong_b`."""
     half = n // 2
     actual = np.array([0] * half + [1] * half)
@@ -379,7 +386,7 @@ def test_the_kept_epoch_names_its_rule_and_the_augmentation_applied():
     from facelab.reporting.document import KEPT_BY, augment_text
     applied = {"hflip": True, "crop_scale": [0.7, 1.0], "rotation": 10.0, "brightness": 0.0, "contrast": 0.0,
                "erasing": 0.25}
-    assert augment_text({"augment": applied}) == " Augmentation: hflip, crop_scale [0.7, 1.0], rotation 10.0, erasing 0.25."
-    assert augment_text({"augment": {"hflip": False, "crop_scale": [1.0, 1.0]}}) == " Augmentation: none."
-    assert augment_text({}) == ""
+    assert augment_text(applied) == " Augmentation: hflip, crop_scale [0.7, 1.0], rotation 10.0, erasing 0.25."
+    assert augment_text({"hflip": False, "crop_scale": [1.0, 1.0]}) == " Augmentation: none."
+    assert augment_text(None) == ""
     assert KEPT_BY["macro_f1"] == "highest validation macro F1, ties to the lower loss"

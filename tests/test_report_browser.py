@@ -10,7 +10,8 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from facelab.reporting.document import load_experiment, write_report
+from facelab.reporting.document import write_report
+from facelab.reporting.results import load_experiment
 from tests.test_report import CLASSES, RECIPES, six_experiments, write_experiment
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -73,9 +74,9 @@ def draw_explained(folder) -> None:
 def report(tmp_path_factory):
     root = tmp_path_factory.mktemp("browser")
     for exp in six_experiments():
-        write_experiment(root, exp, histograms=exp["task"] == "face")
-        if exp["task"] == "face":
-            draw_explained(root / "plots" / exp["task"] / exp["recipe"])
+        write_experiment(root, exp, histograms=exp.task == "face")
+        if exp.task == "face":
+            draw_explained(root / "plots" / exp.task / exp.recipe)
     write_report([load_experiment(t, r, root) for t in CLASSES for r in RECIPES], root / "reports", root / "zscore")
     return root / "reports"
 

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from facelab.evaluation.records import Confusion, Metrics
 from facelab.params import RECIPES, TASKS
 from facelab.reporting.review import Side, metrics_table, prepared_hash, verdict
 from tests.conftest import ROOT, copy_repo
@@ -22,14 +23,22 @@ WORKFLOW = ROOT / ".github" / "workflows" / "review.yml"
 CHANGED = {(task, "resnet18_scratch") for task in TASKS}
 
 
+def scored(macro_f1: float) -> Metrics:
+    """A metrics file with the test macro F1 and interval a test controls."""
+    scores = {"acc": 0.9, "loss": 0.5, "macro_f1": macro_f1}
+    return Metrics.model_validate({"test": {**scores, "macro_f1_ci": [macro_f1 - 0.05, macro_f1 + 0.05]},
+                                   "val": scores, "train": scores, "best_epoch": 1, "train_seconds": 1.0,
+                                   "collapsed": False, "vanishing_gradients": False, "exploding_gradients": False})
+
+
 def side(predicted: list[int], macro_f1: float) -> Side:
     actual = [0] * 50 + [1] * 50
     names = ["other", "target"]
-    return Side(metrics={"test": {"acc": 0.9, "macro_f1": macro_f1, "macro_f1_ci": [macro_f1 - 0.05, macro_f1 + 0.05]}},
+    return Side(metrics=scored(macro_f1),
                 history=pd.DataFrame({"epoch": [1], "train/loss": [1.0], "val/loss": [1.0], "train/acc": [0.5],
                                       "val/acc": [0.5]}),
                 predictions=pd.DataFrame({"actual": [names[i] for i in actual], "predicted": [names[i] for i in predicted]}),
-                confusion={"classes": names, "raw": [[1, 0], [0, 1]], "zscore": [[1, -1], [-1, 1]]})
+                confusion=Confusion(classes=names, raw=[[1, 0], [0, 1]], zscore=[[1, -1], [-1, 1]]))
 
 
 def test_verdict_is_paired_on_the_same_split_and_interval_only_otherwise():

@@ -9,16 +9,18 @@ import pandas as pd
 from PIL import Image
 
 from facelab import paths
+from facelab.evaluation.records import Confusion
 from facelab.evaluation.stats import mcnemar_exact
 from facelab.reporting.review import Side, discordant_lines
+from tests.test_review import scored
 
 CLASSES = ["angry", "happy", "sad"]
 
 
 def side(actual, predicted) -> Side:
     frame = pd.DataFrame({"actual": [CLASSES[i] for i in actual], "predicted": [CLASSES[i] for i in predicted]})
-    return Side(metrics={}, history=pd.DataFrame(), predictions=frame,
-                confusion={"classes": CLASSES, "raw": [], "zscore": []})
+    return Side(metrics=scored(0.5), history=pd.DataFrame(), predictions=frame,
+                confusion=Confusion(classes=list(CLASSES), raw=[], zscore=[]))
 
 
 def write_prepared(root, n: int) -> None:

@@ -1,9 +1,6 @@
-"""Comparison of a task's recipes, computed from their loaded experiment dicts: the numbers, then sentences built on them.
-
-An experiment dict holds "recipe", "metrics" (metrics/<task>/<recipe>.json), "details" (<recipe>_details.json:
-collapse, weights, health), "history" (history.csv as a DataFrame), "confusion" (confusion.json), "predictions"
-(predictions.csv as a DataFrame, or None) and "health" (the health block, or None). No sentence praises a
-collapsed model: the convergence and generalisation questions are answered among the others only."""
+"""Comparison of a task's recipes, computed from their loaded experiments (facelab.reporting.results.Experiment):
+the numbers, then sentences built on them. No sentence praises a collapsed model: the convergence and
+generalisation questions are answered among the others only."""
 from __future__ import annotations
 
 import itertools
@@ -11,6 +8,7 @@ import itertools
 import numpy as np
 import pandas as pd
 
+from facelab.evaluation.records import Confusion, TestScores
 from facelab.evaluation.stats import (
     BOOTSTRAP,
     POWER,
@@ -20,7 +18,9 @@ from facelab.evaluation.stats import (
     mcnemar_exact,
     paired_bootstrap_diff,
 )
+from facelab.modelcard import Health
 from facelab.names import key
+from facelab.reporting.results import Experiment
 
 CONVERGED_FRACTION = 0.95  # converged: the first epoch at 95% of the run's own best val accuracy
 DIGITS = 3  # numbers are printed to 3 decimals; ties are judged at that precision, so no claim rests on unseen digits
@@ -32,33 +32,33 @@ def epochs_to_fraction(history: pd.DataFrame, fraction: float = CONVERGED_FRACTI
     return int(history.loc[history[key("val", "acc")] >= fraction * best, "epoch"].iloc[0])
 
 
-def convergence(experiments: list[dict]) -> dict[str, dict]:
-    return {e["recipe"]: {"epoch": epochs_to_fraction(e["history"]), "of": int(e["history"]["epoch"].max()),
-                          "best_val_acc": float(e["history"][key("val", "acc")].max())} for e in experiments}
+def convergence(experiments: list[Experiment]) -> dict[str, dict]:
+    return {e.recipe: {"epoch": epochs_to_fraction(e.history), "of": int(e.history["epoch"].max()),
+                       "best_val_acc": float(e.history[key("val", "acc")].max())} for e in experiments}
 
 
-def generalisation_gaps(experiments: list[dict]) -> dict[str, float]:
+def generalisation_gaps(experiments: list[Experiment]) -> dict[str, float]:
     """Train minus val accuracy of the kept model (the one the test scores belong to)."""
-    return {e["recipe"]: e["metrics"]["train"]["acc"] - e["metrics"]["val"]["acc"] for e in experiments}
+    return {e.recipe: e.metrics.train.acc - e.metrics.val.acc for e in experiments}
 
 
-def off_diagonal(confusion: dict) -> list[dict]:
+def off_diagonal(confusion: Confusion) -> list[dict]:
     """Every confusion (actual != predicted) with its z-score and count, the most over-represented first."""
-    classes, raw, z = confusion["classes"], confusion["raw"], confusion["zscore"]
+    classes, raw, z = confusion.classes, confusion.raw, confusion.zscore
     cells = [{"actual": a, "predicted": p, "z": float(z[i][j]), "count": int(raw[i][j])}
              for i, a in enumerate(classes) for j, p in enumerate(classes) if i != j]
     return sorted(cells, key=lambda cell: -cell["z"])
 
 
-def top_confusions(experiments: list[dict]) -> dict[str, dict | None]:
+def top_confusions(experiments: list[Experiment]) -> dict[str, dict | None]:
     """Each recipe's largest off-diagonal z-score; None when no confusion is above the mean cell (z <= 0)."""
-    tops = {e["recipe"]: off_diagonal(e["confusion"])[0] for e in experiments}
+    tops = {e.recipe: off_diagonal(e.confusion)[0] for e in experiments}
     return {recipe: cell if cell["z"] > 0 else None for recipe, cell in tops.items()}
 
 
-def health_flags(experiments: list[dict]) -> dict[str, dict | None]:
+def health_flags(experiments: list[Experiment]) -> dict[str, Health | None]:
     """Each recipe's health block, None where the run recorded none."""
-    return {e["recipe"]: e.get("health") for e in experiments}
+    return {e.recipe: e.health for e in experiments}
 
 
 def confusion_text(cell: dict) -> str:
@@ -75,7 +75,7 @@ def leaders(values: dict[str, float]) -> list[str]:
     return [name for name, v in values.items() if round(v, DIGITS) == low]
 
 
-def convergence_sentence(experiments: list[dict]) -> str:
+def convergence_sentence(experiments: list[Experiment]) -> str:
     found = convergence(experiments)
     first = leaders({recipe: found[recipe]["epoch"] for recipe in found})
     runs = ", ".join(f"{r} epoch {v['epoch']} of {v['of']} (best val accuracy {v['best_val_acc']:.{DIGITS}f})"
@@ -85,7 +85,7 @@ def convergence_sentence(experiments: list[dict]) -> str:
             f"by epoch {found[first[0]]['epoch']} ({runs}).")
 
 
-def generalisation_sentence(experiments: list[dict]) -> str:
+def generalisation_sentence(experiments: list[Experiment]) -> str:
     gaps = generalisation_gaps(experiments)
     best = leaders({recipe: abs(gap) for recipe, gap in gaps.items()})
     runs = ", ".join(f"{recipe} {gap:+.{DIGITS}f}" for recipe, gap in gaps.items())
@@ -94,7 +94,7 @@ def generalisation_sentence(experiments: list[dict]) -> str:
             f"(train - val: {runs}).")
 
 
-def confusion_sentence(experiments: list[dict]) -> str:
+def confusion_sentence(experiments: list[Experiment]) -> str:
     tops = top_confusions(experiments)
     found = {recipe: cell for recipe, cell in tops.items() if cell}
     if not found:
@@ -110,22 +110,21 @@ def confusion_sentence(experiments: list[dict]) -> str:
     return sentence
 
 
-def health_sentence(experiments: list[dict]) -> str:
+def health_sentence(experiments: list[Experiment]) -> str:
     flags = health_flags(experiments)
     recorded = {recipe: h for recipe, h in flags.items() if h}
     missing = [recipe for recipe, h in flags.items() if not h]
     if not recorded:
         return "Gradient health was not recorded for these runs (no health block in their metrics)."
-    flagged = [f"{recipe} showed {kind} gradients ({bound} gradient norm {h[key]:.3g})"
+    flagged = [f"{recipe} showed {kind} gradients ({bound} gradient norm {norm:.3g})"
                for recipe, h in recorded.items()
-               for kind, key, bound in (("vanishing", "min_grad_norm", "smallest"),
-                                        ("exploding", "max_grad_norm", "largest"))
-               if h.get(f"{kind}_gradients")]
+               for kind, on, norm, bound in (("vanishing", h.vanishing_gradients, h.min_grad_norm, "smallest"),
+                                             ("exploding", h.exploding_gradients, h.max_grad_norm, "largest"))
+               if on]
     if flagged:
         sentence = "; ".join(flagged) + "."
     else:
-        norms = [h[key] for h in recorded.values() for key in ("min_grad_norm", "max_grad_norm")
-                 if h.get(key) is not None]
+        norms = [norm for h in recorded.values() for norm in (h.min_grad_norm, h.max_grad_norm) if norm is not None]
         span = f": trained layers' gradient norms stayed in [{min(norms):.3g}, {max(norms):.3g}]" if norms else ""
         subject = "None of the recorded runs" if missing else "No run"
         sentence = f"{subject} showed vanishing or exploding gradients{span}."
@@ -134,63 +133,67 @@ def health_sentence(experiments: list[dict]) -> str:
     return sentence
 
 
-def collapsed(exp: dict) -> bool:
-    return bool(exp["metrics"].get("collapsed"))
+def collapsed(exp: Experiment) -> bool:
+    return exp.metrics.collapsed
 
 
-def unverified(exp: dict) -> bool:
-    return exp["metrics"].get("weights_verified") is False
+def unverified(exp: Experiment) -> bool:
+    return exp.metrics.weights_verified is False
 
 
-def leaderboard(experiments: list[dict]) -> list[dict]:
+def ranked_score(test: TestScores) -> float:
+    """The test score the leaderboard ranks by (RANKED_BY)."""
+    return float(getattr(test, RANKED_BY))
+
+
+def leaderboard(experiments: list[Experiment]) -> list[dict]:
     """Recipes ranked by test RANKED_BY (macro F1), then accuracy; collapsed models last, whatever their score."""
-    ranked = sorted(experiments, key=lambda e: (collapsed(e), -e["metrics"]["test"][RANKED_BY],
-                                                -e["metrics"]["test"]["acc"]))
-    return [{"rank": i, "recipe": e["recipe"], "test": e["metrics"]["test"], "best_epoch": e["metrics"]["best_epoch"],
-             "epochs": e["details"].get("epochs"), "train_seconds": e["metrics"]["train_seconds"],
+    ranked = sorted(experiments, key=lambda e: (collapsed(e), -ranked_score(e.metrics.test), -e.metrics.test.acc))
+    return [{"rank": i, "recipe": e.recipe, "test": e.metrics.test, "best_epoch": e.metrics.best_epoch,
+             "epochs": e.details.epochs if e.details else None, "train_seconds": e.metrics.train_seconds,
              "collapsed": collapsed(e), "unverified": unverified(e)} for i, e in enumerate(ranked, 1)]
 
 
-def f1_text(exp_or_row: dict) -> str:
-    test = exp_or_row["test"] if "test" in exp_or_row else exp_or_row["metrics"]["test"]
-    lo, hi = test["macro_f1_ci"] if "macro_f1_ci" in test else (np.nan, np.nan)
-    return f"{test['macro_f1']:.{DIGITS}f} [{lo:.{DIGITS}f}, {hi:.{DIGITS}f}]"
+def f1_text(test: TestScores) -> str:
+    lo, hi = test.macro_f1_ci or (np.nan, np.nan)
+    return f"{test.macro_f1:.{DIGITS}f} [{lo:.{DIGITS}f}, {hi:.{DIGITS}f}]"
 
 
-def paired(a: dict, b: dict) -> dict | None:
+def paired(a: Experiment, b: Experiment) -> dict | None:
     """b against a on the same test images: the macro F1 difference (the ranked statistic) with its paired
     bootstrap interval, p-value and the test size that would tell it apart, which decide every verdict; and
     McNemar's exact test on accuracy beside it. None when predictions are missing or differ in their images."""
-    pa, pb = a.get("predictions"), b.get("predictions")
+    pa, pb = a.predictions, b.predictions
     if pa is None or pb is None or len(pa) != len(pb) or not (pa["actual"] == pb["actual"]).all():
         return None
-    classes = a["confusion"]["classes"]
+    classes = a.confusion.classes
     index = {name: i for i, name in enumerate(classes)}
     actual = pa["actual"].map(index).to_numpy()
     ya, yb = pa["predicted"].map(index).to_numpy(), pb["predicted"].map(index).to_numpy()
     found = paired_bootstrap_diff(actual, ya, yb, len(classes), RANKED_BY, **BOOTSTRAP)
-    return {"a": a["recipe"], "b": b["recipe"], "images": len(actual), RANKED_BY: found,
+    return {"a": a.recipe, "b": b.recipe, "images": len(actual), RANKED_BY: found,
             "significant": found["p_value"] < SIGNIFICANCE, "mcnemar": mcnemar_exact(actual, ya, yb),
             "comparisons": 1, "p_holm": found["p_value"]}
 
 
-def pairwise(experiments: list[dict]) -> list[dict]:
+def pairwise(experiments: list[Experiment]) -> list[dict]:
     """Every pair of recipes, in leaderboard order (a ranked above b), each with its Holm-adjusted p-value over
     the task's comparisons (three recipes: three tests on one test set)."""
     order = {row["recipe"]: row["rank"] for row in leaderboard(experiments)}
-    ranked = sorted(experiments, key=lambda e: order[e["recipe"]])
+    ranked = sorted(experiments, key=lambda e: order[e.recipe])
     pairs = [found for a, b in itertools.combinations(ranked, 2) if (found := paired(a, b))]
     for pair_, adjusted in zip(pairs, holm([p[RANKED_BY]["p_value"] for p in pairs])):
         pair_.update(comparisons=len(pairs), p_holm=adjusted)
     return pairs
 
 
-def oriented(pairs: list[dict], a: dict, b: dict) -> dict | None:
+def oriented(pairs: list[dict], a: Experiment, b: Experiment) -> dict | None:
     """b against a (difference b - a), with the Holm adjustment of that pair among the task's pairs (pairwise)."""
-    found = next((p for p in pairs if {p["a"], p["b"]} == {a["recipe"], b["recipe"]}), None)
-    if found is None or found["a"] == a["recipe"]:
+    found = next((p for p in pairs if {p["a"], p["b"]} == {a.recipe, b.recipe}), None)
+    if found is None or found["a"] == a.recipe:
         return found
-    return {**paired(a, b), "comparisons": found["comparisons"], "p_holm": found["p_holm"]}
+    turned = paired(a, b)
+    return None if turned is None else {**turned, "comparisons": found["comparisons"], "p_holm": found["p_holm"]}
 
 
 def decision_text(pairs: list[dict]) -> str:
@@ -229,7 +232,7 @@ def size_text(pair_: dict) -> str:
             f"p < {SIGNIFICANCE})")
 
 
-def verdict_sentence(experiments: list[dict], pairs: list[dict]) -> str:
+def verdict_sentence(experiments: list[Experiment], pairs: list[dict]) -> str:
     """Which recipe is best, by how much, and whether that is more than noise on this many test images (pairs: the
     task's pairwise comparisons)."""
     board = leaderboard(experiments)
@@ -240,22 +243,22 @@ def verdict_sentence(experiments: list[dict], pairs: list[dict]) -> str:
     if len(board) == 1:
         return f"{top['recipe']} is the only recipe scored."
     second = board[1]
-    by = {e["recipe"]: e for e in experiments}
+    by = {e.recipe: e for e in experiments}
     found = oriented(pairs, by[second["recipe"]], by[top["recipe"]])
     caveat = " (trained from weights that are not ImageNet's)" if top["unverified"] else ""
     if found is None:
-        return (f"{top['recipe']}{caveat} ranks first by test macro F1 {f1_text(top)}; no paired test was possible "
-                f"(the recipes were not scored on the same test images).")
+        return (f"{top['recipe']}{caveat} ranks first by test macro F1 {f1_text(top['test'])}; no paired test was "
+                f"possible (the recipes were not scored on the same test images).")
     if second["collapsed"] or found["significant"]:
-        return (f"{top['recipe']}{caveat} is the best recipe: test macro F1 {f1_text(top)} against "
-                f"{second['recipe']} {f1_text(second)}{' (collapsed)' if second['collapsed'] else ''}; "
+        return (f"{top['recipe']}{caveat} is the best recipe: test macro F1 {f1_text(top['test'])} against "
+                f"{second['recipe']} {f1_text(second['test'])}{' (collapsed)' if second['collapsed'] else ''}; "
                 f"{difference_text(found)} on {found['images']} test images.")
     return (f"{top['recipe']}{caveat} and {second['recipe']} cannot be told apart on {found['images']} test "
-            f"images: test macro F1 {f1_text(top)} against {f1_text(second)}, {difference_text(found)}; "
-            f"{size_text(found)}.")
+            f"images: test macro F1 {f1_text(top['test'])} against {f1_text(second['test'])}, "
+            f"{difference_text(found)}; {size_text(found)}.")
 
 
-def collapse_sentence(experiments: list[dict]) -> str | None:
+def collapse_sentence(experiments: list[Experiment]) -> str | None:
     """Which models collapsed, and the causes the files show."""
     down = [e for e in experiments if collapsed(e)]
     if not down:
@@ -263,19 +266,23 @@ def collapse_sentence(experiments: list[dict]) -> str | None:
     parts = []
     for e in down:
         causes = likely_causes(e)
-        reason = (e.get("details") or {}).get("collapse", {}).get("reason") or "collapsed"
-        parts.append(f"{e['recipe']} {reason}" + (f"; likely causes: {'; '.join(causes)}" if causes else ""))
-    return (f"{join([e['recipe'] for e in down])} collapsed and {'is' if len(down) == 1 else 'are'} ranked last: "
+        reason = (e.details.collapse.reason if e.details else None) or "collapsed"
+        parts.append(f"{e.recipe} {reason}" + (f"; likely causes: {'; '.join(causes)}" if causes else ""))
+    return (f"{join([e.recipe for e in down])} collapsed and {'is' if len(down) == 1 else 'are'} ranked last: "
             + ". ".join(parts) + ".")
 
 
-def likely_causes(exp: dict) -> list[str]:
+def trained_recipe(exp: Experiment) -> dict:
+    """The recipe the model was trained with, as its details record it ({} for results without details)."""
+    return exp.details.recipe if exp.details is not None else {}
+
+
+def likely_causes(exp: Experiment) -> list[str]:
     """Causes read from the settings the model was trained with, not from its recipe's name."""
-    details = exp.get("details") or {}
-    recipe = details.get("recipe") or {}
+    recipe = trained_recipe(exp)
     causes = []
-    if unverified(exp):
-        causes.append(f"its starting weights ({details['weights']['file']}) are not torchvision's ImageNet file")
+    if unverified(exp) and exp.details is not None:
+        causes.append(f"its starting weights ({exp.details.weights.file}) are not torchvision's ImageNet file")
     if recipe.get("frozen"):
         start = ("randomly initialised" if recipe.get("weights") != "imagenet" else
                  "stand-in (not ImageNet)" if unverified(exp) else "ImageNet")
@@ -285,33 +292,32 @@ def likely_causes(exp: dict) -> list[str]:
     return causes
 
 
-def starting_points(experiments: list[dict]) -> list[tuple[dict, dict]]:
+def starting_points(experiments: list[Experiment]) -> list[tuple[Experiment, Experiment]]:
     """(random init, ImageNet) pairs of the same architecture and the same frozen layers, from saved settings."""
-    def settings(e):
-        return (e.get("details") or {}).get("recipe") or {}
+    settings = trained_recipe
     return [(a, b) for a in experiments for b in experiments
             if settings(a).get("weights") == "none" and settings(b).get("weights") == "imagenet"
             and settings(a).get("arch") == settings(b).get("arch")
             and list(settings(a).get("frozen", [])) == list(settings(b).get("frozen", []))]
 
 
-def pretraining_sentence(experiments: list[dict], pairs: list[dict]) -> str | None:
+def pretraining_sentence(experiments: list[Experiment], pairs: list[dict]) -> str | None:
     """Does starting from ImageNet weights help here, by how much, at what training time: asked only of two
     recipes whose saved settings say one started from ImageNet and the other from random weights."""
     candidates = starting_points(experiments)
     if not candidates:
-        starts = sorted({((e.get("details") or {}).get("recipe") or {}).get("weights", "?") for e in experiments})
+        starts = sorted({trained_recipe(e).get("weights", "?") for e in experiments})
         return (f"Pretraining is not measured here: no two recipes of one architecture differ in their starting "
                 f"weights (weights: {', '.join(starts)}).")
     scratch, pretrained = candidates[0]
-    names = f"{pretrained['recipe']} (ImageNet weights) against {scratch['recipe']} (random initialisation)"
-    seconds = (pretrained["metrics"]["train_seconds"], scratch["metrics"]["train_seconds"])
+    names = f"{pretrained.recipe} (ImageNet weights) against {scratch.recipe} (random initialisation)"
+    seconds = (pretrained.metrics.train_seconds, scratch.metrics.train_seconds)
     cost = (f"it trained in {seconds[0]:.0f} s against {seconds[1]:.0f} s from random initialisation "
             f"({seconds[0] / seconds[1]:.2f}x the time)")
     others = other_differences(scratch, pretrained)
-    if unverified(pretrained):
-        return (f"Pretraining is not measured here: {pretrained['recipe']} started from "
-                f"{pretrained['details']['weights']['file']}, which is not torchvision's ImageNet file "
+    if unverified(pretrained) and pretrained.details is not None:
+        return (f"Pretraining is not measured here: {pretrained.recipe} started from "
+                f"{pretrained.details.weights.file}, which is not torchvision's ImageNet file "
                 f"(a stand-in); {cost}.")
     found = oriented(pairs, scratch, pretrained)
     if found is None:
@@ -322,9 +328,9 @@ def pretraining_sentence(experiments: list[dict], pairs: list[dict]) -> str | No
     return f"{verdict}: {names}, {difference_text(found)}; {cost}{others}."
 
 
-def other_differences(a: dict, b: dict) -> str:
+def other_differences(a: Experiment, b: Experiment) -> str:
     """Settings besides the starting weights in which two recipes differ: the comparison is not only of those."""
-    ra, rb = (((e.get("details") or {}).get("recipe") or {}) for e in (a, b))
+    ra, rb = trained_recipe(a), trained_recipe(b)
     keys = [k for k in ra if k not in ("weights", "augment") and ra.get(k) != rb.get(k)]
     if not keys:
         return ""
@@ -332,7 +338,7 @@ def other_differences(a: dict, b: dict) -> str:
             f"not the effect of the starting weights alone")
 
 
-def compare_task(experiments: list[dict]) -> list[str]:
+def compare_task(experiments: list[Experiment]) -> list[str]:
     """The comparison paragraph of one task, one computed sentence per question. Collapsed models are named,
     never praised: convergence and generalisation are compared among the models that did not collapse."""
     usable = [e for e in experiments if not collapsed(e)]

@@ -1,4 +1,5 @@
-"""Report figures: learning curves with the generalisation gap shaded, annotated confusion heatmaps (counts, z-scores)."""
+"""Report figures: learning curves with the generalisation gap shaded, annotated confusion heatmaps (counts,
+z-scores)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -70,12 +71,12 @@ def plot_zscore(confusion: dict, path: str | Path, title: str = "") -> None:
 
 def plot_scores(rows: list[dict], path: str | Path, title: str = "") -> None:
     """Grouped bars of test accuracy and macro F1 per recipe, whiskers at their 95% bootstrap intervals.
-    rows: leaderboard rows ({"recipe", "test": {acc, acc_ci, macro_f1, macro_f1_ci}, "collapsed"})."""
+    rows: leaderboard rows (reporting.comparison.leaderboard: "recipe", "test" (TestScores), "collapsed")."""
     fig, ax = pyplot().subplots(figsize=(2.2 + 1.6 * len(rows), 3.2))
     x = np.arange(len(rows))
     for offset, (metric, label) in zip((-0.18, 0.18), (("acc", "accuracy"), ("macro_f1", "macro F1"))):
-        values = np.array([row["test"][metric] for row in rows])
-        ci = np.array([row["test"].get(f"{metric}_ci", [v, v]) for row, v in zip(rows, values)])
+        values = np.array([getattr(row["test"], metric) for row in rows])
+        ci = np.array([getattr(row["test"], f"{metric}_ci") or [v, v] for row, v in zip(rows, values)])
         errors = np.vstack([values - ci[:, 0], ci[:, 1] - values]).clip(min=0)
         ax.bar(x + offset, values, width=0.36, yerr=errors, capsize=4, label=label)
     ax.set_xticks(x, [row["recipe"] + (" (collapsed)" if row.get("collapsed") else "") for row in rows], fontsize=8)

@@ -1,4 +1,5 @@
-"""Pull-request review: the experiments of a base revision against the workspace, as a comment (Markdown) with a verdict per changed experiment and base/head figures side by side."""
+"""Pull-request review: the experiments of a base revision against the workspace, as a comment (Markdown) with a
+verdict per changed experiment and base/head figures side by side."""
 from __future__ import annotations
 
 import io
@@ -14,12 +15,15 @@ import pandas as pd
 from facelab import paths
 from facelab.errors import UserError
 from facelab.evaluation.gallery import discordant_strip
+from facelab.evaluation.records import Confusion, Metrics, TestScores
 from facelab.files import atomic_dir
+from facelab.modelcard import STAND_IN
 from facelab.names import key
 from facelab.params import RECIPES, TASKS
 from facelab.plotting import pyplot, save
 from facelab.reporting.comparison import difference_text, paired, size_text
 from facelab.reporting.figures import CURVE_METRICS, heatmap
+from facelab.reporting.results import Experiment
 from facelab.yaml12 import load_yaml
 
 HEADLINE = ("test.acc", "test.macro_f1", "collapsed", "weights_verified")  # the metrics-diff rows a reviewer reads
@@ -29,10 +33,10 @@ WATERMARK = "<!-- facelab review -->"  # marks the one comment the workflow keep
 @dataclass
 class Side:
     """One experiment at one revision, from the files committed to git (metrics/ and plots/ are cache: false)."""
-    metrics: dict
+    metrics: Metrics
     history: pd.DataFrame
     predictions: pd.DataFrame
-    confusion: dict
+    confusion: Confusion
 
 
 def git_text(rev: str, path: str, cwd: Path) -> str | None:
@@ -49,23 +53,25 @@ def workspace_text(path: str, cwd: Path) -> str | None:
 def load_side(read, task: str, recipe: str) -> Side | None:
     """An experiment's committed results through `read(path) -> text | None`; None if any is missing."""
     scored = paths.evaluate_outputs(task, recipe)
-    files = {"metrics": scored["metrics"], "history": paths.train_outputs(task, recipe)["history"],
-             "predictions": scored["predictions"], "confusion": scored["confusion"]}
-    files = {key: path.as_posix() for key, path in files.items()}
+    files = {key: path.as_posix() for key, path in (("metrics", scored["metrics"]),
+                                                    ("history", paths.history(task, recipe)),
+                                                    ("predictions", scored["predictions"]),
+                                                    ("confusion", scored["confusion"]))}
     texts = {key: read(path) for key, path in files.items()}
     if any(text is None for text in texts.values()):
         return None
-    return Side(metrics=load_yaml(texts["metrics"], files["metrics"])[0],
+    return Side(metrics=Metrics.model_validate(load_yaml(texts["metrics"], files["metrics"])[0]),
                 history=pd.read_csv(io.StringIO(texts["history"])),
                 predictions=pd.read_csv(io.StringIO(texts["predictions"])),
-                confusion=load_yaml(texts["confusion"], files["confusion"])[0])
+                confusion=Confusion.model_validate(load_yaml(texts["confusion"], files["confusion"])[0]))
 
 
 def prepared_hash(lock_text: str | None, task: str) -> str | None:
     """The prepared data's hash that dvc.lock records for prepare@<task>: equal hashes, identical test split."""
     if not lock_text:
         return None
-    stage = (load_yaml(lock_text, "dvc.lock")[0] or {}).get("stages", {}).get(f"prepare@{task}", {})
+    lock = load_yaml(lock_text, "dvc.lock")[0]
+    stage = (lock if isinstance(lock, dict) else {}).get("stages", {}).get(f"prepare@{task}", {})
     folder = paths.prepared(task).as_posix()
     return next((out.get("md5") for out in stage.get("outs", []) if out.get("path") == folder), None)
 
@@ -77,41 +83,44 @@ def changed(base: Side, head: Side) -> bool:
 
 def verdict(task: str, recipe: str, base: Side, head: Side, same_split: bool) -> str:
     """One line: macro F1 base -> head, by how much, and whether more than noise."""
-    old, new = base.metrics["test"], head.metrics["test"]
-    lead = f"**{recipe} on {task}**: macro F1 {old['macro_f1']:.3f} → {new['macro_f1']:.3f}"
+    old, new = base.metrics.test, head.metrics.test
+    lead = f"**{recipe} on {task}**: macro F1 {old.macro_f1:.3f} → {new.macro_f1:.3f}"
     # the report's paired comparison, base as a and head as b; None when the listed test images differ
-    test = paired(as_experiment(base, "base"), as_experiment(head, "head")) if same_split else None
+    test = paired(as_experiment(base, task, "base"), as_experiment(head, task, "head")) if same_split else None
     if test is None:
-        return (f"{lead} ({new['macro_f1'] - old['macro_f1']:+.3f}); the test split differs between the revisions, so no paired test: intervals "
-                f"{interval(old)} → {interval(new)}{overlap_note(old, new)}.")
+        return (f"{lead} ({new.macro_f1 - old.macro_f1:+.3f}); the test split differs between the revisions, so no "
+                f"paired test: intervals {interval(old)} → {interval(new)}{overlap_note(old, new)}.")
     # the report's rule: the paired bootstrap of the macro F1 difference decides; McNemar on accuracy beside it
     return (f"{lead}, {difference_text(test)}: "
             f"{'significant' if test['significant'] else 'not significant; ' + size_text(test)}.")
 
 
-def interval(test: dict) -> str:
-    lo, hi = test.get("macro_f1_ci") or (float("nan"), float("nan"))
+def interval(test: TestScores) -> str:
+    lo, hi = test.macro_f1_ci or (float("nan"), float("nan"))
     return f"[{lo:.3f}, {hi:.3f}]"
 
 
-def overlap_note(old: dict, new: dict) -> str:
-    if "macro_f1_ci" not in old or "macro_f1_ci" not in new:
+def overlap_note(old: TestScores, new: TestScores) -> str:
+    if old.macro_f1_ci is None or new.macro_f1_ci is None:
         return ""
-    apart = old["macro_f1_ci"][1] < new["macro_f1_ci"][0] or new["macro_f1_ci"][1] < old["macro_f1_ci"][0]
+    apart = old.macro_f1_ci[1] < new.macro_f1_ci[0] or new.macro_f1_ci[1] < old.macro_f1_ci[0]
     return " (the intervals do not overlap)" if apart else " (the intervals overlap: not a clear change)"
 
 
-def as_experiment(side: Side, name: str) -> dict:
-    """A revision's results in the shape reporting.comparison.paired reads."""
-    return {"recipe": name, "predictions": side.predictions, "confusion": side.confusion}
+def as_experiment(side: Side, task: str, name: str) -> Experiment:
+    """A revision's results as the report's experiment record (reporting.comparison.paired reads its predictions),
+    named after the revision; the committed files hold no details or per-class report for it."""
+    return Experiment(task=task, recipe=name, metrics=side.metrics, details=None, classes={}, history=side.history,
+                      confusion=side.confusion, predictions=side.predictions)
 
 
-def warnings_for(task: str, recipe: str, metrics: dict) -> list[str]:
+def warnings_for(task: str, recipe: str, metrics: Metrics) -> list[str]:
     found = []
-    if metrics.get("collapsed"):
-        found.append(f"⚠️ {task}/{recipe} collapsed: it predicts one class, or scores no better than the majority class or chance.")
-    if metrics.get("weights_verified") is False:
-        found.append(f"⚠️ {task}/{recipe}: not ImageNet weights: these numbers do not measure pretraining.")
+    if metrics.collapsed:
+        found.append(f"⚠️ {task}/{recipe} collapsed: it predicts one class, or scores no better than the majority "
+                     f"class or chance.")
+    if metrics.weights_verified is False:
+        found.append(f"⚠️ {task}/{recipe}: {STAND_IN}.")
     return found
 
 
@@ -126,7 +135,7 @@ def side_by_side(base: Side, head: Side, title: str, path: Path) -> None:
             ax.set_title(f"{name}: {label}", fontsize=9)
             ax.legend(fontsize=7)
             ax.grid(alpha=0.3)
-        heatmap(axes[2, column], np.asarray(side.confusion["zscore"], dtype=float), side.confusion["classes"],
+        heatmap(axes[2, column], np.asarray(side.confusion.zscore, dtype=float), side.confusion.classes,
                 zscore=True)
         axes[2, column].set_title(f"{name}: confusion (z-score)", fontsize=9)
     fig.suptitle(title, fontsize=10)
@@ -146,7 +155,7 @@ def discordant_lines(task: str, recipe: str, base: Side, head: Side, same_split:
     if not paths.prepared_images(prepared, "test").is_file():
         return [f"No strip of discordant images: {prepared.relative_to(root).as_posix()} is not in the workspace "
                 f"(`dvc pull` or `dvc repro prepare@{task}` puts it there)."]
-    classes = list(head.confusion["classes"])
+    classes = list(head.confusion.classes)
     index = {name: k for k, name in enumerate(classes)}
     manifest = pd.read_csv(paths.prepared_manifest(prepared))
     names = manifest.loc[manifest["split"] == "test", "file"].astype(str).tolist()
@@ -200,7 +209,8 @@ def write_review(base_rev: str, root: Path, out_dir: Path, experiments: list[tup
         if not changed(base, head):
             unchanged.append(f"{task}/{recipe}")
             continue
-        same = prepared_hash(base_lock, task) is not None and prepared_hash(base_lock, task) == prepared_hash(head_lock, task)
+        base_hash = prepared_hash(base_lock, task)
+        same = base_hash is not None and base_hash == prepared_hash(head_lock, task)
         lines.append(f"- {verdict(task, recipe, base, head, same)}")
         image = f"{task}_{recipe}.png"
         side_by_side(base, head, f"{task}/{recipe}: base {base_rev} (left) vs head (right)", out_dir / image)
@@ -208,7 +218,9 @@ def write_review(base_rev: str, root: Path, out_dir: Path, experiments: list[tup
                     *discordant_lines(task, recipe, base, head, same, root, out_dir), ""]
     if unchanged:
         lines.append(f"- unchanged: {', '.join(unchanged)}.")
-    lines += ["", *(f"> {w}" for w in warnings), "", *(["### Base (left) and head (right)", "", *figures] if figures else [])]
+    lines += ["", *(f"> {w}" for w in warnings), ""]
+    if figures:
+        lines += ["### Base (left) and head (right)", "", *figures]
     comment = "\n".join(lines).rstrip() + "\n"
     (out_dir / "comment.md").write_text(comment)
     return comment
