@@ -22,6 +22,7 @@ from facelab.evaluation.tracking import log_evaluation
 from facelab.files import atomic_set, write_csv, write_json
 from facelab.modelcard import ModelCard, stand_in_warning
 from facelab.modelfile import TrainedModel, load_trained
+from facelab.names import LABEL_METRICS
 from facelab.params import WandbParams
 
 
@@ -89,7 +90,7 @@ def write_outputs(result: Evaluation, outputs: dict) -> None:
 def intervals(actual, predicted, num_classes: int) -> dict:
     """95% stratified bootstrap intervals of test accuracy and macro F1."""
     return {f"{metric}_ci": list(bootstrap_ci(actual, predicted, num_classes, metric))  # BOOTSTRAP's settings
-            for metric in ("acc", "macro_f1")}
+            for metric in LABEL_METRICS}
 
 
 def headline(test: TestScores, card: ModelCard, collapsed: Collapse) -> Metrics:
