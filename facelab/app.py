@@ -1,5 +1,6 @@
 """The `facelab` command, the one entry point of facelab/commands/: `facelab predict` scores image files,
-`facelab evaluate` scores a labelled folder, `facelab seeds` summarises queued seed runs (also `python -m facelab.app`)."""
+`facelab evaluate` scores a labelled folder, `facelab seeds` summarises queued seed runs
+(also `python -m facelab.app`)."""
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,5 @@
-"""Every error a user can cause: bad params, bad data, missing weights, a diverging run. Stages print them as one 'error:' line."""
+"""Every error a user can cause: bad params, bad data, missing weights, a diverging run.
+Stages print them as one 'error:' line."""
 from __future__ import annotations
 
 import difflib

@@ -1,1 +1,1 @@
-"""Training: the loop, optimizers and schedules, devices and precision, distributed runs, checkpoints, gradient health."""
+"""Training: the loop, optimizers and schedules, distributed runs, checkpoints, gradient health."""
