@@ -41,37 +41,49 @@ def data_counts(task: str, root: Path = Path(".")) -> Path:
     return root / "metrics" / task / "data.json"
 
 
-def model(task: str, recipe: str, root: Path = Path(".")) -> Path:
-    return root / "models" / task / f"{recipe}.pt"
+def run(seed: int) -> str:
+    """One training run's name among an experiment's files: seed<seed>."""
+    return f"seed{seed}"
 
 
-def model_info(task: str, recipe: str, root: Path = Path(".")) -> Path:
+def model(task: str, recipe: str, seed: int, root: Path = Path(".")) -> Path:
+    """train's weights of one run: models/<task>/<recipe>/seed<seed>.pt."""
+    return root / "models" / task / recipe / f"{run(seed)}.pt"
+
+
+def model_info(task: str, recipe: str, seed: int, root: Path = Path(".")) -> Path:
     """Beside the weights: resolved recipe and params, classes, image size, training summary."""
-    return model(task, recipe, root).with_suffix(".json")
+    return model(task, recipe, seed, root).with_suffix(".json")
 
 
-def plots(task: str, recipe: str, root: Path = Path(".")) -> Path:
-    return root / "plots" / task / recipe
+def plots(task: str, recipe: str, seed: int, root: Path = Path(".")) -> Path:
+    """One run's plot files: plots/<task>/<recipe>/seed<seed>/."""
+    return root / "plots" / task / recipe / run(seed)
 
 
-def history(task: str, recipe: str, root: Path = Path(".")) -> Path:
+def history(task: str, recipe: str, seed: int, root: Path = Path(".")) -> Path:
     """train's per-epoch scores, one column per names.key(split, metric)."""
-    return plots(task, recipe, root) / "history.csv"
+    return plots(task, recipe, seed, root) / "history.csv"
 
 
-def train_outputs(task: str, recipe: str, root: Path = Path(".")) -> dict[str, Path]:
-    folder = plots(task, recipe, root)
-    return {"model": model(task, recipe, root), "info": model_info(task, recipe, root),
-            "history": history(task, recipe, root), "gradients": folder / "gradients.csv",
+def metrics(task: str, recipe: str, seed: int, root: Path = Path(".")) -> Path:
+    """evaluate's compared numbers of one run: metrics/<task>/<recipe>/seed<seed>.json (details, classes beside)."""
+    return root / "metrics" / task / recipe / f"{run(seed)}.json"
+
+
+def train_outputs(task: str, recipe: str, seed: int, root: Path = Path(".")) -> dict[str, Path]:
+    folder = plots(task, recipe, seed, root)
+    return {"model": model(task, recipe, seed, root), "info": model_info(task, recipe, seed, root),
+            "history": history(task, recipe, seed, root), "gradients": folder / "gradients.csv",
             "parameters": folder / "parameters.csv", "gradients_png": folder / "gradients.png",
             "parameters_png": folder / "parameters.png"}
 
 
-def evaluate_outputs(task: str, recipe: str, root: Path = Path(".")) -> dict[str, Path]:
-    folder = plots(task, recipe, root)
-    return {"metrics": root / "metrics" / task / f"{recipe}.json",
-            "details": root / "metrics" / task / f"{recipe}_details.json",
-            "classes": root / "metrics" / task / f"{recipe}_classes.json",
+def evaluate_outputs(task: str, recipe: str, seed: int, root: Path = Path(".")) -> dict[str, Path]:
+    folder = plots(task, recipe, seed, root)
+    scores = metrics(task, recipe, seed, root)
+    return {"metrics": scores, "details": scores.with_name(f"{run(seed)}_details.json"),
+            "classes": scores.with_name(f"{run(seed)}_classes.json"),
             "predictions": folder / "predictions.csv", "confusion": folder / "confusion.json",
             **explained_images(folder)}
 
