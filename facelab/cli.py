@@ -40,11 +40,15 @@ def command_main(main):
     return wrapper
 
 
-def stage_args(argv: list[str] | None, description: str, recipe: bool) -> argparse.Namespace:
-    """--task (and --recipe) naming one cell of the experiment matrix, and --params."""
+def stage_args(argv: list[str] | None, description: str, recipe: bool, seed: bool = False) -> argparse.Namespace:
+    """--task (and --recipe, and --seed: one of params' seeds, from dvc.yaml's matrix) naming one cell of the
+    experiment matrix, and --params."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--task", required=True, choices=TASKS)
     if recipe:
         parser.add_argument("--recipe", required=True, choices=RECIPES)
+    if seed:
+        parser.add_argument("--seed", required=True, type=int, help="the run's seed: its split, initialisation, "
+                            "augmentation draws and batch order")
     parser.add_argument("--params", default="params.yaml")
     return parser.parse_args(argv)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from facelab.errors import ModelFileError
 from facelab.files import read_json
+from facelab.paths import run as run_name
 
 FORMAT = 2
 STAND_IN = "not ImageNet weights: these numbers do not measure pretraining"  # said of a WeightsProvenance not verified
@@ -69,13 +70,22 @@ class ValidationEce(Record):
     bins: int
 
 
+class DataSplit(Record):
+    """The run's split of the prepared images, drawn by its seed (facelab.data.batches.prepared_split): the shares
+    asked for (data.<task>.split) and the images each split got, per class."""
+    fractions: dict[str, float]
+    counts: dict[str, dict[str, int]]
+
+
 class ModelSettings(Record):
     """Everything needed to rebuild and use the model, and nothing it produced. recipe and train are the
     resolved params blocks (models.<recipe>, train) as params.yaml spells them: facelab.params.parse_recipe reads
-    recipe back into a Recipe."""
+    recipe back into a Recipe. seed: the run's (params: seeds), which also drew split; evaluate splits the prepared
+    data again with both."""
     task: str
     recipe_name: str
     seed: int
+    split: DataSplit
     classes: list[str]
     img_size: int
     faces: str
@@ -127,7 +137,7 @@ class ModelCard(Record):
 
     @property
     def title(self) -> str:
-        return f"{self.settings.task}/{self.settings.recipe_name}"
+        return f"{self.settings.task}/{self.settings.recipe_name}/{run_name(self.settings.seed)}"
 
     def to_json(self) -> dict:
         """The file's content (key order as the fields are declared)."""
@@ -160,5 +170,6 @@ def read_card(path, rebuild: str) -> ModelCard:
                              f"{rebuild}") from error
 
 
-def rebuild_command(task: str, recipe_name: str, model) -> str:
-    return f"`dvc repro train@{task}-{recipe_name}` (or `dvc pull {model}`)"
+def rebuild_command(task: str, recipe_name: str, seed: int | None, model) -> str:
+    """The stage that builds a model (dvc.yaml's matrix names it train@<task>-<recipe>-<seed>)."""
+    return f"`dvc repro train@{task}-{recipe_name}-{'<seed>' if seed is None else seed}` (or `dvc pull {model}`)"

@@ -58,11 +58,13 @@ class TrainedModel:
         return self.card.results.temperature
 
 
-def load_trained(task: str, recipe_name: str, path: Path | None = None, root: Path = Path(".")) -> TrainedModel:
-    """<root>/models/<task>/<recipe>.pt (or `path`) and its .json, checked to fit together: the card's task and
-    recipe, its normalisation, and every weight's shape against the recipe it names; the model in eval mode."""
-    path = Path(path) if path is not None else paths.model(task, recipe_name, root)
-    rebuild = rebuild_command(task, recipe_name, paths.model(task, recipe_name))
+def load_trained(task: str, recipe_name: str, path: Path | None = None, root: Path = Path("."),
+                 seed: int | None = None) -> TrainedModel:
+    """<root>/models/<task>/<recipe>/seed<seed>.pt (or `path`; with neither, the experiment's only trained run) and
+    its .json, checked to fit together: the card's task and recipe, its normalisation, and every weight's shape
+    against the recipe it names; the model in eval mode."""
+    path = Path(path) if path is not None else run_model(task, recipe_name, seed, root)
+    rebuild = rebuild_command(task, recipe_name, seed, path)
     if not path.is_file():
         raise ModelFileError(f"model file '{path}' does not exist; build it with {rebuild}")
     info = path.with_suffix(".json")
@@ -82,6 +84,21 @@ def load_trained(task: str, recipe_name: str, path: Path | None = None, root: Pa
                              f"{recipe.head_hidden}, {classes} classes): {'; '.join(problems)}; "
                              f"the .pt and .json must come from the same training: rebuild both with {rebuild}")
     return TrainedModel(path, card, state_dict, trained_model(recipe, classes, state_dict).eval(), recipe)
+
+
+def run_model(task: str, recipe_name: str, seed: int | None, root: Path = Path(".")) -> Path:
+    """The model file of one run: the given seed's, or without one the only run trained (several: pass a seed)."""
+    if seed is not None:
+        return paths.model(task, recipe_name, seed, root)
+    runs = paths.trained_runs(task, recipe_name, root)
+    if len(runs) == 1:
+        return next(iter(runs.values()))
+    folder = paths.model(task, recipe_name, 0, root).parent
+    if not runs:
+        raise ModelFileError(f"no trained model in '{folder}'; build one with "
+                             f"{rebuild_command(task, recipe_name, None, folder)}")
+    raise ModelFileError(f"'{folder}' holds {len(runs)} trained runs (seeds {', '.join(map(str, runs))}); pass "
+                         f"--seed to pick one (or --model with its .pt file)")
 
 
 def imagenet_normalisation() -> Normalisation:

@@ -13,22 +13,34 @@ def source_fingerprint(task: str, root: Path = Path(".")) -> Path:
 
 
 def prepared(task: str, root: Path = Path(".")) -> Path:
-    """The prepare stage's folder: each split's images and labels, the manifest, the class list."""
+    """The prepare stage's folder: every usable image once (pixels, labels, near-duplicate groups, the source's own
+    test images), the manifest, the class list; train and evaluate split it by their seed (facelab.data.batches)."""
     return root / "data" / "prepared" / task
 
 
-def prepared_images(folder: Path, split: str) -> Path:
-    """A prepared folder's (n, size, size, 3) uint8 pixels of one split."""
-    return Path(folder) / f"{split}_x.npy"
+def prepared_images(folder: Path) -> Path:
+    """A prepared folder's (n, size, size, 3) uint8 pixels, every usable image once."""
+    return Path(folder) / "images.npy"
 
 
-def prepared_labels(folder: Path, split: str) -> Path:
-    """A prepared folder's (n,) class indices of one split, in the images' row order."""
-    return Path(folder) / f"{split}_y.npy"
+def prepared_labels(folder: Path) -> Path:
+    """A prepared folder's (n,) class indices, in the images' row order."""
+    return Path(folder) / "labels.npy"
+
+
+def prepared_groups(folder: Path) -> Path:
+    """A prepared folder's (n,) near-duplicate group ids, in the images' row order: a split never cuts a group."""
+    return Path(folder) / "groups.npy"
+
+
+def prepared_own_test(folder: Path) -> Path:
+    """A prepared folder's (n,) bool: the image is in the source's own test split. Only for a source that has one
+    (fer2013); without this file the split draws the test images too."""
+    return Path(folder) / "own_test.npy"
 
 
 def prepared_manifest(folder: Path) -> Path:
-    """A prepared folder's file, class and split of every image, in the arrays' row order."""
+    """A prepared folder's file, class and near-duplicate group of every image, in the arrays' row order."""
     return Path(folder) / "manifest.csv"
 
 
@@ -41,9 +53,19 @@ def data_counts(task: str, root: Path = Path(".")) -> Path:
     return root / "metrics" / task / "data.json"
 
 
+RUN = "seed"  # a run's files are named seed<seed>
+
+
 def run(seed: int) -> str:
     """One training run's name among an experiment's files: seed<seed>."""
-    return f"seed{seed}"
+    return f"{RUN}{seed}"
+
+
+def trained_runs(task: str, recipe: str, root: Path = Path(".")) -> dict[int, Path]:
+    """The model files found under models/<task>/<recipe>/, by seed."""
+    folder = root / "models" / task / recipe
+    found = folder.glob(f"{RUN}*.pt") if folder.is_dir() else []
+    return dict(sorted((int(p.stem[len(RUN):]), p) for p in found if p.stem[len(RUN):].isdigit()))
 
 
 def model(task: str, recipe: str, seed: int, root: Path = Path(".")) -> Path:
@@ -94,13 +116,14 @@ def explained_images(folder: Path) -> dict[str, Path]:
             "saliency": folder / "saliency.png"}
 
 
-def external_outputs(task: str, recipe: str, name: str, root: Path = Path(".")) -> dict[str, Path]:
+def external_outputs(task: str, recipe: str, seed: int, name: str, root: Path = Path(".")) -> dict[str, Path]:
     """`facelab evaluate --data <folder> --name <name>`: the evaluate stage's files for a labelled folder outside
-    the pipeline, under metrics/<task>/external/<name>/ and plots/<task>/external/<name>/<recipe>/."""
-    metrics = root / "metrics" / task / "external" / name
-    folder = root / "plots" / task / "external" / name / recipe
-    return {"metrics": metrics / f"{recipe}.json", "details": metrics / f"{recipe}_details.json",
-            "classes": metrics / f"{recipe}_classes.json",
+    the pipeline, under metrics/<task>/external/<name>/<recipe>/seed<seed>.json and
+    plots/<task>/external/<name>/<recipe>/seed<seed>/."""
+    metrics = root / "metrics" / task / "external" / name / recipe
+    folder = root / "plots" / task / "external" / name / recipe / run(seed)
+    return {"metrics": metrics / f"{run(seed)}.json", "details": metrics / f"{run(seed)}_details.json",
+            "classes": metrics / f"{run(seed)}_classes.json",
             "predictions": folder / "predictions.csv", "confusion": folder / "confusion.json",
             **explained_images(folder)}
 

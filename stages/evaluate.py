@@ -1,6 +1,6 @@
-"""Stage evaluate@<task>-<recipe>: score the trained model on the test split; write metrics/<task>/<recipe>.json,
-<recipe>_classes.json, <recipe>_details.json, and the test predictions and confusion matrices under
-plots/<task>/<recipe>/; add the test scores to the training's W&B run."""
+"""Stage evaluate@<task>-<recipe>-<seed>: score one run's trained model on its test split; write
+metrics/<task>/<recipe>/seed<seed>.json, seed<seed>_classes.json, seed<seed>_details.json, and the test predictions
+and confusion matrices under plots/<task>/<recipe>/seed<seed>/; add the test scores to the training's W&B run."""
 from __future__ import annotations
 
 from facelab.cli import command_main, stage_args
@@ -10,11 +10,12 @@ from facelab.params import load_params
 
 @command_main
 def main(argv: list[str] | None = None) -> None:
-    args = stage_args(argv, __doc__, recipe=True)
+    args = stage_args(argv, __doc__, recipe=True, seed=True)
     params = load_params(args.params)
-    result = evaluate_experiment(args.task, args.recipe, params.train.eval_batch_size, tracking=params.wandb)
+    result = evaluate_experiment(args.task, args.recipe, args.seed, params.train.eval_batch_size,
+                                 tracking=params.wandb)
     for line in score_lines(result):
-        print(f"[{args.task}/{args.recipe}] {'' if line.startswith('warning') else 'test '}{line}")
+        print(f"[{result.title}] {'' if line.startswith('warning') else 'test '}{line}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""Stage prepare@<task>: decode the task's images once, drop unusable files and duplicates, split, write
-data/prepared/<task>/ and metrics/<task>/data.json."""
+"""Stage prepare@<task>: decode the task's images once (data_seed draws generated or sampled data), drop unusable
+files and duplicates, write data/prepared/<task>/ (split later, per seed, by train and evaluate) and
+metrics/<task>/data.json."""
 from __future__ import annotations
 
 from facelab import paths
@@ -13,7 +14,7 @@ def main(argv: list[str] | None = None) -> None:
     args = stage_args(argv, __doc__, recipe=False)
     params = load_params(args.params)
     report = paths.data_counts(args.task)
-    prepared = prepare_task(args.task, params.data[args.task], params.seed, paths.prepared(args.task), report)
+    prepared = prepare_task(args.task, params.data[args.task], params.data_seed, paths.prepared(args.task), report)
     for line in prepared.lines() + [f"details: {report}"]:
         print(f"[{args.task}] {line}")
 

@@ -1,5 +1,6 @@
-"""Stage train@<task>-<recipe>: train one recipe on data/prepared/<task>; write models/<task>/<recipe>.{pt,json} and
-plots/<task>/<recipe>/ (history, gradient and parameter health)."""
+"""Stage train@<task>-<recipe>-<seed>: train one run of a recipe on data/prepared/<task>, split by the seed and
+data.<task>.split; write models/<task>/<recipe>/seed<seed>.{pt,json} and plots/<task>/<recipe>/seed<seed>/ (history,
+gradient and parameter health)."""
 from __future__ import annotations
 
 import sys
@@ -11,11 +12,11 @@ from facelab.training.launcher import train_stage
 
 @command_main
 def main(argv: list[str] | None = None) -> None:
-    args = stage_args(argv, __doc__, recipe=True)
+    args = stage_args(argv, __doc__, recipe=True, seed=True)
     params = load_params(args.params)
     rerun = ["-m", "stages.train", *(argv if argv is not None else sys.argv[1:])]  # how torchrun starts each rank
     sys.exit(train_stage(args.task, args.recipe, params.models[args.recipe], params.train, params.wandb,
-                         params.seed, rerun))
+                         args.seed, params.data[args.task].split, rerun))
 
 
 if __name__ == "__main__":

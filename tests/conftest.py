@@ -35,8 +35,9 @@ def torch_globals():
 
 
 def tiny_raw_params() -> dict:
-    """params.yaml shrunk to seconds per stage: 32 px, ~100 images a task, 1-2 epochs, W&B disabled."""
+    """params.yaml shrunk to seconds per stage: one seed, 32 px, ~100 images a task, 1-2 epochs, W&B disabled."""
     raw = load_yaml((ROOT / "params.yaml").read_text(), "params.yaml")[0]  # YAML 1.2, as DVC and facelab read it
+    raw["seeds"] = [raw["data_seed"]]  # one run per experiment: the e2e repos stay as small as before seeds
     for task, n_images in (("face", 120), ("emotion", 90)):
         raw["data"][task]["img_size"] = 32
         raw["data"][task]["generated"].update(n_images=n_images, n_identities=8)

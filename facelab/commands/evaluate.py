@@ -28,19 +28,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, type=Path,
                         help="a folder with one sub-folder of images per class of the model, named like the class")
     parser.add_argument("--name", help="names the results' folder (default: the --data folder's name)")
-    parser.add_argument("--model", type=Path, help="the .pt file (default: models/<task>/<recipe>.pt)")
+    parser.add_argument("--seed", type=int, help="the run: models/<task>/<recipe>/seed<seed>.pt (default: the only "
+                                                 "run trained)")
+    parser.add_argument("--model", type=Path, help="the .pt file instead (its .json must be beside it)")
     parser.add_argument("--batch-size", type=positive_int, default=128)
 
 
 def evaluate_folder(task: str, recipe_name: str, data: Path, name: str | None = None, model: Path | None = None,
-                    batch_size: int = 128, root: Path = Path(".")) -> tuple[Evaluation, dict[str, Path]]:
+                    batch_size: int = 128, root: Path = Path("."),
+                    seed: int | None = None) -> tuple[Evaluation, dict[str, Path]]:
     """Score the model on every usable image of `data`; write and return the results and where they went."""
     name = check_name(name if name is not None else Path(data).resolve().name)
-    trained = load_trained(task, recipe_name, model)
+    trained = load_trained(task, recipe_name, model, root, seed)
     images = labelled_folder(Path(data), trained.classes, trained.img_size, trained.faces, trained.min_side)
     split = SplitData(torch.from_numpy(np.asarray(images.pixels)), torch.from_numpy(images.labels))
     result = with_data(evaluate_model(trained, split, batch_size, list(images.files)), data_details(Path(data), images))
-    out = paths.external_outputs(task, recipe_name, name, root)
+    out = paths.external_outputs(task, recipe_name, trained.card.settings.seed, name, root)
     write_outputs(result, out)
     return result, out
 
@@ -87,9 +90,11 @@ def summary_lines(label: str, result: Evaluation, out: dict[str, Path]) -> list[
 
 
 def execute(args: argparse.Namespace) -> Evaluation:
-    result, out = evaluate_folder(args.task, args.recipe, args.data, args.name, args.model, args.batch_size)
+    result, out = evaluate_folder(args.task, args.recipe, args.data, args.name, args.model, args.batch_size,
+                                  seed=args.seed)
     for warning in (result.details.data or {}).get("warnings", []):
         print(f"warning: {warning}", file=sys.stderr)
-    for line in summary_lines(f"{args.task}/{args.recipe} on {out['metrics'].parent.name}", result, out):
+    where = f"{args.task}/{args.recipe}/{out['metrics'].stem} on {out['metrics'].parent.parent.name}"
+    for line in summary_lines(where, result, out):
         print(line)
     return result

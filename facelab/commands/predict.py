@@ -27,8 +27,9 @@ from facelab.params import RECIPES, TASKS
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", required=True, choices=TASKS)
     parser.add_argument("--recipe", required=True, choices=RECIPES)
-    parser.add_argument("--model", type=Path, help="the .pt file (default: models/<task>/<recipe>.pt); "
-                                                   "its .json must be beside it")
+    parser.add_argument("--seed", type=int, help="the run: models/<task>/<recipe>/seed<seed>.pt (default: the only "
+                                                 "run trained)")
+    parser.add_argument("--model", type=Path, help="the .pt file instead (its .json must be beside it)")
     parser.add_argument("--out", type=Path, help="write the CSV here (atomically) instead of to stdout; a folder "
                                                  "gets predictions.csv inside it")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -52,7 +53,7 @@ def execute(args: argparse.Namespace) -> Predictions:
     """Score every file, write the CSV and print the summary; return the predictions."""
     out = csv_path(args.out) if args.out is not None else None  # a bad --out fails before any image is decoded
     explain = explain_folder(args.explain) if args.explain is not None else None
-    trained = load_trained(args.task, args.recipe, args.model)
+    trained = load_trained(args.task, args.recipe, args.model, seed=args.seed)
     files, unlisted = image_files(args.paths)
     if args.threshold is not None:
         check_threshold(args.threshold, trained.classes)  # before any image is decoded

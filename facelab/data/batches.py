@@ -1,11 +1,13 @@
 """Prepared arrays in, model-ready batches out: loading a split, seeded shuffling, augmentation, normalisation."""
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -13,11 +15,13 @@ from facelab import paths
 from facelab.accel import CPU, Accel
 from facelab.data import augment as augmentation
 from facelab.data.augment import Draws
+from facelab.data.split import split_prepared
 from facelab.errors import UserError
 from facelab.files import read_json
+from facelab.modelcard import DataSplit
 from facelab.models import IMAGENET_MEAN, IMAGENET_STD
 from facelab.names import SPLITS
-from facelab.params import Augment
+from facelab.params import Augment, Split
 
 
 @dataclass(frozen=True)
@@ -30,15 +34,46 @@ class SplitData:
         return SplitData(self.images.to(device), self.labels.to(device))
 
 
-def load_prepared(folder: str | Path) -> tuple[dict[str, SplitData], tuple[str, ...]]:
-    """Read data/prepared/<task>/: the three splits and the class names."""
+def load_prepared(folder: str | Path, seed: int, fractions: Split) -> tuple[dict[str, SplitData], tuple[str, ...]]:
+    """Read data/prepared/<task>/ split by `seed` and data.<task>.split (prepared_split): the three splits and the
+    class names."""
     folder = Path(folder)
+    rows = prepared_split(folder, seed, fractions)
+    images, labels = np.load(paths.prepared_images(folder), mmap_mode="r"), np.load(paths.prepared_labels(folder))
+    splits = {split: SplitData(torch.from_numpy(np.ascontiguousarray(images[rows[split]])),
+                               torch.from_numpy(labels[rows[split]]))
+              for split in SPLITS}
+    return splits, prepared_classes(folder)
+
+
+def prepared_split(folder: str | Path, seed: int, fractions: Split) -> dict[str, np.ndarray]:
+    """The prepared folder's rows in each split for one run: stratified by the fractions (or around the source's
+    own test split), near-duplicate groups never cut (facelab.data.split.split_prepared). Every recipe of a seed
+    gets the same split, so recipes stay paired on the same test images."""
+    folder = Path(folder)
+    classes = prepared_classes(folder)
+    own_test = paths.prepared_own_test(folder)
+    return split_prepared(np.load(paths.prepared_labels(folder)), np.load(paths.prepared_groups(folder)),
+                          np.load(own_test) if own_test.is_file() else None, fractions, seed, classes)
+
+
+def data_split(splits: dict[str, SplitData], fractions: Split, classes: tuple[str, ...]) -> DataSplit:
+    """A model card's record of a run's split: the shares asked for, and the images each split got per class."""
+    counts = {name: {label: int((data.labels == k).sum()) for k, label in enumerate(classes)}
+              for name, data in splits.items()}
+    return DataSplit(fractions=dataclasses.asdict(fractions), counts=counts)
+
+
+def split_files(folder: str | Path, rows: dict[str, np.ndarray]) -> dict[str, list[str]]:
+    """The file names of each split's images (prepared_split's rows), in the split arrays' row order."""
+    files = pd.read_csv(paths.prepared_manifest(Path(folder)))["file"].astype(str).to_numpy()
+    return {split: files[index].tolist() for split, index in rows.items()}
+
+
+def prepared_classes(folder: Path) -> tuple[str, ...]:
     if not paths.prepared_classes(folder).is_file():
         raise UserError(f"'{folder}' holds no prepared data; run `dvc repro prepare` first")
-    splits = {split: SplitData(torch.from_numpy(np.load(paths.prepared_images(folder, split))),
-                               torch.from_numpy(np.load(paths.prepared_labels(folder, split))))
-              for split in SPLITS}
-    return splits, tuple(read_json(paths.prepared_classes(folder))["classes"])
+    return tuple(read_json(paths.prepared_classes(folder))["classes"])
 
 
 def to_input(images: torch.Tensor, memory_format=torch.contiguous_format) -> torch.Tensor:

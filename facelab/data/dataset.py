@@ -1,5 +1,5 @@
-"""A task's data set as prepare builds it: decode its source, split the usable rows, write the arrays, manifest and
-counts."""
+"""A task's data set as prepare builds it: decode its source, check the usable rows can be split, write the arrays,
+manifest and counts."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,8 +12,7 @@ from facelab.data.images import Images
 from facelab.data.pixels import save_rows
 from facelab.data.public import fer2013_images, lfw_images
 from facelab.data.sources import folder_images, generated_images, source_root
-from facelab.data.split import grouped, split_with_fixed_test, stratified_split
-from facelab.names import SPLITS
+from facelab.data.split import split_prepared
 from facelab.params import DataParams
 
 
@@ -32,17 +31,12 @@ def load_images(task: str, data: DataParams, seed: int, scratch: Path | None = N
     return folder_images(root, data.classes, data.img_size, scratch, data.faces, data.min_side)
 
 
-def split_rows(images: Images, keep: np.ndarray, data: DataParams, seed: int,
-               groups: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """The rows of `images` in each split, ascending: the rows in `keep` split by the source's own test split when
-    it has one, else stratified by data.split. groups: a group id per row of keep (near-duplicates), never cut."""
-    labels = images.labels[keep]
-    if images.test is not None:
-        index = grouped(split_with_fixed_test, labels, groups, data.split, seed, data.classes,
-                        is_test=images.test[keep])
-    else:
-        index = grouped(stratified_split, labels, groups, data.split, seed, data.classes)
-    return {split: keep[i] for split, i in index.items()}
+def check_split(images: Images, keep: np.ndarray, data: DataParams, seed: int,
+                groups: np.ndarray | None = None) -> None:
+    """Raise DataError when the rows in `keep` cannot be split by data.split (too few images of a class): the split
+    itself is train's and evaluate's, per seed, but whether one exists does not depend on the seed."""
+    split_prepared(images.labels[keep], groups, None if images.test is None else images.test[keep], data.split,
+                   seed, data.classes)
 
 
 def header(task: str, data: DataParams, images: Images) -> dict:
@@ -52,21 +46,35 @@ def header(task: str, data: DataParams, images: Images) -> dict:
             "test_split": test, "max_bad_fraction": data.max_bad_fraction}
 
 
-def write_splits(folder: Path, images: Images, splits: dict[str, np.ndarray]) -> None:
-    for split, rows in splits.items():
-        save_rows(paths.prepared_images(folder, split), images.pixels, rows)
-        np.save(paths.prepared_labels(folder, split), images.labels[rows])
+def write_prepared(folder: Path, images: Images, keep: np.ndarray, groups: np.ndarray | None) -> None:
+    """The rows in `keep` (ascending), in that order: pixels, labels, near-duplicate groups (every row its own
+    group when there are none) and, for a source with its own test split, which rows are in it."""
+    save_rows(paths.prepared_images(folder), images.pixels, keep)
+    np.save(paths.prepared_labels(folder), images.labels[keep])
+    np.save(paths.prepared_groups(folder), np.arange(len(keep)) if groups is None else np.asarray(groups, np.int64))
+    if images.test is not None:
+        np.save(paths.prepared_own_test(folder), images.test[keep])
 
 
-def manifest(images: Images, splits: dict[str, np.ndarray], classes: tuple[str, ...]) -> pd.DataFrame:
-    rows = [(images.files[i], classes[images.labels[i]], split)
-            for split in SPLITS for i in splits[split]]
-    return pd.DataFrame(rows, columns=["file", "class", "split"])
+def manifest(images: Images, keep: np.ndarray, groups: np.ndarray | None, classes: tuple[str, ...]) -> pd.DataFrame:
+    """File, class and near-duplicate group of each prepared row, in the arrays' row order."""
+    group = np.arange(len(keep)) if groups is None else groups
+    return pd.DataFrame({"file": [images.files[i] for i in keep], "class": [classes[images.labels[i]] for i in keep],
+                         "group": group})
 
 
-def counts(labels: np.ndarray, splits: dict[str, np.ndarray], classes: tuple[str, ...]) -> dict:
-    return {split: {name: int((labels[index] == k).sum()) for k, name in enumerate(classes)}
-            for split, index in splits.items()}
+def counts(images: Images, keep: np.ndarray, classes: tuple[str, ...]) -> dict[str, dict[str, int]]:
+    """Images per class: every usable one, and those in the source's own test split when it has one (the split
+    into train, val and test is per seed: the model card holds each run's)."""
+    labels = images.labels[keep]
+    result = {"used": per_class(labels, classes)}
+    if images.test is not None:
+        result["own_test"] = per_class(labels[images.test[keep]], classes)
+    return result
+
+
+def per_class(labels: np.ndarray, classes: tuple[str, ...]) -> dict[str, int]:
+    return {name: int((labels == k).sum()) for k, name in enumerate(classes)}
 
 
 def summary(report: dict) -> list[str]:

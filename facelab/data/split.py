@@ -49,6 +49,16 @@ def grouped(split, labels: np.ndarray, groups: np.ndarray | None, *args, is_test
     return {name: np.flatnonzero(np.isin(unit_of, chosen)) for name, chosen in index.items()}
 
 
+def split_prepared(labels: np.ndarray, groups: np.ndarray | None, own_test: np.ndarray | None, fractions: Split,
+                   seed: int, class_names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """A prepared data set's rows in each split, ascending: around the source's own test split when it has one
+    (own_test), else stratified by the fractions; a group of near-duplicates never cut. The same inputs and seed
+    give the same split, whoever asks (train, evaluate, prepare's check)."""
+    if own_test is not None:
+        return grouped(split_with_fixed_test, labels, groups, fractions, seed, class_names, is_test=own_test)
+    return grouped(stratified_split, labels, groups, fractions, seed, class_names)
+
+
 def check_splittable(labels: np.ndarray, fractions: Split, class_names: tuple[str, ...]) -> None:
     """Each class needs enough images that every split gets at least one of it."""
     smallest = min(fractions.train, fractions.val, fractions.test)

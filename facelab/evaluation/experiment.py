@@ -11,7 +11,8 @@ import pandas as pd
 from torch import nn
 
 from facelab import paths
-from facelab.data.batches import Inputs, SplitData, load_prepared
+from facelab.data.batches import Inputs, SplitData, data_split, load_prepared
+from facelab.errors import ModelFileError
 from facelab.evaluation.calibration import scaled_probabilities
 from facelab.evaluation.explain import calibration, draw, explanation, names_of_test_images
 from facelab.evaluation.records import Calibration, Collapse, Confusion, Details, Metrics, TestScores
@@ -20,10 +21,10 @@ from facelab.evaluation.scores import class_report, confusion, split_scores, zsc
 from facelab.evaluation.stats import BOOTSTRAP, bootstrap_ci, collapse
 from facelab.evaluation.tracking import log_evaluation
 from facelab.files import atomic_set, write_csv, write_json
-from facelab.modelcard import ModelCard, stand_in_warning
+from facelab.modelcard import DataSplit, ModelCard, rebuild_command, stand_in_warning
 from facelab.modelfile import TrainedModel, load_trained
 from facelab.names import LABEL_METRICS
-from facelab.params import WandbParams
+from facelab.params import Split, WandbParams
 
 
 @dataclass(frozen=True)
@@ -139,19 +140,33 @@ def calibration_line(calibrated: Calibration) -> str:
             f"{calibrated.temperature:.3f}, {before.ece:.4f} without ({calibrated.bins} bins)")
 
 
-def evaluate_experiment(task: str, recipe_name: str, batch_size: int, root: Path = Path("."),
+def evaluate_experiment(task: str, recipe_name: str, seed: int, batch_size: int, root: Path = Path("."),
                         tracking: WandbParams | None = None) -> Evaluation:
-    """The evaluate stage: the trained model scored on its task's test split; writes and returns the results, and
-    adds the test scores to the training's W&B run (tracking: params' wandb block; None logs nothing).
+    """The evaluate stage: one run's trained model scored on its own test split (the prepared data split again by
+    the seed and shares its card records); writes and returns the results, and adds the test scores to the
+    training's W&B run (tracking: params' wandb block; None logs nothing).
     The model runs as it was trained to run (its card's settings: classes, recipe, test-time flip)."""
-    trained = load_trained(task, recipe_name, root=root)
-    splits, _ = load_prepared(paths.prepared(task, root))
-    result = evaluate_model(trained, splits["test"], batch_size, names_of_test_images(paths.prepared(task, root)))
-    write_outputs(result, paths.evaluate_outputs(task, recipe_name, root))
+    trained = load_trained(task, recipe_name, root=root, seed=seed)
+    prepared = paths.prepared(task, root)
+    fractions = Split(**trained.card.settings.split.fractions)
+    splits, classes = load_prepared(prepared, seed, fractions)
+    check_same_split(trained, data_split(splits, fractions, classes), prepared)
+    result = evaluate_model(trained, splits["test"], batch_size, names_of_test_images(prepared, seed, fractions))
+    write_outputs(result, paths.evaluate_outputs(task, recipe_name, seed, root))
     if tracking is not None:
         log_evaluation(trained.card.results.wandb, tracking, os.environ.get("DVC_ROOT"), result.metrics,
                        result.details.collapse, result.predictions, result.classes, result.confusion.classes)
     return result
+
+
+def check_same_split(trained: TrainedModel, split: DataSplit, prepared: Path) -> None:
+    """The split evaluate draws must be the one the model was trained on: else its test images were seen."""
+    settings = trained.card.settings
+    if split != settings.split:
+        rebuild = rebuild_command(settings.task, settings.recipe_name, settings.seed, trained.path)
+        raise ModelFileError(f"'{prepared}' no longer splits as it did when '{trained.path}' was trained (images per "
+                             f"split and class now: {split.counts}; the model's card: {settings.split.counts}); "
+                             f"train it again: {rebuild}")
 
 
 def with_data(result: Evaluation, data: dict) -> Evaluation:

@@ -5,22 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 
-from facelab import paths
+from facelab.data.batches import prepared_split, split_files
 from facelab.evaluation.calibration import ECE_BINS, ece, ece_ci, reliability_bins, scaled_probabilities
 from facelab.evaluation.gallery import mistake_gallery, select_mistakes, short_name
 from facelab.evaluation.saliency import experiment_saliency, saliency_figure
 from facelab.evaluation.stats import BOOTSTRAP
+from facelab.params import Split
 from facelab.plotting import pyplot, save
 
 
-def names_of_test_images(prepared: Path) -> list[str]:
-    """The test images' file names, in the prepared arrays' row order (prepare writes manifest.csv in that order)."""
-    manifest = pd.read_csv(paths.prepared_manifest(prepared))
-    return manifest.loc[manifest["split"] == "test", "file"].astype(str).tolist()
+def names_of_test_images(prepared: Path, seed: int, fractions: Split) -> list[str]:
+    """The test images' file names of one run's split (seed, data.<task>.split), in its test arrays' row order."""
+    return split_files(prepared, prepared_split(prepared, seed, fractions))["test"]
 
 
 def calibration(logits: torch.Tensor, actual: np.ndarray, temperature: float, val_ece: dict) -> dict:

@@ -36,7 +36,8 @@ def parse_params(raw: object, source: str = "params.yaml", lines: dict | None = 
     """The typed Params of a mapping read from YAML (`lines`: a key path's line, for the error)."""
     raw = json.loads(json.dumps(raw))  # plain dicts and lists: what W&B's config and the model cards record
     if not isinstance(raw, dict):
-        raise ParamsError(f"{source}: expected a mapping of seed, data, models, train and wandb, got {raw!r}")
+        raise ParamsError(f"{source}: expected a mapping of seeds, data_seed, data, models, train and wandb, "
+                          f"got {raw!r}")
     params = validate(Params, merge_augment(raw), lines)
     for task, data in params.data.items():
         check_data(task, data)

@@ -75,6 +75,16 @@ def numpy_seed(value: int) -> int:
     return value
 
 
+def distinct_seeds(values: tuple[int, ...]) -> tuple[int, ...]:
+    """seeds: at least one, none twice (a repeated seed would be one run counted twice)."""
+    if not values:
+        raise ValueError("is empty; give at least one seed, e.g. [42]")
+    repeated = sorted({seed for seed in values if values.count(seed) > 1})
+    if repeated:
+        raise ValueError(f"{list(values)} repeats {repeated}; each seed is one training run, give each once")
+    return values
+
+
 def lfw_folder_name(value: str) -> str:
     if not value or "/" in value:
         raise ValueError(f"'{value}' is not an LFW folder name such as George_W_Bush")
@@ -140,6 +150,7 @@ Positive = Annotated[float, Strict(), AfterValidator(positive)]
 NonNegative = Annotated[float, Strict(), AfterValidator(not_negative)]
 Unit = Annotated[float, Strict(), AfterValidator(inside_0_1)]
 Share = Annotated[float, Strict(), AfterValidator(share_or_off)]
+Seed = Annotated[int, Strict(), AfterValidator(numpy_seed)]
 
 
 class ByName(Mapping[str, V]):
@@ -327,8 +338,10 @@ class Recipes(ByName[Recipe]):
 
 @dataclass(frozen=True, config=FORBID)
 class Params:
-    """params.yaml."""
-    seed: Annotated[int, Strict(), AfterValidator(numpy_seed)]
+    """params.yaml. seeds: one training run per seed (its split, initialisation, augmentation draws, batch order);
+    data_seed: draws the data itself (the generated faces, LFW's sample), so it is decoded once per task."""
+    seeds: Annotated[tuple[Seed, ...], AfterValidator(distinct_seeds)]
+    data_seed: Seed
     data: Tasks
     models: Recipes
     train: TrainParams

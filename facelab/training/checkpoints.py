@@ -11,7 +11,7 @@ import torch
 
 from facelab import paths
 from facelab.files import atomic_path
-from facelab.params import Recipe, TrainParams
+from facelab.params import Recipe, Split, TrainParams
 
 
 def save_checkpoint(path: Path | None, epoch, model, optimizer, scheduler, generator, progress, health) -> None:
@@ -52,11 +52,11 @@ def resume(path, model, optimizer, scheduler, generator, progress, health) -> in
     return state["epoch"]
 
 
-def checkpoint_path(recipe: Recipe, settings: TrainParams, seed: int, task: str, recipe_name: str,
+def checkpoint_path(recipe: Recipe, settings: TrainParams, seed: int, fractions: Split, task: str, recipe_name: str,
                     prepared: Path, root: Path = paths.CHECKPOINTS) -> Path:
-    """One checkpoint per exact configuration: resolved recipe, train settings, seed and data
+    """One checkpoint per exact configuration: resolved recipe, train settings, seed, split and data
     fingerprinted, so a changed run never resumes from another's state."""
-    config = [dataclasses.asdict(recipe), dataclasses.asdict(settings), seed]
+    config = [dataclasses.asdict(recipe), dataclasses.asdict(settings), seed, dataclasses.asdict(fractions)]
     digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
     for name in sorted(p.name for p in prepared.glob("*.npy")):
         digest.update((prepared / name).read_bytes())

@@ -11,15 +11,15 @@ import torch
 
 from facelab import paths
 from facelab.accel import choose_accel, describe
-from facelab.data.batches import Inputs, SplitData, load_prepared
+from facelab.data.batches import Inputs, SplitData, data_split, load_prepared
 from facelab.errors import TrainingDiverged
 from facelab.evaluation.calibration import calibrate
 from facelab.evaluation.forward import forward_logits
 from facelab.files import atomic_set, read_json, remove_debris, write_csv, write_json
-from facelab.modelcard import ModelCard, ModelResults, ModelSettings, WeightsProvenance, stand_in_warning
+from facelab.modelcard import DataSplit, ModelCard, ModelResults, ModelSettings, WeightsProvenance, stand_in_warning
 from facelab.modelfile import imagenet_normalisation, weights_bytes
 from facelab.models import trained_model, weights_provenance
-from facelab.params import Recipe, TrainParams, WandbParams
+from facelab.params import Recipe, Split, TrainParams, WandbParams
 from facelab.training.checkpoints import checkpoint_path
 from facelab.training.distributed import Dist
 from facelab.training.health import plot_histograms
@@ -28,10 +28,11 @@ from facelab.training.tracking import finish_wandb, git_commit, run_location, st
 
 
 def train_experiment(task: str, recipe_name: str, recipe: Recipe, settings: TrainParams, tracking: WandbParams,
-                     seed: int, dist: Dist | None = None, root: Path = Path(".")) -> TrainResult:
-    """Train one experiment and write its outputs (main rank); returns the result on every rank."""
+                     seed: int, fractions: Split, dist: Dist | None = None, root: Path = Path(".")) -> TrainResult:
+    """Train one run of an experiment (seed: its split of the prepared data by `fractions`, initialisation,
+    augmentation draws and batch order) and write its outputs (main rank); returns the result on every rank."""
     dist = dist if dist is not None else Dist()
-    outputs = paths.train_outputs(task, recipe_name, root)
+    outputs = paths.train_outputs(task, recipe_name, seed, root)
     if dist.main:
         for path in outputs.values():
             path.unlink(missing_ok=True)  # as dvc repro does: a failed run leaves nothing that looks valid
@@ -42,19 +43,22 @@ def train_experiment(task: str, recipe_name: str, recipe: Recipe, settings: Trai
         print(f"warning: [{task}/{recipe_name}] {stand_in_warning(weights)} (its sha256 does not start "
               f"with the hash in its name)", file=sys.stderr, flush=True)
     prepared = paths.prepared(task, root)
-    splits, classes = load_prepared(prepared)
-    checkpoint = checkpoint_path(recipe, settings, seed, task, recipe_name, prepared, root / paths.CHECKPOINTS)
+    splits, classes = load_prepared(prepared, seed, fractions)
+    checkpoint = checkpoint_path(recipe, settings, seed, fractions, task, recipe_name, prepared,
+                                 root / paths.CHECKPOINTS)
     accel = choose_accel(settings, torch.cuda.is_available(), dist.local_rank)
-    settings_card = model_settings(task, recipe_name, recipe, settings, seed, classes,
-                                   read_json(paths.prepared_classes(prepared)), weights)
+    settings_card = model_settings(task, recipe_name, recipe, settings, seed, data_split(splits, fractions, classes),
+                                   classes, read_json(paths.prepared_classes(prepared)), weights)
     config = {**settings_card.model_dump(), "git_commit": git_commit(), "dvc_exp_name": os.environ.get("DVC_EXP_NAME"),
               "world_size": dist.world, "device": describe(accel)}
+    title = f"{task}/{recipe_name}/{paths.run(seed)}"
     if dist.main:
-        print(f"[{task}/{recipe_name}] training on {describe(accel)}, {dist.world} process(es)", flush=True)
-    wandb_run = start_wandb(tracking, task, recipe_name, config, os.environ.get("DVC_ROOT")) if dist.main else None
+        print(f"[{title}] training on {describe(accel)}, {dist.world} process(es)", flush=True)
+    wandb_run = (start_wandb(tracking, task, recipe_name, seed, config, os.environ.get("DVC_ROOT"))
+                 if dist.main else None)
     try:
-        result = train_loop(f"{task}/{recipe_name}", recipe, settings, seed, splits, classes, wandb_run, checkpoint,
-                            tracking.watch_freq, dist, accel, history=outputs["history"] if dist.main else None)
+        result = train_loop(title, recipe, settings, seed, splits, classes, wandb_run, checkpoint, tracking.watch_freq,
+                            dist, accel, history=outputs["history"] if dist.main else None)
     except TrainingDiverged:
         if dist.main:
             checkpoint.unlink(missing_ok=True)  # resuming would only diverge again
@@ -77,11 +81,11 @@ def fit_calibration(model: torch.nn.Module, val: SplitData, settings: TrainParam
     return calibrate(logits, val.labels.numpy(), settings.calibrate)
 
 
-def model_settings(task: str, recipe_name: str, recipe: Recipe, settings: TrainParams, seed: int,
+def model_settings(task: str, recipe_name: str, recipe: Recipe, settings: TrainParams, seed: int, split: DataSplit,
                    classes: tuple[str, ...], prepared: dict, weights: WeightsProvenance) -> ModelSettings:
     """Everything needed to rebuild and use the model, and nothing it produced (prepared: the prepared folder's
     classes.json, for the image size and face settings the model's inputs were prepared with)."""
-    return ModelSettings(task=task, recipe_name=recipe_name, seed=seed, classes=list(classes),
+    return ModelSettings(task=task, recipe_name=recipe_name, seed=seed, split=split, classes=list(classes),
                          img_size=prepared["img_size"], faces=prepared["faces"], min_side=prepared["min_side"],
                          normalisation=imagenet_normalisation(), recipe=dataclasses.asdict(recipe),
                          train=dataclasses.asdict(settings), weights=weights)

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import os
 
-from facelab.params import Recipe, TrainParams, WandbParams
+from facelab.params import Recipe, Split, TrainParams, WandbParams
 from facelab.training.distributed import close, init_from_env, launch
 from facelab.training.experiment import train_experiment
 
 
 def train_stage(task: str, recipe_name: str, recipe: Recipe, settings: TrainParams, tracking: WandbParams,
-                seed: int, rerun: list[str]) -> int:
+                seed: int, fractions: Split, rerun: list[str]) -> int:
     """The train stage's work; returns its exit status. One process trains here. With train.devices x train.nodes
     above 1, torchrun starts `python <rerun>` (the stage again) once per rank, and each rank trains here: a process
     torchrun started has RANK set."""
@@ -19,7 +19,7 @@ def train_stage(task: str, recipe_name: str, recipe: Recipe, settings: TrainPara
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     dist = init_from_env(dict(os.environ))  # torchrun's RANK/WORLD_SIZE; one process without it
     try:
-        train_experiment(task, recipe_name, recipe, settings, tracking, seed, dist)
+        train_experiment(task, recipe_name, recipe, settings, tracking, seed, fractions, dist)
     finally:
         close(dist)
     return 0

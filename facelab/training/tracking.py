@@ -11,8 +11,9 @@ from facelab.names import KEPT
 from facelab.params import WandbParams
 
 
-def start_wandb(settings: WandbParams, task: str, recipe: str, config: dict, dvc_root: str | None = None):
-    """Start a W&B run grouped by task and named by recipe; None when W&B is disabled.
+def start_wandb(settings: WandbParams, task: str, recipe: str, seed: int, config: dict, dvc_root: str | None = None):
+    """Start a W&B run for one training run: grouped by experiment (<task>/<recipe>, so W&B shows its seeds
+    together) and named <task>/<recipe>/seed<seed>; None when W&B is disabled.
     dvc_root: the DVC_ROOT the stage was started with (see facelab.paths.wandb_dir).
 
     An online run that cannot start (no key, no network) falls back to offline with one warning,
@@ -24,8 +25,9 @@ def start_wandb(settings: WandbParams, task: str, recipe: str, config: dict, dvc
     directory = paths.wandb_dir(settings.dir, dvc_root)
 
     def init(mode):
-        return wandb.init(mode=mode, project=settings.project, entity=settings.entity, dir=directory, group=task,
-                          name=recipe, job_type="train", config=config, tags=[task, recipe], reinit="finish_previous")
+        return wandb.init(mode=mode, project=settings.project, entity=settings.entity, dir=directory,
+                          group=f"{task}/{recipe}", name=f"{task}/{recipe}/{paths.run(seed)}", job_type="train",
+                          config=config, tags=[task, recipe, paths.run(seed)], reinit="finish_previous")
     try:
         return init(settings.mode)
     except Exception as error:  # wandb raises its own and network errors; offline always works
