@@ -1,12 +1,12 @@
-"""Stage report: read metrics/ and plots/ of the six experiments; write reports/ (index.html, report.md, figures/)
-and plots/zscore/."""
+"""Stage report: read metrics/ and plots/ of the six experiments, one run per seed (params: seeds); write reports/
+(index.html, report.md, figures/) and plots/zscore/."""
 from __future__ import annotations
 
 import argparse
 
 from facelab import paths
 from facelab.cli import command_main
-from facelab.params import RECIPES, TASKS
+from facelab.params import RECIPES, TASKS, load_params
 from facelab.reporting.document import write_report
 from facelab.reporting.results import load_experiment
 
@@ -16,13 +16,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default=str(paths.reports()))
     parser.add_argument("--zscore", default=str(paths.zscore_plots()), help="folder of the z-score image plots")
+    parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
-    experiments = [load_experiment(task, recipe) for task in TASKS for recipe in RECIPES]
+    seeds = list(load_params(args.params).seeds)
+    experiments = [load_experiment(task, recipe, seeds) for task in TASKS for recipe in RECIPES]
     comparisons = write_report(experiments, args.out, args.zscore)
     for task, sentences in comparisons.items():
         for sentence in sentences:
             print(f"[{task}] {sentence}")
-    print(f"report: {args.out}/index.html and report.md ({len(experiments)} experiments)")
+    print(f"report: {args.out}/index.html and report.md ({len(experiments)} experiments, seeds "
+          f"{', '.join(map(str, seeds))})")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ from facelab.reporting import comparison
 from facelab.reporting.document import SECTIONS
 from facelab.reporting.document import write_report as run
 from facelab.reporting.render import render_html, render_markdown
-from facelab.reporting.results import Experiment, load_experiment
+from facelab import paths
+from facelab.reporting.results import Experiment, Run, load_experiment
 
 CLASSES = {"face": ["other", "target"], "emotion": ["angry", "happy", "sad"]}
 RECIPES = ("vgg16_finetune", "resnet18_scratch", "resnet18_pretrained")
@@ -29,8 +30,8 @@ HEALTHY = {"min_grad_norm": 0.002, "max_grad_norm": 3.5, "vanishing_gradients": 
 def fake_experiment(task: str, recipe: str, val_acc: list[float], train_acc: float = 0.9, val_final: float = 0.8,
                     raw: list[list[int]] | None = None, health: dict | None = None, collapsed: bool = False,
                     verified: bool | None = None, macro_f1: float = 0.7, predicted: list[int] | None = None,
-                    calibration: dict | None = None) -> Experiment:
-    """An experiment as load_experiment returns it, with the numbers a test controls.
+                    calibration: dict | None = None, seed: int = 42, train_seconds: float = 12.5) -> Experiment:
+    """A one-seed experiment as load_experiment returns it, with the numbers a test controls.
     predicted: the test predictions (class indices, in the order expand(raw) gives the true labels), when they
     should differ from what `raw` says."""
     classes = CLASSES[task]
@@ -44,7 +45,7 @@ def fake_experiment(task: str, recipe: str, val_acc: list[float], train_acc: flo
     test = {"acc": 0.75, "acc_ci": [0.7, 0.8], "macro_f1": macro_f1, "macro_f1_ci": [macro_f1 - 0.05, macro_f1 + 0.05],
             "loss": 0.6}
     metrics = {"test": test, "train": {**scores, "acc": train_acc}, "val": {**scores, "acc": val_final},
-               "best_epoch": len(val_acc), "train_seconds": 12.5, "collapsed": collapsed,
+               "best_epoch": len(val_acc), "train_seconds": train_seconds, "collapsed": collapsed,
                "vanishing_gradients": bool(health and health["vanishing_gradients"]),
                "exploding_gradients": bool(health and health["exploding_gradients"])}
     weights = {"weights": "none", "file": None, "sha256": None, "verified": None}
@@ -59,11 +60,17 @@ def fake_experiment(task: str, recipe: str, val_acc: list[float], train_acc: flo
                           "frozen": ["features"] if recipe.startswith("vgg") else [], "lr": 0.001, "optimizer": "adam"},
                "calibration": calibration}
     names = classes
-    return Experiment(
-        task=task, recipe=recipe, metrics=Metrics.model_validate(metrics), details=Details.model_validate(details),
+    run = Run(
+        seed=seed, metrics=Metrics.model_validate(metrics), details=Details.model_validate(details),
         history=history, confusion=Confusion(classes=classes, raw=raw.tolist(), zscore=zscore(raw).tolist()),
         predictions=pd.DataFrame({"actual": [names[i] for i in actual], "predicted": [names[i] for i in predicted]}),
         classes=class_report(actual, predicted, tuple(classes)))
+    return Experiment(task=task, recipe=recipe, runs=[run])
+
+
+def over_seeds(*per_seed: Experiment) -> Experiment:
+    """One experiment whose runs are the given one-seed experiments' (each made with its own seed=)."""
+    return Experiment(task=per_seed[0].task, recipe=per_seed[0].recipe, runs=[e.first for e in per_seed])
 
 
 def expand(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -73,19 +80,21 @@ def expand(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def write_experiment(root: Path, exp: Experiment, histograms: bool) -> None:
-    """The files the train and evaluate stages write for one experiment."""
-    metrics, plots = root / "metrics" / exp.task, root / "plots" / exp.task / exp.recipe
-    metrics.mkdir(parents=True, exist_ok=True)
-    plots.mkdir(parents=True, exist_ok=True)
-    assert exp.details is not None and exp.predictions is not None
-    (metrics / f"{exp.recipe}.json").write_text(json.dumps(exp.metrics.model_dump()))
-    (metrics / f"{exp.recipe}_details.json").write_text(json.dumps(exp.details.to_json()))
-    (metrics / f"{exp.recipe}_classes.json").write_text(json.dumps(exp.classes))
-    exp.history.to_csv(plots / "history.csv", index=False)
-    (plots / "confusion.json").write_text(json.dumps(exp.confusion.model_dump()))
-    exp.predictions.to_csv(plots / "predictions.csv", index=False)
-    for name in ("gradients", "parameters", "reliability", "mistakes", "saliency") if histograms else ():
-        matplotlib.image.imsave(plots / f"{name}.png", np.random.default_rng(0).random((8, 8)))
+    """The files the train and evaluate stages write for each run (seed) of one experiment."""
+    for run in exp.runs:
+        scored = paths.evaluate_outputs(exp.task, exp.recipe, run.seed, root)
+        plots = paths.plots(exp.task, exp.recipe, run.seed, root)
+        scored["metrics"].parent.mkdir(parents=True, exist_ok=True)
+        plots.mkdir(parents=True, exist_ok=True)
+        assert run.details is not None and run.predictions is not None
+        scored["metrics"].write_text(json.dumps(run.metrics.model_dump()))
+        scored["details"].write_text(json.dumps(run.details.to_json()))
+        scored["classes"].write_text(json.dumps(run.classes))
+        run.history.to_csv(paths.history(exp.task, exp.recipe, run.seed, root), index=False)
+        scored["confusion"].write_text(json.dumps(run.confusion.model_dump()))
+        run.predictions.to_csv(scored["predictions"], index=False)
+        for name in ("gradients", "parameters", "reliability", "mistakes", "saliency") if histograms else ():
+            matplotlib.image.imsave(plots / f"{name}.png", np.random.default_rng(0).random((8, 8)))
 
 
 def six_experiments(shift: float = 0.0) -> list[Experiment]:
@@ -114,9 +123,9 @@ def test_epochs_to_fraction_is_the_first_epoch_at_95_percent_of_the_best_val_acc
 
 def test_convergence_sentence_names_the_fastest_recipe_and_changes_with_the_numbers():
     runs = task(six_experiments(), "face")
-    assert comparison.convergence(runs)["resnet18_scratch"] == {"epoch": 2, "of": 3, "best_val_acc": 0.92}
+    assert comparison.convergence(runs)["resnet18_scratch"] == {"epochs": [2], "of": 3, "best_val_acc": [0.92]}
     assert comparison.convergence_sentence(runs).startswith("resnet18_scratch converged fastest")
-    runs[0].history["val/acc"] = [0.95, 0.96, 0.97]  # vgg16 now at 95% of its best from epoch 1
+    runs[0].first.history["val/acc"] = [0.95, 0.96, 0.97]  # vgg16 now at 95% of its best from epoch 1
     assert comparison.convergence_sentence(runs).startswith("vgg16_finetune converged fastest")
 
 
@@ -129,13 +138,14 @@ def test_convergence_sentence_reports_a_tie_instead_of_picking_one():
 
 def test_generalisation_picks_the_smallest_train_val_gap_of_the_kept_model():
     runs = task(six_experiments(), "face")
-    assert comparison.generalisation_gaps(runs) == pytest.approx(
-        {"vgg16_finetune": 0.1, "resnet18_scratch": 0.1, "resnet18_pretrained": 0.05})
+    assert comparison.generalisation_gaps(runs) == {"vgg16_finetune": [pytest.approx(0.1)],
+                                                   "resnet18_scratch": [pytest.approx(0.1)],
+                                                   "resnet18_pretrained": [pytest.approx(0.05)]}
     sentence = comparison.generalisation_sentence(runs)
     assert sentence.startswith("resnet18_pretrained generalises best")
     assert "resnet18_pretrained +0.050)" in sentence
-    train = runs[2].metrics.train.model_copy(update={"acc": 0.98})  # now the widest gap
-    runs[2].metrics = runs[2].metrics.model_copy(update={"train": train})
+    train = runs[2].first.metrics.train.model_copy(update={"acc": 0.98})  # now the widest gap
+    runs[2].first.metrics = runs[2].first.metrics.model_copy(update={"train": train})
     assert comparison.generalisation_sentence(runs).startswith(
         "vgg16_finetune and resnet18_scratch generalise equally well")
 
@@ -149,7 +159,7 @@ def test_confusions_are_named_by_class_pair_with_the_largest_off_diagonal_zscore
     assert sentence.startswith("The most over-represented confusion is happy -> sad (z-score 0.")
     assert "happy -> sad is the top confusion of 3 of 3 recipes." in sentence
     raw = [[8, 1, 1], [1, 7, 1], [9, 1, 9]]
-    runs[1].confusion = Confusion(classes=runs[1].confusion.classes, raw=raw, zscore=zscore(np.array(raw)).tolist())
+    runs[1].first.confusion = Confusion(classes=runs[1].confusion.classes, raw=raw, zscore=zscore(np.array(raw)).tolist())
     assert "sad -> angry (z-score 1." in comparison.confusion_sentence(runs)
 
 
@@ -169,7 +179,7 @@ def test_health_sentence_reports_flags_ranges_and_missing_runs():
         "None of the recorded runs showed vanishing or exploding gradients: trained layers' gradient norms "
         "stayed in [0.002, 3.5]. Not recorded for vgg16_finetune.")
     vanishing = Health(**{**HEALTHY, "min_grad_norm": 1e-9, "vanishing_gradients": True})
-    face[1].details = face[1].details.model_copy(update={"health": vanishing})
+    face[1].first.details = face[1].first.details.model_copy(update={"health": vanishing})
     assert ("resnet18_scratch showed vanishing gradients (smallest gradient norm 1e-09)"
             in comparison.health_sentence(face))
 
@@ -223,7 +233,7 @@ def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("results")
     for exp in six_experiments():
         write_experiment(root, exp, histograms=exp.task == "face")
-    experiments = [load_experiment(t, r, root) for t in CLASSES for r in RECIPES]
+    experiments = [load_experiment(t, r, [42], root) for t in CLASSES for r in RECIPES]
     comparisons = run(experiments, root / "reports", root / "plots" / "zscore")
     return root, experiments, comparisons
 
@@ -231,9 +241,9 @@ def built(tmp_path_factory):
 def test_load_experiment_tolerates_a_run_without_health_or_histograms(built):
     root, experiments, _ = built
     face, emotion = experiments[0], experiments[3]
-    assert face.health == Health(**HEALTHY) and set(face.images) == {"gradients", "parameters"}
-    assert emotion.health is None and emotion.images == {}
-    assert emotion.history["val/acc"].tolist() == [0.4, 0.5, 0.6]
+    assert face.health == Health(**HEALTHY) and set(face.first.images) == {"gradients", "parameters"}
+    assert emotion.health is None and emotion.first.images == {}
+    assert emotion.first.history["val/acc"].tolist() == [0.4, 0.5, 0.6]
 
 
 def test_page_has_every_section_of_every_experiment_in_order_and_works_offline(built):
@@ -341,7 +351,7 @@ def test_stand_in_weights_are_flagged_in_the_comparison_and_on_the_page(tmp_path
         "torchvision's ImageNet file (a stand-in); it trained in 12 s against 12 s from random initialisation (1.00x the time).")
     for exp in runs:
         write_experiment(tmp_path, exp, histograms=False)
-    loaded = [load_experiment("face", recipe, tmp_path) for recipe in RECIPES]
+    loaded = [load_experiment("face", recipe, [42], tmp_path) for recipe in RECIPES]
     run(loaded, tmp_path / "reports", tmp_path / "zscore")
     page = (tmp_path / "reports" / "index.html").read_text()
     assert ("<p class='banner'>face/resnet18_pretrained: not ImageNet weights: these numbers do not measure "

@@ -10,6 +10,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
+from facelab import paths
 from facelab.reporting.document import write_report
 from facelab.reporting.results import load_experiment
 from tests.test_report import CLASSES, RECIPES, six_experiments, write_experiment
@@ -50,7 +51,6 @@ EXPLAINED = ("gallery", "saliency", "reliability")
 
 def draw_explained(folder) -> None:
     """evaluate's three images as its own functions draw them, from a small made-up test split."""
-    from facelab import paths
     from facelab.evaluation.explain import reliability_diagram
     from facelab.evaluation.gallery import mistake_gallery
     from facelab.evaluation.saliency import saliency_figure
@@ -76,8 +76,8 @@ def report(tmp_path_factory):
     for exp in six_experiments():
         write_experiment(root, exp, histograms=exp.task == "face")
         if exp.task == "face":
-            draw_explained(root / "plots" / exp.task / exp.recipe)
-    write_report([load_experiment(t, r, root) for t in CLASSES for r in RECIPES], root / "reports", root / "zscore")
+            draw_explained(paths.plots(exp.task, exp.recipe, 42, root))
+    write_report([load_experiment(t, r, [42], root) for t in CLASSES for r in RECIPES], root / "reports", root / "zscore")
     return root / "reports"
 
 

@@ -6,16 +6,22 @@ resamples seeds sees only 10 distinct draws and its percentile interval is about
 before the small-sample t factor (4.30 against 1.96 at 2 degrees of freedom) is even counted; tests/test_runs.py
 simulates recipes that differ only in their seed (A/A) and counts how often each statistic calls them different.
 Each seed's difference already carries its own test-image noise, so the spread between seeds covers both sources.
-(Flooring that spread at the one measured inside each seed made the A/A rate 0% and halved the power: not used.)"""
+(Flooring that spread at the one measured inside each seed made the A/A rate 0% and halved the power: not used.)
+
+Almost Stochastic Order (Dror et al. 2019, the deepsig package) is the field's second opinion on the same question:
+it compares the two recipes' score distributions over seeds (unpaired), so it needs two seeds or more."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import stats as scipy_stats
 
 from facelab.evaluation.stats import BOOTSTRAP, RANKED_BY, SIGNIFICANCE, paired_bootstrap_diff
+
+ASO_ITERATIONS = 200  # deepsig's bootstrap of the violation ratio: 1000 (its default) takes ~3 s a pair, 200 ~0.5 s
+ASO_THRESHOLD = 0.5  # deepsig: eps_min below this, the first recipe is deemed better (Dror et al. 2019 use 0.5)
 
 
 @dataclass(frozen=True)
@@ -30,7 +36,9 @@ class SeedPair:
 @dataclass(frozen=True)
 class OverRuns:
     """metric(b) - metric(a), averaged over seeds, with an interval that covers seed-to-seed and test-image
-    variation (`covers`), its two-sided p, and each seed's own paired difference and interval."""
+    variation (`covers`), its two-sided p, and each seed's own paired difference and interval. detectable: with
+    one seed, the smallest difference its test images find 80% of the time (paired_bootstrap_diff); None over
+    several seeds, where more seeds, not more images, narrow the interval."""
     diff: float
     ci: tuple[float, float]
     p_value: float
@@ -38,6 +46,17 @@ class OverRuns:
     per_seed: tuple[float, ...]
     per_seed_ci: tuple[tuple[float, float], ...]
     covers: str
+    detectable: float | None = None
+
+    @property
+    def runs_included(self) -> bool:
+        """Whether the interval covers run-to-run variation (two seeds or more)."""
+        return len(self.seeds) > 1
+
+    def flipped(self) -> OverRuns:
+        """metric(a) - metric(b): the same comparison read the other way round."""
+        return replace(self, diff=-self.diff, ci=(-self.ci[1], -self.ci[0]), per_seed=tuple(-d for d in self.per_seed),
+                       per_seed_ci=tuple((-hi, -lo) for lo, hi in self.per_seed_ci))
 
 
 def compare_over_runs(pairs: list[SeedPair], num_classes: int, metric: str = RANKED_BY,
@@ -56,7 +75,8 @@ def compare_over_runs(pairs: list[SeedPair], num_classes: int, metric: str = RAN
     per_seed_ci = tuple((float(w["ci"][0]), float(w["ci"][1])) for w in within)
     if len(pairs) == 1:
         return OverRuns(float(diffs[0]), per_seed_ci[0], float(within[0]["p_value"]), seeds, (float(diffs[0]),),
-                        per_seed_ci, "test images only: one seed, so run-to-run variation is not included")
+                        per_seed_ci, "test images only: one seed, so run-to-run variation is not included",
+                        within[0]["detectable"])
     mean, dof = float(diffs.mean()), len(pairs) - 1
     se = float(np.std(diffs, ddof=1)) / math.sqrt(len(pairs))
     if se == 0:  # every seed gave the same difference and every test image agreed: no spread to test against
@@ -74,3 +94,16 @@ def compare_over_runs(pairs: list[SeedPair], num_classes: int, metric: str = RAN
 def different(result: OverRuns, alpha: float = SIGNIFICANCE) -> bool:
     """Whether the difference is more than noise at `alpha` (two-sided)."""
     return result.p_value < alpha
+
+
+def aso_eps_min(scores_better: list[float], scores_other: list[float], num_comparisons: int = 1,
+                seed: int = int(BOOTSTRAP["seed"])) -> float | None:
+    """deepsig's eps_min that the recipe with `scores_better` (one score per seed) is better than the other:
+    below ASO_THRESHOLD it is deemed better, near 1 the other way round; Bonferroni over `num_comparisons`.
+    None with fewer than two seeds on either side (one score each is no distribution: deepsig would say 0)."""
+    if min(len(scores_better), len(scores_other)) < 2:
+        return None
+    from deepsig import aso  # imports torch and more (~2 s): only when a comparison over seeds asks for it
+
+    return float(aso(list(scores_better), list(scores_other), num_comparisons=num_comparisons,
+                     num_bootstrap_iterations=ASO_ITERATIONS, show_progress=False, seed=seed))

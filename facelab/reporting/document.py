@@ -8,16 +8,27 @@ from pathlib import Path
 
 import pandas as pd
 
-from facelab.evaluation.records import Calibration, TestScores
-from facelab.evaluation.stats import RANKED_BY
+from facelab import paths
+from facelab.evaluation.records import Calibration
 from facelab.files import atomic_dir
 from facelab.modelcard import STAND_IN
 from facelab.names import METRICS, SPLITS, key, selected
 from facelab.params import AUGMENT_OFF
-from facelab.reporting.comparison import compare_task, decision_text, leaderboard, p_text, pairwise
+from facelab.reporting.comparison import (
+    Pair,
+    compare_task,
+    coverage_text,
+    decision_text,
+    leaderboard,
+    p_text,
+    pair_p_text,
+    pairwise,
+    score_text,
+    spread_text,
+)
 from facelab.reporting.figures import plot_confusion, plot_curves, plot_scores, plot_val_curves, plot_zscore
 from facelab.reporting.render import render_html, render_markdown
-from facelab.reporting.results import Experiment
+from facelab.reporting.results import Experiment, Run
 
 # (anchor suffix, title): what each experiment shows, in this order
 SECTIONS = (("log", "Epoch log"), ("summary", "Run summary"),
@@ -29,15 +40,17 @@ AVERAGES = ("macro avg", "weighted avg")
 
 
 def write_report(experiments: list[Experiment], out_dir: str | Path, zscore_dir: str | Path) -> dict[str, list[str]]:
-    """Write the report and the z-score plots, each folder atomically; return each task's comparison."""
-    comparisons = {task: compare_task([e for e in experiments if e.task == task])
-                   for task in dict.fromkeys(e.task for e in experiments)}
+    """Write the report and the z-score plots (each experiment's runs pooled), each folder atomically; return each
+    task's comparison."""
+    tasks = dict.fromkeys(e.task for e in experiments)
+    pairs = {task: pairwise([e for e in experiments if e.task == task]) for task in tasks}  # once: ASO takes time
+    comparisons = {task: compare_task([e for e in experiments if e.task == task], pairs[task]) for task in tasks}
     with atomic_dir(out_dir) as tmp:
         for exp in experiments:
             write_figures(exp, tmp / "figures")
         for task in comparisons:
             write_task_figures([e for e in experiments if e.task == task], tmp / "figures", task)
-        blocks = document(experiments, comparisons)
+        blocks = document(experiments, comparisons, pairs)
         (tmp / "index.html").write_text(render_html(blocks))
         (tmp / "report.md").write_text(render_markdown(blocks))
     with atomic_dir(zscore_dir) as tmp:
@@ -52,29 +65,35 @@ def stem(exp: Experiment) -> str:
 
 
 def write_figures(exp: Experiment, folder: Path) -> None:
-    plot_curves(exp.history, folder / f"{stem(exp)}_curves.png")
+    """Every run's curves in one figure, the confusion matrix summed over the runs, the first run's images."""
+    plot_curves({run.seed: run.history for run in exp.runs}, folder / f"{stem(exp)}_curves.png")
     plot_confusion(exp.confusion.model_dump(), folder / f"{stem(exp)}_confusion.png")
-    for name, source in {**exp.images, **exp.explained}.items():
+    for name, source in {**exp.first.images, **exp.first.explained}.items():
         shutil.copyfile(source, folder / f"{stem(exp)}_{name}.png")
 
 
 def write_task_figures(experiments: list[Experiment], folder: Path, task: str) -> None:
+    several = any(len(e.runs) > 1 for e in experiments)
     plot_scores(leaderboard(experiments), folder / f"{task}_scores.png",
+                f"{task}: mean test scores, a dot per seed" if several else
                 f"{task}: test scores, 95% bootstrap intervals")
-    plot_val_curves({e.recipe: e.history for e in experiments}, folder / f"{task}_val_curves.png")
+    plot_val_curves({e.recipe: [run.history for run in e.runs] for e in experiments}, folder / f"{task}_val_curves.png")
 
 
-def document(experiments: list[Experiment], comparisons: dict[str, list[str]]) -> list[tuple]:
-    """The page: the answer per task first (leaderboard, figures, comparison), then every experiment folded."""
+def document(experiments: list[Experiment], comparisons: dict[str, list[str]],
+             pairs: dict[str, list[Pair]] | None = None) -> list[tuple]:
+    """The page: the answer per task first (leaderboard, figures, comparison), then every experiment folded.
+    pairs: each task's pairwise comparisons when already computed."""
     tasks = list(comparisons)
     blocks = [("heading", 1, f"facelab: {len(experiments)} experiments", "top"), *banners(experiments),
               ("links", [(f"#{task}", f"Task: {task}") for task in tasks]
                + [(f"#{stem(e)}", f"{e.task} / {e.recipe}") for e in experiments])]
     for task in tasks:
         runs = [e for e in experiments if e.task == task]
-        pairs = pairwise(runs)
-        blocks += [("heading", 2, f"Task: {task}", task), leaderboard_table(runs, pairs),
-                   ("text", comparisons[task][0]), ("text", decision_text(pairs)), pairwise_table(pairs),
+        found = pairs[task] if pairs is not None else pairwise(runs)
+        blocks += [("heading", 2, f"Task: {task}", task), ("text", coverage_text(runs)),
+                   leaderboard_table(runs, found), ("text", comparisons[task][0]), ("text", decision_text(found)),
+                   pairwise_table(found),
                    ("image", f"figures/{task}_scores.png", f"{task} test scores with intervals"),
                    ("image", f"figures/{task}_val_curves.png", f"{task} validation curves"),
                    ("heading", 3, f"{task}: comparison", f"{task}_comparison"), ("list", comparisons[task][1:])]
@@ -85,65 +104,98 @@ def document(experiments: list[Experiment], comparisons: dict[str, list[str]]) -
 
 def banners(experiments: list[Experiment]) -> list[tuple]:
     """A warning on top for every experiment whose numbers must not be read as they look."""
-    stand_ins = [e.name for e in experiments if e.metrics.weights_verified is False]
-    down = [e.name for e in experiments if e.metrics.collapsed]
+    stand_ins = [e.name for e in experiments if e.unverified]
+    down = [e.name + (f" (seed {', '.join(map(str, e.collapsed_seeds))} of {len(e.runs)})" if len(e.runs) > 1 else "")
+            for e in experiments if e.collapsed]
     found = []
     if stand_ins:
         found.append(("banner", f"{', '.join(stand_ins)}: {STAND_IN} (trained from a file that is not "
                                 f"torchvision's ImageNet download)."))
     if down:
         found.append(("banner", f"Collapsed (predicts one class, or scores no better than the majority class or "
-                                f"chance): {', '.join(down)}. Ranked last; never counted as best."))
+                                f"chance): {', '.join(down)}. Ranked last; never counted as best (an experiment "
+                                f"is collapsed if any of its runs is)."))
     return found
 
 
-def leaderboard_table(experiments: list[Experiment], pairs: list[dict]) -> tuple:
+def leaderboard_table(experiments: list[Experiment], pairs: list[Pair]) -> tuple:
+    """Ranked by the mean test macro F1 over the runs; with several seeds each score is the mean ± sd and every
+    seed's value, with one seed the value and its bootstrap interval over the test images."""
     rows, board = [], leaderboard(experiments)
     for row, below in zip(board, board[1:] + [None]):
-        test = row["test"]
+        exp = row["experiment"]
         flags = [flag for flag, on in (("collapsed", row["collapsed"]), (STAND_IN, row["unverified"])) if on]
-        rows.append([str(row["rank"]), row["recipe"], interval(test, "acc"), interval(test, "macro_f1"),
-                     apart_text(pairs, row, below),
-                     f"{row['best_epoch']}" + (f" of {row['epochs']}" if row.get("epochs") else ""),
-                     f"{row['train_seconds']:.1f}", "; ".join(flags)])
-    return ("table", ["rank", "recipe", "test acc [95% CI]", "test macro F1 [95% CI]",
-                      "ahead of the next rank? (paired macro F1 p, Holm p)", "epochs to best", "training seconds",
-                      "warnings"], rows)
+        epochs = [f"{best}" + (f" of {of}" if of else "") for best, of in zip(row["best_epochs"], row["epochs"])]
+        rows.append([str(row["rank"]), row["recipe"], score_text(exp, "acc"), score_text(exp, "macro_f1"),
+                     apart_text(pairs, row, below), ", ".join(epochs), f"{row['train_seconds']:.1f}",
+                     "; ".join(flags)])
+    several = any(len(e.runs) > 1 for e in experiments)
+    shown = "mean ± sd (each seed)" if several else "[95% CI]"
+    return ("table", ["rank", "recipe", f"test acc {shown}", f"test macro F1 {shown}",
+                      "ahead of the next rank? (macro F1 p, Holm p)",
+                      "epoch kept" + (" (each seed)" if several else ""),
+                      "training seconds" + (" (mean)" if several else ""), "warnings"], rows)
 
 
-def apart_text(pairs: list[dict], row: dict, below: dict | None) -> str:
+def apart_text(pairs: list[Pair], row: dict, below: dict | None) -> str:
     """The verdict rule applied to a leaderboard row and the one ranked under it."""
-    found = next((p for p in pairs if below and {p["a"], p["b"]} == {row["recipe"], below["recipe"]}), None)
+    found = next((p for p in pairs if below and {p.a, p.b} == {row["recipe"], below["recipe"]}), None)
     if found is None:
         return "-"
-    return (f"{'yes' if found['significant'] else 'no, within noise'} (p {p_text(found[RANKED_BY]['p_value'])}, "
-            f"Holm p {p_text(found['p_holm'])})")
+    return (f"{'yes' if found.significant else 'no, within noise'} (p {pair_p_text(found)}, "
+            f"Holm p {pair_p_text(found, holm_adjusted=True)})")
 
 
-def interval(test: TestScores, metric: str) -> str:
-    """A test score and its interval: metric is "acc" or "macro_f1" (each has a <metric>_ci beside it)."""
-    lo, hi = getattr(test, f"{metric}_ci") or (float("nan"), float("nan"))
-    return f"{getattr(test, metric):.3f} [{lo:.3f}, {hi:.3f}]"
-
-
-def pairwise_table(pairs: list[dict]) -> tuple:
-    """Every pair on the same test images: the macro F1 difference that decides, and McNemar's test on accuracy."""
-    rows = [[f"{p['b']} vs {p['a']}", f"{p[RANKED_BY]['diff']:+.3f} [{p[RANKED_BY]['ci'][0]:+.3f}, "
-             f"{p[RANKED_BY]['ci'][1]:+.3f}]", p_text(p[RANKED_BY]['p_value']), p_text(p['p_holm']),
-             "yes" if p["significant"] else "no", str(p[RANKED_BY]["images_needed"] or "-"),
-             f"{p['mcnemar']['p_value']:.2g} ({p['mcnemar']['b_only']} / {p['mcnemar']['a_only']})"] for p in pairs]
-    return ("table", ["pair (lower rank vs higher)", "macro F1 difference [paired 95% CI]", "p (paired bootstrap)",
-                      f"p, Holm over {len(pairs)}", "different?", "test images to tell macro F1 apart",
+def pairwise_table(pairs: list[Pair]) -> tuple:
+    """Every pair over its shared seeds: the macro F1 difference that decides (its interval covers what
+    coverage_text says), each seed's paired difference, Almost Stochastic Order beside it, and with one seed
+    McNemar's test on accuracy."""
+    rows = []
+    for p in pairs:
+        found = p.over_runs
+        per_seed = "; ".join(f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+                             for d, (lo, hi) in zip(found.per_seed, found.per_seed_ci))
+        test = (f"{p_text(p.mcnemar['p_value'], None)} ({p.mcnemar['b_only']} / {p.mcnemar['a_only']})" if p.mcnemar
+                else "- (one seed only)")
+        rows.append([f"{p.b} vs {p.a}", f"{found.diff:+.3f} [{found.ci[0]:+.3f}, {found.ci[1]:+.3f}]",
+                     pair_p_text(p), pair_p_text(p, holm_adjusted=True), "yes" if p.significant else "no", per_seed,
+                     "-" if p.aso is None else f"{p.aso:.2f} ({p.ahead})", test])
+    over = bool(pairs) and pairs[0].over_runs.runs_included
+    return ("table", ["pair (lower rank vs higher)",
+                      "macro F1 difference [95% CI over seeds and test images]" if over else
+                      "macro F1 difference [paired 95% CI, test images only]",
+                      "p (t over seeds)" if over else "p (paired bootstrap)", f"p, Holm over {len(pairs)}",
+                      "different?", "each seed's paired difference [its 95% CI]",
+                      "ASO ε_min (the recipe tested as better)",
                       "accuracy: McNemar p (images only the first / only the second got right)"], rows)
 
 
+def per_run(exp: Experiment, blocks_of) -> list[tuple]:
+    """blocks_of(run) for every run, each under a "seed <seed>:" line when there are several."""
+    if len(exp.runs) == 1:
+        return blocks_of(exp.first)
+    return [block for run in exp.runs for block in (("text", f"seed {run.seed}:"), *blocks_of(run))]
+
+
+def first_only(exp: Experiment, what: str) -> list[tuple]:
+    """Where the other seeds' images are, when only the first seed's are shown."""
+    if len(exp.runs) == 1:
+        return []
+    others = ", ".join(paths.plots(exp.task, exp.recipe, run.seed).as_posix() for run in exp.runs[1:])
+    return [("text", f"{what}: seed {exp.first.seed}'s; the other seeds' are in {others}.")]
+
+
 def experiment_blocks(exp: Experiment) -> list[tuple]:
-    """One recipe's subsection, folded: its sections in the order of SECTIONS, and where its W&B run is."""
-    content = {"log": [log_table(exp.history)], "summary": summary_blocks(exp),
-               "confusion": [("image", f"figures/{stem(exp)}_confusion.png", f"{stem(exp)} confusion")],
+    """One recipe's subsection, folded: its sections in the order of SECTIONS (each seed's numbers, every seed's
+    curves, the confusion summed over the seeds), and where its W&B runs are."""
+    caption = f"{stem(exp)} confusion" + (f", summed over seeds {', '.join(map(str, exp.seeds))}"
+                                          if len(exp.runs) > 1 else "")
+    content = {"log": per_run(exp, lambda run: [log_table(run.history)]),
+               "summary": per_run(exp, summary_blocks),
+               "confusion": [("image", f"figures/{stem(exp)}_confusion.png", caption)],
                "explain": explain_blocks(exp),
                "health": health_blocks(exp), "curves": curve_blocks(exp), "classes": [class_table(exp)]}
-    inner = [*banners([exp]), *wandb_blocks(exp)]
+    inner = [*banners([exp]), *per_run(exp, wandb_blocks)]
     for section, title in SECTIONS:
         inner += [("heading", 4, title, f"{stem(exp)}_{section}"), *content[section]]
     return [("heading", 3, f"{exp.task} / {exp.recipe}", stem(exp)),
@@ -157,8 +209,10 @@ def explain_blocks(exp: Experiment) -> list[tuple]:
     captions = {"gallery": "mistakes, most confident first", "saliency": "Grad-CAM saliency",
                 "reliability": "reliability diagram"}
     images = [("image", f"figures/{stem(exp)}_{name}.png", f"{stem(exp)} {captions[name]}")
-              for name in exp.explained]
-    return [("text", calibration_text(exp.details.calibration if exp.details else None)), *images]
+              for name in exp.first.explained]
+    calibration = per_run(exp, lambda run: [("text", calibration_text(run.details.calibration if run.details
+                                                                      else None))])
+    return [*calibration, *(first_only(exp, "Images") if images else []), *images]
 
 
 def calibration_text(calibrated: Calibration | None) -> str:
@@ -177,8 +231,8 @@ def bracket(ci) -> str:
     return f"[{ci[0]:.3f}, {ci[1]:.3f}]"
 
 
-def wandb_blocks(exp: Experiment) -> list[tuple]:
-    run = exp.details.wandb if exp.details else None
+def wandb_blocks(tracked: Run) -> list[tuple]:
+    run = tracked.details.wandb if tracked.details else None
     if run is None:
         return [("text", "No W&B run was recorded (wandb.mode: disabled).")]
     if run.url:
@@ -192,8 +246,9 @@ def log_table(history: pd.DataFrame) -> tuple:
     return ("table", list(history.columns), rows)
 
 
-def summary_blocks(exp: Experiment) -> list[tuple]:
-    """Last epoch from the history; the kept model (train.select_by) from the metrics; then time and speed."""
+def summary_blocks(exp: Run) -> list[tuple]:
+    """One run: last epoch from the history; the kept model (train.select_by) from the metrics; then time and
+    speed."""
     metrics, last = exp.metrics, exp.history.iloc[-1]
     epoch, best = int(last["epoch"]), metrics.best_epoch
     rows = [[f"{split}, last epoch ({epoch})", *(f"{last[key(split, metric)]:.4f}" for metric in ("loss", "acc")), ""]
@@ -223,30 +278,43 @@ def augment_text(augment: dict | None) -> str:
 
 
 def health_blocks(exp: Experiment) -> list[tuple]:
-    images = [("image", f"figures/{stem(exp)}_{name}.png", f"{stem(exp)} {name}") for name in exp.images]
+    """The gradient health pooled over the runs (a flag if any run raised it), the first run's histograms."""
+    images = [("image", f"figures/{stem(exp)}_{name}.png", f"{stem(exp)} {name}") for name in exp.first.images]
+    shown = [*(first_only(exp, "Histograms") if images else []), *images]
     health = exp.health
     if health is None:
-        return [("text", "Gradient health was not recorded for this run."), *images]
+        return [("text", "Gradient health was not recorded for this run."), *shown]
     span = ", ".join("n/a" if n is None else f"{n:.3g}" for n in (health.min_grad_norm, health.max_grad_norm))
     frozen = health.frozen_layers
-    items = [f"gradient norm of trained layers (min, max): {span}",
+    over = " over the seeds" if len(exp.runs) > 1 else ""
+    items = [f"gradient norm of trained layers (min, max){over}: {span}",
              f"vanishing gradients: {'yes' if health.vanishing_gradients else 'no'}",
              f"exploding gradients: {'yes' if health.exploding_gradients else 'no'}",
              f"frozen layers ({len(frozen)}): {', '.join(frozen) if frozen else 'none'}"]
-    return [("list", items), *images]
+    if exp.health_missing:
+        items.append(f"not recorded for seed {', '.join(str(r.seed) for r in exp.runs if r.health is None)}")
+    return [("list", items), *shown]
 
 
 def curve_blocks(exp: Experiment) -> list[tuple]:
-    last = exp.history.iloc[-1]
-    gap = {m: last[key("train", m)] - last[key("val", m)] for m in ("loss", "acc")}
+    gaps = {m: [r.history.iloc[-1][key("train", m)] - r.history.iloc[-1][key("val", m)] for r in exp.runs]
+            for m in ("loss", "acc")}
+    if len(exp.runs) == 1:
+        text = f"accuracy {gaps['acc'][0]:+.4f}, loss {gaps['loss'][0]:+.4f}."
+    else:
+        text = (f"accuracy {spread_text(gaps['acc'], 4)}, loss {spread_text(gaps['loss'], 4)} (mean ± sd over "
+                f"seeds {', '.join(map(str, exp.seeds))}; one line per seed in the figure).")
     return [("image", f"figures/{stem(exp)}_curves.png", f"{stem(exp)} curves"),
-            ("text", f"Generalisation gap at the last epoch (train - val): accuracy {gap['acc']:+.4f}, "
-                     f"loss {gap['loss']:+.4f}.")]
+            ("text", f"Generalisation gap at the last epoch (train - val): {text}")]
 
 
 def class_table(exp: Experiment) -> tuple:
-    report = exp.classes
-    names = [*exp.confusion.classes, *(a for a in AVERAGES if a in report)]
-    rows = [[name, *(f"{report[name][k]:.3f}" for k in ("precision", "recall", "f1-score")),
-             f"{report[name]['support']:.0f}"] for name in names]
-    return ("table", ["class", "precision", "recall", "F1", "support"], rows)
+    """Per class precision, recall and F1: one run's, or the mean ± sd over the runs with support summed."""
+    reports = [run.classes for run in exp.runs]
+    names = [*exp.first.confusion.classes, *(a for a in AVERAGES if a in reports[0])]
+    rows = [[name, *(spread_text([report[name][k] for report in reports]) for k in ("precision", "recall", "f1-score")),
+             f"{sum(report[name]['support'] for report in reports):.0f}"] for name in names]
+    several = len(reports) > 1
+    return ("table", ["class", *(f"{k}{' (mean ± sd over seeds)' if several else ''}"
+                                 for k in ("precision", "recall", "F1")),
+                      "support" + (" (all seeds)" if several else "")], rows)

@@ -1,5 +1,5 @@
-"""Report figures: learning curves with the generalisation gap shaded, annotated confusion heatmaps (counts,
-z-scores)."""
+"""Report figures: learning curves (every seed's) with the generalisation gap shaded, annotated confusion heatmaps
+(counts, z-scores), test scores (a dot per seed)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,17 +15,27 @@ from facelab.plotting import pyplot, save
 CURVE_METRICS = (("loss", "loss"), ("acc", "accuracy"))
 
 
-def plot_curves(history: pd.DataFrame, path: str | Path) -> None:
-    """Train and val loss and accuracy per epoch; the band between them is the generalisation gap."""
+def plot_curves(histories: dict[int, pd.DataFrame], path: str | Path) -> None:
+    """Train and val loss and accuracy per epoch, one pair of lines per seed (histories: seed -> history); the
+    band between them is the generalisation gap. The title's gap is the mean over the seeds."""
     fig, axes = pyplot().subplots(1, 2, figsize=(9, 3.2))
+    several = len(histories) > 1
     for ax, (column, label) in zip(axes, CURVE_METRICS):
-        epochs, train, val = history["epoch"], history[key("train", column)], history[key("val", column)]
-        ax.plot(epochs, train, "o-", label="train")
-        ax.plot(epochs, val, "s-", label="val")
-        ax.fill_between(epochs, train, val, color="grey", alpha=0.2, label="gap (train - val)")
+        gaps = []
+        for i, (seed, history) in enumerate(histories.items()):
+            epochs, train, val = history["epoch"], history[key("train", column)], history[key("val", column)]
+            name = f" (seed {seed})" if several else ""
+            ax.plot(epochs, train, "o-", color="C0", alpha=0.9 if not several else 0.6, markersize=3 if several else 6,
+                    label=f"train{name}" if i == 0 or not several else None)
+            ax.plot(epochs, val, "s-", color="C1", alpha=0.9 if not several else 0.6, markersize=3 if several else 6,
+                    label=f"val{name}" if i == 0 or not several else None)
+            ax.fill_between(epochs, train, val, color="grey", alpha=0.2 / len(histories),
+                            label="gap (train - val)" if i == 0 else None)
+            gaps.append(float(train.iloc[-1] - val.iloc[-1]))
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_title(f"{label}: last-epoch gap {train.iloc[-1] - val.iloc[-1]:+.3f}")
+        mean = f"mean over {len(gaps)} seeds " if several else ""
+        ax.set_title(f"{label}: last-epoch gap {mean}{np.mean(gaps):+.3f}", fontsize=9 if several else None)
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -70,15 +80,24 @@ def plot_zscore(confusion: dict, path: str | Path, title: str = "") -> None:
 
 
 def plot_scores(rows: list[dict], path: str | Path, title: str = "") -> None:
-    """Grouped bars of test accuracy and macro F1 per recipe, whiskers at their 95% bootstrap intervals.
-    rows: leaderboard rows (reporting.comparison.leaderboard: "recipe", "test" (TestScores), "collapsed")."""
+    """Grouped bars of test accuracy and macro F1 per recipe: with one seed whiskers at their 95% bootstrap
+    intervals, with several the bar at the mean and a dot per seed. rows: leaderboard rows
+    (reporting.comparison.leaderboard: "recipe", "experiment" (reporting.results.Experiment), "collapsed")."""
     fig, ax = pyplot().subplots(figsize=(2.2 + 1.6 * len(rows), 3.2))
     x = np.arange(len(rows))
     for offset, (metric, label) in zip((-0.18, 0.18), (("acc", "accuracy"), ("macro_f1", "macro F1"))):
-        values = np.array([getattr(row["test"], metric) for row in rows])
-        ci = np.array([getattr(row["test"], f"{metric}_ci") or [v, v] for row, v in zip(rows, values)])
-        errors = np.vstack([values - ci[:, 0], ci[:, 1] - values]).clip(min=0)
-        ax.bar(x + offset, values, width=0.36, yerr=errors, capsize=4, label=label)
+        runs = [row["experiment"].runs for row in rows]
+        values = np.array([np.mean([getattr(run.metrics.test, metric) for run in each]) for each in runs])
+        if all(len(each) == 1 for each in runs):
+            ci = np.array([getattr(each[0].metrics.test, f"{metric}_ci") or [v, v] for each, v in zip(runs, values)])
+            errors = np.vstack([values - ci[:, 0], ci[:, 1] - values]).clip(min=0)
+            ax.bar(x + offset, values, width=0.36, yerr=errors, capsize=4, label=label)
+            continue
+        bars = ax.bar(x + offset, values, width=0.36, label=f"{label} (mean)")
+        for position, each in zip(x + offset, runs):
+            seeds = [getattr(run.metrics.test, metric) for run in each]
+            ax.plot([position] * len(seeds), seeds, "o", color="black", markersize=3,
+                    markerfacecolor=bars.patches[0].get_facecolor())
     ax.set_xticks(x, [row["recipe"] + (" (collapsed)" if row.get("collapsed") else "") for row in rows], fontsize=8)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("test score")
@@ -89,12 +108,15 @@ def plot_scores(rows: list[dict], path: str | Path, title: str = "") -> None:
     save(fig, path)
 
 
-def plot_val_curves(histories: dict[str, pd.DataFrame], path: str | Path) -> None:
-    """The recipes' validation loss and accuracy per epoch, overlaid."""
+def plot_val_curves(histories: dict[str, list[pd.DataFrame]], path: str | Path) -> None:
+    """The recipes' validation loss and accuracy per epoch, overlaid: one colour per recipe, one line per seed."""
     fig, axes = pyplot().subplots(1, 2, figsize=(9, 3.2))
     for ax, (column, label) in zip(axes, CURVE_METRICS):
-        for recipe, history in histories.items():
-            ax.plot(history["epoch"], history[key("val", column)], "o-", markersize=3, label=recipe)
+        for colour, (recipe, runs) in enumerate(histories.items()):
+            for i, history in enumerate(runs):
+                ax.plot(history["epoch"], history[key("val", column)], "o-", markersize=3, color=f"C{colour}",
+                        alpha=1.0 if len(runs) == 1 else 0.6,
+                        label=(recipe if len(runs) == 1 else f"{recipe} ({len(runs)} seeds)") if i == 0 else None)
         ax.set_xlabel("epoch")
         ax.set_title(f"validation {label}")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
