@@ -60,6 +60,20 @@ def tiny_params(tiny_raw):
     return parse_params(tiny_raw)
 
 
+def splits_of(folder: Path, seed: int, fractions) -> dict[str, str]:
+    """Each file of a prepared folder and the split one run (seed, data.<task>.split) puts it in."""
+    from facelab.data.batches import prepared_split, split_files
+    return {name: split for split, names in split_files(folder, prepared_split(folder, seed, fractions)).items()
+            for name in names}
+
+
+def split_counts(folder: Path, seed: int, fractions) -> dict[str, dict[str, int]]:
+    """Images per split and class of one run's split of a prepared folder, as its model card records them."""
+    from facelab.data.batches import data_split, load_prepared
+    splits, classes = load_prepared(folder, seed, fractions)
+    return data_split(splits, fractions, classes).counts
+
+
 def write_stand_in_weights(torch_home: Path) -> None:
     """Random-init state dicts of the right shapes where torch.hub caches the ImageNet files.
 

@@ -15,8 +15,10 @@ def artifact_name(task: str, recipe: str) -> str:
 
 
 def test_dvc_yaml_declares_every_model_as_an_artifact():
+    """Each experiment's artifact is its run of the first seed in params.yaml (dvc.yaml interpolates it)."""
     artifacts = yaml.safe_load((ROOT / "dvc.yaml").read_text())["artifacts"]
-    expected = {artifact_name(t, r): paths.model(t, r).as_posix() for t in TASKS for r in RECIPES}
+    expected = {artifact_name(t, r): paths.model(t, r, 0).with_name("seed${seeds[0]}.pt").as_posix()
+                for t in TASKS for r in RECIPES}
     assert {name: a["path"] for name, a in artifacts.items()} == expected
     for name, artifact in artifacts.items():
         task, recipe = next((t, r) for t in TASKS for r in RECIPES if artifact_name(t, r) == name)
@@ -33,7 +35,8 @@ def test_dvc_artifacts_get_downloads_the_trained_model(tmp_path, built_repo):
     # DVC finds an artifact's revision by its version tag (GTO's <name>@v<semver>, as `gto register` writes it)
     sh("git", "tag", "-a", "emotion-resnet18-scratch@v0.1.0", "-m", "Registering artifact", cwd=repo)
     assert "Downloaded 1 file(s)" in sh(*get, cwd=repo).stdout
-    assert filecmp.cmp(tmp_path / "got.pt", paths.model("emotion", "resnet18_scratch", repo), shallow=False)
+    seed = yaml.safe_load((repo / "params.yaml").read_text())["seeds"][0]
+    assert filecmp.cmp(tmp_path / "got.pt", paths.model("emotion", "resnet18_scratch", seed, repo), shallow=False)
     show = "import dvc.api; print(dvc.api.artifacts_show('emotion-resnet18-scratch'))"
     shown = sh(sys.executable, "-c", show, cwd=repo)
-    assert "'path': 'models/emotion/resnet18_scratch.pt'" in shown.stdout
+    assert f"'path': 'models/emotion/resnet18_scratch/seed{seed}.pt'" in shown.stdout

@@ -12,6 +12,7 @@ from facelab.data import prepare
 from facelab.data.images import CORRUPT, EMPTY, NOT_IMAGE, TOO_LARGE, UNREADABLE, decode_image
 from facelab.errors import DataError
 from facelab.params import parse_params
+from tests.conftest import split_counts
 
 SPLIT = {"train": 0.5, "val": 0.25, "test": 0.25}  # each class needs at least 4 images
 
@@ -59,9 +60,9 @@ def test_duplicates_are_kept_once_and_conflicting_ones_dropped_before_the_split(
                                       "near_duplicates_removed": 0, "conflicts_dropped": 1, "used": 6}
     manifest = pd.read_csv(tmp_path / "out" / "manifest.csv")
     assert "a/dup_1.png" in set(manifest["file"]) and not {"a/dup_2.bmp", "a/clash.png", "b/clash.png"} & set(manifest["file"])
-    assert sum(sum(c.values()) for c in counts.values()) == len(manifest) == 13
-    seen = [digest(x) for s in ("train", "val", "test") for x in np.load(tmp_path / "out" / f"{s}_x.npy")]
-    assert len(seen) == len(set(seen)) == 13  # no image in two splits, or twice in one
+    assert sum(counts["used"].values()) == len(manifest) == 13
+    seen = [digest(x) for x in np.load(tmp_path / "out" / "images.npy")]
+    assert len(seen) == len(set(seen)) == 13  # no image twice: no split can hold one twice, or in two splits
 
 
 @pytest.mark.parametrize("name, content, reason", [
@@ -233,7 +234,8 @@ def test_folders_params_do_not_name_are_a_listed_warning(tiny_raw, tmp_path):
     assert report["warnings"] == [
         f"1 file(s) directly in '{root}' are in no class folder and are not used: readme.txt",
         f"folder '{root / 'fear'}' (6 files) is not one of the classes ['a', 'b']; its files are not used"]
-    assert report["total"]["used"] == 12 and sum(counts["train"].values()) == 6
+    data = folder_data(tiny_raw, root)
+    assert report["total"]["used"] == 12 and sum(split_counts(tmp_path / "out", 0, data.split)["train"].values()) == 6
 
 
 def test_a_failed_write_leaves_the_previous_output(tiny_raw, tmp_path, monkeypatch):

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pandas as pd
 from PIL import Image, ImageOps
 
 from facelab.data import faces, prepare
 from facelab.data.near import MAX_BITS, bit_distance, hashes, near_groups
 from facelab.params import parse_params
+from tests.conftest import splits_of
 
 SPLIT = {"train": 0.5, "val": 0.25, "test": 0.25}
 COPIES = ("jpeg50", "resized", "mirrored", "cmyk", "grey16")
@@ -54,8 +54,8 @@ def photo_folder(root, per_class: int = 10, copied: int = 5):
 def run(tiny_raw, tmp_path, root, **overrides):
     tiny_raw["data"]["emotion"].update(source="folder", path=str(root), classes=["a", "b"], split=SPLIT, **overrides)
     counts = prepare.prepare_task("emotion", parse_params(tiny_raw).data["emotion"], 0, tmp_path / "out", tmp_path / "data.json").counts
-    manifest = pd.read_csv(tmp_path / "out" / "manifest.csv")
-    return counts, json.loads((tmp_path / "data.json").read_text()), dict(zip(manifest["file"], manifest["split"]))
+    split = parse_params(tiny_raw).data["emotion"].split
+    return counts, json.loads((tmp_path / "data.json").read_text()), splits_of(tmp_path / "out", 0, split)
 
 
 def test_every_kind_of_copy_is_within_the_bit_limit_and_distinct_faces_are_not(tmp_path):
@@ -80,8 +80,10 @@ def test_groups_of_copies_stay_inside_one_split(tiny_raw, tmp_path):
     near = report["near_duplicates"]
     assert (near["mode"], near["groups"], near["images"], near["removed"], near["conflict_groups"]) == ("group", 5, 30, 0, 0)
     assert sorted(sorted(e["files"]) for e in near["examples"]) == sorted(sorted(g) for g in groups)
-    for group in groups:
-        assert len({split_of[name] for name in group}) == 1, {name: split_of[name] for name in group}
+    for seed in (0, 1, 2):  # every run's split keeps each group whole
+        split_of = splits_of(tmp_path / "out", seed, parse_params(tiny_raw).data["emotion"].split)
+        for group in groups:
+            assert len({split_of[name] for name in group}) == 1, {name: split_of[name] for name in group}
     assert report["total"]["used"] == 45 and len(split_of) == 45
 
 

@@ -34,7 +34,12 @@ def test_repository_params_load_with_all_tasks_and_recipes():
     (lambda r: r["data"]["face"].update(faces="yes"), r"^data.face.faces: 'yes' is not one of \['none', 'detect'\]$"),
     (lambda r: r["train"].update(vanishing_grad_norm=2.0, exploding_grad_norm=1.5),
      r"^train.exploding_grad_norm: 1.5 must be above vanishing_grad_norm \(2.0\)$"),
-    (lambda r: r.update(seed=-1), r"^seed: -1 must be inside \[0, 4294967295\] \(numpy and scikit-learn seeds\)$"),
+    (lambda r: r.update(data_seed=-1),
+     r"^data_seed: -1 must be inside \[0, 4294967295\] \(numpy and scikit-learn seeds\)$"),
+    (lambda r: r.update(seeds=[42, -1]), r"^seeds\[1\]: -1 must be inside \[0, 4294967295\]"),
+    (lambda r: r.update(seeds=[]), r"^seeds: \[\] holds no seed; give at least one, e.g. \[42\]"),
+    (lambda r: r.update(seeds=[1, 2, 1]), r"^seeds: \[1, 2, 1\] repeats \[1\]; each seed is one training run"),
+    (lambda r: r.update(seeds=42), r"^seeds: expected a list, got 42"),
     (lambda r: r["data"]["face"].update(source="folder", path="/p", classes=["other", "."]),
      r"^data.face.classes: '.' is not a plain folder name; a class name is the name of a folder under data.face.path"),
     (lambda r: r["data"]["face"].update(source="folder", path="/p", classes=["other", "/data/happy"]),
@@ -109,8 +114,8 @@ def test_fer2013_params_name_every_fer2013_label_in_the_csv_order():
 
 
 @pytest.mark.parametrize("text, message", [
-    ("seed: 1\nseed: 2\n", r"params.yaml: key 'seed' is given twice, at line 1 and line 2; keep one$"),
-    ("seed: 1\ndata: [1, 2\n", r"params.yaml: YAML syntax error at line 3, column 1: expected ',' or ']', but got "
+    ("data_seed: 1\ndata_seed: 2\n", r"params.yaml: key 'data_seed' is given twice, at line 1 and line 2; keep one$"),
+    ("data_seed: 1\ndata: [1, 2\n", r"params.yaml: YAML syntax error at line 3, column 1: expected ',' or ']', but got "
                                r"'<stream end>' \(while parsing a flow sequence at line 2\); fix line 2$"),
     ("a:\n  b: 1\n c: 2\n", r"params.yaml: YAML syntax error at line 3, column 2: .*; fix that line$"),
 ])
@@ -124,11 +129,11 @@ def test_yaml_mistakes_name_the_file_and_line(tmp_path, text, message):
 def test_a_yaml_mistake_is_one_error_line_when_a_stage_runs_directly(tmp_path):
     import subprocess
     import sys
-    (tmp_path / "params.yaml").write_text("seed: 1\nseed: 2\n")
+    (tmp_path / "params.yaml").write_text("data_seed: 1\ndata_seed: 2\n")
     result = subprocess.run([sys.executable, "-m", "stages.prepare", "--task", "face"], cwd=tmp_path,
                             capture_output=True, text=True)
     assert result.returncode == 1
-    assert result.stderr == "error: params.yaml: key 'seed' is given twice, at line 1 and line 2; keep one\n"
+    assert result.stderr == "error: params.yaml: key 'data_seed' is given twice, at line 1 and line 2; keep one\n"
 
 
 def test_a_key_missing_from_params_is_an_error_naming_it(tmp_path):

@@ -51,20 +51,19 @@ def test_prepare_loads_into_a_memmap_and_writes_the_in_memory_arrays(tiny_params
         return loaded[-1]
 
     monkeypatch.setattr(prepare, "load_images", keep_loaded)
-    data, seed = tiny_params.data["emotion"], tiny_params.seed
+    data, seed = tiny_params.data["emotion"], tiny_params.data_seed
     prepare.prepare_task("emotion", data, seed, tmp_path / "out")
     assert isinstance(loaded[0].pixels, np.memmap)
     out = tmp_path / "out"
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # the scratch file beside it is gone
-    assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["classes.json", "manifest.csv"] + [f"{s}_{xy}.npy" for s in ("train", "val", "test") for xy in "xy"])
+    assert sorted(p.name for p in out.iterdir()) == ["classes.json", "groups.npy", "images.npy", "labels.npy",
+                                                     "manifest.csv"]
     reference, labels = generate_emotions(data.generated.n_images, data.generated.n_identities, data.img_size, seed,
                                           difficulty=data.generated.difficulty)  # one array in memory, as before
     manifest = pd.read_csv(out / "manifest.csv")
-    for split, files in manifest.groupby("split", sort=False)["file"]:
-        rows = files.str.extract(r"(\d+)\.png$")[0].astype(int).to_numpy()
-        assert (out / f"{split}_x.npy").read_bytes() == np_save_bytes(reference[rows])
-        assert (out / f"{split}_y.npy").read_bytes() == np_save_bytes(labels[rows])
+    rows = manifest["file"].str.extract(r"(\d+)\.png$")[0].astype(int).to_numpy()
+    assert (out / "images.npy").read_bytes() == np_save_bytes(reference[rows])
+    assert (out / "labels.npy").read_bytes() == np_save_bytes(labels[rows])
 
 
 def heap_peak(run) -> int:
@@ -96,7 +95,7 @@ def test_prepare_heap_stays_well_under_the_decoded_data(tiny_raw, tmp_path, monk
 
 
 def test_a_failed_write_leaves_the_old_outputs_and_no_scratch(tiny_params, tmp_path, monkeypatch):
-    data, seed = tiny_params.data["emotion"], tiny_params.seed
+    data, seed = tiny_params.data["emotion"], tiny_params.data_seed
     prepare.prepare_task("emotion", data, seed, tmp_path / "out")
     before = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
 

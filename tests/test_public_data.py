@@ -15,7 +15,7 @@ from facelab.data.dataset import load_images
 from facelab.data.public import LFW_FACE_BOX
 from facelab.errors import DataError
 from facelab.params import parse_params
-from tests.conftest import REAL_DATA
+from tests.conftest import REAL_DATA, split_counts, splits_of
 
 needs_real = pytest.mark.skipif(not REAL_DATA.is_dir(), reason=f"real data not found at {REAL_DATA}")
 SPLIT = {"train": 0.5, "val": 0.25, "test": 0.25}
@@ -53,8 +53,10 @@ def test_lfw_draws_the_target_against_seeded_others_and_crops_the_face(tiny_raw,
     assert images.files == load_images("face", data, seed=3).files and images.files != load_images("face", data, seed=4).files
     assert images.pixels.max() < 130  # only the face box: none of the white background is left
     counts = prepare.prepare_task("face", data, 0, tmp_path / "out").counts
-    assert counts == {"train": {"other": 3, "target": 3}, "val": {"other": 1, "target": 2},
-                      "test": {"other": 2, "target": 1}}
+    assert counts == {"used": {"other": 6, "target": 6}}
+    assert split_counts(tmp_path / "out", 0, data.split) == {"train": {"other": 3, "target": 3},
+                                                             "val": {"other": 1, "target": 2},
+                                                             "test": {"other": 2, "target": 1}}
 
 
 @pytest.mark.parametrize("lfw, message", [
@@ -95,7 +97,7 @@ def fer_data(raw, path):
 
 
 def digests(out):
-    return [hashlib.sha256(x.tobytes()).hexdigest() for s in ("train", "val", "test") for x in np.load(out / f"{s}_x.npy")]
+    return [hashlib.sha256(x.tobytes()).hexdigest() for x in np.load(out / "images.npy")]
 
 
 @needs_real
@@ -107,14 +109,19 @@ def test_fer2013_csv_maps_labels_uses_its_test_rows_and_skips_bad_rows(tiny_raw,
             rows.append((code, " ".join(map(str, image.ravel())), usage[i]))
     rows.append((3, "1 2 3", "Training"))
     pd.DataFrame(rows, columns=["emotion", "pixels", "Usage"]).to_csv(tmp_path / "fer2013.csv", index=False)
-    counts = prepare.prepare_task("emotion", fer_data(tiny_raw, tmp_path / "fer2013.csv"), 0, tmp_path / "out", tmp_path / "d.json").counts
-    assert counts["test"] == {"angry": 2, "happy": 2, "sad": 2}  # the PublicTest and PrivateTest rows
-    assert {s: sum(c.values()) for s, c in counts.items()} == {"train": 10, "val": 5, "test": 6}
+    data = fer_data(tiny_raw, tmp_path / "fer2013.csv")
+    counts = prepare.prepare_task("emotion", data, 0, tmp_path / "out", tmp_path / "d.json").counts
+    assert counts["own_test"] == {"angry": 2, "happy": 2, "sad": 2}  # the PublicTest and PrivateTest rows
+    for seed in (0, 1):  # every run tests on the release's own test rows; train and val vary with the seed
+        split = split_counts(tmp_path / "out", seed, data.split)
+        assert split["test"] == counts["own_test"]
+        assert {s: sum(c.values()) for s, c in split.items()} == {"train": 10, "val": 5, "test": 6}
     report = json.loads((tmp_path / "d.json").read_text())
     assert report["not_used"] == {"fear": 7}
     assert [(s["file"], s["class"], s["reason"]) for s in report["skipped"]] == [("fer2013.csv:30", "happy", BAD_ROW)]
-    manifest = pd.read_csv(tmp_path / "out" / "manifest.csv")
-    assert set(manifest[manifest.split == "test"].file) == {f"fer2013.csv:{line}" for line in (7, 8, 14, 15, 21, 22)}
+    split_of = splits_of(tmp_path / "out", 0, data.split)
+    assert {name for name, split in split_of.items() if split == "test"} == {f"fer2013.csv:{line}"
+                                                                              for line in (7, 8, 14, 15, 21, 22)}
 
 
 def test_fer2013_csv_with_a_wrong_emotion_says_which_line(tiny_raw, tmp_path):
@@ -141,15 +148,17 @@ def test_fer2013_release_duplicates_never_cross_splits(tiny_raw, tmp_path):
         Image.fromarray(same).save(root / path)   # twice under one label, once under another: all dropped
     for path in ("train/sad/kept_train.png", "test/sad/kept_test.png"):
         Image.fromarray(clash).save(root / path)  # same label in train and in the release's test: the test copy stays
-    counts = prepare.prepare_task("emotion", fer_data(tiny_raw, root), 0, tmp_path / "out", tmp_path / "d.json").counts
+    data = fer_data(tiny_raw, root)
+    counts = prepare.prepare_task("emotion", data, 0, tmp_path / "out", tmp_path / "d.json").counts
     report = json.loads((tmp_path / "d.json").read_text())
     assert report["conflicts"] == [{"files": ["train/angry/same_1.png", "train/angry/same_2.png", "test/happy/same_3.png"],
                                     "classes": ["angry", "angry", "happy"]}]
     assert report["duplicates"] == [{"class": "sad", "kept": "test/sad/kept_test.png", "removed": ["train/sad/kept_train.png"]}]
     assert report["not_used"] == {"train/disgust": 6, "test/disgust": 2}
-    assert counts["test"] == {"angry": 2, "happy": 2, "sad": 3}
+    assert counts["own_test"] == {"angry": 2, "happy": 2, "sad": 3}
     manifest = pd.read_csv(tmp_path / "out" / "manifest.csv")
-    assert (manifest[manifest.split == "test"].file.str.startswith("test/")).all()
+    split_of = splits_of(tmp_path / "out", 0, data.split)
+    assert all(name.startswith("test/") for name, split in split_of.items() if split == "test")
     assert not manifest.file.str.contains("same_|kept_train").any()
     seen = digests(tmp_path / "out")
     assert len(seen) == len(set(seen)) == 25
