@@ -1,16 +1,14 @@
 """The `facelab` command, the one entry point of facelab/commands/: `facelab predict` scores image files,
-`facelab evaluate` scores a labelled folder, `facelab seeds` summarises queued seed runs
-(also `python -m facelab.app`)."""
+`facelab evaluate` scores a labelled folder (also `python -m facelab.app`)."""
 from __future__ import annotations
 
 import argparse
 
 from facelab.cli import command_main
-from facelab.commands import evaluate, predict, seeds
+from facelab.commands import evaluate, predict
 
 COMMANDS = {"predict": (predict, "a trained model's class probabilities for image files and folders, as CSV"),
-            "evaluate": (evaluate, "score a trained model on a labelled folder outside the pipeline"),
-            "seeds": (seeds, "mean ± std over seeds of the experiments `dvc exp show` lists")}
+            "evaluate": (evaluate, "score a trained model on a labelled folder outside the pipeline")}
 
 
 def parser() -> argparse.ArgumentParser:

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from facelab.cli import command_main
+from facelab.params import TASKS, load_params
 from facelab.reporting.review import run_review
 
 
@@ -14,8 +15,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--base", required=True, help="git revision to compare with, e.g. origin/main or HEAD~1")
     parser.add_argument("--out", default="review", help="folder for comment.md and its images")
+    parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
-    print(run_review(args.base, Path(args.out)))
+    params = load_params(args.params)
+    print(run_review(args.base, Path(args.out), {task: params.data[task].split for task in TASKS}))
     print(f"review: {args.out}/comment.md")
 
 

@@ -16,7 +16,7 @@ import yaml
 
 from facelab.evaluation.records import Confusion, Metrics
 from facelab.params import RECIPES, TASKS
-from facelab.reporting.review import Side, metrics_table, prepared_hash, verdict
+from facelab.reporting.review import Side, metrics_table, prepared_hash, seeds_line, shared_seeds, verdict
 from tests.conftest import ROOT, copy_repo
 
 WORKFLOW = ROOT / ".github" / "workflows" / "review.yml"
@@ -31,10 +31,10 @@ def scored(macro_f1: float) -> Metrics:
                                    "collapsed": False, "vanishing_gradients": False, "exploding_gradients": False})
 
 
-def side(predicted: list[int], macro_f1: float) -> Side:
+def side(predicted: list[int], macro_f1: float, seed: int = 42) -> Side:
     actual = [0] * 50 + [1] * 50
     names = ["other", "target"]
-    return Side(metrics=scored(macro_f1),
+    return Side(seed=seed, metrics=scored(macro_f1),
                 history=pd.DataFrame({"epoch": [1], "train/loss": [1.0], "val/loss": [1.0], "train/acc": [0.5],
                                       "val/acc": [0.5]}),
                 predictions=pd.DataFrame({"actual": [names[i] for i in actual], "predicted": [names[i] for i in predicted]}),
@@ -45,18 +45,43 @@ def test_verdict_is_paired_on_the_same_split_and_interval_only_otherwise():
     truth = [0] * 50 + [1] * 50
     base = side([1] * 20 + truth[20:], 0.78)  # 20 images of class 0 wrong
     head = side(truth, 1.0)
-    paired = verdict("face", "resnet18_scratch", base, head, same_split=True)
+    paired = verdict("face", "resnet18_scratch", [base], [head], same_split=True)
     # decided on the paired macro F1 difference, as the report decides; McNemar on accuracy beside it
     assert paired.startswith("**resnet18_scratch on face**: macro F1 0.780 → 1.000, macro F1 +0.208 (paired "
                              "bootstrap 95% CI [+")
-    assert paired.endswith("p < 0.0005); accuracy (McNemar's exact test): p = 1.9e-06, 20 test images only head got "
+    assert paired.endswith("p < 0.001); accuracy (McNemar's exact test): p = 1.9e-06, 20 test images only head got "
                            "right, 0 only base: significant.")
-    close = verdict("face", "resnet18_scratch", side([1] * 20 + truth[20:], 0.78), side([1] * 18 + truth[18:], 0.8), True)
+    close = verdict("face", "resnet18_scratch", [side([1] * 20 + truth[20:], 0.78)], [side([1] * 18 + truth[18:], 0.8)],
+                    True)
     assert "; accuracy (McNemar's exact test): p = 0.5, 2 test images only head got right, 0 only base: not " \
-           "significant; about " in close
-    apart = verdict("face", "resnet18_scratch", base, head, same_split=False)
+           "significant; with 100 test images, a macro F1 difference of at least " in close
+    apart = verdict("face", "resnet18_scratch", [base], [head], same_split=False)
     assert apart.endswith("the test split differs between the revisions, so no paired test: intervals "
                           "[0.730, 0.830] → [0.950, 1.050] (the intervals do not overlap).")
+
+
+def test_a_change_that_moves_one_seed_and_not_the_others_is_not_called_significant():
+    """Synthetic per-seed predictions: head fixes 20 images on seed 42 only; seeds 43 and 44 do not move. Seed 42
+    alone is a clear paired difference; over the three seeds both revisions have, it is not."""
+    truth = [0] * 50 + [1] * 50
+    bases = [side([1] * 20 + truth[20:], 0.78, seed) for seed in (42, 43, 44)]
+    heads = [side(truth, 1.0, 42), side([1] * 20 + truth[20:], 0.78, 43), side([1] * 21 + truth[21:], 0.77, 44)]
+    alone = verdict("face", "resnet18_scratch", bases[:1], heads[:1], same_split=True)
+    assert alone.endswith(": significant.")
+    over = verdict("face", "resnet18_scratch", bases, heads, same_split=True)
+    assert over.startswith("**resnet18_scratch on face** (3 seeds both revisions have: 42, 43, 44): macro F1 "
+                           "0.780 ± 0.000 → 0.850 ± 0.130, macro F1 +0.")
+    assert "over 3 seeds (95% CI over seeds and test images [-" in over and ": not significant; " in over
+    assert "Almost Stochastic Order: ε_min" in over
+
+
+def test_the_comment_says_how_many_seeds_both_revisions_have():
+    base, head = "seeds: [42, 43]\n", "seeds: [42, 43, 44]\n"
+    assert shared_seeds(base, head) == [42, 43]
+    assert seeds_line([42, 43]).startswith("Compared over 2 seeds both revisions have (42, 43): ")
+    assert "run-to-run variation is not included" in seeds_line([42])
+    assert shared_seeds("seed: 42\n", head) == []  # a revision from before seeds: no run in common
+    assert seeds_line([]).startswith("No seed is listed in both revisions' params.yaml")
 
 
 def test_prepared_hash_comes_from_the_lock_and_metrics_table_keeps_headline_rows():

@@ -1,1 +1,1 @@
-"""The `facelab` command's sub-commands, one module each: predict, evaluate (a labelled folder), seeds."""
+"""The `facelab` command's sub-commands, one module each: predict, evaluate (a labelled folder)."""
