@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from facelab.evaluation.scores import class_report, confusion, split_scores, zscore
+from facelab.evaluation.scores import class_report, confusion, error_zscore, split_scores, zscore
 
 
 def test_zscore_matches_a_hand_computed_example():
@@ -19,6 +19,23 @@ def test_zscore_uses_population_std_and_whole_matrix_mean():
 
 def test_zscore_of_constant_matrix_is_zero_not_nan():
     assert np.array_equal(zscore(np.full((2, 2), 5)), np.zeros((2, 2)))
+
+
+def test_error_zscore_judges_the_errors_alone():
+    # Issue 30: every error of class 0 goes to class 1, yet the whole-matrix z-score of that cell is below 0
+    # (the diagonal sets the mean), so the report said no confusion stands out.
+    m = np.array([[35, 15, 0], [0, 50, 0], [0, 0, 50]])
+    assert zscore(m)[0, 1] < 0
+    z = error_zscore(m)
+    assert np.isnan(np.diagonal(z)).all()
+    errors = np.array([15, 0, 0, 0, 0, 0])  # the six off-diagonal cells
+    assert z[0, 1] == pytest.approx((15 - errors.mean()) / errors.std()) == pytest.approx(5 ** 0.5)
+    assert np.nanargmax(z) == 1 and z[~np.isnan(z)].mean() == pytest.approx(0)
+
+
+def test_error_zscore_of_evenly_spread_or_no_errors_is_zero():
+    assert np.array_equal(error_zscore(np.array([[40, 3], [3, 40]])), [[np.nan, 0], [0, np.nan]], equal_nan=True)
+    assert np.nansum(np.abs(error_zscore(np.eye(3) * 50))) == 0
 
 
 def test_confusion_rows_are_actual_and_keeps_absent_classes():

@@ -8,13 +8,15 @@ import pytest
 from sklearn.metrics import f1_score
 
 from facelab.evaluation.stats import (
+    SIGNIFICANCE,
     bootstrap_ci,
     collapse,
     confusion_counts,
-    images_to_separate,
     macro_f1,
     macro_f1_batch,
     mcnemar_exact,
+    minimum_detectable,
+    p_floor,
     paired_bootstrap_diff,
 )
 
@@ -114,7 +116,7 @@ def test_bootstrap_rejects_unknown_metrics():
 def test_paired_diff_of_identical_models_is_exactly_zero():
     actual, predicted = graded(100, [70, 80, 90])
     result = paired_bootstrap_diff(actual, predicted, predicted.copy(), 3, n_resamples=200)
-    assert result == {"diff": 0.0, "ci": [0.0, 0.0], "p_value": 1.0, "images_needed": None}
+    assert result == {"diff": 0.0, "ci": [0.0, 0.0], "p_value": 1.0, "p_floor": 0.01, "detectable": 0.0}
 
 
 @pytest.mark.parametrize("metric", ["acc", "macro_f1"])
@@ -166,16 +168,63 @@ def test_mcnemar_large_counts_match_the_normal_approximation():
     assert 0 < huge["p_value"] < 1e-15
 
 
-def test_images_to_separate():
-    # Connor (1987) by hand: d = 0.05, psi = 0.15.
-    expected = ((Z_975 * math.sqrt(0.15) + Z_80 * math.sqrt(0.15 - 0.05 ** 2)) / 0.05) ** 2  # 468.5
-    assert images_to_separate(0.10, 0.05) == math.ceil(expected) == 469
-    assert images_to_separate(0.05, 0.10) == 469
-    assert images_to_separate(0.15, 0.05) < images_to_separate(0.12, 0.05) < 469
-    assert images_to_separate(0.10, 0.05, power=0.9) > 469
-    assert images_to_separate(0.07, 0.07) is None
+def test_minimum_detectable_difference_is_the_power_formula_of_the_spread():
+    assert minimum_detectable(0.02) == pytest.approx((Z_975 + Z_80) * 0.02)  # 0.056
+    assert minimum_detectable(0.02, power=0.9) > minimum_detectable(0.02) > minimum_detectable(0.02, alpha=0.1)
+    assert minimum_detectable(0.0) == 0.0
     with pytest.raises(ValueError):
-        images_to_separate(0.7, 0.5)
+        minimum_detectable(0.02, power=1.0)
+
+
+def three_class_models(rng: np.random.Generator, n: int, right_a: float, right_b: float):
+    """Balanced 3-class test labels and two independent models, right on each image with the given chance and
+    otherwise calling one of the other two classes."""
+    actual = np.repeat(np.arange(3), n // 3)
+
+    def model(right: float) -> np.ndarray:
+        return np.where(rng.random(n) < right, actual, (actual + rng.integers(1, 3, n)) % 3)
+    return actual, model(right_a), model(right_b)
+
+
+def test_the_detectable_difference_is_stable_where_test_images_needed_scattered():
+    """Issue 30: "about N test images would tell them apart" put the observed difference into the power formula:
+    n * ((z_alpha + z_power) * spread / diff)^2, i.e. n * (detectable / diff)^2. Sixty test sets of 300 images
+    from the same two models (75% and 78% right): that old figure, printed when p >= 0.05, ranged over four orders
+    of magnitude and over a third of them were more than 5x off the size that finds the true difference (about
+    0.03) 80% of the time; the detectable difference stays within 40%."""
+    rng, n = np.random.default_rng(0), 300
+    found = [paired_bootstrap_diff(*three_class_models(rng, n, 0.75, 0.78), 3, n_resamples=300, seed=1)
+             for _ in range(60)]
+    detectable = np.array([r["detectable"] for r in found])
+    old = np.array([n * (r["detectable"] / r["diff"]) ** 2 for r in found if r["p_value"] >= SIGNIFICANCE])
+    right = n * (np.median(detectable) / 0.03) ** 2  # about 3,200 images
+    assert len(old) > 30 and old.min() > 1.5 * n and old.max() / old.min() > 1000  # the old print scattered
+    assert np.mean((old > 5 * right) | (old < right / 5)) > 0.3
+    assert detectable.max() / detectable.min() < 1.4 and 0.08 < np.median(detectable) < 0.11
+    diffs = np.array([r["diff"] for r in found])
+    assert diffs.max() - diffs.min() > detectable.max()  # the observed difference moved far more than it
+
+
+def test_a_true_difference_of_the_detectable_size_is_found_about_80_percent_of_the_time():
+    rng, n = np.random.default_rng(1), 300
+    detectable = np.median([paired_bootstrap_diff(*three_class_models(rng, n, 0.75, 0.78), 3, n_resamples=300,
+                                                  seed=1)["detectable"] for _ in range(20)])
+    found = [paired_bootstrap_diff(*three_class_models(rng, n, 0.75, 0.75 + detectable), 3, n_resamples=300,
+                                   seed=1)["p_value"] < SIGNIFICANCE for _ in range(300)]
+    assert 0.7 < np.mean(found) < 0.95  # 0.87: the better model errs less, so its spread is a little smaller
+
+
+def test_p_floor_is_the_smallest_p_the_resamples_resolve():
+    # Issue 30: 2,000 resamples printed "p < 0.0005"; a two-sided bootstrap p moves in steps of 2 / resamples.
+    assert p_floor(2000) == pytest.approx(0.001)
+    assert p_floor(2000, comparisons=3) == pytest.approx(0.003)  # Holm multiplies the smallest p by 3
+    assert p_floor(4, comparisons=3) == 1.0
+    assert p_floor(None) == 0.0  # an exact p (a t distribution's, McNemar's) resolves every digit
+    actual, predicted_a = graded(100, [60, 60, 60])
+    result = paired_bootstrap_diff(actual, predicted_a, actual.copy(), 3, n_resamples=500)
+    assert result["p_value"] == 0.0 and result["p_floor"] == pytest.approx(0.004)
+    with pytest.raises(ValueError):
+        p_floor(0)
 
 
 def test_collapse():

@@ -2,7 +2,6 @@
 collapse detection."""
 from __future__ import annotations
 
-import math
 from statistics import NormalDist
 from typing import TypedDict
 
@@ -25,7 +24,7 @@ class Bootstrap(TypedDict):
 
 
 BOOTSTRAP: Bootstrap = {"n_resamples": RESAMPLES, "seed": BOOTSTRAP_SEED, "level": LEVEL}
-POWER = 0.8  # "test images needed" is the size at which a difference this large is found 80% of the time
+POWER = 0.8  # the smallest detectable difference is the one a test of this size finds 80% of the time
 # Largest index matrix (resamples x images) held at once; 4M int64 entries is 32 MB.
 _CHUNK_ENTRIES = 4_000_000
 
@@ -153,9 +152,9 @@ def bootstrap_ci(actual, predicted, num_classes: int, metric: str, n_resamples: 
 def paired_bootstrap_diff(actual, predicted_a, predicted_b, num_classes: int, metric: str = RANKED_BY,
                           n_resamples: int = RESAMPLES, seed: int = BOOTSTRAP_SEED, level: float = LEVEL) -> dict:
     """metric(b) - metric(a) on the same test images: a stratified bootstrap interval, a two-sided p-value from
-    the same resamples (twice the smaller share of resampled differences on either side of 0), and the test size
-    at which a difference this large would reach p < SIGNIFICANCE with POWER (the resampled spread shrinks as
-    1/sqrt(images)).
+    the same resamples (twice the smaller share of resampled differences on either side of 0; `p_floor` is the
+    smallest p they resolve), and `detectable`: the smallest difference this many test images find at
+    p < SIGNIFICANCE with POWER (minimum_detectable of the resampled spread, not of the observed difference).
 
     Both models are scored on the same resampled images each time: image difficulty is shared and cancels,
     so the interval is far narrower than comparing two separate intervals.
@@ -173,17 +172,36 @@ def paired_bootstrap_diff(actual, predicted_a, predicted_b, num_classes: int, me
                             for index in _stratified_indices(actual, num_classes, n_resamples, rng)])
     p_value = min(1.0, 2 * min(float(np.mean(diffs <= 0)), float(np.mean(diffs >= 0))))
     return {"diff": diff, "ci": list(_interval(diffs, level)), "p_value": p_value,
-            "images_needed": _images_needed(diff, float(np.std(diffs)), actual.size, 1 - level)}
+            "p_floor": p_floor(n_resamples), "detectable": minimum_detectable(float(np.std(diffs)))}
 
 
-def _images_needed(diff: float, spread: float, images: int, alpha: float) -> int | None:
-    """Test images at which a paired difference `diff`, resampled with standard deviation `spread` on `images`
-    images, is told apart from 0 with POWER: n = images * ((z_{1-alpha/2} + z_power) * spread / diff)^2."""
-    if diff == 0 or spread == 0:
-        return None  # no difference to find, or one without any spread (every resample agrees)
+def minimum_detectable(spread: float, alpha: float = SIGNIFICANCE, power: float = POWER) -> float:
+    """The smallest true difference a two-sided test at `alpha` finds with `power`, when the estimate's standard
+    error is `spread` (here: the standard deviation of the resampled differences at the current test size):
+    (z_{1-alpha/2} + z_power) * spread.
+
+    Why not "test images that would tell this difference apart": that puts the observed difference into the power
+    formula, and it is as noisy as the test that could not separate it. It is printed only when p >= alpha, i.e.
+    when |diff| < z_{1-alpha/2} * spread, so the figure always exceeds ((z_alpha + z_power) / z_alpha)^2 = 2.04
+    times the test size and scatters by the square of the noise (issue 30: median 722 where 310 was right). The
+    spread hardly moves with the observed difference, so this figure is stable from one test set to the next.
+    """
+    if not 0 < alpha < 1 or not 0 < power < 1:
+        raise ValueError(f"alpha and power must be between 0 and 1, got {alpha}, {power}")
     normal = NormalDist()
-    z = normal.inv_cdf(1 - alpha / 2) + normal.inv_cdf(POWER)
-    return math.ceil(images * (z * spread / abs(diff)) ** 2 - 1e-9)
+    return (normal.inv_cdf(1 - alpha / 2) + normal.inv_cdf(power)) * spread
+
+
+def p_floor(n_resamples: int | None, comparisons: int = 1) -> float:
+    """The smallest p-value a test resolves: 0 for an exact p (n_resamples None, e.g. a t distribution's);
+    2 / n_resamples for a two-sided bootstrap p (one resample on the far side of 0 already gives that, none gives
+    0), and `comparisons` times that once Holm-adjusted (the smallest p is multiplied by their number). A p below
+    it may only be printed as "< floor": 2,000 resamples cannot tell 0.0005 from 0.00001."""
+    if n_resamples is None:
+        return 0.0
+    if n_resamples < 1 or comparisons < 1:
+        raise ValueError(f"n_resamples and comparisons must be at least 1, got {n_resamples}, {comparisons}")
+    return min(1.0, comparisons * 2 / n_resamples)
 
 
 def holm(p_values: list[float]) -> list[float]:
@@ -229,28 +247,6 @@ def mcnemar_exact(actual, predicted_a, predicted_b) -> dict:
     # Integer true division is correctly rounded even when both sides exceed float range.
     p_value = min(1.0, 2 * tail / whole)
     return {"a_only": a_only, "b_only": b_only, "p_value": p_value}
-
-
-def images_to_separate(p_a_only: float, p_b_only: float, alpha: float = SIGNIFICANCE,
-                       power: float = POWER) -> int | None:
-    """Test images a paired McNemar test needs to tell a and b apart at this difference (Connor 1987).
-
-    p_a_only / p_b_only are the shares of test images only a / only b gets right. With d = |p10 - p01| and
-    psi = p10 + p01: n = ((z_{1-alpha/2} sqrt(psi) + z_power sqrt(psi - d^2)) / d)^2. None: no difference.
-    """
-    if not (0 <= p_a_only <= 1 and 0 <= p_b_only <= 1 and p_a_only + p_b_only <= 1):
-        raise ValueError(f"discordant shares must be proportions summing to at most 1, got {p_a_only}, {p_b_only}")
-    if not 0 < alpha < 1 or not 0 < power < 1:
-        raise ValueError(f"alpha and power must be between 0 and 1, got {alpha}, {power}")
-    if p_a_only == p_b_only:
-        return None
-    d = abs(p_a_only - p_b_only)
-    psi = p_a_only + p_b_only
-    normal = NormalDist()
-    z_alpha, z_power = normal.inv_cdf(1 - alpha / 2), normal.inv_cdf(power)
-    n = ((z_alpha * math.sqrt(psi) + z_power * math.sqrt(psi - d * d)) / d) ** 2
-    # Round up, but not past an integer that float error nudged up by a hair (100.00000000001 -> 100).
-    return math.ceil(n - 1e-9)
 
 
 def _percent(share: float) -> str:
