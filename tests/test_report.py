@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from facelab.evaluation.records import Confusion, Details, Metrics
-from facelab.evaluation.scores import class_report, zscore
+from facelab.evaluation.scores import class_report, error_zscore, zscore
 from facelab.modelcard import Health
 from facelab.reporting import comparison
 from facelab.reporting.document import SECTIONS
@@ -154,17 +154,30 @@ def test_confusions_are_named_by_class_pair_with_the_largest_off_diagonal_zscore
     runs = task(six_experiments(), "emotion")
     top = comparison.top_confusions(runs)["resnet18_scratch"]
     raw = np.array([[8, 1, 1], [1, 7, 6], [0, 1, 9]])
-    assert top == {"actual": "happy", "predicted": "sad", "z": pytest.approx(zscore(raw)[1, 2]), "count": 6}
+    assert top == {"actual": "happy", "predicted": "sad", "z": pytest.approx(error_zscore(raw)[1, 2]), "count": 6}
     sentence = comparison.confusion_sentence(runs)
-    assert sentence.startswith("The most over-represented confusion is happy -> sad (z-score 0.")
+    assert sentence.startswith("The most over-represented confusion is happy -> sad (z-score 2.20 in ")
+    assert "judged among the errors alone (z-scores over the off-diagonal cells)" in sentence
     assert "happy -> sad is the top confusion of 3 of 3 recipes." in sentence
     raw = [[8, 1, 1], [1, 7, 1], [9, 1, 9]]
     runs[1].first.confusion = Confusion(classes=runs[1].confusion.classes, raw=raw, zscore=zscore(np.array(raw)).tolist())
-    assert "sad -> angry (z-score 1." in comparison.confusion_sentence(runs)
+    assert "sad -> angry (z-score 2.24 in resnet18_scratch)" in comparison.confusion_sentence(runs)
+
+
+def test_a_confusion_that_takes_every_error_of_a_class_is_over_represented():
+    # Issue 30: every error of angry goes to happy; the whole-matrix z-scores (diagonal included) put that cell
+    # below 0, and the report said "No confusion is over-represented".
+    raw = [[35, 15, 0], [0, 50, 0], [0, 0, 50]]
+    runs = [fake_experiment("emotion", recipe, [0.4, 0.5, 0.6], raw=raw) for recipe in RECIPES]
+    assert zscore(np.array(raw))[0, 1] < 0
+    assert comparison.top_confusions(runs)["vgg16_finetune"] == {
+        "actual": "angry", "predicted": "happy", "z": pytest.approx(5 ** 0.5), "count": 15}
+    assert comparison.confusion_sentence(runs).startswith(
+        "The most over-represented confusion is angry -> happy (z-score 2.24 in vgg16_finetune)")
 
 
 def test_no_confusion_is_over_represented_when_every_off_diagonal_zscore_is_at_most_zero():
-    runs = task(six_experiments(), "face")  # eye * 10 + 1: off-diagonal cells are below the mean
+    runs = task(six_experiments(), "face")  # eye * 10 + 1: the errors are spread evenly
     assert set(comparison.top_confusions(runs).values()) == {None}
     assert comparison.confusion_sentence(runs).startswith("No confusion is over-represented")
 
@@ -382,14 +395,35 @@ def test_the_verdict_names_a_winner_only_when_the_macro_f1_difference_is_more_th
     clear = comparison.verdict_sentence(runs, comparison.pairwise(runs))
     assert clear.startswith("resnet18_scratch is the best recipe: test macro F1 0.900 [0.850, 0.950] against "
                             "resnet18_pretrained 0.800 [0.750, 0.850]; macro F1 +0.")
-    assert "(paired bootstrap 95% CI [+0." in clear and ", p < 0.0005); " in clear
+    # 2,000 resamples resolve p down to 0.001 (two-sided), not the 0.0005 printed before (issue 30)
+    assert "(paired bootstrap 95% CI [+0." in clear and ", p < 0.001); " in clear and "0.0005" not in clear
     assert ("accuracy (McNemar's exact test): p = 7.5e-09, 28 test images only resnet18_scratch got right, 0 only "
             "resnet18_pretrained on 200 test images.") in clear
     runs = two_runs(wrong_b=10, wrong_a=13)
     close = comparison.verdict_sentence(runs, comparison.pairwise(runs))
     assert close.startswith("resnet18_scratch and resnet18_pretrained cannot be told apart on 200 test images")
     assert "p = 0.25, 3 test images only resnet18_scratch got right, 0 only resnet18_pretrained" in close
-    assert close.endswith("test images would tell a macro F1 difference this size apart (80% power, p < 0.05).")
+    # not "about N test images would tell them apart", which put the observed difference into the power formula
+    assert close.endswith("; with 200 test images, a macro F1 difference of at least 0.025 would be found 80% of "
+                          "the time (p < 0.05).")
+
+
+def test_p_is_printed_no_finer_than_its_test_resolves():
+    # Issue 30: p = 0 from 2,000 resamples was printed "p < 0.0005"; two-sided, they resolve 0.001, and 0.003 once
+    # Holm-adjusted over three pairs. A t distribution's (or McNemar's) p is exact and keeps its digits.
+    assert comparison.p_text(0.0, 2000) == "< 0.001"
+    assert comparison.p_text(0.0, 2000, comparisons=3) == "< 0.003"
+    assert comparison.p_text(0.0, 1500) == "< 0.002"  # 2 / 1500 = 0.00133, rounded up so the claim stays true
+    assert comparison.p_text(0.012, 2000) == "= 0.012"
+    assert comparison.p_text(0.0004, None) == "= 0.0004"
+    third = fake_experiment("face", "vgg16_finetune", [0.5, 0.6], raw=[[100, 0], [0, 100]], macro_f1=0.7,
+                            predicted=[1] * 60 + [0] * 40 + [1] * 100, health=HEALTHY)
+    pairs = comparison.pairwise([*two_runs(wrong_b=2, wrong_a=30), third])
+    assert len(pairs) == 3 and {p.over_runs.p_value for p in pairs} == {0.0}
+    for pair_ in pairs:
+        assert "p < 0.001; Holm over 3 comparisons: p < 0.003, survives)" in comparison.difference_text(pair_)
+    from facelab.reporting.document import pairwise_table
+    assert {(row[2], row[3]) for row in pairwise_table(pairs)[2]} == {("< 0.001", "< 0.003")}
 
 
 def test_the_kept_epoch_names_its_rule_and_the_augmentation_applied():
