@@ -81,18 +81,18 @@ def expand(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def write_experiment(root: Path, exp: Experiment, histograms: bool) -> None:
     """The files the train and evaluate stages write for each run (seed) of one experiment."""
-    for run in exp.runs:
-        scored = paths.evaluate_outputs(exp.task, exp.recipe, run.seed, root)
-        plots = paths.plots(exp.task, exp.recipe, run.seed, root)
+    for one in exp.runs:
+        scored = paths.evaluate_outputs(exp.task, exp.recipe, one.seed, root)
+        plots = paths.plots(exp.task, exp.recipe, one.seed, root)
         scored["metrics"].parent.mkdir(parents=True, exist_ok=True)
         plots.mkdir(parents=True, exist_ok=True)
-        assert run.details is not None and run.predictions is not None
-        scored["metrics"].write_text(json.dumps(run.metrics.model_dump()))
-        scored["details"].write_text(json.dumps(run.details.to_json()))
-        scored["classes"].write_text(json.dumps(run.classes))
-        run.history.to_csv(paths.history(exp.task, exp.recipe, run.seed, root), index=False)
-        scored["confusion"].write_text(json.dumps(run.confusion.model_dump()))
-        run.predictions.to_csv(scored["predictions"], index=False)
+        assert one.details is not None and one.predictions is not None
+        scored["metrics"].write_text(json.dumps(one.metrics.model_dump()))
+        scored["details"].write_text(json.dumps(one.details.to_json()))
+        scored["classes"].write_text(json.dumps(one.classes))
+        one.history.to_csv(paths.history(exp.task, exp.recipe, one.seed, root), index=False)
+        scored["confusion"].write_text(json.dumps(one.confusion.model_dump()))
+        one.predictions.to_csv(scored["predictions"], index=False)
         for name in ("gradients", "parameters", "reliability", "mistakes", "saliency") if histograms else ():
             matplotlib.image.imsave(plots / f"{name}.png", np.random.default_rng(0).random((8, 8)))
 
