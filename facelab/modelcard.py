@@ -11,9 +11,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from facelab import paths
 from facelab.errors import ModelFileError
 from facelab.files import read_json
-from facelab.paths import run as run_name
 
 FORMAT = 2
 STAND_IN = "not ImageNet weights: these numbers do not measure pretraining"  # said of a WeightsProvenance not verified
@@ -137,7 +137,7 @@ class ModelCard(Record):
 
     @property
     def title(self) -> str:
-        return f"{self.settings.task}/{self.settings.recipe_name}/{run_name(self.settings.seed)}"
+        return f"{self.settings.task}/{self.settings.recipe_name}/{paths.run(self.settings.seed)}"
 
     def to_json(self) -> dict:
         """The file's content (key order as the fields are declared)."""
@@ -170,6 +170,8 @@ def read_card(path, rebuild: str) -> ModelCard:
                              f"{rebuild}") from error
 
 
-def rebuild_command(task: str, recipe_name: str, seed: int | None, model) -> str:
-    """The stage that builds a model (dvc.yaml's matrix names it train@<task>-<recipe>-<seed>)."""
-    return f"`dvc repro train@{task}-{recipe_name}-{'<seed>' if seed is None else seed}` (or `dvc pull {model}`)"
+def rebuild_command(task: str, recipe_name: str, seed: int | None) -> str:
+    """The stage that builds a run's model (dvc.yaml's matrix names it train@<task>-<recipe>-<seed>), and its file."""
+    run = "<seed>" if seed is None else str(seed)
+    model = paths.model(task, recipe_name, 0).with_name(f"{paths.RUN}{run}.pt").as_posix()
+    return f"`dvc repro train@{task}-{recipe_name}-{run}` (or `dvc pull {model}`)"

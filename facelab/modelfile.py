@@ -64,7 +64,7 @@ def load_trained(task: str, recipe_name: str, path: Path | None = None, root: Pa
     its .json, checked to fit together: the card's task and recipe, its normalisation, and every weight's shape
     against the recipe it names; the model in eval mode."""
     path = Path(path) if path is not None else run_model(task, recipe_name, seed, root)
-    rebuild = rebuild_command(task, recipe_name, seed, path)
+    rebuild = rebuild_command(task, recipe_name, seed)
     if not path.is_file():
         raise ModelFileError(f"model file '{path}' does not exist; build it with {rebuild}")
     info = path.with_suffix(".json")
@@ -96,7 +96,7 @@ def run_model(task: str, recipe_name: str, seed: int | None, root: Path = Path("
     folder = paths.model(task, recipe_name, 0, root).parent
     if not runs:
         raise ModelFileError(f"no trained model in '{folder}'; build one with "
-                             f"{rebuild_command(task, recipe_name, None, folder)}")
+                             f"{rebuild_command(task, recipe_name, None)}")
     raise ModelFileError(f"'{folder}' holds {len(runs)} trained runs (seeds {', '.join(map(str, runs))}); pass "
                          f"--seed to pick one (or --model with its .pt file)")
 

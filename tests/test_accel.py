@@ -14,8 +14,8 @@ from facelab.training import loop
 
 @pytest.fixture
 def prepared(tiny_params, tmp_path):
-    prepare.prepare_task("emotion", tiny_params.data["emotion"], tiny_params.seed, tmp_path / "emotion")
-    return load_prepared(tmp_path / "emotion")
+    prepare.prepare_task("emotion", tiny_params.data["emotion"], tiny_params.data_seed, tmp_path / "emotion")
+    return load_prepared(tmp_path / "emotion", tiny_params.seeds[0], tiny_params.data["emotion"].split)
 
 
 def settings(tiny_params, **changes):
@@ -77,9 +77,9 @@ def test_the_gpu_path_code_on_cpu_stays_close_to_fp32(tiny_params, prepared):
     weights, so what differs is the arithmetic, not a chaotic trajectory from scratch."""
     splits, classes = prepared
     recipe = dataclasses.replace(tiny_params.models["resnet18_scratch"], lr=1e-6)
-    fp32 = loop.train_loop("e/r", recipe, tiny_params.train, tiny_params.seed, splits, classes, accel=CPU)
+    fp32 = loop.train_loop("e/r", recipe, tiny_params.train, tiny_params.seeds[0], splits, classes, accel=CPU)
     accel = Accel(torch.device("cpu"), torch.bfloat16, channels_last=True, compile=False)
-    bf16 = loop.train_loop("e/r", recipe, tiny_params.train, tiny_params.seed, splits, classes, accel=accel)
+    bf16 = loop.train_loop("e/r", recipe, tiny_params.train, tiny_params.seeds[0], splits, classes, accel=accel)
     for column in ("train/loss", "val/loss"):
         assert bf16.history[column].tolist() == pytest.approx(fp32.history[column].tolist(), rel=0.02)
     assert bf16.history["train/loss"][0] != fp32.history["train/loss"][0]  # it did run in bf16
@@ -93,8 +93,8 @@ def test_torch_compile_gives_the_eager_results(tiny_params, prepared):
     compiled code draws its dropout masks from another random stream than eager code."""
     splits, classes = prepared
     recipe = dataclasses.replace(tiny_params.models["vgg16_finetune"], weights="none", dropout=0.0)
-    eager = loop.train_loop("e/v", recipe, tiny_params.train, tiny_params.seed, splits, classes, accel=CPU)
-    compiled = loop.train_loop("e/v", recipe, tiny_params.train, tiny_params.seed, splits, classes,
+    eager = loop.train_loop("e/v", recipe, tiny_params.train, tiny_params.seeds[0], splits, classes, accel=CPU)
+    compiled = loop.train_loop("e/v", recipe, tiny_params.train, tiny_params.seeds[0], splits, classes,
                          accel=dataclasses.replace(CPU, compile=True))
     for column in ("train/loss", "val/loss", "val/acc"):
         assert compiled.history[column].tolist() == pytest.approx(eager.history[column].tolist(), rel=1e-4)
@@ -104,7 +104,7 @@ def test_torch_compile_gives_the_eager_results(tiny_params, prepared):
 def test_cuda_path_trains_on_the_gpu_and_returns_cpu_weights(tiny_params, prepared):
     splits, classes = prepared
     recipe = dataclasses.replace(tiny_params.models["resnet18_scratch"], lr=1e-6)
-    fp32 = loop.train_loop("e/r", recipe, tiny_params.train, tiny_params.seed, splits, classes, accel=CPU)
-    gpu = loop.train_loop("e/r", recipe, settings(tiny_params, device="cuda"), tiny_params.seed, splits, classes)
+    fp32 = loop.train_loop("e/r", recipe, tiny_params.train, tiny_params.seeds[0], splits, classes, accel=CPU)
+    gpu = loop.train_loop("e/r", recipe, settings(tiny_params, device="cuda"), tiny_params.seeds[0], splits, classes)
     assert gpu.history["train/loss"].tolist() == pytest.approx(fp32.history["train/loss"].tolist(), rel=0.02)
     assert all(v.device.type == "cpu" and v.dtype in (torch.float32, torch.int64) for v in gpu.state_dict.values())

@@ -124,7 +124,7 @@ def test_prepare_with_faces_detect_crops_photos_to_their_face_and_counts_those_w
     assert report["total"]["used"] == len(kept)
     assert json.loads((tmp_path / "out" / "classes.json").read_text())["faces"] == "detect"
     # a crop is mostly face (the Yale crops are grey-level photos), not the colour noise around it
-    pixels = np.load(tmp_path / "out" / "train_x.npy").astype(int)
+    pixels = np.load(tmp_path / "out" / "images.npy").astype(int)
     colour = np.abs(pixels - pixels.mean(axis=3, keepdims=True)).mean()
     assert colour < 20, colour  # white noise around a face would give about 50
 

@@ -10,7 +10,7 @@ from PIL import Image
 
 from facelab import paths
 from facelab.data import prepare
-from facelab.data.batches import load_prepared
+from facelab.data.batches import data_split, load_prepared
 from facelab.evaluation.calibration import ece, scaled_probabilities
 from facelab.evaluation.experiment import evaluate_experiment
 from facelab.evaluation.explain import names_of_test_images
@@ -21,7 +21,7 @@ from facelab.training import experiment as train
 from facelab.training import loop
 from tests.conftest import tiny_raw_params
 
-TASK, RECIPE = "emotion", "resnet18_scratch"
+TASK, RECIPE, SEED = "emotion", "resnet18_scratch", 42
 
 
 def trained_root(root, tta_flip: bool):
@@ -30,20 +30,20 @@ def trained_root(root, tta_flip: bool):
     settings = dataclasses.replace(params.train, tta_flip=tta_flip)
     prepared = paths.prepared(TASK, root)
     recipe = dataclasses.replace(params.models[RECIPE], epochs=1)  # one epoch: these tests use a model, any model
-    prepare.prepare_task(TASK, params.data[TASK], params.seed, prepared)
-    splits, classes = load_prepared(prepared)
-    result = loop.train_loop(f"{TASK}/{RECIPE}", recipe, settings, params.seed, splits, classes)
-    card = train.model_settings(TASK, RECIPE, recipe, settings, params.seed, classes,
-                                read_json(prepared / "classes.json"), weights_provenance(recipe))
+    prepare.prepare_task(TASK, params.data[TASK], params.data_seed, prepared)
+    splits, classes = load_prepared(prepared, SEED, params.data[TASK].split)
+    result = loop.train_loop(f"{TASK}/{RECIPE}", recipe, settings, SEED, splits, classes)
+    card = train.model_settings(TASK, RECIPE, recipe, settings, SEED, data_split(splits, params.data[TASK].split, classes),
+                                classes, read_json(prepared / "classes.json"), weights_provenance(recipe))
     calibration = train.fit_calibration(trained_model(recipe, len(classes), result.state_dict), splits["val"], settings)
-    train.save_outputs(result, card, calibration, paths.train_outputs(TASK, RECIPE, root))
+    train.save_outputs(result, card, calibration, paths.train_outputs(TASK, RECIPE, SEED, root))
     return root, splits
 
 
 @pytest.fixture(scope="module", params=[False, pytest.param(True, marks=pytest.mark.e2e)], ids=["plain", "tta_flip"])
 def evaluated(request, tmp_path_factory):
     root, splits = trained_root(tmp_path_factory.mktemp("explain"), request.param)
-    return root, splits, evaluate_experiment(TASK, RECIPE, 64, root)
+    return root, splits, evaluate_experiment(TASK, RECIPE, SEED, 64, root)
 
 
 def picture(path) -> np.ndarray:
@@ -52,9 +52,9 @@ def picture(path) -> np.ndarray:
 
 def test_metrics_carry_the_test_ece_after_the_saved_temperature_and_details_both(evaluated):
     root, splits, result = evaluated
-    card = read_json(paths.model_info(TASK, RECIPE, root))
-    metrics = read_json(paths.evaluate_outputs(TASK, RECIPE, root)["metrics"])
-    calibrated = read_json(paths.evaluate_outputs(TASK, RECIPE, root)["details"])["calibration"]
+    card = read_json(paths.model_info(TASK, RECIPE, SEED, root))
+    metrics = read_json(paths.evaluate_outputs(TASK, RECIPE, SEED, root)["metrics"])
+    calibrated = read_json(paths.evaluate_outputs(TASK, RECIPE, SEED, root)["details"])["calibration"]
     assert calibrated["temperature"] == card["results"]["temperature"]
     assert metrics["test"]["ece"] == calibrated["test"]["after"]["ece"]
     assert metrics["test"]["ece_ci"] == calibrated["test"]["after"]["ece_ci"]
@@ -69,7 +69,7 @@ def test_metrics_carry_the_test_ece_after_the_saved_temperature_and_details_both
 
 def test_three_images_are_written_and_show_something(evaluated):
     root, splits, result = evaluated
-    out = paths.evaluate_outputs(TASK, RECIPE, root)
+    out = paths.evaluate_outputs(TASK, RECIPE, SEED, root)
     for key in ("reliability", "gallery", "saliency"):
         pixels = picture(out[key])
         assert pixels.shape[0] > 100 and pixels.shape[1] > 200, key
@@ -83,18 +83,17 @@ def test_three_images_are_written_and_show_something(evaluated):
 
 def test_gallery_names_come_from_the_manifest_in_row_order(evaluated):
     root, splits, result = evaluated
-    names = names_of_test_images(paths.prepared(TASK, root))
+    names = names_of_test_images(paths.prepared(TASK, root), SEED, parse_params(tiny_raw_params()).data[TASK].split)
     assert len(names) == len(splits["test"].labels) and result.explained["names"] == names
-    manifest_classes = [line.split(",")[1] for line in
-                        (paths.prepared(TASK, root) / "manifest.csv").read_text().splitlines()[1:]
-                        if line.endswith(",test")]
+    class_of = dict(line.split(",")[:2] for line in
+                    (paths.prepared(TASK, root) / "manifest.csv").read_text().splitlines()[1:])
     classes = result.explained["classes"]
-    assert manifest_classes == [classes[i] for i in splits["test"].labels.numpy()]
+    assert [class_of[name] for name in names] == [classes[i] for i in splits["test"].labels.numpy()]
 
 
 def test_scaled_probabilities_keep_every_prediction(evaluated):
     root, _, result = evaluated
-    card = read_json(paths.model_info(TASK, RECIPE, root))
+    card = read_json(paths.model_info(TASK, RECIPE, SEED, root))
     assert card["results"]["temperature"] > 0
     assert card["results"]["val_ece"]["before"] >= 0 and card["results"]["val_ece"]["after"] >= 0
     logits = np.log(result.explained["probabilities"])
@@ -111,7 +110,7 @@ def test_evaluate_swaps_in_all_its_files_together_or_leaves_the_old_set(evaluate
     from facelab import files
     from facelab.evaluation import experiment as evaluate
     _, _, result = evaluated
-    outputs = paths.evaluate_outputs(TASK, RECIPE, tmp_path)
+    outputs = paths.evaluate_outputs(TASK, RECIPE, SEED, tmp_path)
     evaluate.write_outputs(result, outputs)
     old = {key: path.read_bytes() for key, path in outputs.items()}
     flipped = not result.metrics.collapsed

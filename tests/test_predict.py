@@ -18,7 +18,7 @@ from facelab.accel import CPU, inference_accel
 from facelab.commands import evaluate as external
 from facelab.commands.inference import choose_classes, predict_files
 from facelab.data import faces, prepare
-from facelab.data.batches import Inputs, load_prepared
+from facelab.data.batches import Inputs, data_split, load_prepared
 from facelab.errors import ModelFileError, UserError
 from facelab.evaluation.forward import forward_logits
 from facelab.files import read_json, write_json
@@ -28,9 +28,9 @@ from facelab.names import SPLITS
 from facelab.params import DataParams, Split, parse_params, parse_recipe
 from facelab.training import experiment as train
 from facelab.training import loop
-from tests.conftest import REAL_DATA, tiny_raw_params
+from tests.conftest import REAL_DATA, splits_of, tiny_raw_params
 
-RECIPE = "resnet18_scratch"
+RECIPE, SEED = "resnet18_scratch", 42
 EMOTIONS = ("angry", "happy", "sad")
 YALE, FER = REAL_DATA / "face-yaleb", REAL_DATA / "emotion-fer2013"
 
@@ -40,19 +40,20 @@ def train_tiny(task: str, root) -> None:
     params = parse_params(tiny_raw_params())
     prepared = paths.prepared(task, root)
     recipe = dataclasses.replace(params.models[RECIPE], epochs=1)  # one epoch: these tests use a model, any model
-    prepare.prepare_task(task, params.data[task], params.seed, prepared)
-    splits, classes = load_prepared(prepared)
-    result = loop.train_loop(f"{task}/{RECIPE}", recipe, params.train, params.seed, splits, classes)
-    settings = train.model_settings(task, RECIPE, recipe, params.train, params.seed, classes,
+    prepare.prepare_task(task, params.data[task], params.data_seed, prepared)
+    splits, classes = load_prepared(prepared, SEED, params.data[task].split)
+    result = loop.train_loop(f"{task}/{RECIPE}", recipe, params.train, SEED, splits, classes)
+    settings = train.model_settings(task, RECIPE, recipe, params.train, SEED,
+                                    data_split(splits, params.data[task].split, classes), classes,
                                     read_json(prepared / "classes.json"), weights_provenance(recipe))
     calibration = train.fit_calibration(trained_model(recipe, len(classes), result.state_dict), splits["val"],
                                         params.train)
-    train.save_outputs(result, settings, calibration, paths.train_outputs(task, RECIPE, root))
+    train.save_outputs(result, settings, calibration, paths.train_outputs(task, RECIPE, SEED, root))
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A root holding models/{emotion,face}/resnet18_scratch.{pt,json} (32 px, 2 epochs)."""
+    """A root holding models/{emotion,face}/resnet18_scratch/seed42.{pt,json} (32 px, 1 epoch)."""
     root = tmp_path_factory.mktemp("trained")
     for task in ("emotion", "face"):
         train_tiny(task, root)
@@ -60,7 +61,7 @@ def trained(tmp_path_factory):
 
 
 def model_file(root, task: str):
-    return paths.model(task, RECIPE, root)
+    return paths.model(task, RECIPE, SEED, root)
 
 
 def write_photos(folder, n: int = 25, seed: int = 5) -> list:
@@ -95,8 +96,10 @@ def prepared_photos(tmp_path):
     data = DataParams(source="folder", path=str(photos), classes=EMOTIONS, img_size=32, split=Split(0.6, 0.2, 0.2),
                       max_bad_fraction=0.05, faces="none", min_side=16, near_duplicates="group")
     prepare.prepare_task("emotion", data, 0, tmp_path / "prepared")
-    splits, _ = load_prepared(tmp_path / "prepared")
-    return photos, splits, pd.read_csv(tmp_path / "prepared" / "manifest.csv")
+    splits, _ = load_prepared(tmp_path / "prepared", 0, data.split)
+    manifest = pd.read_csv(tmp_path / "prepared" / "manifest.csv")
+    manifest["split"] = manifest["file"].map(splits_of(tmp_path / "prepared", 0, data.split))
+    return photos, splits, pd.concat([manifest[manifest.split == split] for split in SPLITS], ignore_index=True)
 
 
 def test_a_file_gets_the_logits_of_its_prepared_image(trained, tmp_path):
@@ -234,7 +237,7 @@ def test_a_model_file_that_does_not_fit_its_saved_params_is_a_clear_error(traine
     assert message.startswith(f"'{weights}' does not fit the recipe saved beside it (resnet18, head_hidden 0, "
                               f"2 classes)")
     assert "2 shape(s) differ: fc.weight is (3, 512) in the file, (2, 512) for the recipe" in message
-    assert "rebuild both with `dvc repro train@face-resnet18_scratch`" in message
+    assert "rebuild both with `dvc repro train@face-resnet18_scratch-<seed>`" in message
     edited = read_json(info)
     edited["settings"]["recipe"]["head_hidden"] = 16  # the recipe changed after training: a two-layer head the file lacks
     write_json(info, edited)
@@ -250,8 +253,8 @@ def test_a_model_file_that_does_not_fit_its_saved_params_is_a_clear_error(traine
 
 def test_missing_unreadable_or_foreign_model_files_say_how_to_get_the_right_one(trained, tmp_path):
     with pytest.raises(ModelFileError, match=r"model file '.*nothing\.pt' does not exist; build it with "
-                                             r"`dvc repro train@emotion-resnet18_scratch` \(or `dvc pull "
-                                             r"models/emotion/resnet18_scratch\.pt`\)"):
+                                             r"`dvc repro train@emotion-resnet18_scratch-<seed>` \(or `dvc pull "
+                                             r"models/emotion/resnet18_scratch/seed<seed>\.pt`\)"):
         load_trained("emotion", RECIPE, tmp_path / "nothing.pt")
     with pytest.raises(ModelFileError, match=r"is the model of task 'emotion', recipe 'resnet18_scratch', not of "
                                              r"--task face --recipe resnet18_scratch"):
@@ -269,7 +272,7 @@ def test_missing_unreadable_or_foreign_model_files_say_how_to_get_the_right_one(
     write_json(garbage.with_suffix(".json"), {**old["settings"], **old["results"]})  # the shape before settings/results
     shutil.copy(model_file(trained, "emotion"), garbage)
     with pytest.raises(ModelFileError, match=r"'.*garbage\.json' was written by an older facelab \(no separate settings "
-                                             r"and results\); rebuild it with `dvc repro train@emotion-resnet18_scratch`"):
+                                             r"and results\); rebuild it with `dvc repro train@emotion-resnet18_scratch-<seed>`"):
         load_trained("emotion", RECIPE, garbage)
 
 
@@ -311,8 +314,8 @@ def test_evaluate_scores_a_labelled_folder_into_the_evaluate_stages_files(traine
     monkeypatch.chdir(tmp_path)
     model = model_file(trained, "emotion")
     app.main(["evaluate", "--task", "emotion", "--recipe", RECIPE, "--data", str(photos), "--model", str(model)])
-    out = paths.external_outputs("emotion", RECIPE, "photos")
-    assert out["metrics"].as_posix() == "metrics/emotion/external/photos/resnet18_scratch.json"
+    out = paths.external_outputs("emotion", RECIPE, SEED, "photos")
+    assert out["metrics"].as_posix() == "metrics/emotion/external/photos/resnet18_scratch/seed42.json"
     metrics, details = read_json(out["metrics"]), read_json(out["details"])
     predictions = pd.read_csv(out["predictions"])
     files = [p for name in EMOTIONS for p in sorted((photos / name).iterdir()) if p.name not in ("broken.png", "thumb.png")]
@@ -333,7 +336,7 @@ def test_evaluate_scores_a_labelled_folder_into_the_evaluate_stages_files(traine
     assert metrics["test"]["ece"] == details["calibration"]["test"]["after"]["ece"]
     assert all(Image.open(out[key]).size[0] > 200 for key in ("reliability", "gallery", "saliency"))
     line = capsys.readouterr().out.splitlines()[0]
-    assert line.startswith(f"[emotion/{RECIPE} on photos] acc {metrics['test']['acc']:.4f} [95% CI ")
+    assert line.startswith(f"[emotion/{RECIPE}/seed{SEED} on photos] acc {metrics['test']['acc']:.4f} [95% CI ")
     assert line.endswith("(25 images, 2 skipped)")
 
 
@@ -341,10 +344,11 @@ def stage_metrics(trained) -> dict:
     """The evaluate stage's metrics for a prepared test split, to compare the file's layout with."""
     from facelab.evaluation.experiment import evaluate_model
     from facelab.evaluation.explain import names_of_test_images
-    splits, _ = load_prepared(paths.prepared("emotion", trained))
+    fractions = parse_params(tiny_raw_params()).data["emotion"].split
+    splits, _ = load_prepared(paths.prepared("emotion", trained), SEED, fractions)
     model = model_file(trained, "emotion")
     return evaluate_model(load_trained("emotion", RECIPE, model), splits["test"], 64,
-                          names_of_test_images(paths.prepared("emotion", trained))).metrics.model_dump()
+                          names_of_test_images(paths.prepared("emotion", trained), SEED, fractions)).metrics.model_dump()
 
 
 def test_evaluate_refuses_a_folder_without_the_models_classes_and_a_bad_name(trained, tmp_path, capsys):
@@ -366,7 +370,7 @@ def test_evaluate_refuses_a_folder_without_the_models_classes_and_a_bad_name(tra
 @pytest.mark.skipif(not FER.is_dir(), reason=f"real photos not present: {FER} (the shared test data)")
 def test_evaluate_on_real_fer2013_photos(trained, tmp_path):
     result, out = external.evaluate_folder("emotion", RECIPE, FER, model=model_file(trained, "emotion"), root=tmp_path)
-    assert out["metrics"] == tmp_path / "metrics/emotion/external/emotion-fer2013/resnet18_scratch.json"
+    assert out["metrics"] == tmp_path / "metrics/emotion/external/emotion-fer2013/resnet18_scratch/seed42.json"
     assert read_json(out["metrics"]) == result.metrics.model_dump(mode="json")
     assert result.details.test_images == 3000 and result.details.data["skipped"] == []
     assert {n: result.classes[n]["support"] for n in EMOTIONS} == {n: 1000 for n in EMOTIONS}
@@ -400,14 +404,14 @@ def test_the_evaluate_stage_and_facelab_evaluate_refuse_a_wrong_normalisation_wi
     with the same words."""
     from facelab.evaluation.experiment import evaluate_experiment
     shutil.copytree(paths.prepared("emotion", trained), paths.prepared("emotion", tmp_path))
-    model = paths.model("emotion", RECIPE, tmp_path)
+    model = paths.model("emotion", RECIPE, SEED, tmp_path)
     model.parent.mkdir(parents=True)
     shutil.copy(model_file(trained, "emotion"), model)
     card = read_json(model_file(trained, "emotion").with_suffix(".json"))
     card["settings"]["normalisation"] = {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
     write_json(model.with_suffix(".json"), card)
     errors = []
-    for evaluate in (lambda: evaluate_experiment("emotion", RECIPE, 64, tmp_path),
+    for evaluate in (lambda: evaluate_experiment("emotion", RECIPE, SEED, 64, tmp_path),
                      lambda: external.evaluate_folder("emotion", RECIPE, tmp_path, model=model, root=tmp_path)):
         with pytest.raises(ModelFileError) as error:
             evaluate()
@@ -415,4 +419,4 @@ def test_the_evaluate_stage_and_facelab_evaluate_refuse_a_wrong_normalisation_wi
     assert errors[0] == errors[1]
     assert errors[0].startswith(f"'{model.with_suffix('.json')}': normalisation {{'mean': [0.5, 0.5, 0.5], 'std': "
                                 f"[0.5, 0.5, 0.5]}} is not the ImageNet mean/std")
-    assert not paths.evaluate_outputs("emotion", RECIPE, tmp_path)["metrics"].exists()
+    assert not paths.evaluate_outputs("emotion", RECIPE, SEED, tmp_path)["metrics"].exists()

@@ -24,15 +24,15 @@ def read_wandb(run_dir):
 @pytest.mark.e2e  # a real W&B run, read back with wandb's own reader
 def test_offline_wandb_run_holds_config_epoch_metrics_and_summary(tiny_raw, tiny_params, tmp_path):
     prepare.prepare_task("emotion", tiny_params.data["emotion"], 0, tmp_path / "emotion")
-    splits, classes = load_prepared(tmp_path / "emotion")
+    splits, classes = load_prepared(tmp_path / "emotion", 0, tiny_params.data["emotion"].split)
     settings = WandbParams(mode="offline", project="facelab-test", entity=None, dir=str(tmp_path), watch_freq=10)
-    run = start_wandb(settings, "emotion", "resnet18_scratch", {**tiny_raw, "git_commit": "abc"})
+    run = start_wandb(settings, "emotion", "resnet18_scratch", 0, {**tiny_raw, "git_commit": "abc"})
     result = loop.train_loop("emotion/resnet18_scratch", tiny_params.models["resnet18_scratch"],
                        tiny_params.train, 0, splits, classes, run, watch_freq=2)
     finish_wandb(run, wandb_summary(result.summary))
     (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
     summary, records = read_wandb(run_dir)
-    assert summary["state"] == "finished" and summary["name"] == "resnet18_scratch"
+    assert summary["state"] == "finished" and summary["name"] == "emotion/resnet18_scratch/seed0"
     assert summary["project"] == "facelab-test"
     assert summary["config"]["models"]["resnet18_scratch"]["lr"] == tiny_params.models["resnet18_scratch"].lr
     assert summary["config"]["git_commit"] == "abc"
@@ -51,11 +51,11 @@ def test_offline_wandb_run_holds_config_epoch_metrics_and_summary(tiny_raw, tiny
     assert {"train/loss", "train/acc", "val/loss", "val/acc", "lr", "images_per_second"} <= set(history[0]["item"])
     assert [h["item"]["val/loss"] for h in history] == pytest.approx(result.history["val/loss"].tolist())
     run_record = next(r["run"] for r in records if r["type"] == "run")
-    assert run_record["run_group"] == "emotion"
+    assert run_record["run_group"] == "emotion/resnet18_scratch"  # one group per experiment: its seeds together
 
 
 def test_disabled_wandb_starts_nothing(tmp_path):
-    assert start_wandb(WandbParams(mode="disabled", project="p", entity=None, dir=str(tmp_path), watch_freq=10), "t", "r", {}) is None
+    assert start_wandb(WandbParams(mode="disabled", project="p", entity=None, dir=str(tmp_path), watch_freq=10), "t", "r", 0, {}) is None
     assert not (tmp_path / "wandb").exists()
 
 
@@ -65,7 +65,7 @@ def test_online_without_a_key_falls_back_to_offline_with_one_warning(tmp_path, m
     monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "config"))
     settings = WandbParams(mode="online", project="p", entity=None, dir=str(tmp_path), watch_freq=10)
     with pytest.warns(UserWarning, match=r"could not start .*logging offline.*wandb sync") as caught:
-        run = start_wandb(settings, "emotion", "resnet18_scratch", {"seed": 1})
+        run = start_wandb(settings, "emotion", "resnet18_scratch", 1, {"seed": 1})
     assert len(caught) == 1 and run.settings.mode == "offline"
     finish_wandb(run, {"best_epoch": 1})
     assert len(list((tmp_path / "wandb").glob("offline-run-*"))) == 1
@@ -90,21 +90,23 @@ def test_evaluate_adds_the_test_results_to_the_training_run_and_train_logs_none(
     from facelab.training.experiment import train_experiment
 
     settings = WandbParams(mode="offline", project="facelab-test", entity=None, dir=str(tmp_path), watch_freq=10)
-    prepare.prepare_task("emotion", tiny_params.data["emotion"], tiny_params.seed, paths.prepared("emotion", tmp_path))
+    prepare.prepare_task("emotion", tiny_params.data["emotion"], tiny_params.data_seed,
+                         paths.prepared("emotion", tmp_path))
     recipe = dataclasses.replace(tiny_params.models["resnet18_scratch"], epochs=1)
-    train_experiment("emotion", "resnet18_scratch", recipe, tiny_params.train, settings, tiny_params.seed,
-                     root=tmp_path)
-    card = read_json(paths.model_info("emotion", "resnet18_scratch", tmp_path))
+    seed = tiny_params.seeds[0]
+    train_experiment("emotion", "resnet18_scratch", recipe, tiny_params.train, settings, seed,
+                     tiny_params.data["emotion"].split, root=tmp_path)
+    card = read_json(paths.model_info("emotion", "resnet18_scratch", seed, tmp_path))
     (trained,) = wandb_folders(tmp_path / "wandb").values()
     assert len(trained) == 1 and card["results"]["wandb"]["folder"] == f"wandb/{trained[0].name}"
     summary, records = read_wandb(trained[0])
     assert not [key for key in summary["summary"] if key.startswith("test/")] and "collapsed" not in summary["summary"]
-    result = evaluate_experiment("emotion", "resnet18_scratch", 64, tmp_path, tracking=settings)
+    result = evaluate_experiment("emotion", "resnet18_scratch", seed, 64, tmp_path, tracking=settings)
     (folders,) = wandb_folders(tmp_path / "wandb").values()
     assert len(folders) == 2 and folders[0] == trained[0]  # the same run id: the training's run, reopened
     summary, records = read_wandb(folders[1])
     assert summary["run_id"] == card["results"]["wandb"]["id"] and summary["state"] == "finished"
-    metrics = read_json(paths.evaluate_outputs("emotion", "resnet18_scratch", tmp_path)["metrics"])
+    metrics = read_json(paths.evaluate_outputs("emotion", "resnet18_scratch", seed, tmp_path)["metrics"])
     for key in ("acc", "macro_f1", "loss", "ece"):
         assert summary["summary"][f"test/{key}"] == pytest.approx(metrics["test"][key])
     assert summary["summary"]["test/acc_ci"] == pytest.approx(metrics["test"]["acc_ci"])
@@ -114,5 +116,5 @@ def test_evaluate_adds_the_test_results_to_the_training_run_and_train_logs_none(
     assert any(k.startswith("test/confusion_matrix") for k in logged), logged
     assert any(k.startswith("test/classification_report") for k in logged), logged
     disabled = dataclasses.replace(settings, mode="disabled")  # W&B off now: evaluate reopens nothing
-    evaluate_experiment("emotion", "resnet18_scratch", 64, tmp_path, tracking=disabled)
+    evaluate_experiment("emotion", "resnet18_scratch", seed, 64, tmp_path, tracking=disabled)
     assert len(next(iter(wandb_folders(tmp_path / "wandb").values()))) == 2

@@ -9,7 +9,7 @@ import torch
 from facelab import paths
 from facelab.data import prepare
 from facelab.data.augment import beyond_flip
-from facelab.data.batches import load_prepared
+from facelab.data.batches import data_split, load_prepared
 from facelab.errors import TrainingDiverged
 from facelab.evaluation.experiment import evaluate_model
 from facelab.modelfile import load_trained
@@ -21,8 +21,8 @@ from facelab.training import loop, optim
 
 @pytest.fixture
 def prepared(tiny_params, tmp_path):
-    prepare.prepare_task("emotion", tiny_params.data["emotion"], tiny_params.seed, tmp_path / "emotion")
-    return load_prepared(tmp_path / "emotion")
+    prepare.prepare_task("emotion", tiny_params.data["emotion"], tiny_params.data_seed, tmp_path / "emotion")
+    return load_prepared(tmp_path / "emotion", tiny_params.seeds[0], tiny_params.data["emotion"].split)
 
 
 @pytest.mark.parametrize("select_by", ["val_loss", "val_macro_f1"])
@@ -30,7 +30,7 @@ def test_train_logs_each_epoch_and_keeps_the_best_epochs_weights(tiny_params, pr
     splits, classes = prepared
     settings = dataclasses.replace(tiny_params.train, select_by=select_by)
     result = loop.train_loop("emotion/resnet18_scratch", tiny_params.models["resnet18_scratch"],
-                       settings, tiny_params.seed, splits, classes)
+                       settings, tiny_params.seeds[0], splits, classes)
     lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("[emotion/resnet18_scratch]")]
     assert len(lines) == 2
     assert lines[1].startswith("[emotion/resnet18_scratch] epoch 2/2  train loss ")
@@ -162,15 +162,15 @@ def test_frozen_vgg_features_are_cached_without_changing_results(tiny_params, pr
 def test_evaluate_scores_test_split_with_the_saved_model(tiny_params, prepared, tmp_path):
     splits, classes = prepared
     result = loop.train_loop("e/r", tiny_params.models["resnet18_scratch"], tiny_params.train,
-                       tiny_params.seed, splits, classes)
+                       tiny_params.seeds[0], splits, classes)
     recipe = tiny_params.models["resnet18_scratch"]
-    settings = train.model_settings("emotion", "resnet18_scratch", recipe, tiny_params.train, tiny_params.seed,
-                                    classes, {"img_size": 32, "faces": "none", "min_side": 32},
+    settings = train.model_settings("emotion", "resnet18_scratch", recipe, tiny_params.train, tiny_params.seeds[0],
+                                    data_split(splits, tiny_params.data["emotion"].split, classes), classes, {"img_size": 32, "faces": "none", "min_side": 32},
                                     weights_provenance(recipe))
     calibration = train.fit_calibration(trained_model(recipe, len(classes), result.state_dict), splits["val"],
                                         tiny_params.train)
-    train.save_outputs(result, settings, calibration, paths.train_outputs("emotion", "resnet18_scratch", tmp_path))
-    model_path = tmp_path / "models" / "emotion" / "resnet18_scratch.pt"
+    train.save_outputs(result, settings, calibration, paths.train_outputs("emotion", "resnet18_scratch", tiny_params.seeds[0], tmp_path))
+    model_path = paths.model("emotion", "resnet18_scratch", tiny_params.seeds[0], tmp_path)
     info = json.loads(model_path.with_suffix(".json").read_text())
     names = [f"test/{i:03d}.png" for i in range(len(splits["test"].labels))]
     out = evaluate_model(load_trained("emotion", "resnet18_scratch", root=tmp_path), splits["test"], 64, names)
@@ -209,24 +209,24 @@ def test_two_same_seed_trainings_give_identical_metrics_and_byte_identical_model
     splits, classes = prepared
     assert beyond_flip(tiny_params.train.augment)  # with the default augmentation on: crops, jitter, erasing
     recipe = dataclasses.replace(tiny_params.models["resnet18_scratch"], epochs=1)
-    settings = train.model_settings("emotion", "resnet18_scratch", recipe, tiny_params.train, tiny_params.seed,
-                                    classes, {"img_size": 32, "faces": "none", "min_side": 32},
+    settings = train.model_settings("emotion", "resnet18_scratch", recipe, tiny_params.train, tiny_params.seeds[0],
+                                    data_split(splits, tiny_params.data["emotion"].split, classes), classes, {"img_size": 32, "faces": "none", "min_side": 32},
                                     weights_provenance(recipe))
     digests, runs = [], []
     for root in (tmp_path / "a", tmp_path / "b"):
-        result = loop.train_loop("e/r", recipe, tiny_params.train, tiny_params.seed, splits, classes)
+        result = loop.train_loop("e/r", recipe, tiny_params.train, tiny_params.seeds[0], splits, classes)
         runs.append(result)
         calibration = train.fit_calibration(trained_model(recipe, len(classes), result.state_dict), splits["val"],
                                             tiny_params.train)
-        train.save_outputs(result, settings, calibration, paths.train_outputs("emotion", "resnet18_scratch", root))
-        digests.append(hashlib.sha256(paths.model("emotion", "resnet18_scratch", root).read_bytes()).hexdigest())
+        train.save_outputs(result, settings, calibration, paths.train_outputs("emotion", "resnet18_scratch", tiny_params.seeds[0], root))
+        digests.append(hashlib.sha256(paths.model("emotion", "resnet18_scratch", tiny_params.seeds[0], root).read_bytes()).hexdigest())
     assert runs[0].history.equals(runs[1].history)
     assert all(torch.equal(runs[0].state_dict[k], runs[1].state_dict[k]) for k in runs[0].state_dict)
     assert runs[0].gradients.equals(runs[1].gradients) and runs[0].summary == {
         **runs[1].summary, "train_seconds": runs[0].summary["train_seconds"],
         "images_per_second": runs[0].summary["images_per_second"]}
     assert digests[0] == digests[1]
-    card = json.loads(paths.model_info("emotion", "resnet18_scratch", tmp_path / "a").read_text())
+    card = json.loads(paths.model_info("emotion", "resnet18_scratch", tiny_params.seeds[0], tmp_path / "a").read_text())
     assert set(card) == {"format", "settings", "results"}
     assert card["settings"]["train"]["select_by"] == tiny_params.train.select_by  # settings, never shadowed by scores
     assert set(card["results"]["train"]) == {"loss", "acc", "macro_f1"}

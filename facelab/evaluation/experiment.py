@@ -163,7 +163,7 @@ def check_same_split(trained: TrainedModel, split: DataSplit, prepared: Path) ->
     """The split evaluate draws must be the one the model was trained on: else its test images were seen."""
     settings = trained.card.settings
     if split != settings.split:
-        rebuild = rebuild_command(settings.task, settings.recipe_name, settings.seed, trained.path)
+        rebuild = rebuild_command(settings.task, settings.recipe_name, settings.seed)
         raise ModelFileError(f"'{prepared}' no longer splits as it did when '{trained.path}' was trained (images per "
                              f"split and class now: {split.counts}; the model's card: {settings.split.counts}); "
                              f"train it again: {rebuild}")
