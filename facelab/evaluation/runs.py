@@ -13,6 +13,7 @@ it compares the two recipes' score distributions over seeds (unpaired), so it ne
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -105,5 +106,9 @@ def aso_eps_min(scores_better: list[float], scores_other: list[float], num_compa
         return None
     from deepsig import aso  # imports torch and more (~2 s): only when a comparison over seeds asks for it
 
-    return float(aso(list(scores_better), list(scores_other), num_comparisons=num_comparisons,
-                     num_bootstrap_iterations=ASO_ITERATIONS, show_progress=False, seed=seed))
+    with warnings.catch_warnings():
+        # two identical score lists make deepsig's violation ratio 0/0: it warns and returns 1 ("not better"),
+        # which is the reading the report prints
+        warnings.filterwarnings("ignore", message="Division by zero encountered in violation ratio")
+        return float(aso(list(scores_better), list(scores_other), num_comparisons=num_comparisons,
+                         num_bootstrap_iterations=ASO_ITERATIONS, show_progress=False, seed=seed))
