@@ -30,12 +30,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         (root / "params.yaml").write_text(yaml.safe_dump(raw))
-        prepare.prepare_task("emotion", parse_params(raw).data["emotion"], raw["seed"], root / "data" / "prepared" / "emotion")
+        prepare.prepare_task("emotion", parse_params(raw).data["emotion"], raw["data_seed"], root / "data" / "prepared" / "emotion")
         seconds = {name: [] for name in COMMANDS}
         for _ in range(args.repeats):
             for name, command in COMMANDS.items():
                 started = time.perf_counter()
-                subprocess.run([*command, "--task", "emotion", "--recipe", "resnet18_scratch"], cwd=root, check=True,
+                subprocess.run([*command, "--task", "emotion", "--recipe", "resnet18_scratch", "--seed", str(raw["seeds"][0])], cwd=root, check=True,
                                capture_output=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
                 seconds[name].append(time.perf_counter() - started)
     median = {name: statistics.median(values) for name, values in seconds.items()}

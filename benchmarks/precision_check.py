@@ -51,10 +51,11 @@ def main(argv=None) -> None:
     if args.n_images:
         data = dataclasses.replace(data, generated=dataclasses.replace(data.generated, n_images=args.n_images))
     base = dataclasses.replace(params.train, device=args.device, threads=args.threads)
-    runs = [("fp32", params.seed), ("fp32", params.seed + 1), ("bf16", params.seed)]
+    seed = params.seeds[0]
+    runs = [("fp32", seed), ("fp32", seed + 1), ("bf16", seed)]
     with tempfile.TemporaryDirectory(prefix="facelab-precision-") as tmp:
-        prepare.prepare_task(args.task, data, params.seed, Path(tmp))
-        splits, classes = load_prepared(tmp)
+        prepare.prepare_task(args.task, data, params.data_seed, Path(tmp))
+        splits, classes = load_prepared(tmp, seed, data.split)
     print(f"{args.task}/{args.recipe}: {len(splits['train'].labels)} train, {len(splits['val'].labels)} val, "
           f"{len(splits['test'].labels)} test images, {data.img_size} px, {recipe.epochs} epochs")
     for precision, seed in runs:

@@ -38,7 +38,7 @@ def measure(task: str, n_images: int, img_size: int, params: Path) -> dict:
             setattr(prepare, name, timed(getattr(prepare, name), result, key))
         with tempfile.TemporaryDirectory() as out:
             started = time.perf_counter()
-            prepare.prepare_task(task, config.data[task], config.seed, Path(out) / task, Path(out) / "data.json")
+            prepare.prepare_task(task, config.data[task], config.data_seed, Path(out) / task, Path(out) / "data.json")
             result["seconds"] = time.perf_counter() - started
     return {**result, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}  # Linux: KiB
 

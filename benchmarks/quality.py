@@ -36,7 +36,7 @@ from torchvision.datasets import ImageFolder
 from benchmarks.throughput import in_fresh_process, typical_train
 from facelab.data import prepare
 from facelab.data.augment import draw
-from facelab.data.batches import Inputs, load_prepared
+from facelab.data.batches import Inputs, load_prepared, prepared_split, split_files
 from facelab.evaluation.forward import split_predictions
 from facelab.evaluation.scores import split_scores
 from facelab.models import IMAGENET_MEAN, IMAGENET_STD, trained_model
@@ -110,7 +110,7 @@ def config_params(raw: dict, config: str, sets: list[str], folder: Path, img_siz
 
 def facelab_side(params, recipe_name: str, seed: int, prepared: Path) -> dict:
     """The stages' own path: training.loop.train_loop, then the test split scored as evaluate scores it."""
-    splits, classes = load_prepared(prepared)
+    splits, classes = load_prepared(prepared, seed, params.data["face"].split)
     recipe, settings = params.models[recipe_name], params.train
     result = loop.train_loop(f"seed {seed}", recipe, settings, seed, splits, classes)
     model = trained_model(recipe, len(classes), result.state_dict)
@@ -200,7 +200,9 @@ def main(argv=None) -> None:
                       for config in args.configs}
             any_params = next(iter(params.values()))
             prepare.prepare_task("quality", any_params.data["face"], seed, prepared)  # data params are the same in every config
-            manifest = pd.read_csv(prepared / "manifest.csv")
+            manifest = pd.read_csv(prepared / "manifest.csv")  # with the split this seed draws, as train draws it
+            manifest["split"] = manifest["file"].map({name: split for split, names in split_files(
+                prepared, prepared_split(prepared, seed, any_params.data["face"].split)).items() for name in names})
             for config in args.configs:
                 if config == "typical":
                     result = in_fresh_process(typical_side, params[config], args.recipe, seed, args.folder, manifest,

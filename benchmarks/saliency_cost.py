@@ -38,7 +38,7 @@ def prepare(root: Path, recipes: list[str]) -> None:
 
     from facelab import paths
     from facelab.data import prepare as preparing
-    from facelab.data.batches import load_prepared
+    from facelab.data.batches import data_split, load_prepared
     from facelab.files import read_json, write_json
     from facelab.modelcard import ModelCard, ModelResults
     from facelab.modelfile import weights_bytes
@@ -48,25 +48,26 @@ def prepare(root: Path, recipes: list[str]) -> None:
 
     params = load_params(ROOT / "params.yaml")
     prepared = paths.prepared("face", root)
-    preparing.prepare_task("face", params.data["face"], params.seed, prepared)
-    splits, classes = load_prepared(prepared)
+    seed, fractions = params.seeds[0], params.data["face"].split
+    preparing.prepare_task("face", params.data["face"], params.data_seed, prepared)
+    splits, classes = load_prepared(prepared, seed, fractions)
     for name in recipes:
         recipe = dataclasses.replace(params.models[name], weights="none")
-        torch.manual_seed(params.seed)
+        torch.manual_seed(seed)
         model = build_model(recipe, len(classes)).eval()
-        settings = model_settings("face", name, recipe, params.train, params.seed, classes,
-                                  read_json(prepared / "classes.json"), weights_provenance(recipe))
+        settings = model_settings("face", name, recipe, params.train, seed, data_split(splits, fractions, classes),
+                                  classes, read_json(prepared / "classes.json"), weights_provenance(recipe))
         scores = {"loss": 0.0, "acc": 0.0, "macro_f1": 0.0}
         health = {"min_grad_norm": None, "max_grad_norm": None, "vanishing_gradients": False,
                   "exploding_gradients": False, "frozen_layers": []}
         results = ModelResults(train=scores, val=scores, epochs=1, best_epoch=1, train_seconds=0.0,
                                images_per_second=0.0, health=health, augment_applied={}, wandb=None,
                                **fit_calibration(model, splits["val"], params.train))
-        model_path = paths.model("face", name, root)
+        model_path = paths.model("face", name, seed, root)
         model_path.parent.mkdir(parents=True, exist_ok=True)
         model_path.write_bytes(weights_bytes(model.state_dict()))
-        write_json(paths.model_info("face", name, root), ModelCard(settings=settings, results=results).to_json())
-        for path in paths.evaluate_outputs("face", name, root).values():
+        write_json(paths.model_info("face", name, seed, root), ModelCard(settings=settings, results=results).to_json())
+        for path in paths.evaluate_outputs("face", name, seed, root).values():
             path.parent.mkdir(parents=True, exist_ok=True)  # dvc creates an out's folder before the stage runs
 
 
@@ -110,8 +111,8 @@ def worker(root: Path, name: str) -> dict:
         return result
 
     experiment.predict_recording = recorded
-    batch_size = load_params(ROOT / "params.yaml").train.eval_batch_size
-    result = experiment.evaluate_experiment("face", name, batch_size, root)
+    params = load_params(ROOT / "params.yaml")
+    result = experiment.evaluate_experiment("face", name, params.seeds[0], params.train.eval_batch_size, root)
     seconds["explanation"] -= seconds["maps"]  # explanation and draw without their saliency parts
     seconds["draw"] -= seconds["figure"]
     # the plain pass is the benchmark's, not evaluate's: measure() takes it out of the process time

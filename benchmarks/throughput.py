@@ -38,7 +38,7 @@ from torchvision.datasets import ImageFolder
 
 from facelab.accel import choose_accel
 from facelab.data import prepare
-from facelab.data.batches import load_prepared
+from facelab.data.batches import load_prepared, prepared_split, split_files
 from facelab.data.sources import generated_images
 from facelab.models import IMAGENET_MEAN, IMAGENET_STD, build_model, weights_file
 from facelab.params import RECIPES, TASKS, DataParams, Recipe, load_params
@@ -122,11 +122,11 @@ def facelab_side(data: DataParams, recipe: Recipe, params_path: str, args: argpa
     settings = facelab_settings(params, args)
     warm_up(args.device)
     started = time.perf_counter()
-    prepare.prepare_task("benchmark", data, params.seed, out)
+    prepare.prepare_task("benchmark", data, params.data_seed, out)
     prepare_seconds = time.perf_counter() - started
-    splits, classes = load_prepared(out)
+    splits, classes = load_prepared(out, params.seeds[0], data.split)
     started = time.perf_counter()
-    result = loop.train_loop("facelab", recipe, settings, params.seed, splits, classes)
+    result = loop.train_loop("facelab", recipe, settings, params.seeds[0], splits, classes)
     return {"images": len(splits["train"].labels) * recipe.epochs, "prepare_s": prepare_seconds,
             "train_s": result.summary["train_seconds"], "run_s": time.perf_counter() - started,
             "peak_mib": peak_rss_mib(), "gpu_peak_mib": gpu_peak_mib(args.device),
@@ -257,7 +257,7 @@ def main(argv=None) -> None:
         tmp = Path(tmp)
         task = args.generated or "face"
         data = dataclasses.replace(params.data[task], img_size=args.img_size)
-        folder = write_generated(task, data, params.seed, tmp / "images") if args.generated else args.folder
+        folder = write_generated(task, data, params.data_seed, tmp / "images") if args.generated else args.folder
         classes = tuple(sorted(p.name for p in folder.iterdir() if p.is_dir()))
         data = dataclasses.replace(data, source="folder", path=str(folder), classes=classes)
         stand_in = recipe.weights == "imagenet" and stand_in_weights(recipe.arch, tmp / "torch_home")
@@ -267,12 +267,13 @@ def main(argv=None) -> None:
             runs["facelab"].append(in_fresh_process(facelab_side, data, recipe, args.params, args,
                                                     tmp / "prepared"))
             manifest = pd.read_csv(tmp / "prepared" / "manifest.csv")
-            train_files = set(manifest.loc[manifest["split"] == "train", "file"])
+            train_files = set(split_files(tmp / "prepared", prepared_split(tmp / "prepared", params.seeds[0],
+                                                                          data.split))["train"])
             for workers, name in names.items():
                 runs[name].append(in_fresh_process(typical_side, folder, train_files, args.img_size, recipe,
-                                                   params.seed, args, workers))
+                                                   params.seeds[0], args, workers))
             runs[NETWORK].append(in_fresh_process(network_side, len(train_files), len(classes), recipe,
-                                                  params.seed, args))
+                                                  params.seeds[0], args))
     fastest = {name: min(side, key=lambda run: run["train_s"]) for name, side in runs.items()}
     facelab = fastest.pop("facelab")
     for line in report(args, recipe, len(manifest), facelab, fastest, stand_in, load):

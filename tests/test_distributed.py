@@ -7,8 +7,9 @@ import sys
 import pandas as pd
 import pytest
 
+from facelab import paths
 from tests.conftest import ROOT
-from tests.test_train_stage import workspace
+from tests.test_train_stage import SEED, workspace
 
 pytestmark = pytest.mark.e2e  # starts dvc, torchrun or a training subprocess
 
@@ -17,7 +18,8 @@ def train_command(cwd, recipe, processes, env):
     launcher = ([sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node",
                  str(processes), "--rdzv-backend", "c10d", "--rdzv-endpoint", "localhost:0"]
                 if processes > 1 else [sys.executable])
-    return subprocess.run(launcher + ["-m", "stages.train", "--task", "emotion", "--recipe", recipe],
+    stage = ["-m", "stages.train", "--task", "emotion", "--recipe", recipe, "--seed", str(SEED)]
+    return subprocess.run(launcher + stage,
                           cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -31,11 +33,11 @@ def test_two_process_ddp_matches_single_process(tiny_raw, tmp_path, torch_home, 
         cwd = workspace(tmp_path / f"p{processes}", tiny_raw)
         done = train_command(cwd, recipe, processes, env)
         assert done.returncode == 0, done.stderr[-3000:]
-        epoch_lines = [l for l in done.stdout.splitlines() if l.startswith(f"[emotion/{recipe}] epoch")]
+        epoch_lines = [l for l in done.stdout.splitlines() if l.startswith(f"[emotion/{recipe}/seed{SEED}] epoch")]
         assert len(epoch_lines) == 2  # printed by rank 0 only
         assert len(list((cwd / "wandb").glob("offline-run-*"))) == 1  # one W&B run, from rank 0
-        info = json.loads((cwd / "models" / "emotion" / f"{recipe}.json").read_text())
-        history = pd.read_csv(cwd / "plots" / "emotion" / recipe / "history.csv")
+        info = json.loads(paths.model_info("emotion", recipe, SEED, cwd).read_text())
+        history = pd.read_csv(paths.history("emotion", recipe, SEED, cwd))
         results[processes] = info, history
     single, ddp = results[1], results[2]
     # the two ranks together see each global batch a single process sees: only float order differs

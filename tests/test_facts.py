@@ -15,7 +15,7 @@ from tests.conftest import ROOT
 FACTS = [
     ("the prepared folder's manifest", re.compile(r"manifest\.csv"), "facelab/paths.py"),
     ("the prepared folder's class list", re.compile(r"^classes\.json$|[/\\]classes\.json"), "facelab/paths.py"),
-    ("a split's images or labels file", re.compile(r"_[xy]\.npy"), "facelab/paths.py"),
+    ("a prepared folder's array file", re.compile(r"(images|labels|groups|own_test)\.npy"), "facelab/paths.py"),
     ("train's history file", re.compile(r"history\.csv"), "facelab/paths.py"),
     ("a history column or W&B key: (split, metric)",
      re.compile(r"^(train|val|test)/(loss|acc|macro_f1)|^(train|val|test)/$|^/(loss|acc|macro_f1)$"),
@@ -80,7 +80,7 @@ def test_each_file_name_split_and_score_name_has_one_home():
 @pytest.mark.parametrize("path, line, expected", [
     ("facelab/data/batches.py", 'CLASSES = "classes.json"', "the prepared folder's class list"),
     ("facelab/evaluation/explain.py", 'MANIFEST = PREPARED / "manifest.csv"', "the prepared folder's manifest"),
-    ("facelab/reporting/review.py", 'x = prepared / "test_x.npy"', "a split's images or labels file"),
+    ("facelab/reporting/review.py", 'x = prepared / "images.npy"', "a prepared folder's array file"),
     ("facelab/reporting/document.py", 'h = plots / "history.csv"', "train's history file"),
     ("facelab/reporting/figures.py", 'column = f"val/{metric}"', "a history column or W&B key"),
     ("facelab/reporting/comparison.py", 'column = f"{split}/acc"', "a history column or W&B key"),

@@ -6,16 +6,25 @@ from html.parser import HTMLParser
 
 import pandas as pd
 import pytest
+import yaml
 
 from facelab.params import RECIPES, TASKS
 from facelab.reporting.document import SECTIONS
-from tests.conftest import copy_repo, sh, stale_stages
+from facelab import paths
+from tests.conftest import copy_repo, sh, stale_stages, tiny_raw_params
 
 pytestmark = pytest.mark.e2e  # starts dvc, torchrun or a training subprocess
 
 SCANS = {f"scan@{t}" for t in TASKS}  # always run: they list the data sources' files
-ALL_STAGES = (SCANS | {f"prepare@{t}" for t in TASKS} | {"report"}
-              | {f"{s}@{t}-{r}" for s in ("train", "evaluate") for t in TASKS for r in RECIPES})
+SEED = tiny_raw_params()["seeds"][0]  # the tiny repo trains one seed
+
+
+def runs(seed: int, recipes=RECIPES) -> set[str]:
+    """The train and evaluate stages of one seed (dvc.yaml's matrix names them <stage>@<task>-<recipe>-<seed>)."""
+    return {f"{s}@{t}-{r}-{seed}" for s in ("train", "evaluate") for t in TASKS for r in recipes}
+
+
+ALL_STAGES = SCANS | {f"prepare@{t}" for t in TASKS} | {"report"} | runs(SEED)
 
 
 def stages_run(output: str) -> set[str]:
@@ -45,8 +54,9 @@ def test_repro_runs_every_stage_and_writes_the_declared_outputs(repo):
     assert stages_run(output) == ALL_STAGES
     for task in TASKS:
         for recipe in RECIPES:
-            metrics = json.loads((path / "metrics" / task / f"{recipe}.json").read_text())
-            details = json.loads((path / "metrics" / task / f"{recipe}_details.json").read_text())
+            scored = paths.evaluate_outputs(task, recipe, SEED, path)
+            metrics = json.loads(scored["metrics"].read_text())
+            details = json.loads(scored["details"].read_text())
             test = metrics["test"]
             assert set(test) == {"acc", "acc_ci", "loss", "macro_f1", "macro_f1_ci", "ece", "ece_ci"}
             assert test["acc_ci"][0] <= test["acc"] <= test["acc_ci"][1]
@@ -57,15 +67,17 @@ def test_repro_runs_every_stage_and_writes_the_declared_outputs(repo):
             # the pretrained recipes ran on this suite's stand-in files: flagged, not hidden
             assert metrics["weights_verified"] is (False if recipe != "resnet18_scratch" else None)
             assert details["weights"]["verified"] is metrics["weights_verified"]
-            plots = path / "plots" / task / recipe
-            history = pd.read_csv(plots / "history.csv")
+            history = pd.read_csv(paths.history(task, recipe, SEED, path))
             assert history["epoch"].tolist() == [1, 2]
-            predictions = pd.read_csv(plots / "predictions.csv")
+            predictions = pd.read_csv(scored["predictions"])
             assert metrics["test"]["acc"] == pytest.approx((predictions.actual == predictions.predicted).mean())
-            confusion = json.loads((plots / "confusion.json").read_text())
+            confusion = json.loads(scored["confusion"].read_text())
             assert sum(map(sum, confusion["raw"])) == len(predictions)
-            assert (path / "models" / task / f"{recipe}.pt").stat().st_size > 1000
-    assert (path / "metrics" / "face" / "resnet18_scratch_classes.json").is_file()
+            assert paths.model(task, recipe, SEED, path).stat().st_size > 1000
+            card = json.loads(paths.model_info(task, recipe, SEED, path).read_text())
+            assert card["settings"]["seed"] == SEED  # the run's seed and the split it drew
+            assert sum(card["settings"]["split"]["counts"]["test"].values()) == len(predictions)
+    assert paths.evaluate_outputs("face", "resnet18_scratch", SEED, path)["classes"].is_file()
 
 
 def flat_keys(data: dict, prefix: str = "") -> list[str]:
@@ -94,7 +106,7 @@ def test_outputs_are_tracked_as_dvc_metrics_and_plots_and_repro_is_a_no_op(repo)
     assert stages_run(sh("dvc", "repro", cwd=path, env=env).stdout) == SCANS  # and nothing else
     shown = json.loads(sh("dvc", "metrics", "show", "--json", cwd=path, env=env).stdout)
     files = next(iter(shown.values()))["data"]
-    assert set(files) == {f"metrics/{t}/{r}.json" for t in TASKS for r in RECIPES}  # counts and details are outs
+    assert set(files) == {paths.metrics(t, r, SEED).as_posix() for t in TASKS for r in RECIPES}  # details are outs
     header = sh("dvc", "exp", "show", "--csv", cwd=path, env=env).stdout.splitlines()[0].split(",")
     leaves = {f"{name}:{key}" for name, file in files.items() for key in flat_keys(file["data"])}
     metric_columns = [c for c in header if c in leaves or any(c == leaf.split(":", 1)[1] for leaf in leaves)]
@@ -102,22 +114,21 @@ def test_outputs_are_tracked_as_dvc_metrics_and_plots_and_repro_is_a_no_op(repo)
     assert 4 * 15 + 2 * 14 <= len(metric_columns) <= 100, header
     assert header.index(next(c for c in header if c.endswith("test.acc"))) < header.index(
         next(c for c in header if c.endswith("train_seconds")))  # headline numbers first
-    ignored = sh("git", "check-ignore", "-q", "models/face/vgg16_finetune.pt", cwd=path, check=False)
+    ignored = sh("git", "check-ignore", "-q", paths.model("face", "vgg16_finetune", SEED).as_posix(), cwd=path,
+                 check=False)
     assert ignored.returncode == 0  # models are DVC-cached, not in git
-    assert sh("git", "check-ignore", "-q", "metrics/face/vgg16_finetune.json", cwd=path,
+    assert sh("git", "check-ignore", "-q", paths.metrics("face", "vgg16_finetune", SEED).as_posix(), cwd=path,
               check=False).returncode == 1  # metrics go to git
 
 
 def test_exp_run_with_a_changed_lr_reruns_only_that_recipe(repo):
     path, env, _, output = repo  # HEAD~1: the baseline's results; HEAD and the workspace: after the exp run
-    before = {t: json.loads(sh("git", "show", f"HEAD~1:metrics/{t}/vgg16_finetune.json", cwd=path).stdout)
-              for t in TASKS}
-    assert stages_run(output) == SCANS | {
-        "train@face-resnet18_scratch", "train@emotion-resnet18_scratch",
-        "evaluate@face-resnet18_scratch", "evaluate@emotion-resnet18_scratch", "report"}
+    vgg = {t: paths.metrics(t, "vgg16_finetune", SEED) for t in TASKS}
+    before = {t: json.loads(sh("git", "show", f"HEAD~1:{vgg[t].as_posix()}", cwd=path).stdout) for t in TASKS}
+    assert stages_run(output) == SCANS | runs(SEED, ["resnet18_scratch"]) | {"report"}
     assert stale_stages(path, env) == {}
     for task in TASKS:  # untouched experiments keep their exact metrics
-        assert json.loads((path / "metrics" / task / "vgg16_finetune.json").read_text()) == before[task]
+        assert json.loads((path / vgg[task]).read_text()) == before[task]
     diff = sh("dvc", "params", "diff", "HEAD~1", "--json", cwd=path, env=env).stdout
     assert json.loads(diff)["params.yaml"]["models.resnet18_scratch.lr"]["new"] == 0.01
 
@@ -146,19 +157,33 @@ def test_plots_diff_after_the_exp_run_shows_all_six_experiments(repo, tmp_path):
     sh("dvc", "plots", "diff", "HEAD~1", "-o", str(tmp_path / "html"), cwd=path, env=env)
     page = (tmp_path / "html" / "index.html").read_text()
     for task in TASKS:
-        values = data[f"{task}/loss"][0]["content"]["data"]["values"]
         for recipe in RECIPES:
-            field = f"{recipe}/history.csv::val/loss"
+            values = data[f"{task}/{recipe}/loss"][0]["content"]["data"]["values"]
+            field = f"seed{SEED}/history.csv::val/loss"
             before, after = ([v["val/loss"] for v in values if v["filename::field"] == field and v["rev"] == rev]
                              for rev in ("HEAD~1", "workspace"))
             assert len(before) == len(after) == 2 and (before != after) == (recipe == "resnet18_scratch")
-            assert field in page and f"{task}/{recipe}/confusion" in page
-            assert f"{task}/{recipe}/confusion_normalized" in page
-            for image in (f"zscore_{task}_{recipe}", f"{task}_{recipe}_gradients", f"{task}_{recipe}_parameters",
-                          f"{task}_{recipe}_reliability", f"{task}_{recipe}_mistakes", f"{task}_{recipe}_saliency"):
+            assert field in page and paths.evaluate_outputs(task, recipe, SEED)["predictions"].as_posix() in page
+            run = f"{task}_{recipe}_seed{SEED}"
+            for image in (f"zscore_{task}_{recipe}", f"{run}_gradients", f"{run}_parameters", f"{run}_reliability",
+                          f"{run}_mistakes", f"{run}_saliency"):
                 for rev in ("HEAD~1", "workspace"):
                     assert f"{rev}_plots_{image}.png" in page
     images = Images()
     images.feed(page)
-    sources = set(images.sources)  # an image declared both in a stage and at the top level is shown twice
+    sources = set(images.sources)
     assert len(sources) == 6 * 6 * 2 and all((tmp_path / "html" / src).is_file() for src in sources)
+
+
+def test_adding_a_seed_reruns_only_its_runs_and_the_report(built_repo, stand_in_torch_home, tmp_path):
+    """`dvc exp run -S 'seeds=[42,43]'` after a repro of [42]: dvc status (what repro would run) names seed 43's train
+    and evaluate stages and the report, and nothing of seed 42 or of prepare (decoded once, whatever the seeds)."""
+    path = copy_repo(built_repo[0], tmp_path / "repo")
+    env = {**os.environ, "TORCH_HOME": str(stand_in_torch_home)}
+    params = yaml.safe_load((path / "params.yaml").read_text())
+    assert params["seeds"] == [SEED]
+    params["seeds"] = [SEED, SEED + 1]
+    (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert set(stale_stages(path, env)) == runs(SEED + 1) | {"report"}
+    plan = sh("dvc", "exp", "run", "--dry", cwd=path, env=env).stdout  # the stages it would run, none run
+    assert stages_run(plan) - SCANS == runs(SEED + 1) | {"report"}

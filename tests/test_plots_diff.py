@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from facelab import paths
 from facelab.params import RECIPES, TASKS
 from tests.conftest import ROOT, make_repo, sh, tiny_raw_params
 from tests.test_report import fake_experiment, write_experiment
@@ -20,45 +21,62 @@ def dvc_yaml() -> dict:
     return yaml.safe_load((ROOT / "dvc.yaml").read_text())
 
 
+SEEDS = yaml.safe_load((ROOT / "params.yaml").read_text())["seeds"]
+
+
 def top_level_plots() -> dict[str, dict]:
     """Each top-level plot definition by id; an image given as a bare path gets an empty definition."""
     return {k: v for item in dvc_yaml()["plots"]
             for k, v in (item.items() if isinstance(item, dict) else [(item, {})])}
 
 
-def stage_outputs() -> dict[str, list[str]]:
-    """Every declared output path (outs, metrics, plots) of every stage, matrix expanded."""
+def expand(path: str, item: dict) -> str:
+    return re.sub(r"\$\{item\.(\w+)\}", lambda m: str(item[m[1]]), path)
+
+
+def stage_outputs(seeds=SEEDS) -> dict[str, list[str]]:
+    """Every declared output path (outs, metrics, plots) of every stage, matrix expanded (`${seeds}`: params')."""
     found = {}
     for name, stage in dvc_yaml()["stages"].items():
-        matrix = stage.get("matrix", {})
+        matrix = {key: seeds if values == "${seeds}" else values for key, values in stage.get("matrix", {}).items()}
         for values in itertools.product(*matrix.values()):
             item = dict(zip(matrix, values))
             for kind in ("outs", "metrics", "plots"):
                 for entry in stage.get(kind, []):
                     path = entry if isinstance(entry, str) else next(iter(entry))
-                    found.setdefault(re.sub(r"\$\{item\.(\w+)\}", lambda m: item[m[1]], path), []).append(name)
+                    found.setdefault(expand(path, item), []).append(name)
     return found
 
 
-def test_loss_and_accuracy_curves_overlay_the_three_recipes_of_each_task():
-    plots = top_level_plots()
-    for task in TASKS:
-        for name, column in (("loss", "loss"), ("accuracy", "acc")):
-            plot = plots[f"{task}/{name}"]
-            assert plot["x"] == "epoch" and plot["template"] == "linear"
-            assert plot["y"] == {f"plots/{task}/{recipe}/history.csv": [f"train/{column}", f"val/{column}"]
-                                 for recipe in RECIPES}
+def stage_plots(stage: str) -> dict[str, dict]:
+    """A stage's plots: entries (one run's), by path with its ${item...} left in."""
+    return {k: v for entry in dvc_yaml()["stages"][stage]["plots"] for k, v in entry.items()}
 
 
-def test_every_experiment_has_confusion_matrices_and_image_plots():
+def test_each_experiment_overlays_the_curves_of_every_seed_in_params():
+    """Top-level plots cannot loop over params: the curves name the files of params.yaml's seeds, kept in step
+    here (a changed `seeds:` fails this test until dvc.yaml's plots follow)."""
     plots = top_level_plots()
     for task, recipe in itertools.product(TASKS, RECIPES):
-        for template in ("confusion", "confusion_normalized"):
-            assert plots[f"{task}/{recipe}/{template}"] == {
-                "template": template, "x": "predicted", "y": {f"plots/{task}/{recipe}/predictions.csv": "actual"}}
-        for image in (f"plots/zscore/{task}/{recipe}.png", f"plots/{task}/{recipe}/gradients.png",
-                      f"plots/{task}/{recipe}/parameters.png"):
-            assert plots[image] == {}
+        for name, column in (("loss", "loss"), ("accuracy", "acc")):
+            plot = plots[f"{task}/{recipe}/{name}"]
+            assert plot["x"] == "epoch" and plot["template"] == "linear"
+            assert plot["y"] == {paths.history(task, recipe, seed).as_posix(): [f"train/{column}", f"val/{column}"]
+                                 for seed in SEEDS}
+    assert len(plots) == len(TASKS) * len(RECIPES) * 2 + 1 and plots["plots/zscore"] == {}  # the report's images
+
+
+def test_every_run_has_its_confusion_matrix_and_images_as_stage_plots():
+    """Declared in the stages, so every seed's run gets them from the matrix, whatever params.yaml's seeds."""
+    item = {"task": "face", "recipe": "vgg16_finetune", "seed": 42}
+    evaluate = {expand(path, item): plot for path, plot in stage_plots("evaluate").items()}
+    scored = paths.evaluate_outputs("face", "vgg16_finetune", 42)
+    assert evaluate == {scored["predictions"].as_posix(): {"cache": False, "template": "confusion",
+                                                           "x": "predicted", "y": "actual"},
+                        **{scored[key].as_posix(): {"cache": False} for key in ("reliability", "gallery", "saliency")}}
+    trained = paths.train_outputs("face", "vgg16_finetune", 42)
+    assert {expand(path, item): plot for path, plot in stage_plots("train").items()} == {
+        trained[key].as_posix(): {"cache": False} for key in ("gradients_png", "parameters_png")}
 
 
 def test_every_plotted_file_is_the_output_of_exactly_one_stage():
@@ -67,10 +85,20 @@ def test_every_plotted_file_is_the_output_of_exactly_one_stage():
     files = [path for plot_id, plot in top_level_plots().items() for path in (plot.get("y") or {plot_id: None})]
     for path in files:
         owners = [stage for out, stages in outputs.items() for stage in stages
-                  if path == out or path.startswith(out + "/")]
+                  if path == out or path.startswith(out + "/") or out.startswith(path + "/")]
         assert len(owners) == 1, (path, owners)
     report = dvc_yaml()["stages"]["report"]
     assert not [dep for dep in report["deps"] if "plots/zscore".startswith(dep)]  # its own output is no dep
+
+
+def test_every_declared_output_of_a_run_is_a_file_its_stage_writes():
+    """dvc.yaml's outs of train and evaluate are exactly paths.train_outputs and paths.evaluate_outputs, per seed."""
+    outputs = stage_outputs(seeds=[7])
+    for task, recipe in itertools.product(TASKS, RECIPES):
+        written = [*paths.train_outputs(task, recipe, 7).values(), *paths.evaluate_outputs(task, recipe, 7).values()]
+        declared = {out for out, stages in outputs.items() if stages[0] in ("train", "evaluate")
+                    and f"/{task}/{recipe}/" in out}
+        assert declared == {path.as_posix() for path in written}
 
 
 # --- `dvc plots diff` between two commits of fake results (no training: the report stage's CLI only)
@@ -99,22 +127,27 @@ def diffed(tmp_path_factory):
     return data["data"], (out / "html" / "index.html").read_text()
 
 
-def test_plots_diff_shows_both_revisions_of_every_top_level_plot(diffed):
+def test_plots_diff_shows_both_revisions_of_every_plot(diffed):
     data, _ = diffed
-    for plot_id in top_level_plots():
-        revisions = {rev for entry in data[plot_id] for rev in entry["revisions"]}
-        assert revisions == {"HEAD~1", "workspace"}, plot_id
-    values = data["face/accuracy"][0]["content"]["data"]["values"]
+    seed = tiny_raw_params()["seeds"][0]  # the repo's run: the other seeds' curves have no file there
+    for task, recipe in itertools.product(TASKS, RECIPES):
+        scored = paths.evaluate_outputs(task, recipe, seed)
+        for plot_id in (f"{task}/{recipe}/loss", f"{task}/{recipe}/accuracy", scored["predictions"].as_posix(),
+                        f"{paths.zscore_plots().as_posix()}/{task}/{recipe}.png", scored["saliency"].as_posix()):
+            revisions = {rev for entry in data[plot_id] for rev in entry["revisions"]}
+            assert revisions == {"HEAD~1", "workspace"}, plot_id
+    values = data["face/resnet18_scratch/accuracy"][0]["content"]["data"]["values"]
     scratch = {(v["rev"], v["epoch"]): float(v["val/acc"]) for v in values
-               if v["filename::field"] == "resnet18_scratch/history.csv::val/acc"}
+               if v["filename::field"].endswith(f"seed{seed}/history.csv::val/acc")}
     assert scratch == {("HEAD~1", "1"): 0.4, ("HEAD~1", "2"): 0.6, ("workspace", "1"): 0.3, ("workspace", "2"): 0.9}
 
 
 def test_plots_diff_page_mentions_every_experiment(diffed):
     _, page = diffed
+    seed = tiny_raw_params()["seeds"][0]
     for task, recipe in itertools.product(TASKS, RECIPES):
-        for name in ("confusion", "confusion_normalized"):
-            assert f"{task}/{recipe}/{name}" in page
-        assert f"{recipe}/history.csv::val/acc" in page
+        assert f"id = \"{task}_{recipe}_accuracy\"" in page and f"seed{seed}/history.csv::val/acc" in page
+        assert paths.evaluate_outputs(task, recipe, seed)["predictions"].as_posix() in page  # its confusion matrix
         for rev in ("HEAD~1", "workspace"):
             assert f"{rev}_plots_zscore_{task}_{recipe}.png" in page
+            assert f"{rev}_plots_{task}_{recipe}_seed{seed}_saliency.png" in page

@@ -40,7 +40,7 @@ sys.argv = ["stages.prepare", "--task", "face"]
 runpy.run_module("stages.prepare", run_name="__main__")
 """
 DECODING = "check_bad_fraction"  # every image decoded into the scratch file, nothing split or written yet
-WRITING = "write_csv"  # the split arrays written into the new folder's temporary name, the manifest not yet
+WRITING = "write_csv"  # the arrays written into the new folder's temporary name, the manifest not yet
 
 
 def kill_at(root: Path, function: str) -> subprocess.Popen:
@@ -59,7 +59,7 @@ def finish(root: Path) -> None:
 def clean(tmp_path_factory) -> dict[str, bytes]:
     root = tmp_path_factory.mktemp("clean")
     raw = raw_params()
-    prepare.prepare_task("face", parse_params(raw).data["face"], raw["seed"], root / "data" / "prepared" / "face",
+    prepare.prepare_task("face", parse_params(raw).data["face"], raw["data_seed"], root / "data" / "prepared" / "face",
                 root / "metrics" / "face" / "data.json")
     return outputs(root)
 

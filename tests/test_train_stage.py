@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from facelab import paths
 from facelab.data import prepare
 from facelab.params import parse_params
 from tests.conftest import ROOT
@@ -22,19 +23,23 @@ def workspace(path, raw):
     path.mkdir()
     (path / "params.yaml").write_text(yaml.safe_dump(raw))
     params = parse_params(raw)
-    prepare.prepare_task("emotion", params.data["emotion"], params.seed, path / "data" / "prepared" / "emotion")
+    prepare.prepare_task("emotion", params.data["emotion"], params.data_seed, path / "data" / "prepared" / "emotion")
     return path
+
+
+SEED = 42
 
 
 def train_process(cwd, recipe="resnet18_scratch"):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "stages.train", "--task", "emotion", "--recipe", recipe],
+    return subprocess.Popen([sys.executable, "-m", "stages.train", "--task", "emotion", "--recipe", recipe,
+                             "--seed", str(SEED)],
                             cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def outputs(cwd):
-    info = json.loads((cwd / "models" / "emotion" / "resnet18_scratch.json").read_text())
-    plots = cwd / "plots" / "emotion" / "resnet18_scratch"
+    info = json.loads(paths.model_info("emotion", "resnet18_scratch", SEED, cwd).read_text())
+    plots = paths.plots("emotion", "resnet18_scratch", SEED, cwd)
     info["results"] = {k: v for k, v in info["results"].items() if k not in TIMING}
     return (info,
             pd.read_csv(plots / "history.csv"), pd.read_csv(plots / "gradients.csv"))
@@ -43,7 +48,7 @@ def outputs(cwd):
 def test_nan_loss_stops_at_once_naming_epoch_step_and_lr(tiny_raw, tmp_path):
     tiny_raw["models"]["resnet18_scratch"].update(lr=1e6, optimizer="sgd")
     cwd = workspace(tmp_path / "ws", tiny_raw)
-    stale = cwd / "models" / "emotion" / "resnet18_scratch.pt"
+    stale = paths.model("emotion", "resnet18_scratch", SEED, cwd)
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"an old model")
     process = train_process(cwd)
@@ -51,7 +56,7 @@ def test_nan_loss_stops_at_once_naming_epoch_step_and_lr(tiny_raw, tmp_path):
     assert process.returncode == 1
     assert "error: loss became" in err and "at epoch 1, step" in err and "learning rate 1e+06" in err
     assert "Traceback" not in err
-    assert not stale.exists() and not (cwd / "plots" / "emotion" / "resnet18_scratch" / "history.csv").exists()
+    assert not stale.exists() and not paths.history("emotion", "resnet18_scratch", SEED, cwd).exists()
     assert not list((cwd / ".cache").rglob("*.pt"))
 
 
@@ -68,7 +73,7 @@ def test_killed_run_resumes_to_the_same_metrics(tiny_raw, tmp_path):
             process.kill()  # like a preempted machine: no clean-up runs
             break
     process.wait(timeout=60)
-    assert process.returncode != 0 and not (interrupted / "models" / "emotion" / "resnet18_scratch.pt").exists()
+    assert process.returncode != 0 and not paths.model("emotion", "resnet18_scratch", SEED, interrupted).exists()
     (checkpoint,) = (interrupted / ".cache" / "facelab" / "checkpoints").glob("emotion-resnet18_scratch-*.pt")
 
     resumed = train_process(interrupted)
