@@ -2,6 +2,7 @@
 the next run leaves no temporary files and writes what a clean run writes; a kill never loses the old output."""
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import yaml
 
 from facelab.data import prepare
 from facelab.params import parse_params
-from tests.conftest import tiny_raw_params
+from tests.conftest import ROOT, tiny_raw_params
 
 pytestmark = pytest.mark.e2e  # starts prepare as a process, several times
 
@@ -43,15 +44,19 @@ DECODING = "check_bad_fraction"  # every image decoded into the scratch file, no
 WRITING = "write_csv"  # the arrays written into the new folder's temporary name, the manifest not yet
 
 
+THIS_CHECKOUT = {**os.environ, "PYTHONPATH": str(ROOT)}  # the workspace holds no code: import this checkout's
+
+
 def kill_at(root: Path, function: str) -> subprocess.Popen:
     """Run prepare and SIGKILL it when it calls `function` (a name in facelab.data.prepare)."""
-    process = subprocess.run([sys.executable, "-c", KILLER, function], cwd=root, capture_output=True, text=True)
+    process = subprocess.run([sys.executable, "-c", KILLER, function], cwd=root, capture_output=True, text=True,
+                             env=THIS_CHECKOUT)
     assert process.returncode == -signal.SIGKILL, f"prepare was not killed at {function}: {process.stderr[-2000:]}"
     return process
 
 
 def finish(root: Path) -> None:
-    subprocess.run([sys.executable, "-m", "stages.prepare", "--task", "face"], cwd=root, check=True,
+    subprocess.run([sys.executable, "-m", "stages.prepare", "--task", "face"], cwd=root, check=True, env=THIS_CHECKOUT,
                    capture_output=True)
 
 
