@@ -78,7 +78,7 @@ def numpy_seed(value: int) -> int:
 def distinct_seeds(values: tuple[int, ...]) -> tuple[int, ...]:
     """seeds: at least one, none twice (a repeated seed would be one run counted twice)."""
     if not values:
-        raise ValueError("is empty; give at least one seed, e.g. [42]")
+        raise ValueError("[] holds no seed; give at least one, e.g. [42] (one training run per seed)")
     repeated = sorted({seed for seed in values if values.count(seed) > 1})
     if repeated:
         raise ValueError(f"{list(values)} repeats {repeated}; each seed is one training run, give each once")
