@@ -61,6 +61,7 @@ def class_report(actual: np.ndarray, predicted: np.ndarray, classes: tuple[str, 
                                                    for name, row in zip(classes, table)}
     report["accuracy"] = float(tp.sum() / max(support.sum(), 1))
     for average, weights in (("macro avg", np.ones_like(support)), ("weighted avg", support)):
-        means = table[:, :3].T @ weights / weights.sum() if weights.sum() else np.zeros(3)
+        # an elementwise sum, not a BLAS matrix product: the same last digit whatever BLAS build and threads run it
+        means = (table[:, :3] * weights[:, None]).sum(0) / weights.sum() if weights.sum() else np.zeros(3)
         report[average] = {**dict(zip(keys, map(float, means))), "support": float(support.sum())}
     return report
