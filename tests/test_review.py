@@ -14,10 +14,11 @@ import pandas as pd
 import pytest
 import yaml
 
+from facelab import paths
 from facelab.evaluation.records import Confusion, Metrics
 from facelab.params import RECIPES, TASKS
 from facelab.reporting.review import Side, metrics_table, prepared_hash, seeds_line, shared_seeds, verdict
-from tests.conftest import ROOT, copy_repo
+from tests.conftest import ROOT, copy_repo, tiny_raw_params
 
 WORKFLOW = ROOT / ".github" / "workflows" / "review.yml"
 CHANGED = {(task, "resnet18_scratch") for task in TASKS}
@@ -185,7 +186,9 @@ def test_the_comment_has_the_metrics_diff_verdicts_unchanged_lines_and_images_th
     table = [line for line in comment.splitlines() if line.startswith("| metrics/")]
     assert table and all(line.split(" | ")[1] in ("test.acc", "test.macro_f1", "collapsed", "weights_verified")
                          for line in table)  # headline metrics only
-    assert {line.split(" | ")[0][2:] for line in table} <= {f"metrics/{t}/resnet18_scratch.json" for t in TASKS}
+    changed = {paths.metrics(t, "resnet18_scratch", seed).as_posix() for t in TASKS
+               for seed in tiny_raw_params()["seeds"]}
+    assert {line.split(" | ")[0][2:] for line in table} <= changed
     for task in TASKS:
         line = next(l for l in comment.splitlines() if l.startswith(f"- **resnet18_scratch on {task}**"))
         assert re.search(r"paired bootstrap 95% CI \[[+-]\d\.\d{3}, [+-]\d\.\d{3}\], p [=<] [\d.e-]+\); "
