@@ -5,14 +5,13 @@ Nothing is logged when W&B is disabled (in params now, or when the model was tra
 offline gets a second folder wandb/offline-run-<time>-<same id>; `wandb sync` uploads both into the one run."""
 from __future__ import annotations
 
-import warnings
-
 import pandas as pd
 
 from facelab import names, paths
 from facelab.evaluation.records import Collapse, Metrics
 from facelab.modelcard import WandbRun
 from facelab.params import WandbParams
+from facelab.wandb_runs import init_or_offline
 
 REPORT_COLUMNS = ("precision", "recall", "f1-score", "support")
 
@@ -46,14 +45,8 @@ def reopen_run(location: WandbRun, settings: WandbParams, dvc_root: str | None):
     def init(mode):
         return wandb.init(mode=mode, project=settings.project, entity=settings.entity, dir=directory, id=location.id,
                           resume="allow", job_type="evaluate")
-    try:
-        return init("online" if location.mode == "online" else "offline")
-    except Exception as error:  # wandb raises its own and network errors; offline always works
-        if location.mode != "online":
-            raise
-        warnings.warn(f"W&B run {location.id} could not be reopened online ({error}); logging offline instead. "
-                      f"Upload later with: wandb sync {directory}/wandb/offline-run-*", stacklevel=2)
-        return init("offline")
+    return init_or_offline(init, "online" if location.mode == "online" else "offline", directory,
+                           f"W&B run {location.id}")
 
 
 def log_test_results(run, predictions: pd.DataFrame, report: dict, classes: list[str]) -> None:

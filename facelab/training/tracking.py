@@ -3,12 +3,12 @@ scores are not train's: evaluate adds them to the same run (facelab.evaluation.t
 from __future__ import annotations
 
 import subprocess
-import warnings
 from pathlib import Path
 
 from facelab import names, paths
 from facelab.names import KEPT
 from facelab.params import WandbParams
+from facelab.wandb_runs import init_or_offline
 
 
 def start_wandb(settings: WandbParams, task: str, recipe: str, seed: int, config: dict, dvc_root: str | None = None):
@@ -28,14 +28,7 @@ def start_wandb(settings: WandbParams, task: str, recipe: str, seed: int, config
         return wandb.init(mode=mode, project=settings.project, entity=settings.entity, dir=directory,
                           group=f"{task}/{recipe}", name=f"{task}/{recipe}/{paths.run(seed)}", job_type="train",
                           config=config, tags=[task, recipe, paths.run(seed)], reinit="finish_previous")
-    try:
-        return init(settings.mode)
-    except Exception as error:  # wandb raises its own and network errors; offline always works
-        if settings.mode != "online":
-            raise
-        warnings.warn(f"W&B online run could not start ({error}); logging offline instead. "
-                      f"Upload later with: wandb sync {directory}/wandb/offline-run-*", stacklevel=2)
-        return init("offline")
+    return init_or_offline(init, settings.mode, directory, "W&B run")
 
 
 def log_epoch(run, prefix: str, epochs: int, row: dict, images_per_second: float) -> None:
