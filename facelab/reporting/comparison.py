@@ -16,7 +16,6 @@ from facelab.evaluation.records import Confusion
 from facelab.evaluation.runs import ASO_THRESHOLD, OverRuns, SeedPair, aso_eps_min, compare_over_runs
 from facelab.evaluation.scores import error_zscore
 from facelab.evaluation.stats import BOOTSTRAP, POWER, RANKED_BY, SIGNIFICANCE, holm, mcnemar_exact, p_floor
-from facelab.modelcard import Health
 from facelab.names import key
 from facelab.reporting.results import Experiment
 
@@ -73,11 +72,6 @@ def top_confusions(experiments: list[Experiment]) -> dict[str, dict | None]:
     return {recipe: cell if cell["z"] > 0 else None for recipe, cell in tops.items()}
 
 
-def health_flags(experiments: list[Experiment]) -> dict[str, Health | None]:
-    """Each recipe's health block, None where the run recorded none."""
-    return {e.recipe: e.health for e in experiments}
-
-
 def confusion_text(cell: dict) -> str:
     return f"{cell['actual']} -> {cell['predicted']}"
 
@@ -132,7 +126,7 @@ def confusion_sentence(experiments: list[Experiment]) -> str:
                      else f"{recipe}: none above the mean error cell" for recipe, cell in tops.items())
     sentence = (f"The most over-represented confusion is {confusion_text(found[worst])} "
                 f"(z-score {found[worst]['z']:.2f} in {worst}), judged among the errors alone (z-scores over the "
-                f"off-diagonal cells). Largest per run: {runs}.")
+                f"off-diagonal cells). Largest per recipe (its runs' counts summed): {runs}.")
     counts = pd.Series([confusion_text(cell) for cell in found.values()]).value_counts()
     if counts.iloc[0] > 1:
         sentence += f" {counts.index[0]} is the top confusion of {counts.iloc[0]} of {len(tops)} recipes."
@@ -140,7 +134,7 @@ def confusion_sentence(experiments: list[Experiment]) -> str:
 
 
 def health_sentence(experiments: list[Experiment]) -> str:
-    flags = health_flags(experiments)
+    flags = {e.recipe: e.health for e in experiments}  # None where a recipe's runs recorded none
     recorded = {recipe: h for recipe, h in flags.items() if h}
     missing = [recipe for recipe, h in flags.items() if not h]
     if not recorded:
@@ -162,23 +156,14 @@ def health_sentence(experiments: list[Experiment]) -> str:
     return sentence
 
 
-def collapsed(exp: Experiment) -> bool:
-    """Collapsed in any of its runs (Experiment.collapsed)."""
-    return exp.collapsed
-
-
-def unverified(exp: Experiment) -> bool:
-    return exp.unverified
-
-
 def leaderboard(experiments: list[Experiment]) -> list[dict]:
     """Recipes ranked by the mean test RANKED_BY (macro F1) over their runs, then mean accuracy; collapsed models
     last, whatever their score."""
-    ranked = sorted(experiments, key=lambda e: (collapsed(e), -e.mean(RANKED_BY), -e.mean("acc")))
+    ranked = sorted(experiments, key=lambda e: (e.collapsed, -e.mean(RANKED_BY), -e.mean("acc")))
     return [{"rank": i, "recipe": e.recipe, "experiment": e, "best_epochs": [r.metrics.best_epoch for r in e.runs],
              "epochs": [r.details.epochs if r.details else None for r in e.runs],
              "train_seconds": statistics.fmean(r.metrics.train_seconds for r in e.runs),
-             "collapsed": collapsed(e), "unverified": unverified(e)} for i, e in enumerate(ranked, 1)]
+             "collapsed": e.collapsed, "unverified": e.unverified} for i, e in enumerate(ranked, 1)]
 
 
 def score_text(exp: Experiment, metric: str = RANKED_BY) -> str:
@@ -405,7 +390,7 @@ def verdict_sentence(experiments: list[Experiment], pairs: list[Pair]) -> str:
 
 def collapse_sentence(experiments: list[Experiment]) -> str | None:
     """Which models collapsed, and the causes the files show."""
-    down = [e for e in experiments if collapsed(e)]
+    down = [e for e in experiments if e.collapsed]
     if not down:
         return None
     parts = []
@@ -432,11 +417,11 @@ def likely_causes(exp: Experiment) -> list[str]:
     recipe = trained_recipe(exp)
     causes = []
     details = exp.first.details
-    if unverified(exp) and details is not None:
+    if exp.unverified and details is not None:
         causes.append(f"its starting weights ({details.weights.file}) are not torchvision's ImageNet file")
     if recipe.get("frozen"):
         start = ("randomly initialised" if recipe.get("weights") != "imagenet" else
-                 "stand-in (not ImageNet)" if unverified(exp) else "ImageNet")
+                 "stand-in (not ImageNet)" if exp.unverified else "ImageNet")
         causes.append(f"a frozen trunk ({', '.join(recipe['frozen'])}) with {start} weights: only the rest learns")
     if recipe.get("lr") is not None:
         causes.append(f"learning rate {recipe['lr']:g} ({recipe.get('optimizer', '')})")
@@ -468,7 +453,7 @@ def pretraining_sentence(experiments: list[Experiment], pairs: list[Pair]) -> st
             f"({seconds[0] / seconds[1]:.2f}x the time)")
     others = other_differences(scratch, pretrained)
     details = pretrained.first.details
-    if unverified(pretrained) and details is not None:
+    if pretrained.unverified and details is not None:
         return (f"Pretraining is not measured here: {pretrained.recipe} started from "
                 f"{details.weights.file}, which is not torchvision's ImageNet file "
                 f"(a stand-in); {cost}.")
@@ -496,7 +481,7 @@ def compare_task(experiments: list[Experiment], pairs: list[Pair] | None = None)
     """The comparison paragraph of one task, one computed sentence per question (pairs: the task's pairwise
     comparisons, when already computed). Collapsed models are named, never praised: convergence and generalisation
     are compared among the models that did not collapse."""
-    usable = [e for e in experiments if not collapsed(e)]
+    usable = [e for e in experiments if not e.collapsed]
     if pairs is None:
         pairs = pairwise(experiments)  # every comparison over runs once; the sentences below read them
     sentences = [verdict_sentence(experiments, pairs), collapse_sentence(experiments),
