@@ -1,5 +1,6 @@
-"""Startup a train stage saves by running directly instead of under torchrun (one process): the same tiny
-training (emotion, resnet18_scratch, 1 epoch, 32 px) timed both ways, alternating, median of --repeats."""
+"""Startup a run's training saves by running directly instead of under torchrun (one process): the same tiny
+training (emotion, resnet18_scratch, 1 epoch, 32 px) timed both ways, alternating, median of --repeats. Both
+train only: a torchrun rank (RANK set) does not score, so the direct process gets RANK=0 of a world of one too."""
 from __future__ import annotations
 
 import argparse
@@ -16,9 +17,9 @@ from facelab.data import prepare
 from facelab.params import parse_params
 from tests.conftest import ROOT, tiny_raw_params
 
-COMMANDS = {"direct": [sys.executable, "-m", "stages.train"],
+COMMANDS = {"direct": [sys.executable, "-m", "stages.run"],
             "torchrun": [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "1",
-                         "--rdzv-backend", "c10d", "--rdzv-endpoint", "localhost:0", "-m", "stages.train"]}
+                         "--rdzv-backend", "c10d", "--rdzv-endpoint", "localhost:0", "-m", "stages.run"]}
 
 
 def main() -> None:
@@ -36,7 +37,8 @@ def main() -> None:
             for name, command in COMMANDS.items():
                 started = time.perf_counter()
                 subprocess.run([*command, "--task", "emotion", "--recipe", "resnet18_scratch", "--seed", str(raw["seeds"][0])], cwd=root, check=True,
-                               capture_output=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+                               capture_output=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin",
+                                                         **({"RANK": "0", "WORLD_SIZE": "1"} if name == "direct" else {})})
                 seconds[name].append(time.perf_counter() - started)
     median = {name: statistics.median(values) for name, values in seconds.items()}
     print("| launcher | whole stage, s (median) | runs |\n|---|---|---|")

@@ -1,4 +1,4 @@
-"""The model card: the .json the train stage writes beside each model's weights, read by evaluate, predict and
+"""The model card: the .json a run's training writes beside each model's weights, read by evaluate, predict and
 `facelab evaluate`. Settings (what the model was trained with) are kept apart from results (what training
 produced): {"format": 2, "settings": ModelSettings, "results": ModelResults}, so no key of one can shadow a key of
 the other. One writer (facelab.training.experiment.save_outputs), one reader (read_card).
@@ -171,7 +171,7 @@ def read_card(path, rebuild: str) -> ModelCard:
 
 
 def rebuild_command(task: str, recipe_name: str, seed: int | None) -> str:
-    """The stage that builds a run's model (dvc.yaml's matrix names it train@<task>-<recipe>-<seed>), and its file."""
+    """The stage that builds a run's model (dvc.yaml's matrix names it run@<task>-<recipe>-<seed>), and its file."""
     run = "<seed>" if seed is None else str(seed)
     model = paths.model(task, recipe_name, 0).with_name(f"{paths.RUN}{run}.pt").as_posix()
-    return f"`dvc repro train@{task}-{recipe_name}-{run}` (or `dvc pull {model}`)"
+    return f"`dvc repro run@{task}-{recipe_name}-{run}` (or `dvc pull {model}`)"

@@ -39,7 +39,7 @@ class TrainedModel:
 
     @property
     def tta_flip(self) -> bool:
-        """Whether the model is scored with test-time flip averaging, as the evaluate stage scores it."""
+        """Whether the model is scored with test-time flip averaging, as a run's scoring scores it."""
         return self.card.settings.tta_flip
 
     @property
@@ -54,7 +54,7 @@ class TrainedModel:
 
     @property
     def temperature(self) -> float:
-        """What the logits are divided by before softmax (train.calibrate), as the evaluate stage does."""
+        """What the logits are divided by before softmax (train.calibrate), as a run's scoring does."""
         return self.card.results.temperature
 
 

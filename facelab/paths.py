@@ -117,7 +117,7 @@ def explained_images(folder: Path) -> dict[str, Path]:
 
 
 def external_outputs(task: str, recipe: str, seed: int, name: str, root: Path = Path(".")) -> dict[str, Path]:
-    """`facelab evaluate --data <folder> --name <name>`: the evaluate stage's files for a labelled folder outside
+    """`facelab evaluate --data <folder> --name <name>`: a run's scoring files for a labelled folder outside
     the pipeline, under metrics/<task>/external/<name>/<recipe>/seed<seed>.json and
     plots/<task>/external/<name>/<recipe>/seed<seed>/."""
     metrics = root / "metrics" / task / "external" / name / recipe

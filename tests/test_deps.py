@@ -118,8 +118,8 @@ def test_every_stage_declares_exactly_the_code_it_imports_and_the_params_it_read
 
 @pytest.mark.parametrize("stage, drop, expected", [
     ("report", "facelab/reporting/comparison.py", "report: imports facelab/reporting/comparison.py, which its deps do not cover"),
-    ("train", "facelab/training", "train: imports facelab/training/"),
-    ("evaluate", "facelab/accel.py", "evaluate: imports facelab/accel.py"),
+    ("run", "facelab/training", "run: imports facelab/training/"),
+    ("run", "facelab/evaluation/saliency.py", "run: imports facelab/evaluation/saliency.py"),
 ])
 def test_a_dvc_yaml_missing_an_imported_module_fails(stage, drop, expected):
     doctored = copy.deepcopy(dvc_yaml())
@@ -129,26 +129,25 @@ def test_a_dvc_yaml_missing_an_imported_module_fails(stage, drop, expected):
 
 def test_a_dvc_yaml_missing_a_params_key_or_declaring_unused_code_fails():
     doctored = copy.deepcopy(dvc_yaml())
-    doctored["stages"]["train"]["params"].remove("wandb")
+    doctored["stages"]["run"]["params"].remove("wandb")
     doctored["stages"]["prepare"]["params"] = ["data_seed"]
     doctored["stages"]["prepare"]["deps"].append("facelab/training")
     found = problems(doctored, ROOT)
-    assert "train: reads params key wandb, which its params: do not cover" in found
+    assert "run: reads params key wandb, which its params: do not cover" in found
     assert "prepare: reads params key data.${item.task}, which its params: do not cover" in found
     assert "prepare: dep facelab/training holds facelab/training/loop.py, which the stage does not import" in found
 
 
 def test_a_run_gets_its_seed_from_the_matrix_not_from_params():
-    """train and evaluate run once per seed (matrix `seed: ${seeds}`) and take it as --seed: neither declares nor
-    reads `seeds`, so adding a seed to params.yaml reruns only the new seed's stages (and the report)."""
-    for name in ("train", "evaluate"):
-        stage = dvc_yaml()["stages"][name]
-        assert stage["matrix"]["seed"] == "${seeds}"
-        assert stage["cmd"].endswith("--seed ${item.seed}")
-        assert not [key for key in stage["params"] if key.split(".")[0] in ("seeds", "data_seed")]
-        module = ROOT / (stage_module(stage["cmd"]).replace(".", "/") + ".py")
-        assert not {key for key in params_read(module) if key.split(".")[0] in ("seeds", "data_seed")}
-        assert "seed=True" in module.read_text()  # stage_args(..., seed=True): --seed is required
+    """A run (train, then score) happens once per seed (matrix `seed: ${seeds}`) and takes it as --seed: it neither
+    declares nor reads `seeds`, so adding a seed to params.yaml reruns only the new seed's stages (and the report)."""
+    stage = dvc_yaml()["stages"]["run"]
+    assert stage["matrix"]["seed"] == "${seeds}"
+    assert stage["cmd"].endswith("--seed ${item.seed}")
+    assert not [key for key in stage["params"] if key.split(".")[0] in ("seeds", "data_seed")]
+    module = ROOT / (stage_module(stage["cmd"]).replace(".", "/") + ".py")
+    assert not {key for key in params_read(module) if key.split(".")[0] in ("seeds", "data_seed")}
+    assert "seed=True" in module.read_text()  # stage_args(..., seed=True): --seed is required
 
 
 def test_stages_hold_only_entry_points_that_import_no_other_stage():

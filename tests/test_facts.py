@@ -89,7 +89,7 @@ def test_each_file_name_split_and_score_name_has_one_home():
     ("facelab/evaluation/stats.py", 'METRICS = ("acc", "macro_f1")', "METRICS defined again"),
     ("facelab/data/public.py", 'home = "lfw_home"', "LFW's cache folder"),
     ("facelab/data/public.py", 'where = "data.emotion.path"', "the data.<task>.path key"),
-    ("stages/train.py", 'KEY = "CUBLAS_WORKSPACE_CONFIG"', "cuBLAS's deterministic workspace"),
+    ("stages/run.py", 'KEY = "CUBLAS_WORKSPACE_CONFIG"', "cuBLAS's deterministic workspace"),
     ("facelab/training/health.py", 'BACKEND = "Agg"', "matplotlib's file-only backend"),
 ])
 def test_a_fact_written_again_outside_its_home_is_found(path, line, expected):

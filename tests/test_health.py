@@ -13,6 +13,17 @@ def test_tensor_stats_are_percentiles_and_norm():
     assert stats["norm"] == pytest.approx(np.sqrt((np.arange(101) ** 2).sum()))
 
 
+def test_a_large_layers_percentiles_come_from_its_sample_within_three_standard_errors_and_its_norm_is_exact():
+    values = np.random.default_rng(0).standard_normal(2_359_296).astype(np.float32)  # layer4's 3x3 convolution
+    stats = tensor_stats(values)
+    ranks = [np.mean(values <= stats[f"p{q}"]) for q in (1, 25, 50, 75, 99)]
+    # a sample of n values puts a percentile's rank within sqrt(p(1-p)/n) (one standard error) of p, most of the time
+    n = len(values[::len(values) // 200_000])
+    expected = np.array([0.01, 0.25, 0.50, 0.75, 0.99])
+    assert np.all(np.abs(np.array(ranks) - expected) < 3 * np.sqrt(expected * (1 - expected) / n))
+    assert stats["norm"] == pytest.approx(float(np.linalg.norm(values)), rel=1e-6)
+
+
 def test_verdict_flags_vanishing_and_exploding_but_not_frozen_layers():
     rows = pd.DataFrame([
         {"epoch": 1, "layer": "conv", "frozen": True, "norm": np.nan},

@@ -20,8 +20,8 @@ SEED = tiny_raw_params()["seeds"][0]  # the tiny repo trains one seed
 
 
 def runs(seed: int, recipes=RECIPES) -> set[str]:
-    """The train and evaluate stages of one seed (dvc.yaml's matrix names them <stage>@<task>-<recipe>-<seed>)."""
-    return {f"{s}@{t}-{r}-{seed}" for s in ("train", "evaluate") for t in TASKS for r in recipes}
+    """The run stages of one seed (dvc.yaml's matrix names them run@<task>-<recipe>-<seed>)."""
+    return {f"run@{t}-{r}-{seed}" for t in TASKS for r in recipes}
 
 
 ALL_STAGES = SCANS | {f"prepare@{t}" for t in TASKS} | {"report"} | runs(SEED)
@@ -177,9 +177,8 @@ def test_plots_diff_after_the_exp_run_shows_all_six_experiments(repo, tmp_path):
 
 def test_adding_a_seed_reruns_only_its_runs_and_the_report(built_repo, stand_in_torch_home, tmp_path):
     """seeds [42] -> [42, 43] (what `dvc exp run -S 'seeds=[42,43]'` sets) after a repro of [42]: dvc status, what
-    repro would run, names seed 43's train and evaluate stages and the report, nothing of seed 42's runs or of
-    prepare (decoded once, whatever the seeds). (`dvc repro --dry` cannot list them: it stops at evaluate, whose
-    model the dry run did not write.)"""
+    repro would run, names seed 43's run stages and the report, nothing of seed 42's runs or of prepare (decoded
+    once, whatever the seeds)."""
     path = copy_repo(built_repo[0], tmp_path / "repo")
     env = {**os.environ, "TORCH_HOME": str(stand_in_torch_home)}
     params = yaml.safe_load((path / "params.yaml").read_text())

@@ -67,16 +67,15 @@ def test_each_experiment_overlays_the_curves_of_every_seed_in_params():
 
 
 def test_every_run_has_its_confusion_matrix_and_images_as_stage_plots():
-    """Declared in the stages, so every seed's run gets them from the matrix, whatever params.yaml's seeds."""
+    """Declared in the run stage, so every seed's run gets them from the matrix, whatever params.yaml's seeds."""
     item = {"task": "face", "recipe": "vgg16_finetune", "seed": 42}
-    evaluate = {expand(path, item): plot for path, plot in stage_plots("evaluate").items()}
+    declared = {expand(path, item): plot for path, plot in stage_plots("run").items()}
     scored = paths.evaluate_outputs("face", "vgg16_finetune", 42)
-    assert evaluate == {scored["predictions"].as_posix(): {"cache": False, "template": "confusion",
-                                                           "x": "predicted", "y": "actual"},
-                        **{scored[key].as_posix(): {"cache": False} for key in ("reliability", "gallery", "saliency")}}
     trained = paths.train_outputs("face", "vgg16_finetune", 42)
-    assert {expand(path, item): plot for path, plot in stage_plots("train").items()} == {
-        trained[key].as_posix(): {"cache": False} for key in ("gradients_png", "parameters_png")}
+    assert declared == {scored["predictions"].as_posix(): {"cache": False, "template": "confusion",
+                                                           "x": "predicted", "y": "actual"},
+                        **{scored[key].as_posix(): {"cache": False} for key in ("reliability", "gallery", "saliency")},
+                        **{trained[key].as_posix(): {"cache": False} for key in ("gradients_png", "parameters_png")}}
 
 
 def test_every_plotted_file_is_the_output_of_exactly_one_stage():
@@ -92,11 +91,11 @@ def test_every_plotted_file_is_the_output_of_exactly_one_stage():
 
 
 def test_every_declared_output_of_a_run_is_a_file_its_stage_writes():
-    """dvc.yaml's outs of train and evaluate are exactly paths.train_outputs and paths.evaluate_outputs, per seed."""
+    """dvc.yaml's outs of a run are exactly paths.train_outputs and paths.evaluate_outputs, per seed."""
     outputs = stage_outputs(seeds=[7])
     for task, recipe in itertools.product(TASKS, RECIPES):
         written = [*paths.train_outputs(task, recipe, 7).values(), *paths.evaluate_outputs(task, recipe, 7).values()]
-        declared = {out for out, stages in outputs.items() if stages[0] in ("train", "evaluate")
+        declared = {out for out, stages in outputs.items() if stages[0] == "run"
                     and f"/{task}/{recipe}/" in out}
         assert declared == {path.as_posix() for path in written}
 

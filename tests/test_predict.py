@@ -237,7 +237,7 @@ def test_a_model_file_that_does_not_fit_its_saved_params_is_a_clear_error(traine
     assert message.startswith(f"'{weights}' does not fit the recipe saved beside it (resnet18, head_hidden 0, "
                               f"2 classes)")
     assert "2 shape(s) differ: fc.weight is (3, 512) in the file, (2, 512) for the recipe" in message
-    assert "rebuild both with `dvc repro train@face-resnet18_scratch-<seed>`" in message
+    assert "rebuild both with `dvc repro run@face-resnet18_scratch-<seed>`" in message
     edited = read_json(info)
     edited["settings"]["recipe"]["head_hidden"] = 16  # the recipe changed after training: a two-layer head the file lacks
     write_json(info, edited)
@@ -253,7 +253,7 @@ def test_a_model_file_that_does_not_fit_its_saved_params_is_a_clear_error(traine
 
 def test_missing_unreadable_or_foreign_model_files_say_how_to_get_the_right_one(trained, tmp_path):
     with pytest.raises(ModelFileError, match=r"model file '.*nothing\.pt' does not exist; build it with "
-                                             r"`dvc repro train@emotion-resnet18_scratch-<seed>` \(or `dvc pull "
+                                             r"`dvc repro run@emotion-resnet18_scratch-<seed>` \(or `dvc pull "
                                              r"models/emotion/resnet18_scratch/seed<seed>\.pt`\)"):
         load_trained("emotion", RECIPE, tmp_path / "nothing.pt")
     with pytest.raises(ModelFileError, match=r"is the model of task 'emotion', recipe 'resnet18_scratch', not of "
@@ -272,7 +272,7 @@ def test_missing_unreadable_or_foreign_model_files_say_how_to_get_the_right_one(
     write_json(garbage.with_suffix(".json"), {**old["settings"], **old["results"]})  # the shape before settings/results
     shutil.copy(model_file(trained, "emotion"), garbage)
     with pytest.raises(ModelFileError, match=r"'.*garbage\.json' was written by an older facelab \(no separate settings "
-                                             r"and results\); rebuild it with `dvc repro train@emotion-resnet18_scratch-<seed>`"):
+                                             r"and results\); rebuild it with `dvc repro run@emotion-resnet18_scratch-<seed>`"):
         load_trained("emotion", RECIPE, garbage)
 
 

@@ -78,6 +78,24 @@ def test_history_csv_is_rewritten_after_every_epoch(tiny_params, prepared, tmp_p
     np.testing.assert_allclose(on_disk.values, result.history.values, rtol=1e-5)  # written with 6 significant digits
 
 
+@pytest.mark.parametrize(("every", "saved"), [(0, [1, 2]), (3600, [])])
+def test_resume_checkpoints_follow_checkpoint_seconds(tiny_raw, prepared, tmp_path, monkeypatch, every, saved):
+    """0: a checkpoint after every epoch but the last; an hour: none in a run shorter than that."""
+    from facelab.params import parse_params
+    tiny_raw["models"]["resnet18_scratch"]["epochs"] = 3
+    tiny_raw["train"]["checkpoint_seconds"] = every
+    params = parse_params(tiny_raw)
+    splits, classes = prepared
+    epochs = []
+    real_save = loop.save_checkpoint
+    monkeypatch.setattr(loop, "save_checkpoint", lambda path, epoch, *rest: (epochs.append(epoch),
+                                                                              real_save(path, epoch, *rest)))
+    loop.train_loop("e/r", params.models["resnet18_scratch"], params.train, 0, splits, classes,
+                    checkpoint=tmp_path / "resume.pt")
+    assert epochs == saved
+    assert (tmp_path / "resume.pt").exists() == bool(saved)
+
+
 def test_step_schedule_and_early_stopping(tiny_raw, prepared):
     from facelab.params import parse_params
     tiny_raw["models"]["resnet18_scratch"].update(epochs=8, schedule="step", step_size=1, gamma=0.5)

@@ -32,7 +32,7 @@ SEED = 42
 
 def train_process(cwd, recipe="resnet18_scratch"):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "stages.train", "--task", "emotion", "--recipe", recipe,
+    return subprocess.Popen([sys.executable, "-m", "stages.run", "--task", "emotion", "--recipe", recipe,
                              "--seed", str(SEED)],
                             cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -62,6 +62,7 @@ def test_nan_loss_stops_at_once_naming_epoch_step_and_lr(tiny_raw, tmp_path):
 
 def test_killed_run_resumes_to_the_same_metrics(tiny_raw, tmp_path):
     tiny_raw["models"]["resnet18_scratch"]["epochs"] = 3
+    tiny_raw["train"]["checkpoint_seconds"] = 0  # tiny epochs: a checkpoint after each one, so epoch 2's is there
     tiny_raw["train"]["augment"].update(rotation=10, erasing=0.5)  # the resumed epochs draw the same augmentation
     straight = workspace(tmp_path / "straight", tiny_raw)
     assert train_process(straight).wait(timeout=300) == 0

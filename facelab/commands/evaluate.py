@@ -1,5 +1,6 @@
 """`facelab evaluate`: score a trained model on a labelled folder outside the pipeline (one sub-folder per class
-of the model); writes the evaluate stage's files under metrics/<task>/external/<name>/ and plots/<task>/external/."""
+of the model); writes the files a run's scoring writes, under metrics/<task>/external/<name>/ and
+plots/<task>/external/."""
 from __future__ import annotations
 
 import argparse

@@ -77,7 +77,7 @@ def decode_files(files: list[Path], img_size: int, faces: str = "none",
 def logits_of(model: nn.Module, pixels: np.ndarray, batch_size: int, accel: Accel = CPU,
               tta_flip: bool = False) -> torch.Tensor:
     """fp32 logits (N, classes) on the CPU for uint8 NHWC images, through evaluation's own forward_logits
-    (tta_flip: as the model's evaluate stage scored it, the mean with each image's mirror)."""
+    (tta_flip: as the model's run scored it, the mean with each image's mirror)."""
     images = torch.from_numpy(pixels)
     split = SplitData(images, torch.zeros(len(images), dtype=torch.int64))  # labels are not read
     return forward_logits(model, Inputs(split, None, batch_size, flips=False, accel=accel), batch_size, tta_flip)

@@ -1,6 +1,7 @@
-"""The evaluate stage's work, also used by `facelab evaluate`: a trained model scored on a labelled split; headline
-metrics with intervals, calibration, details (health, collapse, weights), predictions, confusion matrices, per-class
-report, reliability/mistake/saliency images (records: facelab.evaluation.records); and their files."""
+"""The scoring half of a run (stage run@<task>-<recipe>-<seed>), also used by `facelab evaluate`: a trained model
+scored on a labelled split; headline metrics with intervals, calibration, details (health, collapse, weights),
+predictions, confusion matrices, per-class report, reliability/mistake/saliency images (records:
+facelab.evaluation.records); and their files."""
 from __future__ import annotations
 
 import os
@@ -142,7 +143,7 @@ def calibration_line(calibrated: Calibration) -> str:
 
 def evaluate_experiment(task: str, recipe_name: str, seed: int, batch_size: int, root: Path = Path("."),
                         tracking: WandbParams | None = None) -> Evaluation:
-    """The evaluate stage: one run's trained model scored on its own test split (the prepared data split again by
+    """A run's scoring: its trained model scored on its own test split (the prepared data split again by
     the seed and shares its card records); writes and returns the results, and adds the test scores to the
     training's W&B run (tracking: params' wandb block; None logs nothing).
     The model runs as it was trained to run (its card's settings: classes, recipe, test-time flip)."""

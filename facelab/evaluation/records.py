@@ -1,4 +1,4 @@
-"""The evaluate stage's files as typed records, written by facelab.evaluation.experiment.write_outputs and read by the
+"""A run's scoring files as typed records, written by facelab.evaluation.experiment.write_outputs and read by the
 report and the review (read_metrics, read_details): the metrics (the numbers a reviewer compares, as `dvc exp show`
 lists them), the details behind them, and the confusion matrices. Fields that results written before they existed
 lack are optional (None)."""
@@ -70,7 +70,7 @@ class Calibration(Record):
 
 class Details(Record):
     """What the report explains the metrics with: what was scored and how, and what training recorded. data: the
-    labelled folder `facelab evaluate` scored (absent for the evaluate stage)."""
+    labelled folder `facelab evaluate` scored (absent for a pipeline run)."""
     test_images: int
     epochs: int
     images_per_second: float | None = None

@@ -1,4 +1,4 @@
-"""The evaluate stage's W&B logging: the test confusion matrix, per-class report, test scores and collapse flags,
+"""A run's scoring, logged to W&B: the test confusion matrix, per-class report, test scores and collapse flags,
 added to the training's run, reopened by the id its model card holds (facelab.modelcard.WandbRun).
 
 Nothing is logged when W&B is disabled (in params now, or when the model was trained). An offline run reopened

@@ -293,6 +293,7 @@ class TrainParams:
     eval_batch_size: Count
     threads: Count
     patience: Whole
+    checkpoint_seconds: Whole
     vanishing_grad_norm: Positive
     exploding_grad_norm: Positive
     devices: Count

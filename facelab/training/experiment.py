@@ -1,5 +1,6 @@
-"""One experiment of the train stage: prepared data and params in; the model file, its settings and results card,
-history and health plots out (written by the main rank, swapped in together), and one W&B run."""
+"""The training half of a run (stage run@<task>-<recipe>-<seed>): prepared data and params in; the model file, its
+settings and results card, history and health plots out (written by the main rank, swapped in together), and one W&B
+run."""
 from __future__ import annotations
 
 import dataclasses

@@ -36,8 +36,11 @@ def flat(tensors: Sequence[torch.Tensor]) -> np.ndarray:
 
 
 def tensor_stats(values: np.ndarray) -> dict:
-    """Percentiles and L2 norm of one layer's values."""
-    stats = dict(zip(STAT_COLUMNS, np.percentile(values, PERCENTILES).tolist()))
+    """Percentiles and L2 norm of one layer's values. The norm is exact; the percentiles are those of the histogram's
+    evenly strided sample (`sample`: 200,000 to 400,000 values) in a layer larger than that. A percentile's rank
+    is then within about sqrt(p(1-p)/n) of p: 0.0002 at p1 and p99, 0.001 at the median. Exact percentiles of every
+    layer, each epoch, were 10 s of a 25-epoch ResNet18 run."""
+    stats = dict(zip(STAT_COLUMNS, np.percentile(sample(values), PERCENTILES).tolist()))
     stats["norm"] = float(np.linalg.norm(values))
     return stats
 

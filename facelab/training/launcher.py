@@ -1,4 +1,4 @@
-"""How the train stage runs: in this process, or under torchrun when params ask for several devices or nodes."""
+"""How a run's training runs: in this process, or under torchrun when params ask for several devices or nodes."""
 from __future__ import annotations
 
 import os
@@ -10,7 +10,7 @@ from facelab.training.experiment import train_experiment
 
 def train_stage(task: str, recipe_name: str, recipe: Recipe, settings: TrainParams, tracking: WandbParams,
                 seed: int, fractions: Split, rerun: list[str]) -> int:
-    """The train stage's work; returns its exit status. One process trains here. With train.devices x train.nodes
+    """A run's training; returns its exit status. One process trains here. With train.devices x train.nodes
     above 1, torchrun starts `python <rerun>` (the stage again) once per rank, and each rank trains here: a process
     torchrun started has RANK set."""
     if settings.devices * settings.nodes > 1 and "RANK" not in os.environ:

@@ -112,6 +112,7 @@ def train_loop(prefix: str, recipe: Recipe, settings: TrainParams, seed: int, sp
     # compiling an nn.Module gives an OptimizedModule, itself an nn.Module (torch.compile's type is any callable)
     trainable = cast(nn.Module, torch.compile(trainable)) if accel.compile else trainable
     watch_model(wandb_run, head, watch_freq)
+    checkpointed = time.perf_counter()
     for epoch in range(done + 1, recipe.epochs + 1):
         accel.synchronize()  # the val split's trunk output (queued above) is not
         started = time.perf_counter()
@@ -131,8 +132,12 @@ def train_loop(prefix: str, recipe: Recipe, settings: TrainParams, seed: int, sp
             scheduler.step()
         stop = settings.patience and epoch - progress.best_epoch >= settings.patience
         if dist.main:
-            if epoch < recipe.epochs and not stop:  # after the last epoch a resume would have nothing to do
+            # after the last epoch a resume would have nothing to do; a checkpoint (model, optimizer, kept weights:
+            # 4x the model) takes about as long as a small epoch, so one per train.checkpoint_seconds at most
+            due = time.perf_counter() - checkpointed >= settings.checkpoint_seconds
+            if epoch < recipe.epochs and not stop and due:
                 save_checkpoint(checkpoint, epoch, model, optimizer, scheduler, generator, progress, health)
+                checkpointed = time.perf_counter()
             log_epoch(wandb_run, prefix, recipe.epochs, row, images_per_second(progress, inputs))
             if history is not None:
                 write_csv(history, pd.DataFrame(progress.rows))
