@@ -5,8 +5,8 @@ and plots/<task>/<recipe>/seed<seed>/ (history, gradient and parameter health). 
 (read back as `facelab evaluate` reads one) on its own test split gives metrics/<task>/<recipe>/seed<seed>.json,
 seed<seed>_classes.json, seed<seed>_details.json and the test plots, and the test scores join the training's W&B run.
 
-The halves stay apart in the code (facelab.training never sees the test split); they share a process because a
-second process per run, importing torch and reopening W&B, cost about 9 s a run: 18 runs of the default pipeline."""
+The halves stay apart in the code (facelab.training never sees the test split); they share a process, and its W&B
+run, because a second process per run, importing torch and reopening the run, cost about 9 s a run."""
 from __future__ import annotations
 
 import os
@@ -23,9 +23,10 @@ def main(argv: list[str] | None = None) -> None:
     args = stage_args(argv, __doc__, recipe=True, seed=True)
     params = load_params(args.params)
     rerun = ["-m", "stages.run", *(argv if argv is not None else sys.argv[1:])]  # how torchrun starts each rank
+    rank = "RANK" in os.environ  # a torchrun rank only trains; the process that started torchrun scores
     status = train_stage(args.task, args.recipe, params.models[args.recipe], params.train, params.wandb,
-                         args.seed, params.data[args.task].split, rerun)
-    if status or "RANK" in os.environ:  # a torchrun rank only trains; the process that started torchrun scores
+                         args.seed, params.data[args.task].split, rerun, leave_run_open=not rank)
+    if status or rank:
         sys.exit(status)
     result = evaluate_experiment(args.task, args.recipe, args.seed, params.train.eval_batch_size,
                                  tracking=params.wandb)

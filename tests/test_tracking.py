@@ -25,10 +25,10 @@ def read_wandb(run_dir):
 def test_offline_wandb_run_holds_config_epoch_metrics_and_summary(tiny_raw, tiny_params, tmp_path):
     prepare.prepare_task("emotion", tiny_params.data["emotion"], 0, tmp_path / "emotion")
     splits, classes = load_prepared(tmp_path / "emotion", 0, tiny_params.data["emotion"].split)
-    settings = WandbParams(mode="offline", project="facelab-test", entity=None, dir=str(tmp_path), watch_freq=10)
+    settings = WandbParams(mode="offline", project="facelab-test", entity=None, dir=str(tmp_path), watch_freq=0)
     run = start_wandb(settings, "emotion", "resnet18_scratch", 0, {**tiny_raw, "git_commit": "abc"})
     result = loop.train_loop("emotion/resnet18_scratch", tiny_params.models["resnet18_scratch"],
-                       tiny_params.train, 0, splits, classes, run, watch_freq=2)
+                       tiny_params.train, 0, splits, classes, run, watch_freq=settings.watch_freq)
     finish_wandb(run, wandb_summary(result.summary))
     (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
     summary, records = read_wandb(run_dir)
@@ -46,6 +46,8 @@ def test_offline_wandb_run_holds_config_epoch_metrics_and_summary(tiny_raw, tiny
     for key in ("gradients/layer1.0.conv1.weight", "gradients/fc.weight",
                 "parameters/layer4.1.bn2.bias", "parameters/conv1.weight"):
         assert logged[f"{key}._type"] == "histogram" and len(logged[f"{key}.values"]) > 1
+    # watch_freq 0: the gradients once an epoch, at its last batch
+    assert sum("gradients/fc.weight._type" in h["item"] for h in history) == result.summary["epochs"]
     history = [h for h in history if "val/loss" in h["item"]]
     assert len(history) == 2
     assert {"train/loss", "train/acc", "val/loss", "val/acc", "lr", "images_per_second"} <= set(history[0]["item"])
@@ -118,3 +120,28 @@ def test_evaluate_adds_the_test_results_to_the_training_run_and_train_logs_none(
     disabled = dataclasses.replace(settings, mode="disabled")  # W&B off now: evaluate reopens nothing
     evaluate_experiment("emotion", "resnet18_scratch", seed, 64, tmp_path, tracking=disabled)
     assert len(next(iter(wandb_folders(tmp_path / "wandb").values()))) == 2
+
+
+@pytest.mark.e2e  # a real W&B run, read back with wandb's own reader
+def test_a_run_trained_and_scored_in_one_process_is_one_wandb_folder_with_both_halves(tiny_params, tmp_path):
+    """Stage run@...: training leaves its run open and the scoring finds it as W&B's current run (no reopening)."""
+    import dataclasses
+
+    from facelab import paths
+    from facelab.evaluation.experiment import evaluate_experiment
+    from facelab.files import read_json
+    from facelab.training.experiment import train_experiment
+
+    settings = WandbParams(mode="offline", project="facelab-test", entity=None, dir=str(tmp_path), watch_freq=0)
+    prepare.prepare_task("emotion", tiny_params.data["emotion"], tiny_params.data_seed,
+                         paths.prepared("emotion", tmp_path))
+    recipe = dataclasses.replace(tiny_params.models["resnet18_scratch"], epochs=1)
+    seed = tiny_params.seeds[0]
+    train_experiment("emotion", "resnet18_scratch", recipe, tiny_params.train, settings, seed,
+                     tiny_params.data["emotion"].split, root=tmp_path, leave_run_open=True)
+    evaluate_experiment("emotion", "resnet18_scratch", seed, 64, tmp_path, tracking=settings)
+    card = read_json(paths.model_info("emotion", "resnet18_scratch", seed, tmp_path))
+    ((folder,),) = wandb_folders(tmp_path / "wandb").values()
+    summary, _ = read_wandb(folder)
+    assert summary["run_id"] == card["results"]["wandb"]["id"] and summary["state"] == "finished"
+    assert summary["summary"]["best_epoch"] == 1 and "test/macro_f1" in summary["summary"]

@@ -36,9 +36,13 @@ def test_summary(metrics: Metrics, collapsed: Collapse) -> dict:
 
 
 def reopen_run(location: WandbRun, settings: WandbParams, dvc_root: str | None):
-    """The training's run, resumed by its id in the mode it was written in; an online run that cannot be reached
-    is continued offline with one warning (`wandb sync` uploads it later)."""
+    """The training's run: still open when this process trained it (stage run@...: W&B's current run), else resumed
+    by its id in the mode it was written in; an online run that cannot be reached is continued offline with one
+    warning (`wandb sync` uploads it later)."""
     import wandb  # imported here: a disabled run should not pay for the import
+
+    if wandb.run is not None and wandb.run.id == location.id:
+        return wandb.run
 
     directory = paths.wandb_dir(settings.dir, dvc_root)
 

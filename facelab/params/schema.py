@@ -319,7 +319,7 @@ class WandbParams:
     project: Str
     entity: Str | None
     dir: Str
-    watch_freq: Count
+    watch_freq: Whole
 
 
 @dataclass(frozen=True, config=FORBID)

@@ -29,9 +29,11 @@ from facelab.training.tracking import finish_wandb, git_commit, run_location, st
 
 
 def train_experiment(task: str, recipe_name: str, recipe: Recipe, settings: TrainParams, tracking: WandbParams,
-                     seed: int, fractions: Split, dist: Dist | None = None, root: Path = Path(".")) -> TrainResult:
+                     seed: int, fractions: Split, dist: Dist | None = None, root: Path = Path("."),
+                     leave_run_open: bool = False) -> TrainResult:
     """Train one run of an experiment (seed: its split of the prepared data by `fractions`, initialisation,
-    augmentation draws and batch order) and write its outputs (main rank); returns the result on every rank."""
+    augmentation draws and batch order) and write its outputs (main rank); returns the result on every rank.
+    leave_run_open: the W&B run stays W&B's current run, for this process to score the model into it."""
     dist = dist if dist is not None else Dist()
     outputs = paths.train_outputs(task, recipe_name, seed, root)
     if dist.main:
@@ -69,7 +71,8 @@ def train_experiment(task: str, recipe_name: str, recipe: Recipe, settings: Trai
         calibration = fit_calibration(trained_model(recipe, len(classes), result.state_dict), splits["val"], settings)
         save_outputs(result, settings_card, calibration, outputs, run_location(wandb_run))
         # the test split is evaluate's: it adds the test scores, confusion and collapse flags to this run by its id
-        finish_wandb(wandb_run, {**wandb_summary(result.summary), "weights_verified": weights.verified})
+        finish_wandb(wandb_run, {**wandb_summary(result.summary), "weights_verified": weights.verified},
+                     leave_open=leave_run_open)
         checkpoint.unlink(missing_ok=True)
     return result
 

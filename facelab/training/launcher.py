@@ -9,7 +9,7 @@ from facelab.training.experiment import train_experiment
 
 
 def train_stage(task: str, recipe_name: str, recipe: Recipe, settings: TrainParams, tracking: WandbParams,
-                seed: int, fractions: Split, rerun: list[str]) -> int:
+                seed: int, fractions: Split, rerun: list[str], leave_run_open: bool = False) -> int:
     """A run's training; returns its exit status. One process trains here. With train.devices x train.nodes
     above 1, torchrun starts `python <rerun>` (the stage again) once per rank, and each rank trains here: a process
     torchrun started has RANK set."""
@@ -19,7 +19,8 @@ def train_stage(task: str, recipe_name: str, recipe: Recipe, settings: TrainPara
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     dist = init_from_env(dict(os.environ))  # torchrun's RANK/WORLD_SIZE; one process without it
     try:
-        train_experiment(task, recipe_name, recipe, settings, tracking, seed, fractions, dist)
+        train_experiment(task, recipe_name, recipe, settings, tracking, seed, fractions, dist,
+                         leave_run_open=leave_run_open and dist.world == 1)
     finally:
         close(dist)
     return 0

@@ -78,7 +78,7 @@ def seed_everything(seed: int, threads: int, accel: Accel) -> torch.Generator:
 
 def train_loop(prefix: str, recipe: Recipe, settings: TrainParams, seed: int, splits: dict[str, SplitData],
                classes: tuple[str, ...], wandb_run=None, checkpoint: Path | None = None,
-               watch_freq: int = 10, dist: Dist = ONE_PROCESS, accel: Accel | None = None,
+               watch_freq: int = 0, dist: Dist = ONE_PROCESS, accel: Accel | None = None,
                history: Path | None = None) -> TrainResult:
     """Train (resuming from `checkpoint` if it exists); keep the weights of the best epoch by
     settings.select_by (lowest val loss, or highest val macro F1 with ties to the lower val loss).
@@ -111,7 +111,8 @@ def train_loop(prefix: str, recipe: Recipe, settings: TrainParams, seed: int, sp
     trainable = wrap(head, dist, accel.device)
     # compiling an nn.Module gives an OptimizedModule, itself an nn.Module (torch.compile's type is any callable)
     trainable = cast(nn.Module, torch.compile(trainable)) if accel.compile else trainable
-    watch_model(wandb_run, head, watch_freq)
+    # 0: once an epoch, at its last batch (W&B keeps one histogram per logged step, the epoch; more are replaced)
+    watch_model(wandb_run, head, watch_freq or math.ceil(len(inputs["train"]) / recipe.batch_size))
     checkpointed = time.perf_counter()
     for epoch in range(done + 1, recipe.epochs + 1):
         accel.synchronize()  # the val split's trunk output (queued above) is not

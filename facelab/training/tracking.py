@@ -91,9 +91,12 @@ def watch_model(run, model, log_freq: int) -> None:
         run.watch(model, log="all", log_freq=log_freq)
 
 
-def finish_wandb(run, summary: dict, exit_code: int = 0) -> None:
+def finish_wandb(run, summary: dict, exit_code: int = 0, leave_open: bool = False) -> None:
+    """Write the run summary and finish the run; leave_open: not finished, for this process to add the test scores
+    (facelab.evaluation.tracking finds it as W&B's current run)."""
     if run is None:
         return
     for key, value in summary.items():
         run.summary[key] = value
-    run.finish(exit_code=exit_code)
+    if not leave_open:
+        run.finish(exit_code=exit_code)
