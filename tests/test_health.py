@@ -4,7 +4,14 @@ import pytest
 import torch
 from torch import nn
 
-from facelab.training.health import HealthRecorder, health_verdict, histogram_epochs, layers, tensor_stats
+from facelab.training.health import (
+    PERCENTILE_SAMPLE,
+    HealthRecorder,
+    health_verdict,
+    histogram_epochs,
+    layers,
+    tensor_stats,
+)
 
 
 def test_tensor_stats_are_percentiles_and_norm():
@@ -18,7 +25,7 @@ def test_a_large_layers_percentiles_come_from_its_sample_within_three_standard_e
     stats = tensor_stats(values)
     ranks = [np.mean(values <= stats[f"p{q}"]) for q in (1, 25, 50, 75, 99)]
     # a sample of n values puts a percentile's rank within sqrt(p(1-p)/n) (one standard error) of p, most of the time
-    n = len(values[::len(values) // 200_000])
+    n = len(values[::len(values) // PERCENTILE_SAMPLE])
     expected = np.array([0.01, 0.25, 0.50, 0.75, 0.99])
     assert np.all(np.abs(np.array(ranks) - expected) < 3 * np.sqrt(expected * (1 - expected) / n))
     assert stats["norm"] == pytest.approx(float(np.linalg.norm(values)), rel=1e-6)
