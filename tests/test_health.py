@@ -65,3 +65,13 @@ def test_recorder_rows_per_layer_and_epoch():
     assert gradients[gradients["layer"] == "0"]["norm"].isna().all()
     assert set(recorder.histograms["gradients"]) == {1, 2, 3} and "0" not in recorder.histograms["gradients"][1]
     assert histogram_epochs(10) == {1, 5, 10}
+
+
+def test_wandb_histograms_count_the_finite_values_in_64_bins_and_skip_an_all_nan_layer():
+    from facelab.training.health import wandb_histograms
+
+    values = np.array([0.0, 1.0, 2.0, np.nan, np.inf, -np.inf, 3.0], dtype=np.float32)
+    found = wandb_histograms({"gradients/fc": values, "gradients/dead": np.full(4, np.nan, np.float32)})
+    counts, edges = found["gradients/fc"]
+    assert counts.sum() == 4 and len(counts) == 64 and edges[0] == 0.0 and edges[-1] == 3.0
+    assert "gradients/dead" not in found

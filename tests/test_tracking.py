@@ -25,10 +25,10 @@ def read_wandb(run_dir):
 def test_offline_wandb_run_holds_config_epoch_metrics_and_summary(tiny_raw, tiny_params, tmp_path):
     prepare.prepare_task("emotion", tiny_params.data["emotion"], 0, tmp_path / "emotion")
     splits, classes = load_prepared(tmp_path / "emotion", 0, tiny_params.data["emotion"].split)
-    settings = WandbParams(mode="offline", project="facelab-test", entity=None, dir=str(tmp_path), watch_freq=0)
+    settings = WandbParams(mode="offline", project="facelab-test", entity=None, dir=str(tmp_path))
     run = start_wandb(settings, "emotion", "resnet18_scratch", 0, {**tiny_raw, "git_commit": "abc"})
     result = loop.train_loop("emotion/resnet18_scratch", tiny_params.models["resnet18_scratch"],
-                       tiny_params.train, 0, splits, classes, run, watch_freq=settings.watch_freq)
+                       tiny_params.train, 0, splits, classes, run)
     finish_wandb(run, wandb_summary(result.summary))
     (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
     summary, records = read_wandb(run_dir)
@@ -43,11 +43,12 @@ def test_offline_wandb_run_holds_config_epoch_metrics_and_summary(tiny_raw, tiny
     assert summary["summary"]["health/vanishing_gradients"] is False
     history = [r["history"] for r in records if r["type"] == "history"]
     logged = {k: v for h in history for k, v in h["item"].items()}
-    for key in ("gradients/layer1.0.conv1.weight", "gradients/fc.weight",
-                "parameters/layer4.1.bn2.bias", "parameters/conv1.weight"):
-        assert logged[f"{key}._type"] == "histogram" and len(logged[f"{key}.values"]) > 1
-    # watch_freq 0: the gradients once an epoch, at its last batch
-    assert sum("gradients/fc.weight._type" in h["item"] for h in history) == result.summary["epochs"]
+    for key in ("gradients/layer1.0.conv1", "gradients/fc", "parameters/layer4.1.bn2", "parameters/conv1"):
+        assert logged[f"{key}._type"] == "histogram" and len(logged[f"{key}.values"]) == 64
+    # each epoch's row holds its per-layer histograms, the layers gradients.csv has
+    epochs = [h["item"] for h in history if "val/loss" in h["item"]]
+    layers = set(result.gradients["layer"])
+    assert all({f"gradients/{layer}._type" for layer in layers} <= set(item) for item in epochs)
     history = [h for h in history if "val/loss" in h["item"]]
     assert len(history) == 2
     assert {"train/loss", "train/acc", "val/loss", "val/acc", "lr", "images_per_second"} <= set(history[0]["item"])
@@ -57,7 +58,7 @@ def test_offline_wandb_run_holds_config_epoch_metrics_and_summary(tiny_raw, tiny
 
 
 def test_disabled_wandb_starts_nothing(tmp_path):
-    assert start_wandb(WandbParams(mode="disabled", project="p", entity=None, dir=str(tmp_path), watch_freq=10), "t", "r", 0, {}) is None
+    assert start_wandb(WandbParams(mode="disabled", project="p", entity=None, dir=str(tmp_path)), "t", "r", 0, {}) is None
     assert not (tmp_path / "wandb").exists()
 
 
@@ -65,7 +66,7 @@ def test_online_without_a_key_falls_back_to_offline_with_one_warning(tmp_path, m
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc: no stored key
     monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "config"))
-    settings = WandbParams(mode="online", project="p", entity=None, dir=str(tmp_path), watch_freq=10)
+    settings = WandbParams(mode="online", project="p", entity=None, dir=str(tmp_path))
     with pytest.warns(UserWarning, match=r"could not start .*logging offline.*wandb sync") as caught:
         run = start_wandb(settings, "emotion", "resnet18_scratch", 1, {"seed": 1})
     assert len(caught) == 1 and run.settings.mode == "offline"
@@ -91,7 +92,7 @@ def test_evaluate_adds_the_test_results_to_the_training_run_and_train_logs_none(
     from facelab.files import read_json
     from facelab.training.experiment import train_experiment
 
-    settings = WandbParams(mode="offline", project="facelab-test", entity=None, dir=str(tmp_path), watch_freq=10)
+    settings = WandbParams(mode="offline", project="facelab-test", entity=None, dir=str(tmp_path))
     prepare.prepare_task("emotion", tiny_params.data["emotion"], tiny_params.data_seed,
                          paths.prepared("emotion", tmp_path))
     recipe = dataclasses.replace(tiny_params.models["resnet18_scratch"], epochs=1)
@@ -132,7 +133,7 @@ def test_a_run_trained_and_scored_in_one_process_is_one_wandb_folder_with_both_h
     from facelab.files import read_json
     from facelab.training.experiment import train_experiment
 
-    settings = WandbParams(mode="offline", project="facelab-test", entity=None, dir=str(tmp_path), watch_freq=0)
+    settings = WandbParams(mode="offline", project="facelab-test", entity=None, dir=str(tmp_path))
     prepare.prepare_task("emotion", tiny_params.data["emotion"], tiny_params.data_seed,
                          paths.prepared("emotion", tmp_path))
     recipe = dataclasses.replace(tiny_params.models["resnet18_scratch"], epochs=1)

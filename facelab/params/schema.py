@@ -319,7 +319,6 @@ class WandbParams:
     project: Str
     entity: Str | None
     dir: Str
-    watch_freq: Whole
 
 
 @dataclass(frozen=True, config=FORBID)

@@ -60,8 +60,8 @@ def train_experiment(task: str, recipe_name: str, recipe: Recipe, settings: Trai
     wandb_run = (start_wandb(tracking, task, recipe_name, seed, config, os.environ.get("DVC_ROOT"))
                  if dist.main else None)
     try:
-        result = train_loop(title, recipe, settings, seed, splits, classes, wandb_run, checkpoint, tracking.watch_freq,
-                            dist, accel, history=outputs["history"] if dist.main else None)
+        result = train_loop(title, recipe, settings, seed, splits, classes, wandb_run, checkpoint, dist, accel,
+                            history=outputs["history"] if dist.main else None)
     except TrainingDiverged:
         if dist.main:
             checkpoint.unlink(missing_ok=True)  # resuming would only diverge again

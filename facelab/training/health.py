@@ -79,6 +79,7 @@ class HealthRecorder:
         self.parameter_rows: list[dict] = []
         self.histograms: dict[str, dict[int, dict[str, np.ndarray]]] = {"gradients": {}, "parameters": {}}
         self.frozen: dict[str, tuple[np.ndarray, dict]] = {}  # frozen layers never change: summarise once
+        self.latest: dict[str, np.ndarray] = {}  # this epoch's trained layers, for W&B: "gradients/<layer>" -> sample
 
     def after_backward(self) -> None:
         layout, norms = gradient_norms(self.groups)
@@ -88,6 +89,7 @@ class HealthRecorder:
     def end_epoch(self, epoch: int) -> None:
         """Rows for this epoch: gradient values of the last batch, mean gradient norm over its steps."""
         keep = epoch in self.histogram_epochs
+        self.latest = {}
         step_norms = defaultdict(list)
         for layout, norms in self.step_norms:
             for name, norm in layer_norms(layout, norms.tolist()).items():
@@ -104,6 +106,9 @@ class HealthRecorder:
                 row["norm"] = float(np.mean(step_norms[name]))  # mean over the epoch's steps
                 if keep:
                     self.histograms["gradients"].setdefault(epoch, {})[name] = sample(values)
+                self.latest[f"gradients/{name}"] = sample(values, PERCENTILE_SAMPLE)
+            if not frozen:
+                self.latest[f"parameters/{name}"] = sample(weights, PERCENTILE_SAMPLE)
             if keep:
                 self.histograms["parameters"].setdefault(epoch, {})[name] = sample(weights)
             self.gradient_rows.append(row)
@@ -120,6 +125,16 @@ class HealthRecorder:
 
     def frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         return pd.DataFrame(self.gradient_rows), pd.DataFrame(self.parameter_rows)
+
+
+def wandb_histograms(samples: dict[str, np.ndarray], bins: int = 64) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(counts, bin edges) of each sample's finite values, as W&B's histograms take them (64 bins, as wandb.watch)."""
+    found = {}
+    for key, values in samples.items():
+        finite = values[np.isfinite(values)]
+        if len(finite):
+            found[key] = np.histogram(finite, bins=bins)
+    return found
 
 
 def sample(values: np.ndarray, size: int = HISTOGRAM_SAMPLE) -> np.ndarray:

@@ -31,7 +31,7 @@ from facelab.training.checkpoints import resume, save_checkpoint
 from facelab.training.distributed import Dist, all_sum, shard, wrap
 from facelab.training.health import HealthRecorder, health_verdict, histogram_epochs
 from facelab.training.optim import make_optimizer, make_scheduler
-from facelab.training.tracking import log_epoch, relog_history, watch_model
+from facelab.training.tracking import log_epoch, relog_history
 
 ONE_PROCESS = Dist()  # train_loop's default: no torchrun (Dist is frozen, so one instance serves every call)
 
@@ -78,7 +78,7 @@ def seed_everything(seed: int, threads: int, accel: Accel) -> torch.Generator:
 
 def train_loop(prefix: str, recipe: Recipe, settings: TrainParams, seed: int, splits: dict[str, SplitData],
                classes: tuple[str, ...], wandb_run=None, checkpoint: Path | None = None,
-               watch_freq: int = 0, dist: Dist = ONE_PROCESS, accel: Accel | None = None,
+               dist: Dist = ONE_PROCESS, accel: Accel | None = None,
                history: Path | None = None) -> TrainResult:
     """Train (resuming from `checkpoint` if it exists); keep the weights of the best epoch by
     settings.select_by (lowest val loss, or highest val macro F1 with ties to the lower val loss).
@@ -111,8 +111,6 @@ def train_loop(prefix: str, recipe: Recipe, settings: TrainParams, seed: int, sp
     trainable = wrap(head, dist, accel.device)
     # compiling an nn.Module gives an OptimizedModule, itself an nn.Module (torch.compile's type is any callable)
     trainable = cast(nn.Module, torch.compile(trainable)) if accel.compile else trainable
-    # 0: once an epoch, at its last batch (W&B keeps one histogram per logged step, the epoch; more are replaced)
-    watch_model(wandb_run, head, watch_freq or math.ceil(len(inputs["train"]) / recipe.batch_size))
     checkpointed = time.perf_counter()
     for epoch in range(done + 1, recipe.epochs + 1):
         accel.synchronize()  # the val split's trunk output (queued above) is not
@@ -139,7 +137,7 @@ def train_loop(prefix: str, recipe: Recipe, settings: TrainParams, seed: int, sp
             if epoch < recipe.epochs and not stop and due:
                 save_checkpoint(checkpoint, epoch, model, optimizer, scheduler, generator, progress, health)
                 checkpointed = time.perf_counter()
-            log_epoch(wandb_run, prefix, recipe.epochs, row, images_per_second(progress, inputs))
+            log_epoch(wandb_run, prefix, recipe.epochs, row, images_per_second(progress, inputs), health.latest)
             if history is not None:
                 write_csv(history, pd.DataFrame(progress.rows))
         if stop:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import numpy as np
+
 from facelab import names, paths
 from facelab.names import KEPT
 from facelab.params import WandbParams
+from facelab.training.health import wandb_histograms
 from facelab.wandb_runs import init_or_offline
 
 
@@ -31,15 +34,21 @@ def start_wandb(settings: WandbParams, task: str, recipe: str, seed: int, config
     return init_or_offline(init, settings.mode, directory, "W&B run")
 
 
-def log_epoch(run, prefix: str, epochs: int, row: dict, images_per_second: float) -> None:
-    """Print the epoch line and send the same row (training.loop.epoch_row: 'train/loss', ...) to W&B,
-    with the training speed so far."""
+def log_epoch(run, prefix: str, epochs: int, row: dict, images_per_second: float,
+              histograms: dict[str, np.ndarray] | None = None) -> None:
+    """Print the epoch line and send the same row (training.loop.epoch_row: 'train/loss', ...) to W&B, with the
+    training speed so far and the trained layers' gradient and parameter histograms (histograms: the health
+    recorder's samples of this epoch, 'gradients/<layer>' -> values: the last batch's gradients, the weights)."""
     print(f"[{prefix}] epoch {row['epoch']}/{epochs}  "
           f"train loss {row[names.key('train', 'loss')]:.4f} acc {row[names.key('train', 'acc')]:.4f}  "
           f"val loss {row[names.key('val', 'loss')]:.4f} acc {row[names.key('val', 'acc')]:.4f} "
           f"macro_f1 {row[names.key('val', 'macro_f1')]:.4f}", flush=True)
     if run is not None:
-        run.log({**row, "images_per_second": images_per_second}, step=row["epoch"])
+        import wandb
+
+        shown = {key: wandb.Histogram(np_histogram=counts_edges)
+                 for key, counts_edges in wandb_histograms(histograms or {}).items()}
+        run.log({**row, "images_per_second": images_per_second, **shown}, step=row["epoch"])
 
 
 def relog_history(run, rows: list[dict]) -> None:
@@ -83,12 +92,6 @@ def git_commit() -> str | None:
         return out.stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
-
-
-def watch_model(run, model, log_freq: int) -> None:
-    """Gradient and parameter histograms per layer (W&B's gradients/* and parameters/* panels)."""
-    if run is not None:
-        run.watch(model, log="all", log_freq=log_freq)
 
 
 def finish_wandb(run, summary: dict, exit_code: int = 0, leave_open: bool = False) -> None:
