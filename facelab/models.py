@@ -1,7 +1,9 @@
 """Recipes: the one factory that builds every model from its recipe (arch, weights, frozen layers, head)."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -10,6 +12,7 @@ from torch import nn
 from torchvision import models
 
 from facelab.errors import ParamsError, WeightsUnavailable
+from facelab.files import write_text
 from facelab.params import Recipe
 
 # torchvision's weights API: the URL names the file that torch.hub caches under $TORCH_HOME/hub/checkpoints/.
@@ -153,10 +156,28 @@ def weights_provenance(recipe: Recipe) -> dict:
     if recipe.weights != "imagenet":
         return {"weights": recipe.weights, "file": None, "sha256": None, "verified": None}
     path = ensure_imagenet_weights(recipe.arch)
+    digest = file_sha256(path)
+    return {"weights": recipe.weights, "file": path.name, "sha256": digest,
+            "verified": digest.startswith(hash_prefix(path))}
+
+
+def file_sha256(path: Path) -> str:
+    """The file's sha256, remembered beside it (<file>.sha256: size, modification time and digest) and reused while
+    its size and modification time (in ns) are unchanged: VGG16's 528 MB took 1.85 s to hash for every run. Where
+    the folder is read-only it is computed each time."""
+    record = path.with_name(path.name + ".sha256")
+    stat = path.stat()
+    key = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    try:
+        known = json.loads(record.read_text())
+        if {k: known.get(k) for k in key} == key and isinstance(known.get("sha256"), str):
+            return known["sha256"]
+    except (OSError, ValueError):
+        pass  # none yet, or unreadable: computed below
     digest = hashlib.sha256()
     with path.open("rb") as file:
         for chunk in iter(lambda: file.read(1 << 20), b""):
             digest.update(chunk)
-    expected = hash_prefix(path)
-    return {"weights": recipe.weights, "file": path.name, "sha256": digest.hexdigest(),
-            "verified": digest.hexdigest().startswith(expected)}
+    with contextlib.suppress(OSError):  # a read-only cache folder: nothing remembered
+        write_text(record, json.dumps({**key, "sha256": digest.hexdigest()}))
+    return digest.hexdigest()

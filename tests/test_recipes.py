@@ -55,3 +55,25 @@ def test_trained_model_holds_the_state_dict_every_key_and_shape(tiny_params, tor
     del trained["classifier.3.bias"]
     with pytest.raises(RuntimeError, match="classifier.3.bias"):
         trained_model(recipe, 2, trained)
+
+
+def test_a_weights_files_sha256_is_remembered_beside_it_while_its_size_and_time_are_unchanged(tmp_path):
+    import hashlib
+    import json
+    import os
+
+    from facelab.models import file_sha256
+
+    weights = tmp_path / "resnet18-f37072fd.pth"
+    weights.write_bytes(b"stand-in weights")
+    assert file_sha256(weights) == hashlib.sha256(b"stand-in weights").hexdigest()
+    record = tmp_path / "resnet18-f37072fd.pth.sha256"
+    remembered = json.loads(record.read_text())
+    record.write_text(json.dumps({**remembered, "sha256": "remembered"}))
+    assert file_sha256(weights) == "remembered"  # not read again
+    weights.write_bytes(b"other weights!!")  # another size: hashed again
+    assert file_sha256(weights) == hashlib.sha256(b"other weights!!").hexdigest()
+    stat = weights.stat()
+    weights.write_bytes(b"other weights??")  # the same size, another modification time: hashed again
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+    assert file_sha256(weights) == hashlib.sha256(b"other weights??").hexdigest()
