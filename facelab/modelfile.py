@@ -102,7 +102,7 @@ def run_model(task: str, recipe_name: str, seed: int | None, root: Path = Path("
 
 
 def imagenet_normalisation() -> Normalisation:
-    """What facelab.data.batches.to_input normalises with, as a card records it."""
+    """What facelab.data.inputs.to_input normalises with, as a card records it."""
     return Normalisation(mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD))
 
 
@@ -112,7 +112,7 @@ def check_normalisation(normalisation: Normalisation, path: Path) -> None:
     if not all(len(saved) == len(want) and np.allclose(saved, want)
                for saved, want in ((normalisation.mean, wanted.mean), (normalisation.std, wanted.std))):
         raise ModelFileError(f"'{path}': normalisation {normalisation.model_dump()} is not the ImageNet mean/std "
-                             f"{wanted.model_dump()} that facelab.data.batches.to_input applies; this model needs the "
+                             f"{wanted.model_dump()} that facelab.data.inputs.to_input applies; this model needs the "
                              f"facelab version that trained it")
 
 

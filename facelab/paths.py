@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 CHECKPOINTS = Path(".cache/facelab/checkpoints")  # outside every DVC output: survives a rerun
+TRUNKS = Path(".cache/facelab/trunks")  # frozen trunks' outputs per prepared image, shared by runs (data/trunks.py)
 
 
 def source_fingerprint(task: str, root: Path = Path(".")) -> Path:

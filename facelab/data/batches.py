@@ -15,11 +15,12 @@ from facelab import paths
 from facelab.accel import CPU, Accel
 from facelab.data import augment as augmentation
 from facelab.data.augment import Draws
+from facelab.data.inputs import imagenet_stats, to_input
 from facelab.data.split import split_prepared
+from facelab.data.trunks import trunk_outputs
 from facelab.errors import UserError
 from facelab.files import read_json
 from facelab.modelcard import DataSplit
-from facelab.models import IMAGENET_MEAN, IMAGENET_STD
 from facelab.names import SPLITS
 from facelab.params import Augment, Split
 
@@ -28,10 +29,12 @@ from facelab.params import Augment, Split
 class SplitData:
     images: torch.Tensor  # (N, H, W, 3) uint8
     labels: torch.Tensor  # (N,) int64
+    rows: np.ndarray | None = None  # the images' rows in the prepared folder they came from (None: not from one)
+    folder: Path | None = None  # that folder
 
     def to(self, device: torch.device) -> SplitData:
         """The split moved once, as uint8 (4x smaller than floats), e.g. to the GPU."""
-        return SplitData(self.images.to(device), self.labels.to(device))
+        return dataclasses.replace(self, images=self.images.to(device), labels=self.labels.to(device))
 
 
 def load_prepared(folder: str | Path, seed: int, fractions: Split) -> tuple[dict[str, SplitData], tuple[str, ...]]:
@@ -41,7 +44,7 @@ def load_prepared(folder: str | Path, seed: int, fractions: Split) -> tuple[dict
     rows = prepared_split(folder, seed, fractions)
     images, labels = np.load(paths.prepared_images(folder), mmap_mode="r"), np.load(paths.prepared_labels(folder))
     splits = {split: SplitData(torch.from_numpy(np.ascontiguousarray(images[rows[split]])),
-                               torch.from_numpy(labels[rows[split]]))
+                               torch.from_numpy(labels[rows[split]]), rows[split], folder)
               for split in SPLITS}
     return splits, prepared_classes(folder)
 
@@ -76,36 +79,21 @@ def prepared_classes(folder: Path) -> tuple[str, ...]:
     return tuple(read_json(paths.prepared_classes(folder))["classes"])
 
 
-def to_input(images: torch.Tensor, memory_format=torch.contiguous_format) -> torch.Tensor:
-    """uint8 NHWC -> float NCHW in `memory_format`, normalised with the ImageNet statistics.
-
-    The permuted view already has channels_last strides (no copy then); contiguous NCHW is copied,
-    once, in uint8: fp32 convolutions on CPU ran about 20% slower on the permuted view (measured
-    on resnet18, 64 px)."""
-    x = images.permute(0, 3, 1, 2).contiguous(memory_format=memory_format).float().div_(255)
-    mean, std = imagenet_stats(x.device)
-    return (x - mean) / std
-
-
-def imagenet_stats(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    return (torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1),
-            torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1))
-
-
 class Inputs:
     """What the trainable part of a model sees for one split: normalised images, or the output of a
     frozen trunk computed once (for each flip) and reused every epoch. Everything lives on
     accel.device: batches are gathered, flipped and normalised there, whole batches at a time."""
 
     def __init__(self, data: SplitData, trunk: nn.Module | None, batch_size: int, flips: bool,
-                 accel: Accel = CPU):
+                 accel: Accel = CPU, memo: Path | None = None):
+        """memo: where the trunk's outputs per prepared image are shared between runs (facelab.data.trunks)."""
         self.data = data.to(accel.device)
         self.accel = accel
         self.cache = None
         if trunk is not None:
-            self.cache = {False: encode(trunk, self.data.images, batch_size, False, accel)}
-            if flips:
-                self.cache[True] = encode(trunk, self.data.images, batch_size, True, accel)
+            self.cache = {flip: trunk_outputs(trunk, self.data.images, batch_size, flip, accel, data.rows,
+                                              data.folder, memo)
+                          for flip in ((False, True) if flips else (False,))}
 
     def __len__(self) -> int:
         return len(self.data.labels)
@@ -134,23 +122,6 @@ class Inputs:
 
     def labels(self, index: torch.Tensor) -> torch.Tensor:
         return self.data.labels[index.to(self.accel.device, non_blocking=True)]
-
-
-@torch.no_grad()
-def encode(trunk: nn.Module, images: torch.Tensor, batch_size: int, flip: bool, accel: Accel) -> torch.Tensor:
-    """The frozen trunk's output for every image (mirrored if `flip`), as contiguous NCHW.
-
-    Runs channels_last on every device: inference convolutions are faster in NHWC with oneDNN as
-    with cuDNN (VGG16 features, 64 px, 2 CPU threads: 55-72 against 45-55 images/s in NCHW)."""
-    trunk.eval()
-    trunk.to(memory_format=torch.channels_last)
-    outputs = []
-    for start in range(0, len(images), batch_size):
-        x = to_input(images[start:start + batch_size], torch.channels_last)
-        with accel.autocast():
-            outputs.append(trunk(x.flip(-1) if flip else x).contiguous())
-    trunk.to(memory_format=accel.memory_format)  # the weights keep the layout the rest of the model has
-    return torch.cat(outputs)
 
 
 def shuffled_batches(n: int, batch_size: int, generator: torch.Generator, augment: Augment,

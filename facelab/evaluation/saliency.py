@@ -89,7 +89,7 @@ def predict_recording(model: nn.Module, arch: str, inputs: Inputs, batch_size: i
 
 def cams(model: nn.Module, arch: str, images: torch.Tensor, targets, batch_size: int) -> np.ndarray:
     """Grad-CAM of each image for its target class, (N, H, W) float32 at the input's size in [0, 1]: see
-    cams_from_activations. `images` are normalised NCHW floats (facelab.data.batches.to_input).
+    cams_from_activations. `images` are normalised NCHW floats (facelab.data.inputs.to_input).
 
     The forward pass needs no gradient, so a frozen trunk (requires_grad False) is no obstacle: the
     gradient is taken with respect to the recorded activations, never the parameters (no .grad is written)."""

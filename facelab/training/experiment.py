@@ -61,7 +61,7 @@ def train_experiment(task: str, recipe_name: str, recipe: Recipe, settings: Trai
                  if dist.main else None)
     try:
         result = train_loop(title, recipe, settings, seed, splits, classes, wandb_run, checkpoint, dist, accel,
-                            history=outputs["history"] if dist.main else None)
+                            history=outputs["history"] if dist.main else None, trunk_memo=root / paths.TRUNKS)
     except TrainingDiverged:
         if dist.main:
             checkpoint.unlink(missing_ok=True)  # resuming would only diverge again

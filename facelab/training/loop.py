@@ -79,13 +79,14 @@ def seed_everything(seed: int, threads: int, accel: Accel) -> torch.Generator:
 def train_loop(prefix: str, recipe: Recipe, settings: TrainParams, seed: int, splits: dict[str, SplitData],
                classes: tuple[str, ...], wandb_run=None, checkpoint: Path | None = None,
                dist: Dist = ONE_PROCESS, accel: Accel | None = None,
-               history: Path | None = None) -> TrainResult:
+               history: Path | None = None, trunk_memo: Path | None = None) -> TrainResult:
     """Train (resuming from `checkpoint` if it exists); keep the weights of the best epoch by
     settings.select_by (lowest val loss, or highest val macro F1 with ties to the lower val loss).
 
     Under torchrun every rank calls this with its `dist`; only the main rank logs and checkpoints.
     accel: where and how to compute (None: train.device/precision/compile for this machine).
-    history: a CSV rewritten (atomically) after every epoch, so a running experiment's curves can be watched."""
+    history: a CSV rewritten (atomically) after every epoch, so a running experiment's curves can be watched.
+    trunk_memo: where a frozen trunk's outputs are shared with other runs of the same prepared data (data/trunks.py)."""
     accel = accel or choose_accel(settings, torch.cuda.is_available(), dist.local_rank)
     generator = seed_everything(seed, settings.threads, accel)
     started = time.perf_counter()
@@ -93,7 +94,7 @@ def train_loop(prefix: str, recipe: Recipe, settings: TrainParams, seed: int, sp
     trunk, head = frozen_trunk(model, recipe)
     augment = applied_augmentation(augmentation(recipe, settings), cached=trunk is not None)
     inputs = {"train": Inputs(splits["train"], trunk, settings.eval_batch_size, flips=augment.hflip,
-                              accel=accel)}
+                              accel=accel, memo=trunk_memo)}
     if dist.main and recipe.frozen:
         print(f"[{prefix}] {frozen_note(recipe, trunk, augmentation(recipe, settings))}", flush=True)
     loss_fn = training_loss(settings, splits["train"].labels, len(classes), accel.device)
@@ -103,7 +104,7 @@ def train_loop(prefix: str, recipe: Recipe, settings: TrainParams, seed: int, sp
     accel.synchronize()  # on a GPU, the train split's cached trunk output is part of the training time
     progress = Progress(seconds=time.perf_counter() - started)
     # validation, like the per-epoch scoring, stays out of the training time
-    inputs["val"] = Inputs(splits["val"], trunk, settings.eval_batch_size, flips=False, accel=accel)
+    inputs["val"] = Inputs(splits["val"], trunk, settings.eval_batch_size, flips=False, accel=accel, memo=trunk_memo)
     done = resume(checkpoint, model, optimizer, scheduler, generator, progress, health)
     if done and dist.main:
         print(f"[{prefix}] resuming after epoch {done} from {checkpoint}", flush=True)
