@@ -314,8 +314,9 @@ def test_evaluate_scores_a_labelled_folder_into_the_evaluate_stages_files(traine
     monkeypatch.chdir(tmp_path)
     model = model_file(trained, "emotion")
     app.main(["evaluate", "--task", "emotion", "--recipe", RECIPE, "--data", str(photos), "--model", str(model)])
-    out = paths.external_outputs("emotion", RECIPE, SEED, "photos")
-    assert out["metrics"].as_posix() == "metrics/emotion/external/photos/resnet18_scratch/seed42.json"
+    name = external.default_name(photos.resolve())  # photos-<8 hex of the full path>
+    out = paths.external_outputs("emotion", RECIPE, SEED, name)
+    assert out["metrics"].as_posix() == f"metrics/emotion/external/{name}/resnet18_scratch/seed42.json"
     metrics, details = read_json(out["metrics"]), read_json(out["details"])
     predictions = pd.read_csv(out["predictions"])
     files = [p for name in EMOTIONS for p in sorted((photos / name).iterdir()) if p.name not in ("broken.png", "thumb.png")]
@@ -370,7 +371,8 @@ def test_evaluate_refuses_a_folder_without_the_models_classes_and_a_bad_name(tra
 @pytest.mark.skipif(not FER.is_dir(), reason=f"real photos not present: {FER} (the shared test data)")
 def test_evaluate_on_real_fer2013_photos(trained, tmp_path):
     result, out = external.evaluate_folder("emotion", RECIPE, FER, model=model_file(trained, "emotion"), root=tmp_path)
-    assert out["metrics"] == tmp_path / "metrics/emotion/external/emotion-fer2013/resnet18_scratch/seed42.json"
+    name = external.default_name(FER.resolve())
+    assert out["metrics"] == tmp_path / f"metrics/emotion/external/{name}/resnet18_scratch/seed42.json"
     assert read_json(out["metrics"]) == result.metrics.model_dump(mode="json")
     assert result.details.test_images == 3000 and result.details.data["skipped"] == []
     assert {n: result.classes[n]["support"] for n in EMOTIONS} == {n: 1000 for n in EMOTIONS}
