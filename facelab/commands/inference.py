@@ -4,6 +4,8 @@ Images are decoded exactly as prepare decodes them (facelab.data.images) at the 
 at, and normalised as in training (facelab.data.batches.to_input); nothing is read from today's params.yaml."""
 from __future__ import annotations
 
+import hashlib
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,14 +18,18 @@ from tqdm import tqdm
 
 from facelab.accel import CPU, Accel
 from facelab.data.batches import Inputs, SplitData
-from facelab.data.images import BadImage, Skipped, decode_image, display_name
-from facelab.data.listing import list_tree
+from facelab.data.images import BadImage, Skipped, decode_image, display_name, not_an_image_detail
+from facelab.data.listing import Problem, list_tree, system_folder_in
 from facelab.errors import UserError
 from facelab.evaluation.calibration import scaled_probabilities
 from facelab.evaluation.forward import forward_logits
 from facelab.evaluation.saliency import cams_from_activations, network_after, overlay, predict_recording
 from facelab.files import write_with
 from facelab.modelfile import TrainedModel
+
+# An overlay's name: its input's path, its last 200 bytes at most (names stop at 255), and 10 hex digits (40 bits)
+# of the path's SHA-256, so two paths that read alike ('a__b/c.jpg', 'a/b__c.jpg') share a name with odds 1e-12.
+EXPLANATION_HASH, EXPLANATION_BYTES = 10, 200
 
 
 @dataclass(frozen=True)
@@ -43,20 +49,28 @@ class Predictions:
 
 def image_files(inputs: list[Path]) -> tuple[list[Path], list[Skipped]]:
     """Files as given, and every file under each folder as prepare lists a class folder (at any depth, links
-    followed, hidden names left out; facelab.data.listing), each folder's files sorted by path; and the folders
-    under them that could not be listed (a link loop, an unreadable folder), as skipped entries with their reason."""
+    followed, hidden names and NAS/OS system folders such as @eaDir left out; facelab.data.listing), each folder's
+    files sorted by path; and what was not listed, as skipped entries with their reason: folders that could not be
+    (a link loop, an unreadable folder), and system folders, given or met (not counted as bad). A given link that
+    leads nowhere (a loop, a dangling link) is a file: the decoder skips it with its reason."""
     files, unlisted = [], []
     for path in map(Path, inputs):
-        if path.is_dir():
+        inside = system_folder_in(path)  # `facelab predict *` in a Synology share passes its @eaDir
+        if inside is not None:
+            unlisted.append(skipped_folder(inside))
+        elif path.is_dir():
             listing = list_tree(path)
             files += listing.files
-            unlisted += [Skipped(display_name(problem.path), "", problem.reason, problem.detail)
-                         for problem in listing.problems]
-        elif path.exists():
+            unlisted += [skipped_folder(problem) for problem in listing.problems + listing.ignored]
+        elif path.exists() or os.path.islink(path):
             files.append(path)
         else:
             raise UserError(f"'{path}' does not exist; pass image files or folders of images")
     return files, unlisted
+
+
+def skipped_folder(problem: Problem) -> Skipped:
+    return Skipped(display_name(problem.path), "", problem.reason, problem.detail)
 
 
 def decode_files(files: list[Path], img_size: int, faces: str = "none",
@@ -68,8 +82,9 @@ def decode_files(files: list[Path], img_size: int, faces: str = "none",
         try:
             squares.append(decode_image(path, img_size, faces=faces, min_side=min_side)[0])
             kept.append(path)
-        except BadImage as bad:
-            skipped.append(Skipped(display_name(path), "", bad.reason, bad.detail))
+        except BadImage as bad:  # an ignored file's detail without prepare's note on max_bad_fraction
+            skipped.append(Skipped(display_name(path), "", bad.reason,
+                                   not_an_image_detail(path) if bad.ignored else bad.detail))
     pixels = np.stack(squares) if squares else np.zeros((0, img_size, img_size, 3), np.uint8)
     return pixels, kept, skipped
 
@@ -122,9 +137,16 @@ def explained_logits(trained: TrainedModel, model: nn.Module, pixels: np.ndarray
 
 
 def explanation_name(name: str) -> str:
-    """The overlay's file name for an input's display name: its folders joined by '__', '.png' added (unique
-    as the names are, and sorted as they are)."""
-    return name.replace("\\", "/").strip("/").replace("/", "__") + ".png"
+    """The overlay's file name for an input's display name: its folders joined by '__', then '-' and the first
+    EXPLANATION_HASH hex digits of the name's SHA-256, then '.png' ('a__b/c.jpg' and 'a/b__c.jpg' both read
+    'a__b__c.jpg', and differ in the digits). The readable part drops leading folders until it fits in
+    EXPLANATION_BYTES, so a deep path stays under the file system's 255-byte limit."""
+    parts = [part for part in name.replace("\\", "/").split("/") if part not in ("", ".", "..")]
+    while len(parts) > 1 and len("__".join(parts).encode()) > EXPLANATION_BYTES:
+        parts = parts[1:]
+    readable = "__".join(parts).encode()[-EXPLANATION_BYTES:].decode("utf-8", "ignore")  # one over-long file name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:EXPLANATION_HASH]
+    return f"{readable}-{digest}.png"
 
 
 def write_png(path: Path, pixels: np.ndarray) -> None:
@@ -150,9 +172,12 @@ def check_threshold(threshold: float, classes: tuple[str, ...]) -> None:
 
 
 def predictions_frame(files: list[str], probabilities: np.ndarray, predicted: np.ndarray,
-                      classes: tuple[str, ...]) -> pd.DataFrame:
-    """file, predicted, p_<class> for each class: one row per usable file, in input order."""
+                      classes: tuple[str, ...], explained: bool = False) -> pd.DataFrame:
+    """file, predicted, p_<class> for each class: one row per usable file, in input order; explained: and the
+    file name of its Grad-CAM overlay (explanation_name)."""
     frame = pd.DataFrame({"file": files, "predicted": [classes[i] for i in predicted]})
     for k, name in enumerate(classes):
         frame[f"p_{name}"] = probabilities[:, k]
+    if explained:
+        frame["explanation"] = [explanation_name(file) for file in files]
     return frame

@@ -168,8 +168,12 @@ def image_suffix(path: Path) -> bool:
 
 
 def not_an_image(path: Path) -> BadImage:
-    return BadImage(IGNORED, f"neither its suffix ({path.suffix or 'none'}) nor its content is an image's; "
-                             f"listed, not counted toward max_bad_fraction")
+    return BadImage(IGNORED, f"{not_an_image_detail(path)}; listed, not counted toward max_bad_fraction")
+
+
+def not_an_image_detail(path: Path) -> str:
+    """What an IGNORED file is, without prepare's note on max_bad_fraction (`facelab predict` has no such limit)."""
+    return f"neither its suffix ({path.suffix or 'none'}) nor its content is an image's"
 
 
 def link_problem(path: Path, error: OSError) -> BadImage | None:

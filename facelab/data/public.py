@@ -13,7 +13,7 @@ from sklearn.datasets import fetch_lfw_people
 
 from facelab.data.images import BAD_ROW, BadImage, Entry, Images, Skipped, display_name, read_files, square_pixels
 from facelab.data.pixels import PixelStore
-from facelab.data.sources import list_class_folders, list_folder
+from facelab.data.sources import folder_rows, list_class_folders, list_folder
 from facelab.errors import DataError
 from facelab.params import FER2013_LABELS, DataParams
 
@@ -93,7 +93,9 @@ def fer2013_folder_images(root: Path, label_map: dict[str, int], classes: tuple[
         raise DataError(f"'{root}' is not a FER2013 image-folder release: it has no train/ folder "
                         f"(it holds {sorted(p.name for p in root.iterdir())}); point data.<task>.path at "
                         f"the folder that holds train/ and test/")
-    entries, not_used, notes, folders = [], {}, [], []
+    entries, not_used, notes = [], {}, []
+    folders: tuple[Skipped, ...] = ()  # folders under a label folder that gave no files: skipped, ignored
+    ignored: tuple[Skipped, ...] = ()
     for part in parts:
         found, others, part_notes = list_class_folders(root / part, tuple(label_map))
         notes += part_notes + [f"folder '{root / part / name}' is not a FER2013 label {list(FER2013_LABELS)}; "
@@ -101,14 +103,14 @@ def fer2013_folder_images(root: Path, label_map: dict[str, int], classes: tuple[
         not_used.update({f"{part}/{name}": count for name, count in others.items()})
         entries += [Entry(path, label_map[name], display_name(path.relative_to(root)), part == "test")
                     for name in label_map for path in found[name].files]
-        folders += [Skipped(display_name(problem.path.relative_to(root)), classes[label_map[name]], problem.reason,
-                            problem.detail) for name in label_map for problem in found[name].problems]
+        part_folders, part_ignored = folder_rows(found, root, {name: classes[label_map[name]] for name in label_map})
+        folders, ignored = folders + part_folders, ignored + part_ignored
     notes += [f"'{p}' is neither train/ nor test/ of the release; not used"
               for p in list_folder(root)[1] if p.name not in ("train", "test")]
     images = read_files(entries, classes, img_size, fixed_test="test" in parts, scratch=scratch, faces=faces,
                         min_side=min_side)
-    return dataclasses.replace(images, skipped=tuple(folders) + images.skipped, not_used=not_used,
-                               warnings=tuple(notes))
+    return dataclasses.replace(images, skipped=folders + images.skipped, ignored=ignored + images.ignored,
+                               not_used=not_used, warnings=tuple(notes))
 
 
 def fer2013_csv_images(path: Path, label_map: dict[str, int], classes: tuple[str, ...], img_size: int,

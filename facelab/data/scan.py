@@ -44,8 +44,10 @@ def fingerprint(task: str, data: DataParams) -> dict:
 
 
 def rows(listing: Listing, root: Path) -> list[list]:
+    """A row per file, per folder that could not be listed, and per NAS/OS folder not read (its name only: the
+    thumbnails a NAS rewrites in @eaDir do not make prepare stale)."""
     return ([file_row(path, root) for path in listing.files] +
-            [[display_name(p.path.relative_to(root)), p.reason, p.detail] for p in listing.problems])
+            [[display_name(p.path.relative_to(root)), p.reason, p.detail] for p in listing.problems + listing.ignored])
 
 
 def file_row(path: Path, root: Path) -> list:

@@ -8,7 +8,7 @@ import numpy as np
 
 from facelab.data import faces
 from facelab.data.images import Entry, Images, Skipped, display_name, pixel_digest, read_files
-from facelab.data.listing import Listing, children, class_folder, list_tree, same_name
+from facelab.data.listing import Listing, children, class_folder, list_tree, same_name, system_folder, why_missing
 from facelab.data.pixels import PixelStore
 from facelab.errors import DataError
 from facelab.params import DataParams
@@ -65,17 +65,28 @@ def folder_images(root: Path, classes: tuple[str, ...], img_size: int, scratch: 
     sorted path order, one file at a time.
 
     Each file is used, ignored (not an image file) or skipped with its reason; folders under a class folder that
-    cannot be listed (a link loop, no permission) are skipped rows too. Sub-folders of root that are not classes
-    are counted in `not_used` and named in `warnings`."""
+    cannot be listed (a link loop, no permission) are skipped rows too, and NAS/OS system folders (@eaDir) ignored
+    rows. Sub-folders of root that are not classes are counted in `not_used` and named in `warnings`."""
     found, others, notes = list_class_folders(root, classes)
     entries = [Entry(path, label, display_name(path.relative_to(root)))
                for label, name in enumerate(classes) for path in found[name].files]
     notes += [f"folder '{root / name}' ({count} files) is not one of the classes {list(classes)}; "
               f"its files are not used" for name, count in others.items()]
     images = read_files(entries, classes, img_size, scratch=scratch, faces=faces, min_side=min_side)
-    folders = tuple(Skipped(display_name(problem.path.relative_to(root)), name, problem.reason, problem.detail)
-                    for name in classes for problem in found[name].problems)
-    return dataclasses.replace(images, skipped=folders + images.skipped, not_used=others, warnings=tuple(notes))
+    folders, ignored = folder_rows(found, root, {name: name for name in classes})
+    return dataclasses.replace(images, skipped=folders + images.skipped, ignored=ignored + images.ignored,
+                               not_used=others, warnings=tuple(notes))
+
+
+def folder_rows(found: dict[str, Listing], root: Path,
+                classes: dict[str, str]) -> tuple[tuple[Skipped, ...], tuple[Skipped, ...]]:
+    """The folders under each listed folder that gave no files, as data.json rows named relative to root and
+    labelled with classes[folder]: skipped (a link loop, no permission) and ignored (NAS/OS system folders)."""
+    def row(problem, name, counted=True):
+        return Skipped(display_name(problem.path.relative_to(root)), classes[name], problem.reason, problem.detail,
+                       counted)
+    return (tuple(row(problem, name) for name in classes for problem in found[name].problems),
+            tuple(row(problem, name, counted=False) for name in classes for problem in found[name].ignored))
 
 
 def list_class_folders(root: Path, wanted: tuple[str, ...]) -> tuple[dict[str, Listing], dict[str, int], list[str]]:
@@ -87,13 +98,17 @@ def list_class_folders(root: Path, wanted: tuple[str, ...]) -> tuple[dict[str, L
         raise DataError(f"image folder '{root}' is a file, not a folder; set data.<task>.path to a folder "
                         f"holding one sub-folder per class {list(wanted)}")
     if not root.is_dir():
-        raise DataError(f"image folder '{root}' does not exist; set data.<task>.path to a folder "
+        raise DataError(f"image folder '{root}' {why_missing(root)}; set data.<task>.path to a folder "
                         f"holding one sub-folder per class {list(wanted)}")
     loose, subfolders = list_folder(root)
     found = {name: class_listing(class_folder(root, name)) for name in wanted if class_folder(root, name).is_dir()}
     others, notes = {}, []
     for folder in subfolders:
         if any(same_name(folder.name, name) for name in wanted):
+            continue
+        ignored = system_folder(folder)
+        if ignored is not None:
+            notes.append(f"folder '{folder}': {ignored.detail}")
             continue
         listing = list_tree(folder)
         if listing.problems and listing.problems[0].path == folder:
@@ -131,7 +146,7 @@ def check_class_folders(root: Path, wanted: tuple[str, ...], found: dict[str, Li
                         others: dict[str, int]) -> None:
     def why(name: str) -> str:
         if name not in found:
-            return "is missing"
+            return "is missing" if why_missing(root / name) == "does not exist" else why_missing(root / name)
         if found[name].folders:
             folders = ", ".join(p.name for p in found[name].folders[:5])
             return f"holds no files, only empty folder(s) {folders}"
