@@ -45,15 +45,20 @@ def test_prepare_folder_source_on_real_fer_images(tiny_raw, tmp_path):
     data = parse_params(tiny_raw).data["emotion"]
     counts = prepare.prepare_task("emotion", data, 0, tmp_path / "fer", tmp_path / "data.json").counts
     assert {split: sum(per_class.values()) for split, per_class in split_counts(tmp_path / "fer", 0, data.split).items()
-            } == {"train": 2099, "val": 450, "test": 451}
+            } == {"train": 2097, "val": 449, "test": 452}
     report = json.loads((tmp_path / "data.json").read_text())
     assert report["counts"] == counts and report["total"] == {
         "found": 3000, "ignored": 0, "skipped": 0, "duplicates_removed": 0, "near_duplicates_removed": 0,
-        "conflicts_dropped": 0, "used": 3000}
+        "conflicts_dropped": 2, "used": 2998}
     assert report["skipped"] == [] and report["duplicates"] == [] and report["conflicts"] == []
-    # FER2013 holds one photo twice under different names (re-encoded): grouped, so both land in one split
+    # FER2013 holds one photo twice under different names (re-encoded) and a happy photo with a cropped copy: each
+    # pair is grouped, so both land in one split. A photo cropped two ways, once angry and once sad, is dropped.
     pair = ["angry/Training_48130684.jpg", "angry/Training_72631670.jpg"]
-    assert report["near_duplicates"]["examples"] == [{"class": "angry", "files": pair}]
+    assert report["near_duplicates"]["examples"] == [
+        {"class": "angry", "files": pair},
+        {"class": "happy", "files": ["happy/Training_33448258.jpg", "happy/Training_62827526.jpg"]}]
+    assert report["near_duplicates"]["conflicts"] == [
+        {"files": ["angry/Training_53987417.jpg", "sad/Training_75159666.jpg"], "classes": ["angry", "sad"]}]
     manifest = pd.read_csv(tmp_path / "fer" / "manifest.csv")
     assert manifest.set_index("file").loc[pair, "group"].nunique() == 1
     assert all(len({splits_of(tmp_path / "fer", seed, data.split)[name] for name in pair}) == 1 for seed in (0, 1))
@@ -75,7 +80,8 @@ def test_exp_run_with_folder_sources_writes_data_metrics(tiny_raw, tmp_path):
     assert {s: sum(c.values()) for s, c in split_counts(repo / "data" / "prepared" / "face", tiny_raw["seeds"][0],
                                                         fractions).items()} == {"train": 268, "val": 58, "test": 58}
     emotion = json.loads((repo / "metrics" / "emotion" / "data.json").read_text())
-    assert emotion["counts"]["used"] == {"angry": 1000, "happy": 1000, "sad": 1000}
+    # one photo cropped two ways, once angry and once sad, is dropped (test_prepare_folder_source_on_real_fer_images)
+    assert emotion["counts"]["used"] == {"angry": 999, "happy": 1000, "sad": 999}
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
     outs = {out["path"] for out in lock["stages"]["prepare@face"]["outs"]}
     assert outs == {"data/prepared/face", "metrics/face/data.json"}  # an output DVC tracks, not a metric to diff

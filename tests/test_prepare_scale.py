@@ -90,8 +90,9 @@ def test_prepare_heap_stays_well_under_the_decoded_data(tiny_raw, tmp_path, monk
     n_images = 1000
     decoded = n_images * 32 * 32 * 3
     # Holding every image once would be `decoded` (before the scratch file, prepare peaked near 2.8x that); now the
-    # peak is rendering one face, a chunk of rows and the names and digests of the images (about 0.5 MB here).
-    assert heap_peak(run(n_images)) < decoded / 3
+    # peak is the near-duplicate search: 14 hashes of 32 bytes per image (the flips and the crop windows of
+    # facelab.data.near, whatever the image size) besides the names and digests of the images (about 1.3 MB here).
+    assert heap_peak(run(n_images)) < decoded / 2
 
 
 def test_a_failed_write_leaves_the_old_outputs_and_no_scratch(tiny_params, tmp_path, monkeypatch):

@@ -62,7 +62,8 @@ def near_dedupe(dedup: Dedup, packed: np.ndarray, labels: np.ndarray, files: lis
     if mode == "keep":
         return dataclasses.replace(dedup, near={"mode": mode})
     rows = dedup.keep
-    ids = near_groups(packed[rows])
+    # every row kept (no exact duplicates): no copy of the hashes, which are most of prepare's memory here
+    ids = near_groups(packed if len(rows) == len(packed) else packed[rows])
     members = defaultdict(list)
     for row, group in zip(rows, ids):
         members[int(group)].append(int(row))

@@ -1,0 +1,183 @@
+"""Near-duplicate search on edited copies of real photos: recall (each copy grouped with its original), false merges
+of distinct photos of one person, and the cost per image. Prints figures; nothing is written to the repository.
+
+    python3 -m benchmarks.near_duplicates
+    python3 -m benchmarks.near_duplicates --cost 10000
+
+Each original is one real photo of one person (Colin Powell's 100 LFW frames, yaleB01's 64 Yale B photos; read in
+place from ../shared/data/real/). Its family is the original and one copy per EDITS entry, saved as people save them
+(JPEG quality 90 unless the edit says otherwise; EXIF-rotated copies carry the same pixels and an orientation tag)
+and decoded by prepare's own decoder at 64 px. All families of one person go through facelab.data.near together, as
+prepare would see them in one class folder, so a chain through copies counts as a merge.
+- recall: copies in their original's group; families whole: families of which the original and every copy with
+  an edit the issue names (NAMED) are in one group.
+- false merges: pairs of distinct originals of the person that share a group (transitively, through any copies).
+- cost: facelab.data.near.hashes and near_groups on N generated faces at 64 px (prepare's own images), per image.
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Callable
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from facelab.data import faces
+from facelab.data.images import decode_image
+from facelab.data.near import hashes, near_groups
+
+REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
+PEOPLE = {"lfw Colin_Powell": ("face-lfw-frames/target", "*.jpg"), "yaleb yaleB01": ("face-yaleb/target", "*.png")}
+IMG_SIZE = 64
+T = Image.Transpose
+
+
+def crop(left: float = 0, top: float = 0, right: float = 0, bottom: float = 0) -> Callable[[Image.Image], Image.Image]:
+    """Cut the given share of the width or height off each side."""
+    def edit(image: Image.Image) -> Image.Image:
+        w, h = image.size
+        return image.crop((round(left * w), round(top * h), w - round(right * w), h - round(bottom * h)))
+    return edit
+
+
+def turn(how: Image.Transpose) -> Callable[[Image.Image], Image.Image]:
+    return lambda image: image.transpose(how)
+
+
+def resize(share: float) -> Callable[[Image.Image], Image.Image]:
+    return lambda image: image.resize((round(image.width * share), round(image.height * share)),
+                                      Image.Resampling.BICUBIC)
+
+
+def same(image: Image.Image) -> Image.Image:
+    return image
+
+
+# name: (pixel edit, how it is saved). "exif6": the original's pixels with EXIF orientation 6 (decoded turned 90°).
+# The edits issue 32 names: 5% and 10% crops (all sides, one side, two sides), the 8 flips and turns, EXIF-rotated,
+# re-saved, resized, mirrored.
+NAMED: dict[str, tuple[Callable[[Image.Image], Image.Image], str]] = {
+    "jpeg30": (same, "q30"),
+    "resize90": (resize(0.9), "q90"),
+    "mirror": (turn(T.FLIP_LEFT_RIGHT), "q90"),
+    "crop5": (crop(.05, .05, .05, .05), "q90"),
+    "crop10": (crop(.1, .1, .1, .1), "q90"),
+    "left10": (crop(left=.1), "q90"),
+    "top10": (crop(top=.1), "q90"),
+    "left10+top10": (crop(left=.1, top=.1), "q90"),
+    "left10+right10": (crop(left=.1, right=.1), "q90"),
+    "rot90": (turn(T.ROTATE_90), "q90"),
+    "rot180": (turn(T.ROTATE_180), "q90"),
+    "rot270": (turn(T.ROTATE_270), "q90"),
+    "flip_ud": (turn(T.FLIP_TOP_BOTTOM), "q90"),
+    "transpose": (turn(T.TRANSPOSE), "q90"),
+    "transverse": (turn(T.TRANSVERSE), "q90"),
+    "exif6": (same, "exif6"),
+    "crop10+rot90+q30": (lambda image: crop(.1, .1, .1, .1)(image).transpose(T.ROTATE_90), "q30"),
+}
+# Crops of other amounts: where the search's windows (facelab.data.near.WINDOWS) do not reach.
+OTHER: dict[str, tuple[Callable[[Image.Image], Image.Image], str]] = {
+    "crop2": (crop(.02, .02, .02, .02), "q90"),
+    "bottom7": (crop(bottom=.07), "q90"),
+    "right5+bottom10": (crop(right=.05, bottom=.1), "q90"),
+    "top8+mirror": (lambda image: crop(top=.08)(image).transpose(T.FLIP_LEFT_RIGHT), "q90"),
+}
+EDITS = NAMED | OTHER
+
+
+def save_copy(image: Image.Image, edit: str, path: Path) -> None:
+    change, how = EDITS[edit]
+    copy = change(image.convert("RGB"))
+    if how == "exif6":
+        exif = Image.Exif()
+        exif[0x0112] = 6  # Orientation: the viewer turns it 90° clockwise
+        copy.save(path, quality=95, exif=exif)
+    else:
+        copy.save(path, quality=int(how[1:]))
+
+
+def family_pixels(originals: list[Path], folder: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Each original and its edited copies, decoded as prepare decodes them: pixels, family index, edit name."""
+    squares, family, kind = [], [], []
+    for f, original in enumerate(originals):
+        squares.append(decode_image(original, IMG_SIZE).square)
+        family.append(f)
+        kind.append("original")
+        with Image.open(original) as image:
+            image.load()
+            for edit in EDITS:
+                path = folder / f"{f:04d}_{edit}.jpg"
+                save_copy(image, edit, path)
+                squares.append(decode_image(path, IMG_SIZE).square)
+                family.append(f)
+                kind.append(edit)
+    return np.stack(squares), np.array(family), kind
+
+
+def person_figures(name: str, pixels: np.ndarray, family: np.ndarray, kind: list[str]) -> dict:
+    groups = near_groups(hashes(pixels))
+    originals = np.flatnonzero(np.array(kind) == "original")
+    group_of_family = groups[originals]
+    found = {edit: 0 for edit in EDITS}
+    for i, edit in enumerate(kind):
+        if edit != "original" and groups[i] == group_of_family[family[i]]:
+            found[edit] += 1
+    named = np.isin(kind, ["original", *NAMED])
+    whole = sum(len(set(groups[(family == f) & named])) == 1 for f in range(len(originals)))
+    pairs = list(combinations(range(len(originals)), 2))
+    merged = sum(group_of_family[a] == group_of_family[b] for a, b in pairs)
+    recall = {which: sum(found[e] for e in edits) / (len(edits) * len(originals))
+              for which, edits in (("named", NAMED), ("other", OTHER))}
+    return {"person": name, "families": len(originals), "recall": recall, "whole": whole, "pairs": len(pairs),
+            "merged": merged, "per_edit": found}
+
+
+def cost(n_images: int) -> tuple[float, float]:
+    """Seconds per 1,000 generated faces: hashes, then near_groups (the data set prepare_scale times)."""
+    labels, stream = faces.stream_face_identity(n_images, 0.1667, 60, IMG_SIZE, 42)
+    pixels = np.stack(list(stream))
+    started = time.perf_counter()
+    packed = hashes(pixels)
+    hashed = time.perf_counter()
+    near_groups(packed)
+    done = time.perf_counter()
+    return 1000 * (hashed - started) / n_images, 1000 * (done - hashed) / n_images
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--real", type=Path, default=REAL)
+    parser.add_argument("--cost", type=int, default=10000, help="generated faces to time the search on (0: skip)")
+    args = parser.parse_args(argv)
+    rows = []
+    for name, (sub, pattern) in PEOPLE.items():
+        originals = sorted((args.real / sub).glob(pattern))
+        if not originals:
+            raise SystemExit(f"no {pattern} under {args.real / sub}: point --real at the shared real data folder")
+        with tempfile.TemporaryDirectory() as folder:
+            rows.append(person_figures(name, *family_pixels(originals, Path(folder))))
+    print(f"{len(NAMED)} copies per original with the edits the issue names, {len(OTHER)} with other crops; "
+          f"decoded at {IMG_SIZE} px:")
+    print("| person | originals | recall, named edits | families whole (named edits) | recall, other crops "
+          "| distinct pairs | merged (rate) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['person']} | {r['families']} | {r['recall']['named']:.1%} | {r['whole']} / {r['families']} "
+              f"| {r['recall']['other']:.1%} | {r['pairs']:,} | {r['merged']} ({r['merged'] / r['pairs']:.2%}) |")
+    print("\nrecall per edit (copies grouped with their original):")
+    print("| edit | " + " | ".join(r["person"] for r in rows) + " |")
+    print("|---|" + "---:|" * len(rows))
+    for edit in EDITS:
+        print(f"| {edit} | " + " | ".join(f"{r['per_edit'][edit]} / {r['families']}" for r in rows) + " |")
+    if args.cost:
+        hash_ms, group_ms = cost(args.cost)
+        print(f"\ncost on {args.cost:,} generated faces at {IMG_SIZE} px: hashes {hash_ms:.3f} s, near_groups "
+              f"{group_ms:.3f} s per 1,000 images (x50 for 50k: {50 * (hash_ms + group_ms):.1f} s)")
+
+
+if __name__ == "__main__":
+    main()

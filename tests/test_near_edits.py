@@ -1,0 +1,71 @@
+"""Near-duplicates through the edits people make: cropped (up to 10% a side, on one, two or all sides), flipped,
+turned and EXIF-rotated copies of a photo land in its group; two different photos do not."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from facelab.data import faces
+from facelab.data.images import decode_image
+from facelab.data.near import hashes, near_groups
+from tests.conftest import REAL_DATA
+
+T = Image.Transpose
+CROPS = {"5% a side": (.05, .05, .05, .05), "10% a side": (.1, .1, .1, .1), "left 10%": (.1, 0, 0, 0),
+         "top 10%": (0, .1, 0, 0), "left and top 10%": (.1, .1, 0, 0), "left and right 10%": (.1, 0, .1, 0)}
+TURNS = {"quarter turn": T.ROTATE_90, "half turn": T.ROTATE_180, "three quarters": T.ROTATE_270,
+         "upside down": T.FLIP_TOP_BOTTOM, "transposed": T.TRANSPOSE, "transversed": T.TRANSVERSE}
+
+
+def cropped(image: Image.Image, left: float, top: float, right: float, bottom: float) -> Image.Image:
+    w, h = image.size
+    return image.crop((round(left * w), round(top * h), w - round(right * w), h - round(bottom * h)))
+
+
+def copies(image: Image.Image, folder) -> dict[str, np.ndarray]:
+    """The photo and its edited copies, each saved as a JPEG and decoded as prepare decodes it (64 px)."""
+    edited = {"original": image} | {name: cropped(image, *cut) for name, cut in CROPS.items()}
+    edited |= {name: image.transpose(how) for name, how in TURNS.items()}
+    edited["10% a side, turned"] = cropped(image, .1, .1, .1, .1).transpose(T.ROTATE_90)
+    out = {}
+    for name, copy in edited.items():
+        path = folder / f"{len(out)}.jpg"
+        copy.save(path, quality=90)
+        out[name] = decode_image(path, 64).square
+    exif = Image.Exif()
+    exif[0x0112] = 6  # the same pixels, shown turned by the viewer (and by prepare's decoder)
+    image.save(folder / "exif.jpg", quality=90, exif=exif)
+    out["EXIF orientation 6"] = decode_image(folder / "exif.jpg", 64).square
+    return out
+
+
+def apart(groups: np.ndarray, names: list[str]) -> list[str]:
+    """The copies not in the original's (row 0's) group."""
+    return [name for name, group in zip(names, groups) if group != groups[0]]
+
+
+def generated_photo(seed: int) -> Image.Image:
+    """A made photo: a generated face at 160 px."""
+    return Image.fromarray(faces.generate_emotions(2, 2, 160, seed=seed)[0][0])
+
+
+def test_cropped_and_turned_copies_of_a_made_photo_are_one_group_and_another_photo_is_not(tmp_path):
+    family = copies(generated_photo(1), tmp_path)
+    other = generated_photo(2)
+    other.save(tmp_path / "other.png")
+    names = list(family) + ["another photo"]
+    pixels = np.stack(list(family.values()) + [decode_image(tmp_path / "other.png", 64).square])
+    groups = near_groups(hashes(pixels))
+    assert apart(groups, names) == ["another photo"]
+
+
+@pytest.mark.skipif(not (REAL_DATA / "face-lfw-frames").is_dir(), reason=f"real data not at {REAL_DATA}")
+def test_cropped_and_turned_copies_of_real_photos_stay_with_them_and_two_photos_of_one_man_stay_apart(tmp_path):
+    first, second = sorted((REAL_DATA / "face-lfw-frames" / "target").glob("*.jpg"))[:2]
+    with Image.open(first) as image:
+        family = copies(image.convert("RGB"), tmp_path)
+    names = list(family) + ["another photo of him"]
+    pixels = np.stack(list(family.values()) + [decode_image(second, 64).square])
+    groups = near_groups(hashes(pixels))
+    assert apart(groups, names) == ["another photo of him"]
