@@ -1,7 +1,7 @@
 """Trained models used on new images: a model file and the params saved beside it in, class probabilities out.
 
 Images are decoded exactly as prepare decodes them (facelab.data.images) at the image size the model was trained
-at, and normalised as in training (facelab.data.batches.to_input); nothing is read from today's params.yaml."""
+at, and normalised as in training (facelab.data.inputs.to_input); nothing is read from today's params.yaml."""
 from __future__ import annotations
 
 import hashlib
