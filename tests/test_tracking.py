@@ -90,15 +90,8 @@ def test_evaluate_adds_the_test_results_to_the_training_run_and_train_logs_none(
     from facelab import paths
     from facelab.evaluation.experiment import evaluate_experiment
     from facelab.files import read_json
-    from facelab.training.experiment import train_experiment
 
-    settings = WandbParams(mode="offline", project="facelab-test", entity=None, dir=str(tmp_path))
-    prepare.prepare_task("emotion", tiny_params.data["emotion"], tiny_params.data_seed,
-                         paths.prepared("emotion", tmp_path))
-    recipe = dataclasses.replace(tiny_params.models["resnet18_scratch"], epochs=1)
-    seed = tiny_params.seeds[0]
-    train_experiment("emotion", "resnet18_scratch", recipe, tiny_params.train, settings, seed,
-                     tiny_params.data["emotion"].split, root=tmp_path)
+    settings, seed = train_one_epoch(tiny_params, tmp_path, leave_run_open=False)
     card = read_json(paths.model_info("emotion", "resnet18_scratch", seed, tmp_path))
     (trained,) = wandb_folders(tmp_path / "wandb").values()
     assert len(trained) == 1 and card["results"]["wandb"]["folder"] == f"wandb/{trained[0].name}"
@@ -126,23 +119,30 @@ def test_evaluate_adds_the_test_results_to_the_training_run_and_train_logs_none(
 @pytest.mark.e2e  # a real W&B run, read back with wandb's own reader
 def test_a_run_trained_and_scored_in_one_process_is_one_wandb_folder_with_both_halves(tiny_params, tmp_path):
     """Stage run@...: training leaves its run open and the scoring finds it as W&B's current run (no reopening)."""
-    import dataclasses
-
     from facelab import paths
     from facelab.evaluation.experiment import evaluate_experiment
     from facelab.files import read_json
-    from facelab.training.experiment import train_experiment
 
-    settings = WandbParams(mode="offline", project="facelab-test", entity=None, dir=str(tmp_path))
-    prepare.prepare_task("emotion", tiny_params.data["emotion"], tiny_params.data_seed,
-                         paths.prepared("emotion", tmp_path))
-    recipe = dataclasses.replace(tiny_params.models["resnet18_scratch"], epochs=1)
-    seed = tiny_params.seeds[0]
-    train_experiment("emotion", "resnet18_scratch", recipe, tiny_params.train, settings, seed,
-                     tiny_params.data["emotion"].split, root=tmp_path, leave_run_open=True)
+    settings, seed = train_one_epoch(tiny_params, tmp_path, leave_run_open=True)
     evaluate_experiment("emotion", "resnet18_scratch", seed, 64, tmp_path, tracking=settings)
     card = read_json(paths.model_info("emotion", "resnet18_scratch", seed, tmp_path))
     ((folder,),) = wandb_folders(tmp_path / "wandb").values()
     summary, _ = read_wandb(folder)
     assert summary["run_id"] == card["results"]["wandb"]["id"] and summary["state"] == "finished"
     assert summary["summary"]["best_epoch"] == 1 and "test/macro_f1" in summary["summary"]
+
+
+def train_one_epoch(tiny_params, root, leave_run_open: bool) -> tuple[WandbParams, int]:
+    """One epoch of emotion/resnet18_scratch trained under root with an offline W&B run; its settings and seed."""
+    import dataclasses
+
+    from facelab import paths
+    from facelab.training.experiment import train_experiment
+
+    settings = WandbParams(mode="offline", project="facelab-test", entity=None, dir=str(root))
+    prepare.prepare_task("emotion", tiny_params.data["emotion"], tiny_params.data_seed, paths.prepared("emotion", root))
+    recipe = dataclasses.replace(tiny_params.models["resnet18_scratch"], epochs=1)
+    seed = tiny_params.seeds[0]
+    train_experiment("emotion", "resnet18_scratch", recipe, tiny_params.train, settings, seed,
+                     tiny_params.data["emotion"].split, root=root, leave_run_open=leave_run_open)
+    return settings, seed
