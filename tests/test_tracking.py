@@ -58,7 +58,8 @@ def test_offline_wandb_run_holds_config_epoch_metrics_and_summary(tiny_raw, tiny
 
 
 def test_disabled_wandb_starts_nothing(tmp_path):
-    assert start_wandb(WandbParams(mode="disabled", project="p", entity=None, dir=str(tmp_path)), "t", "r", 0, {}) is None
+    disabled = WandbParams(mode="disabled", project="p", entity=None, dir=str(tmp_path))
+    assert start_wandb(disabled, "t", "r", 0, {}) is None
     assert not (tmp_path / "wandb").exists()
 
 
