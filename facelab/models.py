@@ -163,7 +163,7 @@ def weights_provenance(recipe: Recipe) -> dict:
 
 def file_sha256(path: Path) -> str:
     """The file's sha256, remembered beside it (<file>.sha256: size, modification time and digest) and reused while
-    its size and modification time (in ns) are unchanged: VGG16's 528 MB took 1.85 s to hash for every run. Where
+    its size and modification time (in ns) are unchanged: VGG16's 528 MB takes 1.85 s to hash, in every run. Where
     the folder is read-only it is computed each time."""
     record = path.with_name(path.name + ".sha256")
     stat = path.stat()

@@ -6,7 +6,7 @@ and plots/<task>/<recipe>/seed<seed>/ (history, gradient and parameter health). 
 seed<seed>_classes.json, seed<seed>_details.json and the test plots, and the test scores join the training's W&B run.
 
 The halves stay apart in the code (facelab.training never sees the test split); they share a process, and its W&B
-run, because a second process per run, importing torch and reopening the run, cost about 9 s a run."""
+run: a second process per run would spend about 9 s importing torch and reopening the run."""
 from __future__ import annotations
 
 import os

@@ -1,6 +1,6 @@
 """A frozen trunk's output (vgg16_finetune's ImageNet `features`), computed once per prepared image and shared by the
 runs that train on it: the seeds split the same prepared folder, so most of one seed's train and val images are
-another's. On the default pipeline the trunk was two thirds of a vgg16_finetune run.
+another's. The trunk is most of a vgg16_finetune run's time.
 
 Every image goes through the trunk in a chunk of exactly `chunk` images (a short last chunk is padded with blank
 ones), so its output does not depend on which images shared its chunk: a run gets the same numbers whether its rows
@@ -66,7 +66,7 @@ def trunk_outputs(trunk: nn.Module, images: torch.Tensor, chunk: int, flip: bool
     new = encode(trunk, images[missing.to(images.device)], chunk, flip, accel)
     if stored is None:
         if total * new[0].numel() * new.element_size() > MAX_BYTES:
-            return encode(trunk, images, chunk, flip, accel)
+            return new  # no memo: every row was missing, so `new` is all of them
         stored = {"done": torch.zeros(total, dtype=torch.bool),
                   "outputs": torch.zeros((total, *new.shape[1:]), dtype=new.dtype)}
     stored["outputs"][index[missing]] = new.cpu()

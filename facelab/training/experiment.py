@@ -70,7 +70,8 @@ def train_experiment(task: str, recipe_name: str, recipe: Recipe, settings: Trai
     if dist.main:
         calibration = fit_calibration(trained_model(recipe, len(classes), result.state_dict), splits["val"], settings)
         save_outputs(result, settings_card, calibration, outputs, run_location(wandb_run))
-        # the test split is evaluate's: it adds the test scores, confusion and collapse flags to this run by its id
+        # the test split is the scoring's: it adds the test scores, confusion and collapse flags to this run (left
+        # open for it by stage run@..., or reopened by its id)
         finish_wandb(wandb_run, {**wandb_summary(result.summary), "weights_verified": weights.verified},
                      leave_open=leave_run_open)
         checkpoint.unlink(missing_ok=True)

@@ -39,8 +39,8 @@ def flat(tensors: Sequence[torch.Tensor]) -> np.ndarray:
 def tensor_stats(values: np.ndarray) -> dict:
     """Percentiles and L2 norm of one layer's values. The norm is exact; the percentiles are those of an evenly strided
     sample (PERCENTILE_SAMPLE to twice that many values) in a layer larger than that. A percentile's rank is then
-    within about sqrt(p(1-p)/n) of p: 0.0004 at p1 and p99, 0.002 at the median. Exact percentiles of every layer,
-    each epoch, were 10 s of a 25-epoch ResNet18 run on 2 CPU cores; these take under 1."""
+    within about sqrt(p(1-p)/n) of p: 0.0004 at p1 and p99, 0.002 at the median. For ResNet18's 41 layers, weights
+    and gradients, 25 epochs: 1.3 s on 2 CPU cores, against 10.7 s (cProfile) for exact percentiles."""
     stats = dict(zip(STAT_COLUMNS, np.percentile(sample(values, PERCENTILE_SAMPLE), PERCENTILES).tolist()))
     stats["norm"] = float(np.linalg.norm(values))
     return stats
