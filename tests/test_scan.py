@@ -2,8 +2,11 @@
 file was added or deleted, and up to date when nothing changed; an unchanged folder never reruns prepare."""
 from __future__ import annotations
 
+import subprocess
+
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 from facelab.data.scan import fingerprint
@@ -121,3 +124,42 @@ def test_dvc_repro_reruns_prepare_exactly_when_a_file_it_uses_changes_in_linked_
     os.utime(replaced, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert rerun() and used() == 19
     assert not rerun()
+
+
+@pytest.mark.e2e
+def test_a_queued_experiment_reads_a_relative_path_from_the_repository_root_as_dvc_repro_does(tmp_path):
+    """`dvc exp run --queue` runs the stages in a copy under .dvc/tmp/exps/; '../photos' still names the folder
+    beside the repository (DVC_ROOT), and prepare writes the same data as `dvc repro` does in the repository."""
+    import time
+    photo_folder(tmp_path / "photos")
+    raw = tiny_raw_params()
+    raw["data"]["face"].update(source="folder", path="../photos", split={"train": 0.5, "val": 0.25, "test": 0.25})
+    repo = make_repo(tmp_path / "repo", raw)
+    sh("dvc", "repro", "prepare@face", cwd=repo)
+
+    def prepared(lock: str) -> str:
+        stage = yaml.safe_load(lock)["stages"]["prepare@face"]
+        return next(out["md5"] for out in stage["outs"] if out["path"] == "data/prepared/face")
+
+    in_repo = prepared((repo / "dvc.lock").read_text())
+    sh("git", "add", "-A", cwd=repo)
+    sh("git", "commit", "-qm", "prepared", cwd=repo)
+    # --force: prepare runs again in the copy instead of being skipped as unchanged
+    sh("dvc", "exp", "run", "--queue", "--force", "-n", "relative", "prepare@face", cwd=repo)
+    subprocess.run(["dvc", "queue", "start", "-j", "1"], cwd=repo, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)  # not through pipes: the detached worker would hold them open
+    deadline, status = time.monotonic() + 120, ""
+    try:
+        while time.monotonic() < deadline:
+            status = sh("dvc", "queue", "status", cwd=repo).stdout
+            if "relative" in status and not any(word in status for word in ("Queued", "Running")):
+                break
+            time.sleep(2)
+    finally:
+        sh("dvc", "queue", "stop", "--kill", cwd=repo, check=False)
+    log = sh("dvc", "queue", "logs", "relative", cwd=repo, check=False).stdout
+    assert "Success" in status, f"{status}\n{log[-2000:]}"
+    assert "Running stage 'prepare@face'" in log  # forced: prepared in the queue's copy, not skipped
+    refs = sh("git", "for-each-ref", "--format=%(objectname) %(refname)", "refs/exps", cwd=repo).stdout.split("\n")
+    (commit,) = [line.split()[0] for line in refs if line.endswith("/relative")]  # the experiment's commit
+    assert prepared(sh("git", "show", f"{commit}:dvc.lock", cwd=repo).stdout) == in_repo

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import numpy as np
@@ -52,11 +53,17 @@ def source_root(task: str, data: DataParams) -> Path | None:
 
 
 def user_path(path: str, task: str) -> Path:
-    """data.<task>.path with '~' expanded; a home that cannot be found is an error naming the key."""
+    """data.<task>.path with '~' expanded, a relative one taken from the repository root: the DVC_ROOT that DVC
+    gives every stage. `dvc exp run --temp` and `--queue` run the stages in a copy under .dvc/tmp/exps/ and set
+    DVC_ROOT to the original repository (facelab.paths.wandb_dir), so '../photos' names the same folder in an
+    experiment as in `dvc repro`. Outside DVC, the working directory. A home that cannot be found is an error
+    naming the key."""
     try:
-        return Path(path).expanduser()
+        expanded = Path(path).expanduser()
     except RuntimeError as error:  # Path.expanduser: '~nosuchuser' or no HOME
         raise DataError(f"data.{task}.path: cannot expand '{path}' ({error}); write the full path instead") from error
+    root = os.environ.get("DVC_ROOT")
+    return expanded if expanded.is_absolute() or not root else Path(root) / expanded
 
 
 def folder_images(root: Path, classes: tuple[str, ...], img_size: int, scratch: Path | None = None,
