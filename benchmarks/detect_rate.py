@@ -1,11 +1,14 @@
-"""Face finding on whole frames: real faces pasted at random positions, scales and small rotations into larger
-backgrounds; prints the detection rate of the first pass alone and with the second pass (facelab.data.detect).
+"""Face finding on whole frames, for faces: detect (Haar: the first pass alone, and with the second pass;
+facelab.data.detect) and faces: align (MTCNN's landmarks; facelab.data.align): detection rate and cost per frame.
 
     python benchmarks/detect_rate.py [--n 300] [--seed 0]
 
-Faces come from ../shared/data/real/ (Yale B and FER2013 crops, read in place, never copied). A face counts as found
-when the largest box the detector returns has its centre inside the pasted face and is at least a third of its
-width; any other box, or none, is a miss."""
+Two sets, both read in place from ../shared/data/real/, never copied:
+- pasted: real faces (Yale B and FER2013 crops) pasted at random positions, scales and small rotations into larger
+  backgrounds. A face counts as found when the largest box the finder returns has its centre inside the pasted face
+  and is at least a third of its width; any other box, or none, is a miss.
+- face-lfw-frames: all its 600 photos, each holding one person's face; any face found counts (there is no box to
+  check against), and the found box's centre is checked to lie in the photo's middle half."""
 from __future__ import annotations
 
 import argparse
@@ -15,9 +18,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from facelab.data.align import largest_face_landmarks
 from facelab.data.detect import largest_face
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
+LFW_FRAMES = REAL / "face-lfw-frames"
 FRAME = (480, 360)  # width, height of each whole frame: a phone photo scaled down
 SCALES = (0.18, 0.45)  # pasted face width as a share of the frame width
 MAX_TURN = 12  # degrees of in-plane rotation either way
@@ -59,19 +64,55 @@ def hit(box, truth) -> bool:
     return truth[0] <= cx <= truth[2] and truth[1] <= cy <= truth[3] and box[2] - box[0] >= (truth[2] - truth[0]) / 3
 
 
+def landmark_box(pixels: np.ndarray) -> tuple[int, int, int, int] | None:
+    """faces: align's finder, as a box: None where it finds no face it can align on."""
+    found = largest_face_landmarks(pixels)
+    return found.box if found is not None else None
+
+
+FINDERS = {
+    "Haar, first pass only": lambda pixels: largest_face(pixels, second_pass=False),
+    "Haar, with the second pass (detect)": largest_face,
+    "MTCNN landmarks (align)": landmark_box,
+}
+
+
+def lfw_frames() -> list[np.ndarray]:
+    files = sorted(LFW_FRAMES.rglob("*.jpg"))
+    if not files:
+        raise SystemExit(f"no photos under {LFW_FRAMES}; this benchmark needs ../shared/data/real/")
+    return [np.asarray(Image.open(path).convert("RGB")) for path in files]
+
+
+def middle(box, pixels: np.ndarray) -> bool:
+    height, width = pixels.shape[:2]
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    return width / 4 <= cx <= 3 * width / 4 and height / 4 <= cy <= 3 * height / 4
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=300)
+    parser.add_argument("--n", type=int, default=300, help="pasted faces")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     frames = [frame(path, rng) for path in faces(args.n, rng)]
-    for label, second in (("first pass only", False), ("with the second pass", True)):
+    photos = lfw_frames()
+    for label, finder in FINDERS.items():
+        finder(photos[0])  # load the model before timing
         start = time.perf_counter()
-        found = sum(hit(largest_face(pixels, second_pass=second), truth) for pixels, truth in frames)
+        found = sum(hit(finder(pixels), truth) for pixels, truth in frames)
         seconds = time.perf_counter() - start
-        print(f"{label}: {found} of {len(frames)} faces found ({found / len(frames):.1%}), "
+        print(f"pasted, {label}: {found} of {len(frames)} faces found ({found / len(frames):.1%}), "
               f"{1000 * seconds / len(frames):.0f} ms per {FRAME[0]}x{FRAME[1]} frame")
+        start = time.perf_counter()
+        boxes = [finder(pixels) for pixels in photos]
+        seconds = time.perf_counter() - start
+        found = sum(box is not None for box in boxes)
+        centred = sum(box is not None and middle(box, pixels) for box, pixels in zip(boxes, photos))
+        print(f"face-lfw-frames, {label}: a face in {found} of {len(photos)} photos ({found / len(photos):.1%}; "
+              f"centred in the middle half: {centred}), {1000 * seconds / len(photos):.0f} ms per "
+              f"{photos[0].shape[1]}x{photos[0].shape[0]} photo")
 
 
 if __name__ == "__main__":

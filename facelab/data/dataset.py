@@ -28,7 +28,7 @@ def load_images(task: str, data: DataParams, seed: int, scratch: Path | None = N
         return lfw_images(root, data, seed, scratch)
     if data.source == "fer2013":
         return fer2013_images(root, data, scratch)
-    return folder_images(root, data.classes, data.img_size, scratch, data.faces, data.min_side)
+    return folder_images(root, data.classes, data.img_size, scratch, data.faces, data.min_side, data.faces_fallback)
 
 
 def check_split(images: Images, keep: np.ndarray, data: DataParams, seed: int,

@@ -22,6 +22,7 @@ EMPTY, NOT_IMAGE, CORRUPT, UNREADABLE, TOO_LARGE, BAD_ROW, NO_FACE = (
     "empty file", "not an image", "truncated or corrupt", "unreadable", "over the decompression-bomb limit",
     "bad row", "no face found by the detector")
 TOO_SMALL, NON_FINITE, BROKEN_LINK = "too small", "non-finite pixels", "broken link"
+SHOWN_CENTRED = 10  # photos named in the faces_fallback: center warning
 IGNORED = "not an image file"  # a sidecar, Thumbs.db, desktop.ini, README.txt: listed, never counted as bad
 FACE_MARGIN = 0.2  # the detector's box runs from the brows to the mouth: a margin brings in forehead and chin
 
@@ -40,10 +41,12 @@ class BadImage(Exception):
 
 class Decoded(NamedTuple):
     """One decoded file: the (img_size, img_size, 3) uint8 square, the digest of its full decoded pixels, and how
-    many frames the file holds (an animated GIF, WebP or PNG: only the first is used)."""
+    many frames the file holds (an animated GIF, WebP or PNG: only the first is used), and whether it is the centre
+    square of a photo in which no face was found."""
     square: np.ndarray
     digest: str
     frames: int = 1
+    centred: bool = False  # no face was found, and faces_fallback: center made it the centre square
 
 
 @dataclass(frozen=True)
@@ -88,8 +91,11 @@ class Entry(NamedTuple):
 
 def read_files(entries: list[Entry], classes: tuple[str, ...], img_size: int,
                box: tuple[int, int, int, int] | None = None, fixed_test: bool = False,
-               scratch: Path | None = None, faces: str = "none", min_side: int | None = None) -> Images:
+               scratch: Path | None = None, faces: str = "none", min_side: int | None = None,
+               fallback: str = "skip") -> Images:
     """Decode every entry, one at a time; each file is used, ignored (not an image file) or skipped with why.
+    A photo in which faces: detect or align finds no face is skipped (fallback "skip") or used as its centre square
+    (fallback "center", named in the warnings).
 
     fixed_test: the source has its own test split, given by each entry's `test`.
     scratch: a file for the pixels (see facelab.data.pixels.PixelStore); None keeps them in memory.
@@ -99,10 +105,11 @@ def read_files(entries: list[Entry], classes: tuple[str, ...], img_size: int,
     skipped: list[Skipped] = []
     ignored: list[Skipped] = []
     first_frame: dict[str, int] = {}  # file name: frame count
+    centred: list[str] = []
     with PixelStore(len(entries), img_size, scratch) as store:
         for entry in entries:
             try:
-                decoded = decode_image(entry.path, img_size, box, faces, min_side)
+                decoded = decode_image(entry.path, img_size, box, faces, min_side, fallback)
             except BadImage as bad:
                 row = Skipped(entry.name, classes[entry.label], bad.reason, bad.detail, counted=not bad.ignored)
                 (ignored if bad.ignored else skipped).append(row)
@@ -112,16 +119,27 @@ def read_files(entries: list[Entry], classes: tuple[str, ...], img_size: int,
             digests.append(decoded.digest)
             if decoded.frames > 1:
                 first_frame[entry.name] = decoded.frames
+            if decoded.centred:
+                centred.append(entry.name)
         pixels = store.pixels()
     test = np.array([e.test for e in kept], bool) if fixed_test else None
     return Images(pixels, np.array([e.label for e in kept], np.int64), [e.name for e in kept], digests, test,
-                  tuple(skipped), ignored=tuple(ignored), first_frame=first_frame)
+                  tuple(skipped), ignored=tuple(ignored), first_frame=first_frame,
+                  warnings=(centred_note(centred, faces),) if centred else ())
+
+
+def centred_note(files: list[str], faces: str) -> str:
+    shown = ", ".join(files[:SHOWN_CENTRED]) + (f" and {len(files) - SHOWN_CENTRED} more" if len(files) > SHOWN_CENTRED
+                                                 else "")
+    return (f"{len(files)} photos have no face the finder could use (data.<task>.faces: {faces}) and are used as "
+            f"their centre square (faces_fallback: center): {shown}; set faces_fallback: skip to leave them out")
 
 
 def decode_image(path: Path, img_size: int, box: tuple[int, int, int, int] | None = None,
-                 faces: str = "none", min_side: int | None = None) -> Decoded:
+                 faces: str = "none", min_side: int | None = None, fallback: str = "skip") -> Decoded:
     """Decode one file to a (img_size, img_size, 3) uint8 square and the digest of its full decoded pixels.
-    faces: "detect" crops to the largest face first (an image with none is a BadImage). min_side: see read_files."""
+    faces: "detect" crops to the largest face first, "align" levels and crops it by its landmarks; an image with no
+    face is a BadImage (fallback "skip") or its centre square (fallback "center"). min_side: see read_files."""
     register_plugins()
     try:
         if path.stat().st_size == 0:
@@ -133,7 +151,13 @@ def decode_image(path: Path, img_size: int, box: tuple[int, int, int, int] | Non
                 check_pixel_count(image)
                 image.load()
                 frames = getattr(image, "n_frames", 1) if getattr(image, "is_animated", False) else 1
-                square, digest = square_pixels(image, img_size, box, faces, min_side)
+                try:
+                    square, digest = square_pixels(image, img_size, box, faces, min_side)
+                except BadImage as bad:
+                    if bad.reason != NO_FACE or fallback != "center":
+                        raise
+                    square, digest = square_pixels(image, img_size, box, "none", min_side)
+                    return Decoded(square, digest, frames, centred=True)
                 return Decoded(square, digest, frames)
     except Image.DecompressionBombError as error:  # PIL refuses images over twice its limit at open
         raise BadImage(TOO_LARGE, str(error)) from error
@@ -203,8 +227,9 @@ def check_pixel_count(image: Image.Image) -> None:
 
 def square_pixels(image: Image.Image, img_size: int, box: tuple[int, int, int, int] | None = None,
                   faces: str = "none", min_side: int | None = None) -> tuple[np.ndarray, str]:
-    """RGB, EXIF orientation applied, optionally cropped to box (or to the largest face, faces="detect"),
-    shorter side resized to img_size, centre-cropped. Images under min_side pixels are a BadImage."""
+    """RGB, EXIF orientation applied, optionally cropped to box (or to the largest face: faces="detect" by its box,
+    "align" by its eyes), shorter side resized to img_size, centre-cropped. Images under min_side pixels are a
+    BadImage, and so are photos in which faces="detect" or "align" finds no face."""
     image = ImageOps.exif_transpose(image)
     if min_side is not None and min(image.size) < min_side:
         raise BadImage(TOO_SMALL, f"{image.width}x{image.height} pixels, under data.<task>.min_side = {min_side} on "
@@ -213,6 +238,8 @@ def square_pixels(image: Image.Image, img_size: int, box: tuple[int, int, int, i
     digest = pixel_digest(np.asarray(image))
     if faces == "detect":
         box = face_box(image)
+    elif faces == "align":
+        image, box = aligned_face(image), None
     if box is not None:
         image = image.crop(box)
     image = ImageOps.fit(image, (img_size, img_size), Image.Resampling.BICUBIC)
@@ -228,6 +255,19 @@ def face_box(image: Image.Image) -> tuple[int, int, int, int]:
         raise BadImage(NO_FACE, "OpenCV's Haar cascades found no face, frontal or profile (data.<task>.faces: "
                                 "detect); crop it by hand or use faces: none")
     return expand_box(found, FACE_MARGIN, image.width, image.height)
+
+
+def aligned_face(image: Image.Image) -> Image.Image:
+    """The largest face in an RGB image as a square, its eyes level at facelab.data.align's fixed places; an image
+    with no face MTCNN can align on is skipped with that reason."""
+    from facelab.data.align import align_face, largest_face_landmarks  # OpenCV is loaded only when faces are aligned
+
+    pixels = np.asarray(image)
+    found = largest_face_landmarks(pixels)
+    if found is None:
+        raise BadImage(NO_FACE, "MTCNN found no face with both eyes (data.<task>.faces: align); crop it by hand, "
+                                "use faces: none, or set faces_fallback: center to use its centre square")
+    return Image.fromarray(align_face(pixels, found))
 
 
 def pixel_digest(pixels: np.ndarray) -> str:

@@ -46,7 +46,7 @@ def lfw_images(cache: Path, data: DataParams, seed: int, scratch: Path | None = 
     entries = ([Entry(others[i], 0, display_name(others[i].relative_to(folder))) for i in chosen]
                + [Entry(p, 1, display_name(p.relative_to(folder))) for p in list_folder(folder / target)[0]])
     return read_files(entries, data.classes, data.img_size, box=LFW_FACE_BOX, scratch=scratch, faces=data.faces,
-                      min_side=data.min_side)
+                      min_side=data.min_side, fallback=data.faces_fallback)
 
 
 def lfw_folder(cache: Path, download: bool) -> Path:
@@ -80,13 +80,15 @@ def fer2013_images(path: Path, data: DataParams, scratch: Path | None = None) ->
     if path.is_file():
         return fer2013_csv_images(path, label_map, data.classes, data.img_size, scratch)
     if path.is_dir():
-        return fer2013_folder_images(path, label_map, data.classes, data.img_size, scratch, data.faces, data.min_side)
+        return fer2013_folder_images(path, label_map, data.classes, data.img_size, scratch, data.faces, data.min_side,
+                                     data.faces_fallback)
     raise DataError(f"FER2013 release '{path}' does not exist; set data.<task>.path to fer2013.csv "
                     f"(columns emotion, pixels, Usage) or to the image-folder release holding train/ and test/")
 
 
 def fer2013_folder_images(root: Path, label_map: dict[str, int], classes: tuple[str, ...], img_size: int,
-                          scratch: Path | None = None, faces: str = "none", min_side: int | None = None) -> Images:
+                          scratch: Path | None = None, faces: str = "none", min_side: int | None = None,
+                          fallback: str = "skip") -> Images:
     """<root>/train/<label>/* and, when present, <root>/test/<label>/* (then the test split)."""
     parts = [part for part in ("train", "test") if (root / part).is_dir()]
     if "train" not in parts:
@@ -108,9 +110,9 @@ def fer2013_folder_images(root: Path, label_map: dict[str, int], classes: tuple[
     notes += [f"'{p}' is neither train/ nor test/ of the release; not used"
               for p in list_folder(root)[1] if p.name not in ("train", "test")]
     images = read_files(entries, classes, img_size, fixed_test="test" in parts, scratch=scratch, faces=faces,
-                        min_side=min_side)
+                        min_side=min_side, fallback=fallback)
     return dataclasses.replace(images, skipped=folders + images.skipped, ignored=ignored + images.ignored,
-                               not_used=not_used, warnings=tuple(notes))
+                               not_used=not_used, warnings=images.warnings + tuple(notes))
 
 
 def fer2013_csv_images(path: Path, label_map: dict[str, int], classes: tuple[str, ...], img_size: int,

@@ -18,8 +18,8 @@ NEEDS = {"folder": {"path": "a path to <path>/<class_name>/ folders"},
 def check_data(task: str, data: DataParams) -> None:
     """A task's data block against its task and source: what each key's own type cannot say."""
     where = f"data.{task}"
-    if data.faces == "detect" and data.source == "generated":
-        raise ParamsError(f"{where}.faces: 'detect' finds faces in photos; the generated faces are already face "
+    if data.faces != "none" and data.source == "generated":
+        raise ParamsError(f"{where}.faces: '{data.faces}' finds faces in photos; the generated faces are already face "
                           f"crops: use faces: none, or a folder/lfw/fer2013 source")
     for key, needed in NEEDS[data.source].items():
         if not getattr(data, key):

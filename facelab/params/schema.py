@@ -226,7 +226,8 @@ class DataParams:
     img_size: Annotated[int, Strict(), AfterValidator(image_side)]
     split: Split
     max_bad_fraction: Annotated[float, Strict(), AfterValidator(bad_fraction)]
-    faces: Literal["none", "detect"]
+    faces: Literal["none", "detect", "align"]
+    faces_fallback: Literal["center", "skip"]  # a photo in which faces: detect or align finds no face
     min_side: Count
     near_duplicates: Literal["group", "drop", "keep"]
     # A source's own block, absent where the task uses another source.
