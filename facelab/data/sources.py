@@ -67,7 +67,7 @@ def user_path(path: str, task: str) -> Path:
 
 
 def folder_images(root: Path, classes: tuple[str, ...], img_size: int, scratch: Path | None = None,
-                  faces: str = "none", min_side: int | None = None) -> Images:
+                  faces: str = "none", min_side: int | None = None, fallback: str = "skip") -> Images:
     """Read every file under <root>/<class>/ (at any depth, links followed) for each class named in params, in
     sorted path order, one file at a time.
 
@@ -79,10 +79,10 @@ def folder_images(root: Path, classes: tuple[str, ...], img_size: int, scratch: 
                for label, name in enumerate(classes) for path in found[name].files]
     notes += [f"folder '{root / name}' ({count} files) is not one of the classes {list(classes)}; "
               f"its files are not used" for name, count in others.items()]
-    images = read_files(entries, classes, img_size, scratch=scratch, faces=faces, min_side=min_side)
+    images = read_files(entries, classes, img_size, scratch=scratch, faces=faces, min_side=min_side, fallback=fallback)
     folders, ignored = folder_rows(found, root, {name: name for name in classes})
     return dataclasses.replace(images, skipped=folders + images.skipped, ignored=ignored + images.ignored,
-                               not_used=others, warnings=tuple(notes))
+                               not_used=others, warnings=images.warnings + tuple(notes))
 
 
 def folder_rows(found: dict[str, Listing], root: Path,
