@@ -55,9 +55,9 @@ def test_duplicates_are_kept_once_and_conflicting_ones_dropped_before_the_split(
     assert report["duplicates"] == [{"class": "a", "kept": "a/dup_1.png", "removed": ["a/dup_2.bmp"]}]
     assert report["conflicts"] == [{"files": ["a/clash.png", "b/clash.png"], "classes": ["a", "b"]}]
     assert report["classes"]["a"] == {"found": 9, "ignored": 0, "skipped": 0, "duplicates_removed": 1,
-                                      "near_duplicates_removed": 0, "conflicts_dropped": 1, "used": 7}
+                                      "near_duplicates_removed": 0, "conflicts_dropped": 1, "test_copies_removed": 0, "used": 7}
     assert report["classes"]["b"] == {"found": 7, "ignored": 0, "skipped": 0, "duplicates_removed": 0,
-                                      "near_duplicates_removed": 0, "conflicts_dropped": 1, "used": 6}
+                                      "near_duplicates_removed": 0, "conflicts_dropped": 1, "test_copies_removed": 0, "used": 6}
     manifest = pd.read_csv(tmp_path / "out" / "manifest.csv")
     assert "a/dup_1.png" in set(manifest["file"]) and not {"a/dup_2.bmp", "a/clash.png", "b/clash.png"} & set(manifest["file"])
     assert sum(counts["used"].values()) == len(manifest) == 13
@@ -83,7 +83,7 @@ def test_unusable_file_is_skipped_listed_and_counted(tiny_raw, tmp_path, name, c
     assert report["skipped_by_reason"] == {reason: 1}
     assert report["classes"]["b"]["skipped"] == 1 and report["classes"]["b"]["used"] == 20
     assert report["total"] == {"found": 41, "ignored": 0, "skipped": 1, "duplicates_removed": 0,
-                               "near_duplicates_removed": 0, "conflicts_dropped": 0, "used": 40}
+                               "near_duplicates_removed": 0, "conflicts_dropped": 0, "test_copies_removed": 0, "used": 40}
     assert report["bad_fraction"] == round(1 / 41, 6)
     assert sum(counts[s]["b"] for s in counts) == 20
 

@@ -49,7 +49,7 @@ def test_prepare_folder_source_on_real_fer_images(tiny_raw, tmp_path):
     report = json.loads((tmp_path / "data.json").read_text())
     assert report["counts"] == counts and report["total"] == {
         "found": 3000, "ignored": 0, "skipped": 0, "duplicates_removed": 0, "near_duplicates_removed": 0,
-        "conflicts_dropped": 2, "used": 2998}
+        "conflicts_dropped": 2, "test_copies_removed": 0, "used": 2998}
     assert report["skipped"] == [] and report["duplicates"] == [] and report["conflicts"] == []
     # FER2013 holds one photo twice under different names (re-encoded) and a happy photo with a cropped copy: each
     # pair is grouped, so both land in one split. A photo cropped two ways, once angry and once sad, is dropped.

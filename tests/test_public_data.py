@@ -141,27 +141,43 @@ def write_release(root):
 
 
 @needs_real
-def test_fer2013_release_duplicates_never_cross_splits(tiny_raw, tmp_path):
+def test_fer2013_release_keeps_its_test_split_as_released_and_drops_the_train_side_copies(tiny_raw, tmp_path):
+    """Scores on a released test split stay comparable with published ones: every test image stays, and copies of
+    one outside it (same pixels or near-duplicates, whatever their label) leave train and val instead."""
     root = write_release(tmp_path / "fer")
-    same, clash = fer_images("sad", 2, start=500)
+    same, clash, near, twice, apart = fer_images("sad", 5, start=500)
     for path in ("train/angry/same_1.png", "train/angry/same_2.png", "test/happy/same_3.png"):
-        Image.fromarray(same).save(root / path)   # twice under one label, once under another: all dropped
-    for path in ("train/sad/kept_train.png", "test/sad/kept_test.png"):
-        Image.fromarray(clash).save(root / path)  # same label in train and in the release's test: the test copy stays
+        Image.fromarray(same).save(root / path)  # a test image's copies under another label in train: they go
+    for path in ("train/sad/copy_train.png", "test/sad/copy_test.png"):
+        Image.fromarray(clash).save(root / path)  # same label in train and test: the train copy goes
+    Image.fromarray(near).save(root / "test" / "angry" / "near_test.png")
+    Image.fromarray(np.ascontiguousarray(near[:, ::-1])).save(root / "train" / "angry" / "near_train.png")  # mirrored
+    for path in ("test/happy/twice_1.png", "test/happy/twice_2.png"):
+        Image.fromarray(twice).save(root / path)  # one picture twice in the release's test split: both stay
+    for path in ("train/sad/apart_1.png", "train/sad/apart_2.png"):
+        Image.fromarray(apart).save(root / path)  # copies outside the test split: one is kept, as before
     data = fer_data(tiny_raw, root)
     counts = prepare.prepare_task("emotion", data, 0, tmp_path / "out", tmp_path / "d.json").counts
+    released = {emotion: len(list((root / "test" / emotion).iterdir())) for emotion in ("angry", "happy", "sad")}
+    assert counts["own_test"] == released == {"angry": 3, "happy": 5, "sad": 3}
     report = json.loads((tmp_path / "d.json").read_text())
-    assert report["conflicts"] == [{"files": ["train/angry/same_1.png", "train/angry/same_2.png", "test/happy/same_3.png"],
-                                    "classes": ["angry", "angry", "happy"]}]
-    assert report["duplicates"] == [{"class": "sad", "kept": "test/sad/kept_test.png", "removed": ["train/sad/kept_train.png"]}]
+    assert report["test_copies"] == [
+        {"match": "same pixels", "test": ["test/happy/same_3.png"],
+         "removed": ["train/angry/same_1.png", "train/angry/same_2.png"], "classes": ["angry", "angry"]},
+        {"match": "same pixels", "test": ["test/sad/copy_test.png"], "removed": ["train/sad/copy_train.png"],
+         "classes": ["sad"]},
+        {"match": "near-duplicate", "test": ["test/angry/near_test.png"], "removed": ["train/angry/near_train.png"],
+         "classes": ["angry"]}]
+    assert report["conflicts"] == []
+    assert report["duplicates"] == [{"class": "sad", "kept": "train/sad/apart_1.png", "removed": ["train/sad/apart_2.png"]}]
+    assert {name: row["test_copies_removed"] for name, row in report["classes"].items()} == {"angry": 3, "happy": 0, "sad": 1}
     assert report["not_used"] == {"train/disgust": 6, "test/disgust": 2}
-    assert counts["own_test"] == {"angry": 2, "happy": 2, "sad": 3}
+    for seed in (0, 1):
+        split_of = splits_of(tmp_path / "out", seed, data.split)
+        assert {name for name, split in split_of.items() if split == "test"} == {
+            f"test/{emotion}/{path.name}" for emotion in released for path in (root / "test" / emotion).iterdir()}
     manifest = pd.read_csv(tmp_path / "out" / "manifest.csv")
-    split_of = splits_of(tmp_path / "out", 0, data.split)
-    assert all(name.startswith("test/") for name, split in split_of.items() if split == "test")
-    assert not manifest.file.str.contains("same_|kept_train").any()
-    seen = digests(tmp_path / "out")
-    assert len(seen) == len(set(seen)) == 25
+    assert not manifest.file.str.contains("same_1|same_2|copy_train|near_train|apart_2").any()
 
 
 def test_fer2013_release_needs_a_train_folder(tiny_raw, tmp_path):

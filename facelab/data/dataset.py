@@ -85,6 +85,9 @@ def summary(report: dict) -> list[str]:
     lines = [f"{total['found']} files: {total['used']} used, {ignored}{total['skipped']} skipped ({reasons}), "
              f"{total['duplicates_removed']} duplicate copies removed, "
              f"{total['conflicts_dropped']} dropped for conflicting labels"]
+    if total.get("test_copies_removed"):
+        lines.append(f"{total['test_copies_removed']} copies of the source's own test images removed from outside "
+                     f"its test split (the test split stays as released; data.json: test_copies)")
     near = report.get("near_duplicates") or {}
     if near.get("groups") or near.get("conflict_groups"):
         done = "kept together in one split" if near["mode"] == "group" else f"{near['removed']} copies removed"

@@ -20,25 +20,51 @@ SHOWN_GROUPS = 20  # near-duplicate groups given as examples in data.json and th
 class Dedup:
     """Which images to keep; `duplicates`: same pixels, same class (one kept); `conflicts`: same pixels, different
     classes (all dropped). `near`: near-duplicate groups and what was done with them (see near_dedupe); `groups`:
-    a group id per row of `keep` that the split must not cut (None: every image on its own)."""
+    a group id per row of `keep` that the split must not cut (None: every image on its own). `test_copies`: copies
+    outside a source's own test split of an image in it (same pixels or near-duplicates), dropped so that the
+    release's test split stays as released (keep_release_test)."""
     keep: np.ndarray
     duplicates: list[dict]
     conflicts: list[dict]
     near: dict = field(default_factory=dict)
     groups: np.ndarray | None = None
+    test_copies: list[dict] = field(default_factory=list)
+
+
+def keep_release_test(members: list[int], prefer: np.ndarray | None, labels: np.ndarray, files: list[str],
+                      classes: tuple[str, ...], match: str, test_copies: list[dict]) -> list[int] | None:
+    """For a group of copies when the source has its own test split (prefer: the release's test images): None when
+    no member is a test image (the caller decides as usual); else the test members, all kept whatever their classes
+    (scores on a released test split stay comparable with published ones), and the other members dropped and
+    listed in test_copies (they would put a test image's copy in train or val)."""
+    if prefer is None or not any(prefer[i] for i in members):
+        return None
+    test = [i for i in members if prefer[i]]
+    others = [i for i in members if not prefer[i]]
+    if others:
+        test_copies.append({"match": match, "test": [files[i] for i in test],
+                            "removed": [files[i] for i in others], "classes": [classes[labels[i]] for i in others]})
+    return test
 
 
 def dedupe(digests: list[str], labels: np.ndarray, files: list[str], classes: tuple[str, ...],
            prefer: np.ndarray | None = None) -> Dedup:
     """Keep one image of each group of pixel-identical images; drop every image of a group whose labels disagree.
 
-    prefer: where True, that copy is the one kept (the release's test copy stays in the test split)."""
+    prefer: the source's own test split (the release's test images): a group with a test image keeps its test
+    images as released and drops the others (keep_release_test)."""
     groups = defaultdict(list)
     for i, digest in enumerate(digests):
         groups[digest].append(i)
-    keep, duplicates, conflicts = [], [], []
+    keep: list[int] = []
+    duplicates: list[dict] = []
+    conflicts: list[dict] = []
+    test_copies: list[dict] = []
     for members in groups.values():
-        if len(members) == 1:
+        test = keep_release_test(members, prefer, labels, files, classes, "same pixels", test_copies)
+        if test is not None:
+            keep += test
+        elif len(members) == 1:
             keep.append(members[0])
         elif len({int(labels[i]) for i in members}) > 1:
             conflicts.append({"files": [files[i] for i in members],
@@ -48,7 +74,7 @@ def dedupe(digests: list[str], labels: np.ndarray, files: list[str], classes: tu
             keep.append(first)
             duplicates.append({"class": classes[labels[first]], "kept": files[first],
                                "removed": [files[i] for i in members if i != first]})
-    return Dedup(np.array(sorted(keep), np.int64), duplicates, conflicts)
+    return Dedup(np.array(sorted(keep), np.int64), duplicates, conflicts, test_copies=test_copies)
 
 
 def near_dedupe(dedup: Dedup, packed: np.ndarray, labels: np.ndarray, files: list[str], classes: tuple[str, ...],
@@ -58,7 +84,9 @@ def near_dedupe(dedup: Dedup, packed: np.ndarray, labels: np.ndarray, files: lis
     mode (data.<task>.near_duplicates): "group" keeps every copy and hands the split their groups, so a group is
     never cut across train/val/test; "drop" keeps one copy of each group (the release's test copy when there is
     one); "keep" does neither. In "group" and "drop", a group whose copies carry different classes is dropped
-    whole, as exact copies with different classes are."""
+    whole, as exact copies with different classes are. prefer: the source's own test split; a group with a test
+    image keeps its test images as released and drops the others, in every mode but "keep"
+    (keep_release_test)."""
     if mode == "keep":
         return dataclasses.replace(dedup, near={"mode": mode})
     rows = dedup.keep
@@ -69,13 +97,19 @@ def near_dedupe(dedup: Dedup, packed: np.ndarray, labels: np.ndarray, files: lis
         members[int(group)].append(int(row))
     keep, groups, examples, conflicts = [], [], [], []
     removed: Counter[str] = Counter()  # class: copies dropped
+    test_copies = list(dedup.test_copies)
     for group, rows_in in members.items():
         names = [files[i] for i in rows_in]
+        test = keep_release_test(rows_in, prefer, labels, files, classes, "near-duplicate", test_copies)
+        if test is not None:
+            keep += test
+            groups += [group] * len(test)
+            continue
         if len({int(labels[i]) for i in rows_in}) > 1:
             conflicts.append({"files": names, "classes": [classes[labels[i]] for i in rows_in]})
             continue
         if mode == "drop" and len(rows_in) > 1:
-            first = next((i for i in rows_in if prefer is not None and prefer[i]), rows_in[0])
+            first = rows_in[0]
             removed[classes[labels[first]]] += len(rows_in) - 1
             rows_in = [first]
         keep += rows_in
@@ -88,7 +122,7 @@ def near_dedupe(dedup: Dedup, packed: np.ndarray, labels: np.ndarray, files: lis
             "removed": sum(removed.values()), "removed_by_class": dict(removed), "conflict_groups": len(conflicts),
             "conflicts_dropped": sum(len(c["files"]) for c in conflicts),
             "examples": examples[:SHOWN_GROUPS], "conflicts": conflicts}
-    return dataclasses.replace(dedup, keep=np.array(keep, np.int64)[order], near=near,
+    return dataclasses.replace(dedup, keep=np.array(keep, np.int64)[order], near=near, test_copies=test_copies,
                                groups=np.array(groups, np.int64)[order] if mode == "group" else None)
 
 
@@ -123,9 +157,10 @@ def detector_note(bad: list[Skipped], total: int, max_fraction: float, where: st
 
 
 def class_table(loaded: Images, dedup: Dedup, classes: tuple[str, ...]) -> dict:
-    """Per class: files found, skipped, duplicate copies removed, conflicting copies dropped, images used."""
+    """Per class: files found, skipped, duplicate copies removed, conflicting copies dropped, copies of the release's
+    test images removed from outside it, images used."""
     table = {name: {"found": 0, "ignored": 0, "skipped": 0, "duplicates_removed": 0, "near_duplicates_removed": 0,
-                    "conflicts_dropped": 0, "used": 0} for name in classes}
+                    "conflicts_dropped": 0, "test_copies_removed": 0, "used": 0} for name in classes}
     for skipped in loaded.skipped:
         table[skipped.label]["skipped"] += 1
     for ignored in loaded.ignored:
@@ -137,6 +172,9 @@ def class_table(loaded: Images, dedup: Dedup, classes: tuple[str, ...]) -> dict:
     for group in dedup.conflicts + dedup.near.get("conflicts", []):
         for name in group["classes"]:
             table[name]["conflicts_dropped"] += 1
+    for copies in dedup.test_copies:
+        for name in copies["classes"]:
+            table[name]["test_copies_removed"] += 1
     for name, removed in dedup.near.get("removed_by_class", {}).items():
         table[name]["near_duplicates_removed"] += removed
     for label in loaded.labels[dedup.keep]:
@@ -166,6 +204,7 @@ def data_counts(loaded: Images, dedup: Dedup, split_counts: dict, header: dict, 
         "duplicates": dedup.duplicates,
         "conflicts": dedup.conflicts,
         "near_duplicates": dedup.near,
+        "test_copies": dedup.test_copies,
     }
 
 
