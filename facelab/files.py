@@ -13,9 +13,25 @@ from pathlib import Path
 
 
 def temporary_name(path: Path, kind: str = "") -> Path:
-    """An unused hidden name beside `path` (same folder, so same disk), whose folder exists."""
+    """An unused hidden name beside `path` (same folder, so same disk), whose folder exists; it names the writing
+    process (`.<name>.<pid>-<uuid><kind>.tmp`), so remove_debris can spare a writer that is still alive."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    return path.parent / f".{path.name}.{uuid.uuid4().hex}{kind}.tmp"
+    return path.parent / f".{path.name}.{os.getpid()}-{uuid.uuid4().hex}{kind}.tmp"
+
+
+def writer_alive(tmp: Path, name: str) -> bool:
+    """Whether the process that named tmp (temporary_name, beside the file `name`) is still running, other than
+    this one. Names without a process id (older runs') have no living writer."""
+    pid = tmp.name[len(name) + 2:].split("-", 1)[0]
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, as another user's process
+        return True
+    return True
 
 
 @contextlib.contextmanager
@@ -69,10 +85,12 @@ def atomic_set(paths: dict[str, Path]) -> Iterator[dict[str, Path]]:
 
 
 def remove_debris(path: str | Path) -> list[Path]:
-    """Delete the temporary files and folders that a killed run left beside `path` (`.<name>.<uuid>*.tmp`: a
-    process killed with SIGKILL runs no cleanup); return what was removed."""
+    """Delete the temporary files and folders that a killed run left beside `path` (`.<name>.<pid>-<uuid>*.tmp`: a
+    process killed with SIGKILL runs no cleanup); return what was removed. Those of a writer still running are
+    spared: `kill -9` of `dvc` alone leaves its stage's process running on, and its files are not debris."""
     path = Path(path)
     found = sorted(path.parent.glob(f".{path.name}.*.tmp")) if path.parent.is_dir() else []
+    found = [stale for stale in found if not writer_alive(stale, path.name)]
     for stale in found:
         if stale.is_dir() and not stale.is_symlink():
             shutil.rmtree(stale, ignore_errors=True)

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -95,4 +96,38 @@ def test_killed_while_replacing_an_old_result_keeps_the_old_one_whole(workspace,
     kill_at(workspace, WRITING)
     assert outputs(workspace) == clean  # the previous result, untouched
     finish(workspace)
+    assert debris(workspace) == [] and outputs(workspace) == clean
+
+
+# Stops itself at the point instead, and goes on when continued: a writer still alive.
+PAUSER = """
+import os, runpy, signal, sys
+import facelab.data.prepare as prepare
+real = getattr(prepare, sys.argv[1])
+setattr(prepare, sys.argv[1], lambda *args, **kwargs: (os.kill(os.getpid(), signal.SIGSTOP), real(*args, **kwargs))[1])
+sys.argv = ["stages.prepare", "--task", "face"]
+runpy.run_module("stages.prepare", run_name="__main__")
+"""
+
+
+def test_a_running_prepares_scratch_file_is_not_debris_to_the_next_run(workspace, clean):
+    """`kill -9` of dvc alone leaves its prepare running: a new repro's prepare must not delete that process's
+    scratch file as debris; both then finish with clean outputs."""
+    paused = subprocess.Popen([sys.executable, "-c", PAUSER, DECODING], cwd=workspace, env=THIS_CHECKOUT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(600):  # until it has stopped itself, its scratch file written
+            state = Path(f"/proc/{paused.pid}/stat").read_text().split(")")[-1].split()[0]
+            if state == "T":
+                break
+            assert paused.poll() is None, paused.communicate()[1][-2000:]
+            time.sleep(0.1)
+        theirs = debris(workspace)
+        assert theirs  # the paused writer's scratch file
+        finish(workspace)
+        assert debris(workspace) == theirs and outputs(workspace) == clean  # spared, and this run is clean
+    finally:
+        os.kill(paused.pid, signal.SIGCONT)
+        _, stderr = paused.communicate(timeout=120)
+    assert paused.returncode == 0, stderr[-2000:]
     assert debris(workspace) == [] and outputs(workspace) == clean
