@@ -23,7 +23,7 @@ from facelab.data.listing import Problem, list_tree, system_folder_in
 from facelab.errors import UserError
 from facelab.evaluation.calibration import scaled_probabilities
 from facelab.evaluation.forward import forward_logits
-from facelab.evaluation.saliency import cams_from_activations, network_after, overlay, predict_recording
+from facelab.evaluation.saliency import cam_layer, cams_from_activations, network_after, overlay, predict_recording
 from facelab.files import write_with
 from facelab.modelfile import TrainedModel
 
@@ -127,9 +127,10 @@ def explained_logits(trained: TrainedModel, model: nn.Module, pixels: np.ndarray
     """logits_of, and each image's Grad-CAM overlay for its most probable class written into `folder`."""
     arch = trained.recipe.arch
     split = SplitData(torch.from_numpy(pixels), torch.zeros(len(pixels), dtype=torch.int64))
-    logits, activations = predict_recording(model, arch, Inputs(split, None, batch_size, flips=False, accel=accel),
+    layer = cam_layer(model, arch, pixels.shape[1])
+    logits, activations = predict_recording(model, layer, Inputs(split, None, batch_size, flips=False, accel=accel),
                                             batch_size, trained.tta_flip)
-    maps = cams_from_activations(network_after(model, arch), activations, logits.argmax(1).numpy(),
+    maps = cams_from_activations(network_after(model, arch, layer), activations, logits.argmax(1).numpy(),
                                  pixels.shape[1:3], batch_size)
     for name, image, cam in zip(names, pixels, maps):
         write_png(folder / explanation_name(name), overlay(image, cam))

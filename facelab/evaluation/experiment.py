@@ -17,7 +17,7 @@ from facelab.errors import ModelFileError
 from facelab.evaluation.calibration import scaled_probabilities
 from facelab.evaluation.explain import calibration, draw, explanation, names_of_test_images
 from facelab.evaluation.records import Calibration, Collapse, Confusion, Details, Metrics, TestScores
-from facelab.evaluation.saliency import network_after, predict_recording
+from facelab.evaluation.saliency import cam_layer, network_after, predict_recording
 from facelab.evaluation.scores import class_report, confusion, split_scores, zscore
 from facelab.evaluation.stats import BOOTSTRAP, bootstrap_ci, collapse
 from facelab.evaluation.tracking import log_evaluation
@@ -49,7 +49,8 @@ def evaluate_model(trained: TrainedModel, test: SplitData, batch_size: int, name
     card, classes = trained.card, trained.classes
     model, arch = trained.model, trained.recipe.arch
     # one pass over the split serves every score below, and its recorded activations the saliency maps
-    logits, activations = predict_recording(model, arch, Inputs(test, None, batch_size, flips=False), batch_size,
+    layer = cam_layer(model, arch, test.images.shape[1])  # the prepared images: (N, H, W, 3)
+    logits, activations = predict_recording(model, layer, Inputs(test, None, batch_size, flips=False), batch_size,
                                             trained.tta_flip)
     labels = test.labels.cpu()
     predicted, actual = logits.argmax(1).numpy(), labels.numpy()
@@ -70,8 +71,8 @@ def evaluate_model(trained: TrainedModel, test: SplitData, batch_size: int, name
         confusion=Confusion(classes=list(classes), raw=raw.tolist(),
                             zscore=[[round(v, 6) for v in row] for row in zscore(raw).tolist()]),
         classes=class_report(actual, predicted, classes),
-        explained=explanation(network_after(model, arch), activations, test.images.cpu().numpy(), names, actual,
-                              predicted, probabilities, classes, batch_size),
+        explained=explanation(network_after(model, arch, layer), activations, test.images.cpu().numpy(), names,
+                              actual, predicted, probabilities, classes, batch_size, layer),
         title=card.title,
     )
 

@@ -11,7 +11,7 @@ from torch import nn
 from facelab.data.batches import prepared_split, split_files
 from facelab.evaluation.calibration import ECE_BINS, ece, ece_ci, reliability_bins, scaled_probabilities
 from facelab.evaluation.gallery import mistake_gallery, select_mistakes, short_name
-from facelab.evaluation.saliency import experiment_saliency, saliency_figure
+from facelab.evaluation.saliency import CamLayer, experiment_saliency, saliency_figure
 from facelab.evaluation.stats import BOOTSTRAP
 from facelab.params import Split
 from facelab.plotting import pyplot, save
@@ -36,7 +36,7 @@ def calibration(logits: torch.Tensor, actual: np.ndarray, temperature: float, va
 
 def explanation(rest: nn.Sequential, activations: torch.Tensor, pixels: np.ndarray, names: list[str],
                 actual: np.ndarray, predicted: np.ndarray, probabilities: np.ndarray, classes: tuple[str, ...],
-                batch_size: int) -> dict:
+                batch_size: int, layer: CamLayer) -> dict:
     """What the gallery and saliency images show: the mistakes chosen (select_mistakes, on the calibrated
     probabilities a user gets) and the Grad-CAM maps from the activations evaluate's own forward pass recorded."""
     if len(names) != len(actual):
@@ -47,7 +47,8 @@ def explanation(rest: nn.Sequential, activations: torch.Tensor, pixels: np.ndarr
     saliency = experiment_saliency(rest, activations, pixels, actual, predicted, gallery, len(classes), batch_size)
     captions = [f"{short_name(names[i])}\n{classes[actual[i]]} \u2192 {classes[predicted[i]]}" for i in gallery]
     return {"pixels": pixels, "names": names, "actual": actual, "predicted": predicted,
-            "probabilities": probabilities, "classes": classes, "saliency": saliency, "captions": captions}
+            "probabilities": probabilities, "classes": classes, "saliency": saliency, "captions": captions,
+            "layer": layer}
 
 
 def draw(explained: dict, calibrated: dict, title: str, out: dict[str, Path]) -> None:
@@ -59,7 +60,7 @@ def draw(explained: dict, calibrated: dict, title: str, out: dict[str, Path]) ->
     mistake_gallery(explained["pixels"], explained["actual"], explained["predicted"], explained["probabilities"],
                     explained["names"], explained["classes"], out["gallery"])
     saliency_figure(explained["saliency"], explained["classes"], explained["captions"],
-                    f"{title}: Grad-CAM, last block", out["saliency"])
+                    f"{title}: {explained['layer'].caption()}", out["saliency"])
 
 
 def reliability_diagram(probabilities, labels, bins: int, title: str, path: str | Path) -> float:

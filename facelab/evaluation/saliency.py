@@ -1,10 +1,12 @@
-"""Saliency: where a model looks, by Grad-CAM (captum) on its last convolutional block; per-image maps,
-mean maps per class, overlays and one figure per experiment."""
+"""Saliency: where a model looks, by Grad-CAM (captum) on the deepest block whose maps are still a grid of at least
+MIN_GRID x MIN_GRID at the model's input size; per-image maps, mean maps per class, overlays and one figure per
+experiment."""
 from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
@@ -32,33 +34,79 @@ finally:
 OVERLAY_ALPHA = 0.45     # heat map's share of an overlay pixel: the face stays readable underneath
 COLORMAP = "jet"         # Grad-CAM's customary map (Selvaraju et al. 2017): red where the evidence is
 FIGURE_COLUMNS = 8       # overlays per row, as many as a row of the mistake gallery
+# The coarsest grid a map may have. At 64 px ResNet18's last block (layer4) is 2 x 2: every map is one of four
+# blobs, which cannot tell the eyes from the mouth. 7 x 7 is the grid Grad-CAM was shown on (Selvaraju et al. 2017:
+# VGG16's last block at 224 px), where ResNet18 also uses layer4.
+MIN_GRID = 7
+RESNET_BLOCKS = ("layer1", "layer2", "layer3", "layer4")
 
 
-def target_layer(model: nn.Module, arch: str) -> nn.Module:
-    """The last convolutional block, whose output Grad-CAM weighs by its gradient.
+@dataclass(frozen=True)
+class CamLayer:
+    """The layer Grad-CAM reads (a submodule name) and the grid of its maps (rows, columns) at an input size."""
+    name: str
+    grid: tuple[int, int]
 
-    resnet18: layer4. vgg16: the ReLU after the last convolution in `features`, not the convolution itself:
-    that ReLU is in place, so it overwrites the convolution's output tensor after a hook on the convolution
-    has seen it; the ReLU's output is the block's rectified maps, as for ResNet's layer4."""
+    def caption(self) -> str:
+        return f"Grad-CAM at {self.name} ({self.grid[0]}x{self.grid[1]} grid)"
+
+
+def candidate_layers(model: nn.Module, arch: str) -> list[str]:
+    """The blocks Grad-CAM may read, shallow to deep. resnet18: its four residual stages. vgg16: the ReLU after
+    each convolution in `features`, not the convolution itself: that ReLU is in place, so it overwrites the
+    convolution's output tensor after a hook on the convolution has seen it; the ReLU's output is the rectified
+    maps, as a ResNet stage's is."""
     if arch == "resnet18":
-        return model.get_submodule("layer4")
+        return list(RESNET_BLOCKS)
     if arch == "vgg16":
         features = cast(nn.Sequential, model.features)  # torchvision's VGG: an nn.Sequential
-        last = max(i for i, module in enumerate(features) if isinstance(module, nn.Conv2d))
-        after = features[last + 1] if last + 1 < len(features) else None
-        return after if isinstance(after, nn.ReLU) else features[last]
+        return [f"features.{i + 1}" for i, module in enumerate(features)
+                if isinstance(module, nn.Conv2d) and i + 1 < len(features) and isinstance(features[i + 1], nn.ReLU)]
     raise ValueError(f"no Grad-CAM layer for architecture '{arch}'; expected resnet18 or vgg16")
 
 
-def network_after(model: nn.Module, arch: str) -> nn.Sequential:
-    """Everything the model runs after target_layer, sharing its modules: rest(activations) == model(images).
+def cam_layer(model: nn.Module, arch: str, size: int) -> CamLayer:
+    """The deepest candidate layer whose maps are at least MIN_GRID x MIN_GRID for size x size inputs (the shallowest
+    one when none is: the finest grid there is). Grids are measured by one forward pass of a blank image, so a
+    changed stem (models.<recipe>.stem) is measured, not assumed."""
+    names = candidate_layers(model, arch)
+    grids: dict[str, tuple[int, int]] = {}
+
+    def measure(name: str):
+        def hook(module: nn.Module, inputs, output: torch.Tensor) -> None:  # None: the output is left as it is
+            grids[name] = (int(output.shape[-2]), int(output.shape[-1]))
+        return hook
+
+    hooks = [model.get_submodule(name).register_forward_hook(measure(name)) for name in names]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(1, 3, size, size, device=next(model.parameters()).device))
+    finally:
+        model.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    fine = [name for name in names if min(grids[name]) >= MIN_GRID]
+    name = fine[-1] if fine else names[0]
+    return CamLayer(name, grids[name])
+
+
+def target_layer(model: nn.Module, layer: CamLayer) -> nn.Module:
+    return model.get_submodule(layer.name)
+
+
+def network_after(model: nn.Module, arch: str, layer: CamLayer) -> nn.Sequential:
+    """Everything the model runs after the layer, sharing its modules: rest(activations) == model(images).
     Grad-CAM's weights are the gradients of a class score with respect to those activations, so this part
     alone decides them, and the activations can come from a pass the caller made anyway (evaluate's)."""
     if arch == "resnet18":
-        return nn.Sequential(model.get_submodule("avgpool"), nn.Flatten(1), model.get_submodule("fc"))
+        later = RESNET_BLOCKS[RESNET_BLOCKS.index(layer.name) + 1:]
+        return nn.Sequential(*(model.get_submodule(name) for name in later), model.get_submodule("avgpool"),
+                             nn.Flatten(1), model.get_submodule("fc"))
     if arch == "vgg16":
         features = cast(nn.Sequential, model.features)  # torchvision's VGG: an nn.Sequential
-        after = list(features).index(target_layer(model, arch)) + 1
+        after = int(layer.name.split(".")[1]) + 1
         return nn.Sequential(*features[after:], model.get_submodule("avgpool"), nn.Flatten(1),
                              model.get_submodule("classifier"))
     raise ValueError(f"no Grad-CAM layer for architecture '{arch}'; expected resnet18 or vgg16")
@@ -76,12 +124,12 @@ def recording(layer: nn.Module) -> Iterator[list[torch.Tensor]]:
         hook.remove()
 
 
-def predict_recording(model: nn.Module, arch: str, inputs: Inputs, batch_size: int,
+def predict_recording(model: nn.Module, layer: CamLayer, inputs: Inputs, batch_size: int,
                       tta_flip: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """forward.forward_logits's logits, and the last block's activations of the same pass (for cams_from_activations):
+    """forward.forward_logits's logits, and the layer's activations of the same pass (for cams_from_activations):
     Grad-CAM then costs no second forward pass. With tta_flip each batch runs twice (the images, then their
     mirrors): the maps are drawn on the images as they are, so only every first call's activations are kept."""
-    with recording(target_layer(model, arch)) as seen:
+    with recording(target_layer(model, layer)) as seen:
         logits = forward_logits(model, inputs, batch_size, tta_flip)
     kept = seen[0::2] if tta_flip else seen
     return logits, torch.cat(kept) if kept else torch.zeros(0)
@@ -95,18 +143,19 @@ def cams(model: nn.Module, arch: str, images: torch.Tensor, targets, batch_size:
     gradient is taken with respect to the recorded activations, never the parameters (no .grad is written)."""
     if images.ndim != 4:
         raise ValueError(f"need (N, C, H, W) images, got shape {tuple(images.shape)}")
+    layer = cam_layer(model, arch, images.shape[-1])
     model.eval()
-    with torch.no_grad(), recording(target_layer(model, arch)) as seen:
+    with torch.no_grad(), recording(target_layer(model, layer)) as seen:
         for start in range(0, len(images), batch_size):
             model(images[start:start + batch_size])
     activations = torch.cat(seen) if seen else images.new_zeros(0)
-    return cams_from_activations(network_after(model, arch), activations, targets,
+    return cams_from_activations(network_after(model, arch, layer), activations, targets,
                                  (images.shape[-2], images.shape[-1]), batch_size)
 
 
 def cams_from_activations(rest: nn.Sequential, activations: torch.Tensor, targets, size: tuple[int, int],
                           batch_size: int) -> np.ndarray:
-    """captum's LayerGradCam on recorded last-block activations (its input to `rest`): per image the
+    """captum's LayerGradCam on recorded activations (its input to `rest`): per image the
     activation maps weighted by the mean gradient of the target class's score, rectified, resized to `size`
     and scaled by the map's own maximum (all zeros where no part of the image speaks for the class)."""
     targets = torch.as_tensor(np.asarray(targets), dtype=torch.int64)
@@ -151,10 +200,10 @@ def class_mean_maps(maps: np.ndarray, pixels: np.ndarray, actual, predicted, num
 
 def experiment_saliency(rest: nn.Sequential, activations: torch.Tensor, pixels, actual, predicted, gallery,
                         num_classes: int, batch_size: int) -> dict:
-    """What one experiment's saliency figure needs, from the last block's activations of every test image
+    """What one experiment's saliency figure needs, from the Grad-CAM layer's activations of every test image
     (recorded while evaluate predicted them): the class mean maps over the correctly classified images, and
     a map of each gallery image for the class the model predicted (what it saw in its mistake).
-    `pixels` are the prepared uint8 (N, H, W, 3) test images; `rest` is network_after(model, arch)."""
+    `pixels` are the prepared uint8 (N, H, W, 3) test images; `rest` is network_after(model, arch, layer)."""
     pixels = np.asarray(pixels)
     actual, predicted = np.asarray(actual), np.asarray(predicted)
     gallery = np.asarray(gallery, dtype=np.int64)
