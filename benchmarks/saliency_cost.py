@@ -99,14 +99,14 @@ def worker(root: Path, name: str) -> dict:
     explain.saliency_figure = timed(explain.saliency_figure, seconds, "figure")
     recording, extra = saliency.predict_recording, {"plain_pass": 0.0}
 
-    def recorded(model, arch, inputs, batch_size, tta_flip):
+    def recorded(model, layer, inputs, batch_size, tta_flip):
         """The recorded pass, timed against a plain pass over the same split: the hook's cost."""
         began = time.perf_counter()
         forward.forward_logits(model, inputs, batch_size, tta_flip)
         plain = time.perf_counter() - began
         extra["plain_pass"] += plain
         began = time.perf_counter()
-        result = recording(model, arch, inputs, batch_size, tta_flip)
+        result = recording(model, layer, inputs, batch_size, tta_flip)
         seconds["recording"] += max(0.0, time.perf_counter() - began - plain)
         return result
 
