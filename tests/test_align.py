@@ -154,3 +154,17 @@ def test_prepare_with_faces_align_uses_every_photo_and_reports_the_centred_ones(
     assert len(centred) == 1 and all(f"{label}/noise{j}.png" in centred[0] for label in ("other", "target")
                                      for j in range(2))
     assert json.loads((tmp_path / "out" / "classes.json").read_text())["faces"] == "align"
+
+
+def test_the_refusal_names_align_and_the_fallback(tmp_path):
+    """When align's misses alone put a folder over max_bad_fraction, the message says MTCNN missed them and how to
+    keep them."""
+    from facelab.data.images import Skipped
+    from facelab.data.quality import detector_note
+
+    with pytest.raises(BadImage) as miss:
+        decode_image(noise(tmp_path / "n.png"), 32, faces="align")
+    rows = [Skipped(f"a/{i}.png", "a", NO_FACE, miss.value.detail) for i in range(2)]
+    note = detector_note(rows, 20, 0.05, "data.face")
+    assert note.startswith("2 of these are photos in which the face detector found no face (data.face.faces: align)")
+    assert "MTCNN misses small, turned or dark faces" in note and "data.face.faces_fallback: center" in note

@@ -159,5 +159,6 @@ def test_misses_of_the_detector_alone_over_the_limit_say_so_and_name_the_knob(ti
     assert message.endswith(
         "2 of these are photos in which the face detector found no face (data.emotion.faces: detect); without those "
         "misses the folder would pass. OpenCV's Haar cascades miss small, turned or dark faces: crop those photos to "
-        "the face by hand, or raise data.emotion.max_bad_fraction to 0.17 to train without them. Remove or replace "
+        "the face by hand, set data.emotion.faces_fallback: center to use their centre square, or raise "
+        "data.emotion.max_bad_fraction to 0.17 to train without them. Remove or replace "
         "them, or raise data.emotion.max_bad_fraction to go on without them (data.json then lists them all)")

@@ -151,9 +151,12 @@ def detector_note(bad: list[Skipped], total: int, max_fraction: float, where: st
         return ""
     needed = np.ceil(100 * (misses / total + max_fraction)) / 100
     raise_it = (f", or raise {where}.max_bad_fraction to {needed:.2f} to train without them" if needed < 1 else "")
-    return (f"{misses} of these are photos in which the face detector found no face ({where}.faces: detect); "
-            f"without those misses the folder would pass. OpenCV's Haar cascades miss small, turned or dark "
-            f"faces: crop those photos to the face by hand{raise_it}. ")
+    aligned = any("faces: align" in s.detail for s in bad if s.reason == NO_FACE)
+    finder = "MTCNN misses" if aligned else "OpenCV's Haar cascades miss"
+    return (f"{misses} of these are photos in which the face detector found no face ({where}.faces: "
+            f"{'align' if aligned else 'detect'}); without those misses the folder would pass. {finder} small, "
+            f"turned or dark faces: crop those photos to the face by hand, set {where}.faces_fallback: center to use "
+            f"their centre square{raise_it}. ")
 
 
 def class_table(loaded: Images, dedup: Dedup, classes: tuple[str, ...]) -> dict:
