@@ -168,3 +168,13 @@ def test_the_refusal_names_align_and_the_fallback(tmp_path):
     note = detector_note(rows, 20, 0.05, "data.face")
     assert note.startswith("2 of these are photos in which the face detector found no face (data.face.faces: align)")
     assert "MTCNN misses small, turned or dark faces" in note and "data.face.faces_fallback: center" in note
+
+
+def test_predict_skips_a_photo_without_a_face_for_an_aligned_model(tmp_path):
+    """facelab predict decodes as the model's prepare did (faces: align); it has no fallback: a faceless photo is a
+    listed skip."""
+    from facelab.commands.inference import decode_files
+
+    path = noise(tmp_path / "noise.png")
+    pixels, kept, skipped = decode_files([path], 32, faces="align")
+    assert kept == [] and [(s.reason, s.file) for s in skipped] == [(NO_FACE, str(path))]
