@@ -1,15 +1,17 @@
 """The `facelab` command, the one entry point of facelab/commands/: `facelab predict` scores image files,
-`facelab evaluate` scores a labelled folder (also `python -m facelab.app`)."""
+`facelab evaluate` scores a labelled folder, `facelab audit` finds its likely label errors (also
+`python -m facelab.app`)."""
 from __future__ import annotations
 
 import argparse
 import sys
 
 from facelab.cli import command_main
-from facelab.commands import evaluate, predict
+from facelab.commands import audit, evaluate, predict
 
 COMMANDS = {"predict": (predict, "a trained model's class probabilities for image files and folders, as CSV"),
-            "evaluate": (evaluate, "score a trained model on a labelled folder outside the pipeline")}
+            "evaluate": (evaluate, "score a trained model on a labelled folder outside the pipeline"),
+            "audit": (audit, "likely label errors in a labelled folder, without a trained model")}
 
 
 class Parser(argparse.ArgumentParser):

@@ -54,6 +54,16 @@ def data_counts(task: str, root: Path = Path(".")) -> Path:
     return root / "metrics" / task / "data.json"
 
 
+def label_issues(task: str, root: Path = Path(".")) -> Path:
+    """The audit stage's likely label errors of the prepared images (facelab.evaluation.label_issues)."""
+    return root / "metrics" / task / "label_issues.json"
+
+
+def label_issues_gallery(task: str, root: Path = Path(".")) -> Path:
+    """The audit stage's gallery of those images, most likely first."""
+    return root / "plots" / task / "label_issues.png"
+
+
 RUN = "seed"  # a run's files are named seed<seed>
 
 

@@ -29,7 +29,7 @@ from facelab import paths
 from facelab.data.batches import prepared_classes, prepared_split
 from facelab.errors import DataError
 from facelab.evaluation.gallery import short_name
-from facelab.evaluation.label_issues import AuditResults, AuditSettings, LabelIssue, LabelIssues
+from facelab.evaluation.label_issues import AuditResults, AuditSettings, LabelIssue, LabelIssues, write_label_issues
 from facelab.evaluation.mosaic import message, mosaic
 from facelab.params import Split
 
@@ -131,6 +131,25 @@ def audit_prepared(folder: Path, seeds: list[int], fractions: Split, data_seed: 
     issues = [issue.model_copy(update={"splits": where[issue.row]}) for issue in record.results.issues]
     results = record.results.model_copy(update={"issues": issues, "counts": counts, "test_positions": positions})
     return record.model_copy(update={"results": results}), pixels
+
+
+def audit_task(folder: Path, record_path: Path, gallery_path: Path, seeds: list[int], fractions: Split,
+               data_seed: int) -> LabelIssues:
+    """The audit stage: audit the prepared folder, write the record and the gallery."""
+    record, pixels = audit_prepared(folder, seeds, fractions, data_seed)
+    write_label_issues(record_path, record)
+    issue_gallery(pixels, record, gallery_path)
+    return record
+
+
+def summary(record: LabelIssues) -> list[str]:
+    """The audit's result in a few lines: how many flagged, the first few."""
+    found = record.results
+    lines = [f"{found.flagged} of {found.images} images are likely mislabelled ({found.seconds:.1f} s, "
+             f"{record.settings.folds}-fold {record.settings.classifier} on {record.settings.features})"]
+    lines += [f"  {issue.file}: {issue.given} -> {issue.suggested} (self-confidence {issue.self_confidence:.3f})"
+              for issue in found.issues[:5]]
+    return lines + (["  ..."] if found.flagged > 5 else [])
 
 
 def issue_gallery(pixels: np.ndarray, record: LabelIssues, path: str | Path) -> None:

@@ -1,0 +1,24 @@
+"""Stage audit@<task>: k-fold out-of-sample probabilities for every prepared image, the likely label errors among
+them (cleanlab), where each falls in every seed's split; writes metrics/<task>/label_issues.json and
+plots/<task>/label_issues.png."""
+from __future__ import annotations
+
+from facelab import paths
+from facelab.cli import command_main, stage_args
+from facelab.evaluation.audit import audit_task, summary
+from facelab.params import load_params
+
+
+@command_main
+def main(argv: list[str] | None = None) -> None:
+    args = stage_args(argv, __doc__, recipe=False)
+    params = load_params(args.params)
+    record = audit_task(paths.prepared(args.task), paths.label_issues(args.task),
+                        paths.label_issues_gallery(args.task), list(params.seeds), params.data[args.task].split,
+                        params.data_seed)
+    for line in summary(record) + [f"details: {paths.label_issues(args.task)}"]:
+        print(f"[{args.task}] {line}")
+
+
+if __name__ == "__main__":
+    main()
