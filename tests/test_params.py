@@ -50,6 +50,10 @@ def test_repository_params_load_with_all_tasks_and_recipes():
     (lambda r: r["data"]["face"].update(source="folder", path=None), "source 'folder' needs a path"),
     (lambda r: r["data"]["face"].update(classes=["me", "others"]), "generated face data has classes"),
     (lambda r: r["models"].pop("resnet18_pretrained"), r"models: missing key\(s\) \['resnet18_pretrained'\]"),
+    (lambda r: r["models"]["vgg16_finetune"].update(stem="small"),
+     r"^models.vgg16_finetune.stem: 'small' is a stem for resnet18, not vgg16; use stem: imagenet$"),
+    (lambda r: r["train"].update(ema=1.0), r"^train.ema: 1.0 must be inside \[0, 1\) \(the share of the average kept"),
+    (lambda r: r["train"].update(mixup=-0.2), r"^train.mixup: -0.2 must be inside \[0, 10\]"),
     # data sources and quality
     (lambda r: r["data"]["face"].update(source="lfw2"),
      r"^data.face.source: 'lfw2' is not one of \['generated', 'folder', 'lfw', 'fer2013'\]$"),

@@ -13,7 +13,7 @@ from facelab.data.batches import data_split, load_prepared
 from facelab.errors import TrainingDiverged
 from facelab.evaluation.experiment import evaluate_model
 from facelab.modelfile import load_trained
-from facelab.models import trained_model, weights_provenance
+from facelab.models import build_model, trained_model, weights_provenance
 from facelab.params import AUGMENT_OFF
 from facelab.training import experiment as train
 from facelab.training import loop, optim
@@ -268,3 +268,53 @@ def test_training_never_reads_the_test_split():
                 found += [f"{path.name}:{node.lineno}: imports {alias.name}" for alias in node.names
                           if alias.name in evaluate_only or (node.module or "").endswith("evaluation.experiment")]
     assert found == []
+
+
+def test_ema_keeps_the_weights_average_which_tends_to_the_weights_as_the_decay_goes_to_zero(tiny_params, prepared):
+    splits, classes = prepared
+    recipe = tiny_params.models["resnet18_scratch"]
+
+    def run(ema: float):
+        return loop.train_loop("emotion/resnet18_scratch", recipe, dataclasses.replace(tiny_params.train, ema=ema),
+                               tiny_params.seeds[0], splits, classes)
+
+    plain, nearly, averaged = run(0.0), run(1e-9), run(0.9)
+    pd.testing.assert_frame_equal(nearly.history, plain.history, rtol=1e-4)  # an average of the last step alone
+    assert not np.allclose(averaged.history["val/loss"], plain.history["val/loss"], rtol=1e-3)
+    # the kept weights are the average's: loaded into the model, they score what the summary says
+    assert averaged.history["train/loss"].equals(plain.history["train/loss"])  # the training itself is the same
+    model = trained_model(recipe, len(classes), averaged.state_dict)
+    assert not torch.equal(averaged.state_dict["fc.weight"], plain.state_dict["fc.weight"])
+    assert model.bn1.running_mean.abs().sum() > 0  # BatchNorm's statistics are averaged too, not left at zero
+    pd.testing.assert_frame_equal(run(0.9).history, averaged.history)  # reproducible
+
+
+def test_mixup_and_cutmix_blend_the_batches_reproducibly(tiny_params, prepared):
+    splits, classes = prepared
+    recipe = tiny_params.models["resnet18_scratch"]
+
+    def run(**levers):
+        return loop.train_loop("emotion/resnet18_scratch", recipe, dataclasses.replace(tiny_params.train, **levers),
+                               tiny_params.seeds[0], splits, classes).history
+
+    plain, mixed = run(), run(mixup=0.4, cutmix=1.0)
+    assert not np.allclose(mixed["train/loss"], plain["train/loss"], rtol=1e-3)
+    pd.testing.assert_frame_equal(run(mixup=0.4, cutmix=1.0), mixed)
+    assert not np.allclose(run(mixup=0.4)["train/loss"], mixed["train/loss"], rtol=1e-3)
+
+
+def test_small_stem_keeps_a_small_image_whole_into_layer1_and_reloads(tiny_params):
+    recipe = dataclasses.replace(tiny_params.models["resnet18_scratch"], stem="small")
+    model = build_model(recipe, 3).eval()
+    assert model.conv1.kernel_size == (3, 3) and model.conv1.stride == (1, 1)
+    assert isinstance(model.maxpool, torch.nn.Identity)
+    seen = {}
+    model.layer1.register_forward_hook(lambda module, inputs, output: seen.update(grid=tuple(output.shape[-2:])))
+    with torch.no_grad():
+        logits = model(torch.zeros(2, 3, 64, 64))
+    assert seen["grid"] == (64, 64) and logits.shape == (2, 3)
+    reloaded = trained_model(recipe, 3, model.state_dict()).eval()
+    with torch.no_grad():
+        assert torch.equal(reloaded(torch.ones(1, 3, 64, 64)), model(torch.ones(1, 3, 64, 64)))
+    plain = build_model(tiny_params.models["resnet18_scratch"], 3)
+    assert plain.conv1.kernel_size == (7, 7) and isinstance(plain.maxpool, torch.nn.MaxPool2d)

@@ -64,6 +64,7 @@ def test_killed_run_resumes_to_the_same_metrics(tiny_raw, tmp_path):
     tiny_raw["models"]["resnet18_scratch"]["epochs"] = 3
     tiny_raw["train"]["checkpoint_seconds"] = 0  # tiny epochs: a checkpoint after each one, so epoch 2's is there
     tiny_raw["train"]["augment"].update(rotation=10, erasing=0.5)  # the resumed epochs draw the same augmentation
+    tiny_raw["train"].update(ema=0.9, mixup=0.4, cutmix=1.0)  # the same blends, and the average resumes too
     straight = workspace(tmp_path / "straight", tiny_raw)
     assert train_process(straight).wait(timeout=300) == 0
 

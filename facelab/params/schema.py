@@ -136,6 +136,19 @@ def probability_or_off(value: float) -> float:
     return value
 
 
+def ema_decay(value: float) -> float:
+    if not 0 <= value < 1:
+        raise ValueError(f"{value} must be inside [0, 1) (the share of the average kept each step, e.g. 0.999; 0: off)")
+    return value
+
+
+def mix_alpha(value: float) -> float:
+    if not 0 <= value <= 10:
+        raise ValueError(f"{value} must be inside [0, 10] (the Beta(alpha, alpha) of the mixing weight, e.g. 0.2 "
+                         f"or 1.0; 0: off)")
+    return value
+
+
 def dropout_rate(value: float) -> float:
     if not 0 <= value < 1:
         raise ValueError(f"{value} must be inside [0, 1)")
@@ -270,6 +283,10 @@ class Recipe:
     gamma: Positive
     # Absent: train.augment; in params.yaml a mapping overrides some of its keys (the loader completes it).
     augment: Augment | None = None
+    # resnet18's first layers: imagenet (7x7 stride-2 convolution, then max-pool: a 64 px image is 16 px at layer1)
+    # or small (3x3 stride-1 convolution, no max-pool: 64 px at layer1, as ResNets for 32 px CIFAR images are built).
+    # Absent (model files written before the key existed): imagenet.
+    stem: Literal["imagenet", "small"] = "imagenet"
 
     @model_validator(mode="after")
     def frozen_modules_of_arch(self) -> Recipe:
@@ -280,6 +297,8 @@ class Recipe:
             raise KeyProblem("frozen", f"'{wrong[0]}' is not a module of {self.arch}; "
                                        f"{f'did you mean {close!r}? ' if close else ''}"
                                        f"its top-level modules are {list(allowed)}")
+        if self.stem == "small" and self.arch != "resnet18":
+            raise KeyProblem("stem", f"'small' is a stem for resnet18, not {self.arch}; use stem: imagenet")
         return self
 
 
@@ -304,6 +323,10 @@ class TrainParams:
     precision: Literal["auto", "fp32", "bf16"]
     compile: Bool
     calibrate: Literal["none", "temperature"]
+    # Absent (model files written before these keys existed): off.
+    ema: Annotated[float, Strict(), AfterValidator(ema_decay)] = 0.0  # decay of an average of the weights; 0: off
+    mixup: Annotated[float, Strict(), AfterValidator(mix_alpha)] = 0.0  # MixUp's alpha; 0: off
+    cutmix: Annotated[float, Strict(), AfterValidator(mix_alpha)] = 0.0  # CutMix's alpha; 0: off
 
     @model_validator(mode="after")
     def exploding_above_vanishing(self) -> TrainParams:

@@ -14,12 +14,15 @@ from facelab.files import atomic_path
 from facelab.params import Recipe, Split, TrainParams
 
 
-def save_checkpoint(path: Path | None, epoch, model, optimizer, scheduler, generator, progress, health) -> None:
-    """Everything needed to continue after `epoch` exactly as if never stopped; written atomically."""
+def save_checkpoint(path: Path | None, epoch, model, optimizer, scheduler, generator, progress, health,
+                    average=None) -> None:
+    """Everything needed to continue after `epoch` exactly as if never stopped (average: train.ema's
+    AveragedModel); written atomically."""
     if path is None:
         return
     state = {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
              "scheduler": scheduler.state_dict() if scheduler else None,
+             "average": average.state_dict() if average is not None else None,
              "torch_rng": torch.get_rng_state(), "data_rng": generator.get_state(),
              "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
              "progress": vars(progress), "gradient_rows": health.gradient_rows,
@@ -31,7 +34,7 @@ def save_checkpoint(path: Path | None, epoch, model, optimizer, scheduler, gener
         torch.save(state, tmp)
 
 
-def resume(path, model, optimizer, scheduler, generator, progress, health) -> int:
+def resume(path, model, optimizer, scheduler, generator, progress, health, average=None) -> int:
     """Restore a checkpoint if there is one; return the last completed epoch (0 for a fresh start)."""
     if path is None or not path.is_file():
         return 0
@@ -40,6 +43,8 @@ def resume(path, model, optimizer, scheduler, generator, progress, health) -> in
     optimizer.load_state_dict(state["optimizer"])
     if scheduler is not None:
         scheduler.load_state_dict(state["scheduler"])
+    if average is not None:
+        average.load_state_dict(state["average"])
     torch.set_rng_state(state["torch_rng"])
     if state["cuda_rng"]:  # dropout on the GPU draws from these
         torch.cuda.set_rng_state_all(state["cuda_rng"])

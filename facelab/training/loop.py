@@ -30,6 +30,7 @@ from facelab.params import AUGMENT_OFF, Augment, Recipe, TrainParams, augmentati
 from facelab.training.checkpoints import resume, save_checkpoint
 from facelab.training.distributed import Dist, all_sum, shard, wrap
 from facelab.training.health import HealthRecorder, health_verdict, histogram_epochs
+from facelab.training.levers import averaged_state, batch_mixer, weight_average
 from facelab.training.optim import make_optimizer, make_scheduler
 from facelab.training.tracking import log_epoch, relog_history
 
@@ -96,16 +97,20 @@ def train_loop(prefix: str, recipe: Recipe, settings: TrainParams, seed: int, sp
     inputs = {"train": Inputs(splits["train"], trunk, settings.eval_batch_size, flips=augment.hflip,
                               accel=accel, memo=trunk_memo)}
     if dist.main and recipe.frozen:
-        print(f"[{prefix}] {frozen_note(recipe, trunk, augmentation(recipe, settings))}", flush=True)
+        print(f"[{prefix}] {frozen_note(recipe, trunk, augmentation(recipe, settings), settings)}", flush=True)
     loss_fn = training_loss(settings, splits["train"].labels, len(classes), accel.device)
     optimizer = make_optimizer(model, recipe)
     scheduler = make_scheduler(optimizer, recipe)
     health = HealthRecorder(model, histogram_epochs(recipe.epochs))
+    # MixUp / CutMix blend images: a cached trunk's output is not one (frozen_note says so)
+    mixer = batch_mixer(settings.mixup, settings.cutmix, len(classes)) if trunk is None else None
+    average = weight_average(head, settings.ema)
+    after_step = None if average is None else lambda: average.update_parameters(head)
     accel.synchronize()  # on a GPU, the train split's cached trunk output is part of the training time
     progress = Progress(seconds=time.perf_counter() - started)
     # validation, like the per-epoch scoring, stays out of the training time
     inputs["val"] = Inputs(splits["val"], trunk, settings.eval_batch_size, flips=False, accel=accel, memo=trunk_memo)
-    done = resume(checkpoint, model, optimizer, scheduler, generator, progress, health)
+    done = resume(checkpoint, model, optimizer, scheduler, generator, progress, health, average)
     if done and dist.main:
         print(f"[{prefix}] resuming after epoch {done} from {checkpoint}", flush=True)
         relog_history(wandb_run, progress.rows)
@@ -118,16 +123,20 @@ def train_loop(prefix: str, recipe: Recipe, settings: TrainParams, seed: int, sp
         started = time.perf_counter()
         train_loss, train_acc = train_one_epoch(model, trainable, recipe, inputs["train"], optimizer,
                                                 loss_fn=loss_fn, generator=generator, augment=augment,
-                                                epoch=epoch, health=health, dist=dist, accel=accel)
+                                                epoch=epoch, health=health, dist=dist, accel=accel,
+                                                mixer=mixer, after_step=after_step)
         progress.seconds += time.perf_counter() - started
-        val = score_split(head, inputs["val"], len(classes), settings.eval_batch_size)
+        # with train.ema the average is what is validated and kept
+        val = score_split(head if average is None else average.module, inputs["val"], len(classes),
+                          settings.eval_batch_size)
         health.end_epoch(epoch)
         row = epoch_row(epoch, train_loss, train_acc, val["loss"], val["acc"], val["macro_f1"],
                         optimizer.param_groups[0]["lr"])
         progress.rows.append(row)
         if improves(val, progress, settings.select_by):
             progress.best_epoch, progress.best_loss, progress.best_f1 = epoch, val["loss"], val["macro_f1"]
-            progress.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            progress.best_weights = ({k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+                                     if average is None else averaged_state(model, head, average))
         if scheduler is not None:
             scheduler.step()
         stop = settings.patience and epoch - progress.best_epoch >= settings.patience
@@ -136,7 +145,8 @@ def train_loop(prefix: str, recipe: Recipe, settings: TrainParams, seed: int, sp
             # 4x the model) takes about as long as a small epoch, so one per train.checkpoint_seconds at most
             due = time.perf_counter() - checkpointed >= settings.checkpoint_seconds
             if epoch < recipe.epochs and not stop and due:
-                save_checkpoint(checkpoint, epoch, model, optimizer, scheduler, generator, progress, health)
+                save_checkpoint(checkpoint, epoch, model, optimizer, scheduler, generator, progress, health,
+                                average)
                 checkpointed = time.perf_counter()
             log_epoch(wandb_run, prefix, recipe.epochs, row, images_per_second(progress, inputs), health.latest)
             if history is not None:
@@ -181,15 +191,15 @@ def applied_augmentation(augment: Augment, cached: bool) -> Augment:
     return dataclasses.replace(AUGMENT_OFF, hflip=augment.hflip) if cached else augment
 
 
-def frozen_note(recipe: Recipe, trunk: nn.Module | None, augment: Augment) -> str:
+def frozen_note(recipe: Recipe, trunk: nn.Module | None, augment: Augment, settings: TrainParams) -> str:
     """What happens to the frozen layers' output: cached once per flip, or recomputed; and which
-    augmentations that leaves out."""
+    augmentations (and MixUp / CutMix) that leaves out."""
     if trunk is None:
         return (f"frozen layers {list(recipe.frozen)} are recomputed every step: only a frozen VGG16 "
                 f"'features' block (no BatchNorm or Dropout) is cached")
     note = (f"frozen 'features' computed once and reused every epoch "
             f"({'for both horizontal flips' if augment.hflip else 'no flip augmentation'})")
-    skipped = beyond_flip(augment)
+    skipped = beyond_flip(augment) + [name for name in ("mixup", "cutmix") if getattr(settings, name)]
     if skipped:
         note += (f"; augment {', '.join(skipped)} not applied: they would need the frozen layers run on every "
                  f"image every epoch (models.<recipe>.frozen: [] trains with them, at the cost of the cache)")
@@ -229,8 +239,11 @@ def run_summary(scores: dict, progress: Progress, speed: float, health: dict) ->
 
 
 def train_one_epoch(model, trainable, recipe, inputs: Inputs, optimizer, loss_fn, generator, augment: Augment,
-                    epoch: int, health: HealthRecorder, dist: Dist, accel: Accel) -> tuple[float, float]:
-    """One pass over the training split; returns its mean loss and accuracy (train mode, all ranks).
+                    epoch: int, health: HealthRecorder, dist: Dist, accel: Accel, mixer=None,
+                    after_step=None) -> tuple[float, float]:
+    """One pass over the training split; returns its mean loss and accuracy (train mode, all ranks). mixer
+    (levers.batch_mixer): each batch's images and labels blended, the loss taken on the blended labels and the
+    accuracy on the batch's own; after_step: called after every optimizer step (train.ema's update).
 
     Nothing is read back to the host until the epoch ends (loss and accuracy sums stay on the
     device), so on a GPU the CPU queues step after step without waiting for the kernels."""
@@ -249,13 +262,18 @@ def train_one_epoch(model, trainable, recipe, inputs: Inputs, optimizer, loss_fn
         index, draws = shard(index, draws, dist)
         optimizer.zero_grad(set_to_none=True)
         labels = inputs.labels(index)
+        images, targets = inputs.batch(index, draws), labels
+        if mixer is not None:
+            images, targets = mixer(images, labels)
         with accel.autocast():
-            logits = trainable(inputs.batch(index, draws))
-            loss = loss_fn(logits, labels)
+            logits = trainable(images)
+            loss = loss_fn(logits, targets)
         divergence.add(step, loss)
         loss.backward()
         health.after_backward()
         optimizer.step()
+        if after_step is not None:
+            after_step()
         total_loss += loss.detach().double() * len(index)
         correct += (logits.argmax(1) == labels).sum()
         seen += len(index)
