@@ -1,5 +1,5 @@
-"""Stage report: read metrics/ and plots/ of the six experiments, one run per seed (params: seeds); write reports/
-(index.html, report.md, figures/) and plots/zscore/."""
+"""Stage report: read metrics/ and plots/ of the six experiments, one run per seed (params: seeds), and each task's
+label audit; write reports/ (index.html, report.md, figures/) and plots/zscore/."""
 from __future__ import annotations
 
 import argparse
@@ -8,6 +8,7 @@ from facelab import paths
 from facelab.cli import command_main
 from facelab.params import RECIPES, TASKS, load_params
 from facelab.reporting.document import write_report
+from facelab.reporting.label_errors import load_audit
 from facelab.reporting.results import load_experiment
 
 
@@ -20,7 +21,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     seeds = list(load_params(args.params).seeds)
     experiments = [load_experiment(task, recipe, seeds) for task in TASKS for recipe in RECIPES]
-    comparisons = write_report(experiments, args.out, args.zscore)
+    audits = {task: audit for task in TASKS if (audit := load_audit(task)) is not None}
+    comparisons = write_report(experiments, args.out, args.zscore, audits)
     for task, sentences in comparisons.items():
         for sentence in sentences:
             print(f"[{task}] {sentence}")

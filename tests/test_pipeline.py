@@ -24,7 +24,8 @@ def runs(seed: int, recipes=RECIPES) -> set[str]:
     return {f"run@{t}-{r}-{seed}" for t in TASKS for r in recipes}
 
 
-ALL_STAGES = SCANS | {f"prepare@{t}" for t in TASKS} | {"report"} | runs(SEED)
+AUDITS = {f"audit@{t}" for t in TASKS}  # the label audit records where its flagged images fall in every seed's split
+ALL_STAGES = SCANS | {f"prepare@{t}" for t in TASKS} | AUDITS | {"report"} | runs(SEED)
 
 
 def stages_run(output: str) -> set[str]:
@@ -172,17 +173,18 @@ def test_plots_diff_after_the_exp_run_shows_all_six_experiments(repo, tmp_path):
     images = Images()
     images.feed(page)
     sources = set(images.sources)
-    assert len(sources) == 6 * 6 * 2 and all((tmp_path / "html" / src).is_file() for src in sources)
+    # 6 images of 6 experiments and each task's label-audit gallery, for both revisions
+    assert len(sources) == (6 * 6 + 2) * 2 and all((tmp_path / "html" / src).is_file() for src in sources)
 
 
 def test_adding_a_seed_reruns_only_its_runs_and_the_report(built_repo, stand_in_torch_home, tmp_path):
     """seeds [42] -> [42, 43] (what `dvc exp run -S 'seeds=[42,43]'` sets) after a repro of [42]: dvc status, what
-    repro would run, names seed 43's run stages and the report, nothing of seed 42's runs or of prepare (decoded
-    once, whatever the seeds)."""
+    repro would run, names seed 43's run stages, the audits (they record each seed's split; seconds) and the report,
+    nothing of seed 42's runs or of prepare (decoded once, whatever the seeds)."""
     path = copy_repo(built_repo[0], tmp_path / "repo")
     env = {**os.environ, "TORCH_HOME": str(stand_in_torch_home)}
     params = yaml.safe_load((path / "params.yaml").read_text())
     assert params["seeds"] == [SEED]
     params["seeds"] = [SEED, SEED + 1]
     (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert set(stale_stages(path, env)) == runs(SEED + 1) | {"report"}
+    assert set(stale_stages(path, env)) == runs(SEED + 1) | AUDITS | {"report"}

@@ -27,6 +27,7 @@ from facelab.reporting.comparison import (
     spread_text,
 )
 from facelab.reporting.figures import plot_confusion, plot_curves, plot_scores, plot_val_curves, plot_zscore
+from facelab.reporting.label_errors import Audit, audit_blocks
 from facelab.reporting.render import render_html, render_markdown
 from facelab.reporting.results import Experiment, Run
 
@@ -39,9 +40,10 @@ SECTIONS = (("log", "Epoch log"), ("summary", "Run summary"),
 AVERAGES = ("macro avg", "weighted avg")
 
 
-def write_report(experiments: list[Experiment], out_dir: str | Path, zscore_dir: str | Path) -> dict[str, list[str]]:
+def write_report(experiments: list[Experiment], out_dir: str | Path, zscore_dir: str | Path,
+                 audits: dict[str, Audit] | None = None) -> dict[str, list[str]]:
     """Write the report and the z-score plots (each experiment's runs pooled), each folder atomically; return each
-    task's comparison."""
+    task's comparison. audits: each task's label audit (facelab.reporting.label_errors), where one was run."""
     tasks = dict.fromkeys(e.task for e in experiments)
     pairs = {task: pairwise([e for e in experiments if e.task == task]) for task in tasks}  # once: ASO takes time
     comparisons = {task: compare_task([e for e in experiments if e.task == task], pairs[task]) for task in tasks}
@@ -50,7 +52,10 @@ def write_report(experiments: list[Experiment], out_dir: str | Path, zscore_dir:
             write_figures(exp, tmp / "figures")
         for task in comparisons:
             write_task_figures([e for e in experiments if e.task == task], tmp / "figures", task)
-        blocks = document(experiments, comparisons, pairs)
+        for task, audit in (audits or {}).items():
+            if audit.gallery.is_file():
+                shutil.copyfile(audit.gallery, tmp / "figures" / f"{task}_label_issues.png")
+        blocks = document(experiments, comparisons, pairs, audits)
         (tmp / "index.html").write_text(render_html(blocks))
         (tmp / "report.md").write_text(render_markdown(blocks))
     with atomic_dir(zscore_dir) as tmp:
@@ -81,9 +86,9 @@ def write_task_figures(experiments: list[Experiment], folder: Path, task: str) -
 
 
 def document(experiments: list[Experiment], comparisons: dict[str, list[str]],
-             pairs: dict[str, list[Pair]] | None = None) -> list[tuple]:
-    """The page: the answer per task first (leaderboard, figures, comparison), then every experiment folded.
-    pairs: each task's pairwise comparisons when already computed."""
+             pairs: dict[str, list[Pair]] | None = None, audits: dict[str, Audit] | None = None) -> list[tuple]:
+    """The page: the answer per task first (leaderboard, figures, comparison, label audit), then every experiment
+    folded. pairs: each task's pairwise comparisons when already computed; audits: each task's label audit."""
     tasks = list(comparisons)
     blocks = [("heading", 1, f"facelab: {len(experiments)} experiments", "top"), *banners(experiments),
               ("links", [(f"#{task}", f"Task: {task}") for task in tasks]
@@ -97,6 +102,10 @@ def document(experiments: list[Experiment], comparisons: dict[str, list[str]],
                    ("image", f"figures/{task}_scores.png", f"{task} test scores with intervals"),
                    ("image", f"figures/{task}_val_curves.png", f"{task} validation curves"),
                    ("heading", 3, f"{task}: comparison", f"{task}_comparison"), ("list", comparisons[task][1:])]
+        if audits is not None:
+            audit = audits.get(task)
+            blocks += audit_blocks(task, runs, found, audit.record if audit else None,
+                                   f"figures/{task}_label_issues.png" if audit and audit.gallery.is_file() else None)
         for exp in runs:
             blocks += experiment_blocks(exp)
     return blocks
