@@ -43,7 +43,9 @@ def header(task: str, data: DataParams, images: Images) -> dict:
     test = ("the source's own test split; train/val from the rest in the ratio of data.split.train:val"
             if images.test is not None else "stratified by data.split")
     return {"task": task, "source": data.source, "path": data.path, "img_size": data.img_size,
-            "test_split": test, "max_bad_fraction": data.max_bad_fraction}
+            "test_split": test, "max_bad_fraction": data.max_bad_fraction,
+            "label_issues": f"{paths.label_issues(task).as_posix()} and {paths.label_issues_gallery(task).as_posix()} "
+                            f"(stage audit@{task}): the images whose given class is likely wrong"}
 
 
 def write_prepared(folder: Path, images: Images, keep: np.ndarray, groups: np.ndarray | None) -> None:
