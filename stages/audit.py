@@ -15,7 +15,7 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params(args.params)
     record = audit_task(paths.prepared(args.task), paths.label_issues(args.task),
                         paths.label_issues_gallery(args.task), list(params.seeds), params.data[args.task].split,
-                        params.data_seed)
+                        params.data[args.task].label_issues, params.data_seed)
     for line in summary(record) + [f"details: {paths.label_issues(args.task)}"]:
         print(f"[{args.task}] {line}")
 

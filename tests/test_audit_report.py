@@ -12,7 +12,7 @@ from tests.test_report import two_runs
 def flagging(positions: list[int], counts: dict[str, int]) -> LabelIssues:
     """An audit record that flags these positions of seed 42's test split (their classes counted in `counts`)."""
     settings = AuditSettings(features="HOG", classifier="logistic regression", folds=5, seed=0,
-                             filter_by="prune_by_noise_rate")
+                             filter_by="prune_by_noise_rate", label_issues="report")
     results = AuditResults(images=1000, flagged=len(positions), seconds=1.0, issues=[],
                            counts={"42": {"train": {}, "val": {}, "test": counts}}, test_positions={"42": positions})
     return LabelIssues(settings=settings, results=results)

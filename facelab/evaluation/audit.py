@@ -89,8 +89,9 @@ def ranked_issues(labels: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
 
 
 def audit_images(pixels: np.ndarray, labels: np.ndarray, classes: tuple[str, ...], files: list[str], seed: int,
-                 where: str) -> LabelIssues:
-    """The audit of one labelled set: every image's out-of-sample probabilities, the flagged ones ranked."""
+                 where: str, handling: str | None = None) -> LabelIssues:
+    """The audit of one labelled set: every image's out-of-sample probabilities, the flagged ones ranked.
+    handling: data.<task>.label_issues for a pipeline audit (None outside the pipeline)."""
     start = time.perf_counter()
     labels = np.asarray(labels, dtype=np.int64)
     folds = folds_for(labels, classes, where)
@@ -101,21 +102,24 @@ def audit_images(pixels: np.ndarray, labels: np.ndarray, classes: tuple[str, ...
                          self_confidence=round(float(probabilities[i, labels[i]]), 4)) for i in flagged]
     settings = AuditSettings(features=f"HOG of the grey image at {SIDE} px ({CELL} px cells, {BINS} bins), "
                                       f"standardised, PCA {COMPONENTS}",
-                             classifier=f"logistic regression C={C}", folds=folds, seed=seed, filter_by=FILTER_BY)
+                             classifier=f"logistic regression C={C}", folds=folds, seed=seed, filter_by=FILTER_BY,
+                             label_issues=handling)
     results = AuditResults(images=len(labels), flagged=len(issues), seconds=round(time.perf_counter() - start, 2),
                            issues=issues)
     return LabelIssues(settings=settings, results=results)
 
 
-def audit_prepared(folder: Path, seeds: list[int], fractions: Split, data_seed: int) -> tuple[LabelIssues, np.ndarray]:
+def audit_prepared(folder: Path, seeds: list[int], fractions: Split, data_seed: int,
+                   handling: str) -> tuple[LabelIssues, np.ndarray]:
     """The audit of a prepared folder, with where each flagged image falls in each seed's split: counts per seed,
-    split and class, and the flagged positions in each seed's test split. Returns the record and the pixels."""
+    split and class, and the flagged positions in each seed's test split. Returns the record and the pixels.
+    handling: data.<task>.label_issues."""
     folder = Path(folder)
     classes = prepared_classes(folder)
     pixels = np.load(paths.prepared_images(folder))
     labels = np.load(paths.prepared_labels(folder))
     files = pd.read_csv(paths.prepared_manifest(folder))["file"].astype(str).tolist()
-    record = audit_images(pixels, labels, classes, files, data_seed, str(folder))
+    record = audit_images(pixels, labels, classes, files, data_seed, str(folder), handling)
     flagged = {issue.row for issue in record.results.issues}
     where: dict[int, dict[str, str]] = {row: {} for row in flagged}
     counts, positions = {}, {}
@@ -134,9 +138,10 @@ def audit_prepared(folder: Path, seeds: list[int], fractions: Split, data_seed: 
 
 
 def audit_task(folder: Path, record_path: Path, gallery_path: Path, seeds: list[int], fractions: Split,
-               data_seed: int) -> LabelIssues:
-    """The audit stage: audit the prepared folder, write the record and the gallery."""
-    record, pixels = audit_prepared(folder, seeds, fractions, data_seed)
+               handling: str, data_seed: int) -> LabelIssues:
+    """The audit stage: audit the prepared folder, write the record and the gallery. fractions and handling:
+    data.<task>.split and data.<task>.label_issues."""
+    record, pixels = audit_prepared(folder, seeds, fractions, data_seed, handling)
     write_label_issues(record_path, record)
     issue_gallery(pixels, record, gallery_path)
     return record

@@ -26,7 +26,7 @@ class AuditSettings(Record):
     folds: int
     seed: int
     filter_by: str
-
+    label_issues: str | None  # data.<task>.label_issues, what the pipeline does with them (None: `facelab audit`)
 
 class AuditResults(Record):
     """What the audit found. counts: seed -> split -> class -> flagged images; test_positions: seed -> the flagged

@@ -102,6 +102,15 @@ def class_folder_names(names: tuple[str, ...]) -> tuple[str, ...]:
     return names
 
 
+def report_only(value: str) -> str:
+    """data.<task>.label_issues: only report for now; drop (leave flagged train/val images out) is not built."""
+    if value != "report":
+        raise ValueError(f"'{value}' is not available: only report (audit@<task> lists the likely label errors in "
+                         f"metrics/<task>/label_issues.json; nothing is left out). To leave an image out, move it out "
+                         f"of its class folder")
+    return value
+
+
 def image_side(value: int) -> int:
     """Below 32 px resnet18/vgg16 downsample the image to nothing; above 1024 a split no longer fits in memory."""
     if value < 32:
@@ -243,6 +252,7 @@ class DataParams:
     faces_fallback: Literal["center", "skip"]  # a photo in which faces: detect or align finds no face
     min_side: Count
     near_duplicates: Literal["group", "drop", "keep"]
+    label_issues: Annotated[Str, AfterValidator(report_only)]  # what audit@<task>'s flagged images get
     # A source's own block, absent where the task uses another source.
     generated: Generated | None = None
     lfw: Lfw | None = None
