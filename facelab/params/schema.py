@@ -17,6 +17,7 @@ from pydantic.dataclasses import dataclass
 
 from facelab.errors import closest_key
 from facelab.files import plain_folder_name
+from facelab.paths import label_issues
 
 # The generated source draws these exact classes; label i of the generator is classes[i].
 GENERATED_CLASSES = {"face": ("other", "target"), "emotion": ("angry", "happy", "sad")}
@@ -106,8 +107,8 @@ def report_only(value: str) -> str:
     """data.<task>.label_issues: only report for now; drop (leave flagged train/val images out) is not built."""
     if value != "report":
         raise ValueError(f"'{value}' is not available: only report (audit@<task> lists the likely label errors in "
-                         f"metrics/<task>/label_issues.json; nothing is left out). To leave an image out, move it out "
-                         f"of its class folder")
+                         f"{label_issues('<task>').as_posix()}; nothing is left out). To leave an image out, move it "
+                         f"out of its class folder")
     return value
 
 

@@ -102,8 +102,8 @@ def audit_blocks(task: str, experiments: list[Experiment], pairs: list[Pair], re
     and whether the verdict changes."""
     blocks: list[tuple] = [("heading", 3, f"{task}: likely label errors", f"{task}_label_issues")]
     if record is None:
-        return blocks + [("text", f"No label audit found: `dvc repro audit@{task}` writes metrics/{task}/"
-                                  f"label_issues.json.")]
+        return blocks + [("text", f"No label audit found: `dvc repro audit@{task}` writes "
+                                  f"{paths.label_issues(task).as_posix()}.")]
     found, settings = record.results, record.settings
     per_seed = {run.seed: len(found.test_positions.get(str(run.seed), [])) for run in experiments[0].runs}
     tests = ", ".join(f"seed {seed}: {count}" for seed, count in per_seed.items())
