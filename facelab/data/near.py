@@ -37,8 +37,8 @@ WINDOWS = ((0.1, 0.1, 0.8),) + tuple((top, left, 0.9) for top in (0.0, 0.05, 0.1
 # one cut at a side. Its window of side MOVED_SIDE at the top (left) edge is then close to the original's MOVED_BY lower
 # (to the right), so those windows are matched against each other (Yale B: 39 of 64 such copies found alone, 0
 # before). Matching every window against every window found 57 but took the search to 10% of prepare; searching each
-# candidate pair's crop on thumbnails finds 74-80% of all crops alone, but its candidates (pairs sharing a band) number
-# 159,000 among 10,000 generated faces (benchmarks/README.md).
+# candidate pair's crop on thumbnails found 74-80% of the benchmark's copies alone, but its candidates (pairs sharing
+# a band) were 159,000 among 10,000 generated faces (benchmarks/README.md).
 MOVED_SIDE, MOVED_BY = 0.9, 0.05
 
 
