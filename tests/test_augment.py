@@ -90,8 +90,11 @@ def test_a_cached_trunk_gets_only_the_flip_and_says_so(tiny_params):
     from facelab.training.loop import frozen_note
     assert applied_augmentation(FULL, cached=True) == dataclasses.replace(AUGMENT_OFF, hflip=True)
     assert applied_augmentation(FULL, cached=False) == FULL
-    note = frozen_note(tiny_params.models["vgg16_finetune"], torch.nn.Identity(), FULL)
+    note = frozen_note(tiny_params.models["vgg16_finetune"], torch.nn.Identity(), FULL, tiny_params.train)
     assert "augment crop_scale, rotation, brightness, contrast, erasing not applied" in note
+    mixed = dataclasses.replace(tiny_params.train, mixup=0.2, cutmix=1.0)  # they blend images, not trunk outputs
+    note = frozen_note(tiny_params.models["vgg16_finetune"], torch.nn.Identity(), FULL, mixed)
+    assert "augment crop_scale, rotation, brightness, contrast, erasing, mixup, cutmix not applied" in note
 
 
 def test_balanced_class_weights_and_label_smoothing_reach_the_loss(tiny_params):
