@@ -39,9 +39,13 @@ def resnet():
     return build_model(recipe("resnet18_scratch"), 3).eval()
 
 
-def test_network_after_the_layer_gives_the_models_logits(resnet):
+@pytest.fixture(scope="module")
+def vgg():
     torch.manual_seed(1)
-    vgg = build_model(recipe("vgg16_finetune"), 2).eval()
+    return build_model(recipe("vgg16_finetune"), 2).eval()
+
+
+def test_network_after_the_layer_gives_the_models_logits(resnet, vgg):
     for model, arch, names in ((resnet, "resnet18", ("layer1", "layer2", "layer4")),
                                (vgg, "vgg16", ("features.15", "features.29"))):
         x = to_input(pixels(4, 48))
@@ -59,9 +63,8 @@ def test_network_after_the_layer_gives_the_models_logits(resnet):
     ("vgg16", 64, "features.22", (8, 8)),  # the ReLU after conv4_3, before the fourth max-pool
     ("vgg16", 224, "features.29", (14, 14)),  # the ReLU after the last convolution
 ])
-def test_the_layer_is_the_deepest_with_a_grid_of_at_least_7_by_7(resnet, arch, size, name, grid):
-    torch.manual_seed(1)
-    model = resnet if arch == "resnet18" else build_model(recipe("vgg16_finetune"), 2)
+def test_the_layer_is_the_deepest_with_a_grid_of_at_least_7_by_7(resnet, vgg, arch, size, name, grid):
+    model = resnet if arch == "resnet18" else vgg
     layer = cam_layer(model, arch, size)
     assert (layer.name, layer.grid) == (name, grid)
     assert layer.caption() == f"Grad-CAM at {name} ({grid[0]}x{grid[1]} grid)"
