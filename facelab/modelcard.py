@@ -75,6 +75,10 @@ class DataSplit(Record):
     asked for (data.<task>.split) and the images each split got, per class."""
     fractions: dict[str, float]
     counts: dict[str, dict[str, int]]
+    # data.<task>.label_issues of the audit whose record the run read (None: no audit record, nothing left out), and
+    # the prepared rows it left out of train and val (facelab.data.label_drop): evaluate draws the same split again
+    label_issues: str | None = None
+    left_out: list[int] = []
 
 
 class ModelSettings(Record):

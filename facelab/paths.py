@@ -64,6 +64,12 @@ def label_issues_gallery(task: str, root: Path = Path(".")) -> Path:
     return root / "plots" / task / "label_issues.png"
 
 
+def label_drop(task: str, root: Path = Path(".")) -> Path:
+    """The prepared images the audit stage leaves out of every run's train and val splits
+    (facelab.data.label_drop): its flagged images under data.<task>.label_issues: drop, none under report."""
+    return root / "data" / "label_drop" / f"{task}.json"
+
+
 RUN = "seed"  # a run's files are named seed<seed>
 
 

@@ -76,7 +76,7 @@ def test_the_gpu_path_code_on_cpu_stays_close_to_fp32(tiny_params, prepared):
     bf16 rounding of the fp32 run, fp32 weights out. A tiny lr keeps both runs near the same
     weights, so what differs is the arithmetic, not a chaotic trajectory from scratch."""
     splits, classes = prepared
-    recipe = dataclasses.replace(tiny_params.models["resnet18_scratch"], lr=1e-6)
+    recipe = dataclasses.replace(tiny_params.models["resnet18_scratch"], lr=1e-6, epochs=1)
     fp32 = loop.train_loop("e/r", recipe, tiny_params.train, tiny_params.seeds[0], splits, classes, accel=CPU)
     accel = Accel(torch.device("cpu"), torch.bfloat16, channels_last=True, compile=False)
     bf16 = loop.train_loop("e/r", recipe, tiny_params.train, tiny_params.seeds[0], splits, classes, accel=accel)
@@ -103,7 +103,7 @@ def test_torch_compile_gives_the_eager_results(tiny_params, prepared):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (benchmarks/gpu_check.sh)")
 def test_cuda_path_trains_on_the_gpu_and_returns_cpu_weights(tiny_params, prepared):
     splits, classes = prepared
-    recipe = dataclasses.replace(tiny_params.models["resnet18_scratch"], lr=1e-6)
+    recipe = dataclasses.replace(tiny_params.models["resnet18_scratch"], lr=1e-6, epochs=1)
     fp32 = loop.train_loop("e/r", recipe, tiny_params.train, tiny_params.seeds[0], splits, classes, accel=CPU)
     gpu = loop.train_loop("e/r", recipe, settings(tiny_params, device="cuda"), tiny_params.seeds[0], splits, classes)
     assert gpu.history["train/loss"].tolist() == pytest.approx(fp32.history["train/loss"].tolist(), rel=0.02)

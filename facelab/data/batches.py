@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,16 +37,29 @@ class SplitData:
         return dataclasses.replace(self, images=self.images.to(device), labels=self.labels.to(device))
 
 
-def load_prepared(folder: str | Path, seed: int, fractions: Split) -> tuple[dict[str, SplitData], tuple[str, ...]]:
+def load_prepared(folder: str | Path, seed: int, fractions: Split,
+                  leave_out: Sequence[int] = ()) -> tuple[dict[str, SplitData], tuple[str, ...]]:
     """Read data/prepared/<task>/ split by `seed` and data.<task>.split (prepared_split): the three splits and the
-    class names."""
+    class names. leave_out: prepared rows taken out of train and val after the split is drawn (the audit's
+    flagged images under data.<task>.label_issues: drop, facelab.data.label_drop); the test split stays whole and
+    the split of every other image is the same as without them."""
     folder = Path(folder)
     rows = prepared_split(folder, seed, fractions)
+    if len(leave_out):
+        rows = {split: index if split == "test" else index[~np.isin(index, np.asarray(leave_out, np.int64))]
+                for split, index in rows.items()}
     images, labels = np.load(paths.prepared_images(folder), mmap_mode="r"), np.load(paths.prepared_labels(folder))
     splits = {split: SplitData(torch.from_numpy(np.ascontiguousarray(images[rows[split]])),
                                torch.from_numpy(labels[rows[split]]), rows[split], folder)
               for split in SPLITS}
     return splits, prepared_classes(folder)
+
+
+def left_out_of_training(splits: dict[str, SplitData], rows: Sequence[int]) -> list[int]:
+    """Of the rows load_prepared was asked to leave out, those it took out of train and val: every row but the test
+    split's (which it keeps), ascending."""
+    test = splits["test"].rows
+    return np.setdiff1d(np.asarray(rows, np.int64), test if test is not None else np.zeros(0, np.int64)).tolist()
 
 
 def prepared_split(folder: str | Path, seed: int, fractions: Split) -> dict[str, np.ndarray]:
@@ -60,11 +73,15 @@ def prepared_split(folder: str | Path, seed: int, fractions: Split) -> dict[str,
                           np.load(own_test) if own_test.is_file() else None, fractions, seed, classes)
 
 
-def data_split(splits: dict[str, SplitData], fractions: Split, classes: tuple[str, ...]) -> DataSplit:
-    """A model card's record of a run's split: the shares asked for, and the images each split got per class."""
+def data_split(splits: dict[str, SplitData], fractions: Split, classes: tuple[str, ...],
+               left_out: Sequence[int] = (), label_issues: str | None = None) -> DataSplit:
+    """A model card's record of a run's split: the shares asked for, and the images each split got per class;
+    left_out: the prepared rows load_prepared was asked to leave out of train and val (label_issues: the
+    data.<task>.label_issues of the audit that named them; None: no audit record)."""
     counts = {name: {label: int((data.labels == k).sum()) for k, label in enumerate(classes)}
               for name, data in splits.items()}
-    return DataSplit(fractions=dataclasses.asdict(fractions), counts=counts)
+    return DataSplit(fractions=dataclasses.asdict(fractions), counts=counts, label_issues=label_issues,
+                     left_out=sorted(int(row) for row in left_out))
 
 
 def split_files(folder: str | Path, rows: dict[str, np.ndarray]) -> dict[str, list[str]]:

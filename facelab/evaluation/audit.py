@@ -27,6 +27,7 @@ from torch import nn
 
 from facelab import paths
 from facelab.data.batches import prepared_classes, prepared_split
+from facelab.data.label_drop import LabelDrop, write_label_drop
 from facelab.errors import DataError
 from facelab.evaluation.gallery import short_name
 from facelab.evaluation.label_issues import AuditResults, AuditSettings, LabelIssue, LabelIssues, write_label_issues
@@ -144,14 +145,34 @@ def audit_prepared(folder: Path, seeds: list[int], fractions: Split, data_seed: 
     return record.model_copy(update={"results": results}), pixels
 
 
-def audit_task(folder: Path, record_path: Path, gallery_path: Path, seeds: list[int], fractions: Split,
-               handling: str, data_seed: int) -> LabelIssues:
-    """The audit stage: audit the prepared folder, write the record and the gallery. fractions and handling:
+def audit_task(folder: Path, record_path: Path, gallery_path: Path, drop_path: Path, seeds: list[int],
+               fractions: Split, handling: str, data_seed: int) -> LabelIssues:
+    """The audit stage: audit the prepared folder, write the record, the gallery and what the runs leave out of
+    train and val (drop_path: the flagged images under handling drop, none under report). fractions and handling:
     data.<task>.split and data.<task>.label_issues."""
     record, pixels = audit_prepared(folder, seeds, fractions, data_seed, handling)
     write_label_issues(record_path, record)
     issue_gallery(pixels, record, gallery_path)
+    dropped = sorted(record.results.issues, key=lambda issue: issue.row) if handling == "drop" else []
+    write_label_drop(drop_path, LabelDrop(label_issues=handling, rows=[issue.row for issue in dropped],
+                                          files=[issue.file for issue in dropped]))
     return record
+
+
+def drop_lines(record: LabelIssues) -> list[str]:
+    """What the runs leave out under data.<task>.label_issues: drop, per seed: the flagged train and val images
+    by class (flagged test images stay: the report scores the verdict with and without them)."""
+    if record.settings.label_issues != "drop":
+        return []
+    lines = []
+    for seed, per_split in record.results.counts.items():
+        kept = {split: per_split.get(split, {}) for split in ("train", "val")}
+        total = sum(sum(counts.values()) for counts in kept.values())
+        detail = "; ".join(f"{split} " + ", ".join(f"{name} {count}" for name, count in counts.items())
+                           for split, counts in kept.items())
+        lines.append(f"seed {seed}: {total} flagged image(s) left out of train and val ({detail}); "
+                     f"{sum(per_split.get('test', {}).values())} flagged test image(s) kept")
+    return lines
 
 
 def summary(record: LabelIssues) -> list[str]:

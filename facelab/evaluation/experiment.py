@@ -150,9 +150,11 @@ def evaluate_experiment(task: str, recipe_name: str, seed: int, batch_size: int,
     The model runs as it was trained to run (its card's settings: classes, recipe, test-time flip)."""
     trained = load_trained(task, recipe_name, root=root, seed=seed)
     prepared = paths.prepared(task, root)
-    fractions = Split(**trained.card.settings.split.fractions)
-    splits, classes = load_prepared(prepared, seed, fractions)
-    check_same_split(trained, data_split(splits, fractions, classes), prepared)
+    recorded = trained.card.settings.split
+    fractions = Split(**recorded.fractions)
+    splits, classes = load_prepared(prepared, seed, fractions, recorded.left_out)
+    check_same_split(trained, data_split(splits, fractions, classes, recorded.left_out, recorded.label_issues),
+                     prepared)
     result = evaluate_model(trained, splits["test"], batch_size, names_of_test_images(prepared, seed, fractions))
     write_outputs(result, paths.evaluate_outputs(task, recipe_name, seed, root))
     if tracking is not None:

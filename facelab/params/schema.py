@@ -17,7 +17,6 @@ from pydantic.dataclasses import dataclass
 
 from facelab.errors import closest_key
 from facelab.files import plain_folder_name
-from facelab.paths import label_issues
 
 # The generated source draws these exact classes; label i of the generator is classes[i].
 GENERATED_CLASSES = {"face": ("other", "target"), "emotion": ("angry", "happy", "sad")}
@@ -101,15 +100,6 @@ def class_folder_names(names: tuple[str, ...]) -> tuple[str, ...]:
     if len({unicodedata.normalize("NFC", name) for name in names}) != len(names) or len(names) < 2:
         raise ValueError(f"need at least 2 distinct class names, got {list(names)}")
     return names
-
-
-def report_only(value: str) -> str:
-    """data.<task>.label_issues: only report for now; drop (leave flagged train/val images out) is not built."""
-    if value != "report":
-        raise ValueError(f"'{value}' is not available: only report (audit@<task> lists the likely label errors in "
-                         f"{label_issues('<task>').as_posix()}; nothing is left out). To leave an image out, move it "
-                         f"out of its class folder")
-    return value
 
 
 def image_side(value: int) -> int:
@@ -253,7 +243,7 @@ class DataParams:
     faces_fallback: Literal["center", "skip"]  # a photo in which faces: detect or align finds no face
     min_side: Count
     near_duplicates: Literal["group", "drop", "keep"]
-    label_issues: Annotated[Str, AfterValidator(report_only)]  # what audit@<task>'s flagged images get
+    label_issues: Literal["report", "drop"]  # audit@<task>'s flagged images: listed only | also left out of train, val
     # A source's own block, absent where the task uses another source.
     generated: Generated | None = None
     lfw: Lfw | None = None

@@ -111,6 +111,16 @@ def audit_blocks(task: str, experiments: list[Experiment], pairs: list[Pair], re
                            f"{settings.features}; cleanlab {settings.filter_by}) flags {found.flagged} of "
                            f"{found.images} prepared images as likely mislabelled. Test images among them, per run's "
                            f"split: {tests}."))
+    if settings.label_issues == "drop":
+        left = ", ".join(f"seed {seed}: {sum(found.counts.get(str(seed), {}).get('train', {}).values())} train and "
+                         f"{sum(found.counts.get(str(seed), {}).get('val', {}).values())} val"
+                         for seed in per_seed)
+        blocks.append(("text", f"`data.{task}.label_issues` is drop: each run left the flagged images of its train "
+                               f"and val splits out of training ({left}; "
+                               f"{paths.label_drop(task).as_posix()}). Flagged test images stay in the test split."))
+    else:
+        blocks.append(("text", f"`data.{task}.label_issues` is report: the flagged images are listed, none is left "
+                               f"out of training (drop leaves the flagged train and val images out)."))
     if gallery is not None:
         blocks.append(("image", gallery, f"{task} likely label errors, most likely first (given -> suggested)"))
     cleaned = [without_flagged(exp, record) for exp in experiments]

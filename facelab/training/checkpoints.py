@@ -58,10 +58,12 @@ def resume(path, model, optimizer, scheduler, generator, progress, health, avera
 
 
 def checkpoint_path(recipe: Recipe, settings: TrainParams, seed: int, fractions: Split, task: str, recipe_name: str,
-                    prepared: Path, root: Path = paths.CHECKPOINTS) -> Path:
-    """One checkpoint per exact configuration: resolved recipe, train settings, seed, split and data
-    fingerprinted, so a changed run never resumes from another's state."""
+                    prepared: Path, root: Path = paths.CHECKPOINTS, left_out: list[int] | None = None) -> Path:
+    """One checkpoint per exact configuration: resolved recipe, train settings, seed, split (with the rows left out
+    of it) and data fingerprinted, so a changed run never resumes from another's state."""
     config = [dataclasses.asdict(recipe), dataclasses.asdict(settings), seed, dataclasses.asdict(fractions)]
+    if left_out:  # absent when nothing is left out: the checkpoints of runs from before keep their names
+        config.append(left_out)
     digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
     for name in sorted(p.name for p in prepared.glob("*.npy")):
         digest.update((prepared / name).read_bytes())

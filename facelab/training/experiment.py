@@ -12,7 +12,8 @@ import torch
 
 from facelab import paths
 from facelab.accel import choose_accel, describe
-from facelab.data.batches import Inputs, SplitData, data_split, load_prepared
+from facelab.data.batches import Inputs, SplitData, data_split, left_out_of_training, load_prepared
+from facelab.data.label_drop import read_label_drop
 from facelab.errors import TrainingDiverged
 from facelab.evaluation.calibration import calibrate
 from facelab.evaluation.forward import forward_logits
@@ -46,17 +47,23 @@ def train_experiment(task: str, recipe_name: str, recipe: Recipe, settings: Trai
         print(f"warning: [{task}/{recipe_name}] {stand_in_warning(weights)} (its sha256 does not start "
               f"with the hash in its name)", file=sys.stderr, flush=True)
     prepared = paths.prepared(task, root)
-    splits, classes = load_prepared(prepared, seed, fractions)
+    drop = read_label_drop(paths.label_drop(task, root))
+    splits, classes = load_prepared(prepared, seed, fractions, drop.rows if drop else ())
+    left_out = left_out_of_training(splits, drop.rows) if drop else []
     checkpoint = checkpoint_path(recipe, settings, seed, fractions, task, recipe_name, prepared,
-                                 root / paths.CHECKPOINTS)
+                                 root / paths.CHECKPOINTS, left_out)
     accel = choose_accel(settings, torch.cuda.is_available(), dist.local_rank)
-    settings_card = model_settings(task, recipe_name, recipe, settings, seed, data_split(splits, fractions, classes),
-                                   classes, read_json(paths.prepared_classes(prepared)), weights)
+    split = data_split(splits, fractions, classes, left_out, drop.label_issues if drop else None)
+    settings_card = model_settings(task, recipe_name, recipe, settings, seed, split, classes,
+                                   read_json(paths.prepared_classes(prepared)), weights)
     config = {**settings_card.model_dump(), "git_commit": git_commit(), "dvc_exp_name": os.environ.get("DVC_EXP_NAME"),
               "world_size": dist.world, "device": describe(accel)}
     title = f"{task}/{recipe_name}/{paths.run(seed)}"
     if dist.main:
         print(f"[{title}] training on {describe(accel)}, {dist.world} process(es)", flush=True)
+        if left_out:
+            print(f"[{title}] data.{task}.label_issues is drop: {len(left_out)} image(s) the audit flags are left "
+                  f"out of train and val ({paths.label_drop(task).as_posix()})", flush=True)
     wandb_run = (start_wandb(tracking, task, recipe_name, seed, config, os.environ.get("DVC_ROOT"))
                  if dist.main else None)
     try:
