@@ -93,6 +93,9 @@ class ModelSettings(Record):
     classes: list[str]
     img_size: int
     faces: str
+    # a photo in which faces (detect, align) finds no face: skipped, or its centre square used (data.<task>.
+    # faces_fallback); predict and evaluate do the same. Cards from before it was recorded: skip, what was done
+    faces_fallback: str = "skip"
     min_side: int
     normalisation: Normalisation
     recipe: dict[str, Any]

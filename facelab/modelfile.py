@@ -48,6 +48,11 @@ class TrainedModel:
         return self.card.settings.faces
 
     @property
+    def faces_fallback(self) -> str:
+        """What the prepare stage did with a photo in which it found no face: skip it, or use its centre square."""
+        return self.card.settings.faces_fallback
+
+    @property
     def min_side(self) -> int:
         """The prepare stage's smallest usable image side: a smaller photo is skipped, as prepare skipped them."""
         return self.card.settings.min_side

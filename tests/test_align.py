@@ -176,5 +176,5 @@ def test_predict_skips_a_photo_without_a_face_for_an_aligned_model(tmp_path):
     from facelab.commands.inference import decode_files
 
     path = noise(tmp_path / "noise.png")
-    pixels, kept, skipped = decode_files([path], 32, faces="align")
+    pixels, kept, skipped, _ = decode_files([path], 32, faces="align")
     assert kept == [] and [(s.reason, s.file) for s in skipped] == [(NO_FACE, str(path))]

@@ -134,7 +134,10 @@ def test_predict_applies_the_models_face_setting(tmp_path):
     from facelab.data.images import NO_FACE
     rng = np.random.default_rng(2)
     Image.fromarray(rng.integers(0, 256, (200, 200, 3), dtype=np.uint8)).save(tmp_path / "noise.png")
-    pixels, kept, skipped = decode_files([tmp_path / "noise.png"], 32, faces="detect")
-    assert kept == [] and [(s.reason, s.file) for s in skipped] == [(NO_FACE, str(tmp_path / "noise.png"))]
-    pixels, kept, skipped = decode_files([tmp_path / "noise.png"], 32)  # faces: none keeps the whole image
-    assert kept == [tmp_path / "noise.png"] and pixels.shape == (1, 32, 32, 3)
+    pixels, kept, skipped, centred = decode_files([tmp_path / "noise.png"], 32, faces="detect")
+    assert kept == [] == centred and [(s.reason, s.file) for s in skipped] == [(NO_FACE, str(tmp_path / "noise.png"))]
+    pixels, kept, skipped, centred = decode_files([tmp_path / "noise.png"], 32)  # faces: none keeps the whole image
+    assert kept == [tmp_path / "noise.png"] and pixels.shape == (1, 32, 32, 3) and centred == []
+    # faces_fallback: center, as the model's card records it: the photo is scored whole, and said to be
+    whole, kept, skipped, centred = decode_files([tmp_path / "noise.png"], 32, faces="detect", fallback="center")
+    assert kept == centred == [tmp_path / "noise.png"] and skipped == [] and np.array_equal(whole, pixels)

@@ -146,7 +146,7 @@ def test_explain_writes_an_overlay_per_image_at_the_models_size_and_two_classes_
         assert pixels.shape == (trained_model_.img_size, trained_model_.img_size, 3)
     # the overlay of a class's map: two classes give two different pictures of the same face
     from facelab.commands.inference import decode_files
-    decoded, _, _ = decode_files(files, trained_model_.img_size)
+    decoded, _, _, _ = decode_files(files, trained_model_.img_size)
     images = to_input(torch.from_numpy(decoded))
     maps = {k: cams(trained_model_.model, "resnet18", images, [k] * len(files), 8) for k in (0, 1)}
     overlays = {k: np.stack([overlay(i, m) for i, m in zip(decoded, maps[k])]) for k in maps}
@@ -423,3 +423,25 @@ def test_the_evaluate_stage_and_facelab_evaluate_refuse_a_wrong_normalisation_wi
     assert errors[0].startswith(f"'{model.with_suffix('.json')}': normalisation {{'mean': [0.5, 0.5, 0.5], 'std': "
                                 f"[0.5, 0.5, 0.5]}} is not the ImageNet mean/std")
     assert not paths.evaluate_outputs("emotion", RECIPE, SEED, tmp_path)["metrics"].exists()
+
+
+def test_a_photo_without_a_face_is_skipped_or_scored_whole_as_the_models_training_photos_were(trained, tmp_path):
+    """The card records prepare's faces_fallback; predict follows it (before, predict always skipped the photo)."""
+    from facelab.commands.predict import summary_lines
+    from facelab.data.images import NO_FACE
+    model = load_trained("face", RECIPE, model_file(trained, "face"))
+    assert read_json(paths.prepared_classes(paths.prepared("face", trained)))["faces_fallback"] == "skip"
+    assert model.faces_fallback == "skip" == model.card.settings.faces_fallback
+    noise = tmp_path / "noise.png"
+    Image.fromarray(np.random.default_rng(3).integers(0, 256, (200, 200, 3), dtype=np.uint8)).save(noise)
+    for fallback in ("skip", "center"):
+        settings = model.card.settings.model_copy(update={"faces": "detect", "faces_fallback": fallback})
+        detecting = dataclasses.replace(model, card=model.card.model_copy(update={"settings": settings}))
+        scored = predict_files(detecting, [noise], 8)
+        if fallback == "skip":
+            assert scored.files == [] and [s.reason for s in scored.skipped] == [NO_FACE]
+        else:
+            assert scored.files == scored.centred == [str(noise)] and scored.skipped == []
+            frame = pd.DataFrame({"predicted": ["other"]})
+            assert f"no face found in {noise}: scored its centre square" in "\n".join(
+                summary_lines(frame, tuple(model.classes), scored))

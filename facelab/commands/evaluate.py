@@ -63,7 +63,8 @@ def evaluate_folder(task: str, recipe_name: str, data: Path, name: str | None = 
     out = paths.external_outputs(task, recipe_name, trained.card.settings.seed, name or default_name(folder), root)
     if not force:
         check_same_data(out, folder)
-    images, dedup = labelled_folder(data, trained.classes, trained.img_size, trained.faces, trained.min_side)
+    images, dedup = labelled_folder(data, trained.classes, trained.img_size, trained.faces, trained.min_side,
+                                    trained.faces_fallback)
     seen = model_overlap(trained, images, root)
     if not allow_overlap:
         check_unseen(seen, data, len(images.labels))
@@ -134,7 +135,7 @@ def scored_folder(details: Path) -> str:
 # --- the images: decoded as prepare decodes them, each once -----------------------------------------------------------
 
 def labelled_folder(root: Path, classes: tuple[str, ...], img_size: int, faces: str = "none",
-                    min_side: int | None = None) -> tuple[Images, Dedup]:
+                    min_side: int | None = None, fallback: str = "skip") -> tuple[Images, Dedup]:
     """The folder source's decoding of <root>/<class>/*, at the model's image size and with its smallest usable
     side (prepare's min_side), each image once with prepare's fates (facelab.data.quality.dedupe): copies with the
     same pixels under one class are scored once; copies under two classes (a link inside a class folder, a photo
@@ -144,7 +145,7 @@ def labelled_folder(root: Path, classes: tuple[str, ...], img_size: int, faces: 
     if missing:
         raise UserError(f"--data '{root}' has no folder for class(es) {missing}; the model's classes are "
                         f"{list(classes)}, and each needs a sub-folder of that exact name{case_hint(root, missing)}")
-    decoded = folder_images(root, classes, img_size, faces=faces, min_side=min_side)
+    decoded = folder_images(root, classes, img_size, faces=faces, min_side=min_side, fallback=fallback)
     dedup = dedupe(decoded.digests, decoded.labels, decoded.files, classes)
     images = dataclasses.replace(decoded, pixels=np.asarray(decoded.pixels)[dedup.keep],
                                  labels=decoded.labels[dedup.keep], files=[decoded.files[i] for i in dedup.keep],

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +40,7 @@ class Predictions:
     logits: torch.Tensor
     skipped: list[Skipped]
     temperature: float
+    centred: list[str] = field(default_factory=list)  # no face found: scored whole (faces_fallback)
 
     @property
     def probabilities(self) -> np.ndarray:
@@ -73,20 +74,24 @@ def skipped_folder(problem: Problem) -> Skipped:
     return Skipped(display_name(problem.path), "", problem.reason, problem.detail)
 
 
-def decode_files(files: list[Path], img_size: int, faces: str = "none",
-                 min_side: int | None = None) -> tuple[np.ndarray, list[Path], list[Skipped]]:
-    """prepare's decoding of each file: (N, img_size, img_size, 3) uint8, the files used, the files skipped and why
-    (min_side: prepare's smallest usable image side)."""
-    squares, kept, skipped = [], [], []
+def decode_files(files: list[Path], img_size: int, faces: str = "none", min_side: int | None = None,
+                 fallback: str = "skip") -> tuple[np.ndarray, list[Path], list[Skipped], list[Path]]:
+    """prepare's decoding of each file: (N, img_size, img_size, 3) uint8, the files used, the files skipped and why,
+    and the files used whole because no face was found in them (min_side: prepare's smallest usable image side;
+    fallback: its faces_fallback, skip or center)."""
+    squares, kept, skipped, centred = [], [], [], []
     for path in files:
         try:
-            squares.append(decode_image(path, img_size, faces=faces, min_side=min_side)[0])
+            decoded = decode_image(path, img_size, faces=faces, min_side=min_side, fallback=fallback)
+            squares.append(decoded.square)
             kept.append(path)
+            if decoded.centred:
+                centred.append(path)
         except BadImage as bad:  # an ignored file's detail without prepare's note on max_bad_fraction
             skipped.append(Skipped(display_name(path), "", bad.reason,
                                    not_an_image_detail(path) if bad.ignored else bad.detail))
     pixels = np.stack(squares) if squares else np.zeros((0, img_size, img_size, 3), np.uint8)
-    return pixels, kept, skipped
+    return pixels, kept, skipped, centred
 
 
 def logits_of(model: nn.Module, pixels: np.ndarray, batch_size: int, accel: Accel = CPU,
@@ -104,11 +109,12 @@ def predict_files(trained: TrainedModel, files: list[Path], batch_size: int, acc
     explain: a folder that gets one Grad-CAM overlay per usable file (explanation_name), for its most probable
     class, from the activations of the same forward pass."""
     model = accel.model(trained.model)
-    names, logits, skipped = [], [], []
+    names, logits, skipped, centred = [], [], [], []
     with tqdm(total=len(files), unit="image", disable=None, file=sys.stderr, leave=False) as bar:
         for start in range(0, len(files), batch_size):
-            pixels, kept, bad = decode_files(files[start:start + batch_size], trained.img_size, trained.faces,
-                                             trained.min_side)
+            pixels, kept, bad, whole = decode_files(files[start:start + batch_size], trained.img_size,
+                                                    trained.faces, trained.min_side, trained.faces_fallback)
+            centred += [display_name(path) for path in whole]
             if len(kept):
                 if explain is None:
                     logits.append(logits_of(model, pixels, batch_size, accel, trained.tta_flip))
@@ -119,7 +125,8 @@ def predict_files(trained: TrainedModel, files: list[Path], batch_size: int, acc
             skipped += bad
             bar.update(len(kept) + len(bad))
     classes = len(trained.classes)
-    return Predictions(names, torch.cat(logits) if logits else torch.zeros(0, classes), skipped, trained.temperature)
+    return Predictions(names, torch.cat(logits) if logits else torch.zeros(0, classes), skipped, trained.temperature,
+                       centred)
 
 
 def explained_logits(trained: TrainedModel, model: nn.Module, pixels: np.ndarray, names: list[str], batch_size: int,

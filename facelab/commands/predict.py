@@ -141,4 +141,6 @@ def summary_lines(frame, classes: tuple[str, ...], result: Predictions) -> list[
     counts = frame["predicted"].value_counts()
     lines = [f"predicted {name}: {int(counts.get(name, 0))}" for name in classes]
     lines += [f"skipped {s.file}: {s.reason} ({s.detail})" for s in result.skipped]
+    lines += [f"no face found in {name}: scored its centre square, as the model's training photos without a face "
+              f"were (faces_fallback: center)" for name in result.centred]
     return lines

@@ -62,7 +62,8 @@ def prepare_task(task: str, data: DataParams, data_seed: int, out_dir: str | Pat
             write_prepared(tmp, loaded, dedup.keep, dedup.groups)
             write_csv(paths.prepared_manifest(tmp), manifest(loaded, dedup.keep, dedup.groups, data.classes))
             write_json(paths.prepared_classes(tmp), {"classes": list(data.classes), "img_size": data.img_size,
-                                                     "faces": data.faces, "min_side": data.min_side})
+                                                     "faces": data.faces, "faces_fallback": data.faces_fallback,
+                                                     "min_side": data.min_side})
             if report_tmp is not None:
                 report_tmp.write_text(json.dumps(report, indent=2) + "\n")
     return Prepared(result, report)

@@ -99,6 +99,7 @@ def model_settings(task: str, recipe_name: str, recipe: Recipe, settings: TrainP
     classes.json, for the image size and face settings the model's inputs were prepared with)."""
     return ModelSettings(task=task, recipe_name=recipe_name, seed=seed, split=split, classes=list(classes),
                          img_size=prepared["img_size"], faces=prepared["faces"], min_side=prepared["min_side"],
+                         faces_fallback=prepared.get("faces_fallback", "skip"),
                          normalisation=imagenet_normalisation(), recipe=dataclasses.asdict(recipe),
                          train=dataclasses.asdict(settings), weights=weights)
 
