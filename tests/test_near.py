@@ -53,7 +53,8 @@ def photo_folder(root, per_class: int = 10, copied: int = 5):
 
 def run(tiny_raw, tmp_path, root, **overrides):
     tiny_raw["data"]["emotion"].update(source="folder", path=str(root), classes=["a", "b"], split=SPLIT, **overrides)
-    counts = prepare.prepare_task("emotion", parse_params(tiny_raw).data["emotion"], 0, tmp_path / "out", tmp_path / "data.json").counts
+    counts = prepare.prepare_task("emotion", parse_params(tiny_raw).data["emotion"], 0, tmp_path / "out",
+                                  tmp_path / "data.json").counts
     split = parse_params(tiny_raw).data["emotion"].split
     return counts, json.loads((tmp_path / "data.json").read_text()), splits_of(tmp_path / "out", 0, split)
 
@@ -78,7 +79,8 @@ def test_groups_of_copies_stay_inside_one_split(tiny_raw, tmp_path):
     groups = photo_folder(tmp_path / "photos")
     counts, report, split_of = run(tiny_raw, tmp_path, tmp_path / "photos", near_duplicates="group")
     near = report["near_duplicates"]
-    assert (near["mode"], near["groups"], near["images"], near["removed"], near["conflict_groups"]) == ("group", 5, 30, 0, 0)
+    assert (near["mode"], near["groups"], near["images"], near["removed"], near["conflict_groups"]) == (
+        "group", 5, 30, 0, 0)
     assert sorted(sorted(e["files"]) for e in near["examples"]) == sorted(sorted(g) for g in groups)
     for seed in (0, 1, 2):  # every run's split keeps each group whole
         split_of = splits_of(tmp_path / "out", seed, parse_params(tiny_raw).data["emotion"].split)
