@@ -93,8 +93,7 @@ def test_each_file_name_split_and_score_name_has_one_home():
     ("facelab/training/health.py", 'BACKEND = "Agg"', "matplotlib's file-only backend"),
 ])
 def test_a_fact_written_again_outside_its_home_is_found(path, line, expected):
-    files = library()
-    before = set(second_homes(files))
-    files[path] += f"\n{line}\n"
-    found = [f for f in second_homes(files) if f not in before]
+    text = (ROOT / path).read_text()  # second_homes reads each file on its own: the planted file is enough
+    before = set(second_homes({path: text}))
+    found = [f for f in second_homes({path: f"{text}\n{line}\n"}) if f not in before]
     assert len(found) == 1 and found[0].startswith(f"{path}:") and expected in found[0], found

@@ -77,6 +77,7 @@ def heap_peak(run) -> int:
         tracemalloc.stop()
 
 
+@pytest.mark.e2e  # prepares 1,060 images under tracemalloc: about 3.5 s
 def test_prepare_heap_stays_well_under_the_decoded_data(tiny_raw, tmp_path, monkeypatch):
     # Counted in bytes allocated, not in time or resident memory, so the bound does not depend on the machine.
     monkeypatch.setattr(pixels, "CHUNK_BYTES", 2**16)

@@ -127,13 +127,12 @@ def test_maps_of_two_classes_differ_on_the_same_images(resnet):
     assert np.abs(first - second).mean() > 0.05
 
 
-def test_cams_work_on_vgg16_with_frozen_features_and_leave_its_parameters_alone():
-    torch.manual_seed(3)
-    model = build_model(recipe("vgg16_finetune"), 3)  # features frozen, as the recipe trains it
+def test_cams_work_on_vgg16_with_frozen_features_and_leave_its_parameters_alone(vgg):
+    model = vgg  # the recipe's model (2 classes): features frozen, as the recipe trains it
     assert not any(p.requires_grad for p in model.features.parameters())
     layer = target_layer(model, cam_layer(model, "vgg16", 48))
     assert isinstance(layer, torch.nn.ReLU) and model.features[list(model.features).index(layer) - 1].out_channels
-    maps = cams(model, "vgg16", to_input(pixels(4, 48, seed=4)), np.array([0, 1, 2, 0]), batch_size=4)
+    maps = cams(model, "vgg16", to_input(pixels(4, 48, seed=4)), np.array([0, 1, 1, 0]), batch_size=4)
     assert maps.shape == (4, 48, 48)
     assert maps.min() >= 0 and maps.max() <= 1
     assert all(m.max() == pytest.approx(1.0) for m in maps if m.max() > 0) and maps.std() > 0.05
