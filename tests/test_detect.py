@@ -88,7 +88,7 @@ def test_crop_grows_the_box_by_the_margin_and_stays_inside_the_image():
     np.testing.assert_array_equal(crop_face(image, (20, 30, 60, 70), margin=0), image[30:70, 20:60])
 
 
-@pytest.mark.e2e  # the detector over 120 photos twice: about 15 s
+@pytest.mark.e2e  # the detector over 80 photos twice: about 10 s
 @pytest.mark.skipif(not YALE.is_dir(), reason=f"real faces not present: {YALE} (the shared test data)")
 def test_prepare_with_faces_detect_crops_photos_to_their_face_and_counts_those_without(tiny_raw, tmp_path):
     """End to end through prepare: pasted faces are cropped to the face; blank noise images are skipped as
@@ -103,7 +103,7 @@ def test_prepare_with_faces_detect_crops_photos_to_their_face_and_counts_those_w
     root = tmp_path / "photos"
     files = frontal_lit(YALE)
     kept = {}
-    for label, people in (("other", files[:30]), ("target", files[60:90])):
+    for label, people in (("other", files[:20]), ("target", files[60:80])):
         (root / label).mkdir(parents=True)
         for i, path in enumerate(people):
             with Image.open(path) as face:
