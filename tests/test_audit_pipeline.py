@@ -34,7 +34,7 @@ def test_the_audit_stage_records_every_prepared_image_and_the_report_shows_it(bu
         assert f"figures/{task}_label_issues.png" in section
         assert (path / "reports" / "figures" / f"{task}_label_issues.png").is_file()
         assert "Without the flagged test images" in section and "the verdict " in section
-        drop = read_label_drop(paths.label_drop(task, path))  # under report the runs are handed nothing to leave out
+        drop = read_label_drop(paths.label_drop(task, path), paths.prepared(task, path))  # under report: nothing
         assert drop is not None and (drop.label_issues, drop.rows) == ("report", [])
         card = read_json(paths.model_info(task, "resnet18_scratch", int(SEED), path))["settings"]["split"]
         assert (card["label_issues"], card["left_out"]) == ("report", [])

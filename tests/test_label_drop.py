@@ -6,12 +6,14 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from facelab import paths
 from facelab.data import prepare
 from facelab.data.batches import prepared_split
 from facelab.data.label_drop import LabelDrop, read_label_drop, write_label_drop
+from facelab.errors import DataError
 from facelab.evaluation.audit import audit_task, drop_lines
 from facelab.evaluation.experiment import evaluate_experiment
 from facelab.modelfile import load_trained
@@ -34,7 +36,7 @@ def test_the_audit_hands_the_runs_its_flagged_images_under_drop_and_none_under_r
     for handling in ("report", "drop"):
         record = audit_task(folder, root / "issues.json", root / "issues.png", paths.label_drop(TASK, root), seeds,
                             split, handling, tiny_params.data_seed)
-        drop = read_label_drop(paths.label_drop(TASK, root))
+        drop = read_label_drop(paths.label_drop(TASK, root), folder)
         flagged = sorted(issue.row for issue in record.results.issues)
         assert drop is not None and drop.label_issues == handling and flagged
         assert drop.rows == (flagged if handling == "drop" else []) and len(drop.files) == len(drop.rows)
@@ -51,8 +53,9 @@ def test_a_run_leaves_its_dropped_train_and_val_images_out_and_evaluate_draws_th
     rows = prepared_split(folder, seed, split)
     out = sorted(rows["train"][:3].tolist() + rows["val"][:1].tolist())
     listed = sorted(out + rows["test"][:2].tolist())  # flagged test images stay in the test split
+    names = pd.read_csv(paths.prepared_manifest(folder))["file"].astype(str).tolist()
     write_label_drop(paths.label_drop(TASK, root), LabelDrop(label_issues="drop", rows=listed,
-                                                             files=[f"f{row}" for row in listed]))
+                                                             files=[names[row] for row in listed]))
     recipe = dataclasses.replace(tiny_params.models[RECIPE], epochs=1)
     train_experiment(TASK, RECIPE, recipe, tiny_params.train, tiny_params.wandb, seed, split, root=root)
     assert "4 image(s) the audit flags are left out of train and val" in capsys.readouterr().out
@@ -64,3 +67,15 @@ def test_a_run_leaves_its_dropped_train_and_val_images_out_and_evaluate_draws_th
     assert len(result.predictions) == len(rows["test"])
     paths.label_drop(TASK, root).unlink()  # later the audit hands over nothing: evaluate still uses the card's split
     assert len(evaluate_experiment(TASK, RECIPE, seed, 64, root).predictions) == len(rows["test"])
+
+
+def test_a_drop_list_of_other_data_is_refused_before_training(tiny_params, root):
+    """Outside DVC (a stage run by hand after prepare ran again) the audit's rows may name other images: refused."""
+    folder = paths.prepared(TASK, root)
+    names = pd.read_csv(paths.prepared_manifest(folder))["file"].astype(str).tolist()
+    write_label_drop(paths.label_drop(TASK, root), LabelDrop(label_issues="drop", rows=[0, 1],
+                                                             files=[names[0], names[2]]))
+    with pytest.raises(DataError, match=r"does not match .* \(row 1 is not '.*' there\): the audit is older"):
+        train_experiment(TASK, RECIPE, tiny_params.models[RECIPE], tiny_params.train, tiny_params.wandb,
+                         tiny_params.seeds[0], tiny_params.data[TASK].split, root=root)
+    assert not paths.model(TASK, RECIPE, tiny_params.seeds[0], root).exists()

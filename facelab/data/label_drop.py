@@ -6,6 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
+from facelab import paths
+from facelab.errors import DataError
 from facelab.files import read_json, write_json
 from facelab.modelcard import Record
 
@@ -22,7 +26,17 @@ def write_label_drop(path: str | Path, record: LabelDrop) -> None:
     write_json(path, record.model_dump(mode="json"))
 
 
-def read_label_drop(path: str | Path) -> LabelDrop | None:
-    """The record; None where no audit has written one (a root prepared outside the pipeline: nothing is left out,
-    and the run's card says so)."""
-    return LabelDrop.model_validate(read_json(path)) if Path(path).is_file() else None
+def read_label_drop(path: str | Path, prepared: str | Path) -> LabelDrop | None:
+    """The record, checked against the prepared folder it names rows of; None where no audit has written one (a root
+    prepared outside the pipeline: nothing is left out, and the run's card says so)."""
+    if not Path(path).is_file():
+        return None
+    record = LabelDrop.model_validate(read_json(path))
+    files = pd.read_csv(paths.prepared_manifest(Path(prepared)))["file"].astype(str).tolist()
+    stale = [(row, name) for row, name in zip(record.rows, record.files) if row >= len(files) or files[row] != name]
+    if stale or len(record.rows) != len(record.files):
+        row, name = stale[0] if stale else (None, None)
+        raise DataError(f"'{path}' does not match '{prepared}' (row {row} is not '{name}' there): the audit is older "
+                        f"than the prepared data; run `dvc repro` (or `dvc repro audit@<task>`) so the audit sees "
+                        f"the data the run trains on")
+    return record

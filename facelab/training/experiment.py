@@ -47,7 +47,7 @@ def train_experiment(task: str, recipe_name: str, recipe: Recipe, settings: Trai
         print(f"warning: [{task}/{recipe_name}] {stand_in_warning(weights)} (its sha256 does not start "
               f"with the hash in its name)", file=sys.stderr, flush=True)
     prepared = paths.prepared(task, root)
-    drop = read_label_drop(paths.label_drop(task, root))
+    drop = read_label_drop(paths.label_drop(task, root), prepared)
     splits, classes = load_prepared(prepared, seed, fractions, drop.rows if drop else ())
     left_out = left_out_of_training(splits, drop.rows) if drop else []
     checkpoint = checkpoint_path(recipe, settings, seed, fractions, task, recipe_name, prepared,
