@@ -110,11 +110,10 @@ def model_split(trained: TrainedModel, prepared: Path) -> dict[str, np.ndarray]:
         raise NotChecked(f"'{prepared}' holds other data (classes {info.get('classes')} at {info.get('img_size')} "
                          f"px) than the model was trained on ({list(settings.classes)} at {settings.img_size} px)")
     try:
-        rows = prepared_split(prepared, settings.seed, Split(**settings.split.fractions))
+        # without the rows the run left out of train and val (data.<task>.label_issues: drop): never trained on
+        rows = prepared_split(prepared, settings.seed, Split(**settings.split.fractions), settings.split.left_out)
     except UserError as error:
         raise NotChecked(f"'{prepared}' cannot be split as the model's card says ({error})") from error
-    left_out = np.asarray(settings.split.left_out, np.int64)  # never trained on (data.<task>.label_issues: drop)
-    rows = {split: index if split == "test" else index[~np.isin(index, left_out)] for split, index in rows.items()}
     labels = np.load(paths.prepared_labels(prepared))
     counts = {split: {name: int((labels[index] == k).sum()) for k, name in enumerate(settings.classes)}
               for split, index in rows.items()}

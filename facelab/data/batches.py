@@ -44,10 +44,7 @@ def load_prepared(folder: str | Path, seed: int, fractions: Split,
     flagged images under data.<task>.label_issues: drop, facelab.data.label_drop); the test split stays whole and
     the split of every other image is the same as without them."""
     folder = Path(folder)
-    rows = prepared_split(folder, seed, fractions)
-    if len(leave_out):
-        rows = {split: index if split == "test" else index[~np.isin(index, np.asarray(leave_out, np.int64))]
-                for split, index in rows.items()}
+    rows = prepared_split(folder, seed, fractions, leave_out)
     images, labels = np.load(paths.prepared_images(folder), mmap_mode="r"), np.load(paths.prepared_labels(folder))
     splits = {split: SplitData(torch.from_numpy(np.ascontiguousarray(images[rows[split]])),
                                torch.from_numpy(labels[rows[split]]), rows[split], folder)
@@ -62,15 +59,21 @@ def left_out_of_training(splits: dict[str, SplitData], rows: Sequence[int]) -> l
     return np.setdiff1d(np.asarray(rows, np.int64), test if test is not None else np.zeros(0, np.int64)).tolist()
 
 
-def prepared_split(folder: str | Path, seed: int, fractions: Split) -> dict[str, np.ndarray]:
+def prepared_split(folder: str | Path, seed: int, fractions: Split,
+                   leave_out: Sequence[int] = ()) -> dict[str, np.ndarray]:
     """The prepared folder's rows in each split for one run: stratified by the fractions (or around the source's
     own test split), near-duplicate groups never cut (facelab.data.split.split_prepared). Every recipe of a seed
-    gets the same split, so recipes stay paired on the same test images."""
+    gets the same split, so recipes stay paired on the same test images. leave_out: rows then taken out of train
+    and val (never test), every other row staying where it was."""
     folder = Path(folder)
     classes = prepared_classes(folder)
     own_test = paths.prepared_own_test(folder)
-    return split_prepared(np.load(paths.prepared_labels(folder)), np.load(paths.prepared_groups(folder)),
+    rows = split_prepared(np.load(paths.prepared_labels(folder)), np.load(paths.prepared_groups(folder)),
                           np.load(own_test) if own_test.is_file() else None, fractions, seed, classes)
+    if not len(leave_out):
+        return rows
+    out = np.asarray(leave_out, np.int64)
+    return {split: index if split == "test" else index[~np.isin(index, out)] for split, index in rows.items()}
 
 
 def data_split(splits: dict[str, SplitData], fractions: Split, classes: tuple[str, ...],

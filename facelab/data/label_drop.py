@@ -32,6 +32,8 @@ def read_label_drop(path: str | Path, prepared: str | Path) -> LabelDrop | None:
     if not Path(path).is_file():
         return None
     record = LabelDrop.model_validate(read_json(path))
+    if not record.rows and not record.files:  # report: nothing to check against the prepared folder
+        return record
     files = pd.read_csv(paths.prepared_manifest(Path(prepared)))["file"].astype(str).tolist()
     stale = [(row, name) for row, name in zip(record.rows, record.files) if row >= len(files) or files[row] != name]
     if stale or len(record.rows) != len(record.files):
