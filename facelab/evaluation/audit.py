@@ -165,13 +165,13 @@ def drop_lines(record: LabelIssues) -> list[str]:
     if record.settings.label_issues != "drop":
         return []
     lines = []
-    for seed, per_split in record.results.counts.items():
-        kept = {split: per_split.get(split, {}) for split in ("train", "val")}
-        total = sum(sum(counts.values()) for counts in kept.values())
-        detail = "; ".join(f"{split} " + ", ".join(f"{name} {count}" for name, count in counts.items())
-                           for split, counts in kept.items())
-        lines.append(f"seed {seed}: {total} flagged image(s) left out of train and val ({detail}); "
-                     f"{sum(per_split.get('test', {}).values())} flagged test image(s) kept")
+    found = record.results
+    for seed, per_split in found.counts.items():
+        detail = "; ".join(f"{split} " + ", ".join(f"{name} {n}" for name, n in per_split.get(split, {}).items())
+                           for split in ("train", "val"))
+        left_out = found.flagged_in(seed, "train") + found.flagged_in(seed, "val")
+        lines.append(f"seed {seed}: {left_out} flagged image(s) left out of train and val ({detail}); "
+                     f"{found.flagged_in(seed, 'test')} flagged test image(s) kept")
     return lines
 
 

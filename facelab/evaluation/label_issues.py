@@ -38,6 +38,10 @@ class AuditResults(Record):
     test_positions: dict[str, list[int]] = {}
     issues: list[LabelIssue]  # most likely first (lowest self-confidence)
 
+    def flagged_in(self, seed: int | str, split: str) -> int:
+        """How many flagged images seed's split holds (0 for a seed or split the audit has none of)."""
+        return sum(self.counts.get(str(seed), {}).get(split, {}).values())
+
 
 class LabelIssues(Record):
     settings: AuditSettings

@@ -112,8 +112,7 @@ def audit_blocks(task: str, experiments: list[Experiment], pairs: list[Pair], re
                            f"{found.images} prepared images as likely mislabelled. Test images among them, per run's "
                            f"split: {tests}."))
     if settings.label_issues == "drop":
-        left = ", ".join(f"seed {seed}: {sum(found.counts.get(str(seed), {}).get('train', {}).values())} train and "
-                         f"{sum(found.counts.get(str(seed), {}).get('val', {}).values())} val"
+        left = ", ".join(f"seed {seed}: {found.flagged_in(seed, 'train')} train and {found.flagged_in(seed, 'val')} val"
                          for seed in per_seed)
         blocks.append(("text", f"`data.{task}.label_issues` is drop: each run left the flagged images of its train "
                                f"and val splits out of training ({left}; "
