@@ -6,12 +6,11 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from facelab import paths
 from facelab.data import prepare
-from facelab.data.batches import prepared_split
+from facelab.data.batches import prepared_files, prepared_split
 from facelab.data.label_drop import LabelDrop, read_label_drop, write_label_drop
 from facelab.errors import DataError
 from facelab.evaluation.audit import audit_task, drop_lines
@@ -53,7 +52,7 @@ def test_a_run_leaves_its_dropped_train_and_val_images_out_and_evaluate_draws_th
     rows = prepared_split(folder, seed, split)
     out = sorted(rows["train"][:3].tolist() + rows["val"][:1].tolist())
     listed = sorted(out + rows["test"][:2].tolist())  # flagged test images stay in the test split
-    names = pd.read_csv(paths.prepared_manifest(folder))["file"].astype(str).tolist()
+    names = prepared_files(folder)
     write_label_drop(paths.label_drop(TASK, root), LabelDrop(label_issues="drop", rows=listed,
                                                              files=[names[row] for row in listed]))
     recipe = dataclasses.replace(tiny_params.models[RECIPE], epochs=1)
@@ -72,10 +71,13 @@ def test_a_run_leaves_its_dropped_train_and_val_images_out_and_evaluate_draws_th
 def test_a_drop_list_of_other_data_is_refused_before_training(tiny_params, root):
     """Outside DVC (a stage run by hand after prepare ran again) the audit's rows may name other images: refused."""
     folder = paths.prepared(TASK, root)
-    names = pd.read_csv(paths.prepared_manifest(folder))["file"].astype(str).tolist()
+    names = prepared_files(folder)
     write_label_drop(paths.label_drop(TASK, root), LabelDrop(label_issues="drop", rows=[0, 1],
                                                              files=[names[0], names[2]]))
     with pytest.raises(DataError, match=r"does not match .* \(row 1 is not '.*' there\): the audit is older"):
         train_experiment(TASK, RECIPE, tiny_params.models[RECIPE], tiny_params.train, tiny_params.wandb,
                          tiny_params.seeds[0], tiny_params.data[TASK].split, root=root)
     assert not paths.model(TASK, RECIPE, tiny_params.seeds[0], root).exists()
+    write_label_drop(paths.label_drop(TASK, root), LabelDrop(label_issues="drop", rows=[0, 1], files=[names[0]]))
+    with pytest.raises(DataError, match=r"does not match .* \(2 rows against 1 file names\): the audit is older"):
+        read_label_drop(paths.label_drop(TASK, root), folder)

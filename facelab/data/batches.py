@@ -89,8 +89,13 @@ def data_split(splits: dict[str, SplitData], fractions: Split, classes: tuple[st
 
 def split_files(folder: str | Path, rows: dict[str, np.ndarray]) -> dict[str, list[str]]:
     """The file names of each split's images (prepared_split's rows), in the split arrays' row order."""
-    files = pd.read_csv(paths.prepared_manifest(Path(folder)))["file"].astype(str).to_numpy()
+    files = np.asarray(prepared_files(folder))
     return {split: files[index].tolist() for split, index in rows.items()}
+
+
+def prepared_files(folder: str | Path) -> list[str]:
+    """The prepared folder's file names (its manifest), one per row of its arrays, in row order."""
+    return pd.read_csv(paths.prepared_manifest(Path(folder)))["file"].astype(str).tolist()
 
 
 def prepared_classes(folder: Path) -> tuple[str, ...]:

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
-from facelab import paths
+from facelab.data.batches import prepared_files
 from facelab.errors import DataError
 from facelab.files import read_json, write_json
 from facelab.modelcard import Record
@@ -34,11 +32,11 @@ def read_label_drop(path: str | Path, prepared: str | Path) -> LabelDrop | None:
     record = LabelDrop.model_validate(read_json(path))
     if not record.rows and not record.files:  # report: nothing to check against the prepared folder
         return record
-    files = pd.read_csv(paths.prepared_manifest(Path(prepared)))["file"].astype(str).tolist()
+    files = prepared_files(prepared)
     stale = [(row, name) for row, name in zip(record.rows, record.files) if row >= len(files) or files[row] != name]
     if stale or len(record.rows) != len(record.files):
-        row, name = stale[0] if stale else (None, None)
-        raise DataError(f"'{path}' does not match '{prepared}' (row {row} is not '{name}' there): the audit is older "
-                        f"than the prepared data; run `dvc repro` (or `dvc repro audit@<task>`) so the audit sees "
-                        f"the data the run trains on")
+        why = (f"row {stale[0][0]} is not '{stale[0][1]}' there" if stale
+               else f"{len(record.rows)} rows against {len(record.files)} file names")
+        raise DataError(f"'{path}' does not match '{prepared}' ({why}): the audit is older than the prepared data; "
+                        f"run `dvc repro` (or `dvc repro audit@<task>`) so the audit sees the data the run trains on")
     return record

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from cleanlab.filter import find_label_issues
 from sklearn.decomposition import PCA
@@ -26,7 +25,7 @@ from threadpoolctl import threadpool_limits
 from torch import nn
 
 from facelab import paths
-from facelab.data.batches import prepared_classes, prepared_split
+from facelab.data.batches import prepared_classes, prepared_files, prepared_split
 from facelab.data.label_drop import LabelDrop, write_label_drop
 from facelab.errors import DataError
 from facelab.evaluation.gallery import short_name
@@ -126,7 +125,7 @@ def audit_prepared(folder: Path, seeds: list[int], fractions: Split, data_seed: 
     classes = prepared_classes(folder)
     pixels = np.load(paths.prepared_images(folder), mmap_mode="r")
     labels = np.load(paths.prepared_labels(folder))
-    files = pd.read_csv(paths.prepared_manifest(folder))["file"].astype(str).tolist()
+    files = prepared_files(folder)
     record = audit_images(pixels, labels, classes, files, data_seed, str(folder), handling)
     flagged = {issue.row for issue in record.results.issues}
     where: dict[int, dict[str, str]] = {row: {} for row in flagged}
