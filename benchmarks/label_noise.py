@@ -7,7 +7,8 @@ Each set is a real class folder read in place from ../shared/data/real/ by prepa
 (64 px). For each share, that share of the images (drawn from --seed) gets one of the other classes, drawn
 uniformly; facelab.evaluation.audit.audit_images then audits the flipped labels.
 - precision: flagged images that were flipped; recall: flipped images that were flagged. The sets' own label errors
-  (FER2013 has many) count against precision: they are flagged but were not flipped here.
+  (FER2013 has many) count against precision: they are flagged but were not flipped here. To tell them apart, the
+  unflipped set is audited too (share 0.00): its flags are the set's own suspects (`own`).
 - cost: the audit's seconds (features, 5 heads, cleanlab) beside one training's train_seconds as the run stage
   recorded it (metrics/<task>/<recipe>/seed<first seed>.json, the generated data in the working tree), and the
   audit's seconds on the prepared generated data the pipeline audits (data/prepared/<task>, when present).
@@ -42,17 +43,28 @@ def flip(labels: np.ndarray, share: float, num_classes: int, seed: int) -> tuple
 
 
 def noise_rows(seed: int) -> None:
-    print("set              share flipped flagged precision recall audit_s")
+    """Per set and share: flips, flags, precision and recall; then how much of the imprecision is the set's own:
+    `own` the flagged images the audit also flags with no flip at all (the same folds), `precision new` the
+    flipped share of the other flags, and `precision@k` the flipped share of the k least self-confident flags,
+    k the number flipped (how well the ranking puts the flips first)."""
+    print("set              share flipped flagged precision recall   own precision_new precision@k audit_s")
     for name, classes in SETS.items():
         images = folder_images(REAL / name, classes, IMG_SIZE)
         files = list(images.files)
+        clean = audit_images(np.asarray(images.pixels), images.labels, classes, files, seed, name)
+        own = {issue.row for issue in clean.results.issues}
+        print(f"{name:16} {0.0:5.2f} {0:7d} {len(own):7d} {'':>9} {'':>6} {len(own):5d} {'':>13} {'':>11} "
+              f"{clean.results.seconds:7.2f}")
         for share in SHARES:
             noisy, flipped = flip(images.labels, share, len(classes), seed)
             record = audit_images(np.asarray(images.pixels), noisy, classes, files, seed, name)
-            flagged = {issue.row for issue in record.results.issues}
-            hits = len(flagged & set(flipped.tolist()))
+            issues = record.results.issues
+            flagged, flips = {issue.row for issue in issues}, set(flipped.tolist())
+            hits, new = len(flagged & flips), flagged - own
+            ranked = [issue.row for issue in sorted(issues, key=lambda issue: issue.self_confidence)][:len(flips)]
             print(f"{name:16} {share:5.2f} {len(flipped):7d} {len(flagged):7d} {hits / max(len(flagged), 1):9.3f} "
-                  f"{hits / len(flipped):6.3f} {record.results.seconds:7.2f}")
+                  f"{hits / len(flipped):6.3f} {len(flagged & own):5d} {len(new & flips) / max(len(new), 1):13.3f} "
+                  f"{len(set(ranked) & flips) / len(flips):11.3f} {record.results.seconds:7.2f}")
 
 
 def cost_rows(root: Path) -> None:
