@@ -46,18 +46,31 @@ def test_fingerprint_lists_every_file_with_size_and_mtime_and_nothing_for_genera
                                                                               "files": []}
 
 
+def test_the_fer2013_releases_fingerprint_changes_with_a_photo_added_to_test_or_deleted_from_train(tmp_path, tiny_raw):
+    """The release's two parts (train/, test/) are both in the fingerprint; the e2e test below shows, on a class
+    folder, that dvc reruns prepare exactly when the fingerprint changes (the same scan stage for every source)."""
+    root = fer_release(tmp_path / "fer")
+    tiny_raw["data"]["emotion"].update(source="fer2013", path=str(root))
+
+    def scan() -> dict:
+        return fingerprint("emotion", parse_params(tiny_raw).data["emotion"])
+
+    first = scan()
+    assert len(first["files"]) == 36 and {row[0].split("/")[0] for row in first["files"]} == {"train", "test"}
+    assert scan() == first  # untouched: the same fingerprint, so prepare stays up to date
+    noise_png(root / "test" / "sad" / "new.png", 4242)
+    added = scan()
+    assert [row[0] for row in added["files"]] == sorted([row[0] for row in first["files"]] + ["test/sad/new.png"])
+    (root / "train" / "angry" / "00.png").unlink()
+    assert "train/angry/00.png" not in [row[0] for row in scan()["files"]]
+
+
 @pytest.mark.e2e
-@pytest.mark.parametrize("source", ["folder", "fer2013"])
-def test_dvc_status_sees_added_and_deleted_photos_and_an_untouched_folder_reruns_nothing(tmp_path, source):
+def test_dvc_status_sees_added_and_deleted_photos_and_an_untouched_folder_reruns_nothing(tmp_path):
     raw = tiny_raw_params()
-    if source == "folder":
-        task, data_root = "face", photo_folder(tmp_path / "photos")
-        raw["data"]["face"].update(source="folder", path=str(data_root), split={"train": 0.5, "val": 0.25, "test": 0.25})
-        added, deleted = data_root / "target" / "new.png", data_root / "other" / "00.png"
-    else:
-        task, data_root = "emotion", fer_release(tmp_path / "fer")
-        raw["data"]["emotion"].update(source="fer2013", path=str(data_root))
-        added, deleted = data_root / "test" / "sad" / "new.png", data_root / "train" / "angry" / "00.png"
+    task, data_root = "face", photo_folder(tmp_path / "photos")
+    raw["data"]["face"].update(source="folder", path=str(data_root), split={"train": 0.5, "val": 0.25, "test": 0.25})
+    added, deleted = data_root / "target" / "new.png", data_root / "other" / "00.png"
     repo = make_repo(tmp_path / "repo", raw)
     first = sh("dvc", "repro", f"prepare@{task}", cwd=repo).stdout
     assert stages_run(first) == {f"scan@{task}", f"prepare@{task}"}
