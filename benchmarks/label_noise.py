@@ -50,14 +50,14 @@ def noise_rows(seed: int) -> None:
     print("set              share flipped flagged precision recall   own precision_new precision@k audit_s")
     for name, classes in SETS.items():
         images = folder_images(REAL / name, classes, IMG_SIZE)
-        files = list(images.files)
-        clean = audit_images(np.asarray(images.pixels), images.labels, classes, files, seed, name)
+        pixels, files = np.asarray(images.pixels), list(images.files)
+        clean = audit_images(pixels, images.labels, classes, files, seed, name)
         own = {issue.row for issue in clean.results.issues}
         print(f"{name:16} {0.0:5.2f} {0:7d} {len(own):7d} {'':>9} {'':>6} {len(own):5d} {'':>13} {'':>11} "
               f"{clean.results.seconds:7.2f}")
         for share in SHARES:
             noisy, flipped = flip(images.labels, share, len(classes), seed)
-            record = audit_images(np.asarray(images.pixels), noisy, classes, files, seed, name)
+            record = audit_images(pixels, noisy, classes, files, seed, name)
             issues = record.results.issues
             flagged, flips = {issue.row for issue in issues}, set(flipped.tolist())
             hits, new = len(flagged & flips), flagged - own

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from facelab import paths
-from facelab.data.batches import prepared_files, prepared_split
+from facelab.data.batches import prepared_split, split_files
 from facelab.errors import UserError
 from facelab.evaluation.gallery import discordant_strip
 from facelab.evaluation.records import Confusion, Metrics, TestScores
@@ -190,7 +190,7 @@ def discordant_lines(task: str, recipe: str, base: Side, head: Side, same_split:
     classes = list(head.confusion.classes)
     index = {name: k for k, name in enumerate(classes)}
     rows = prepared_split(prepared, head.seed, split)["test"]
-    names = np.asarray(prepared_files(prepared))[rows].tolist()
+    names = split_files(prepared, {"test": rows})["test"]
     actual = head.predictions["actual"].map(index).to_numpy()
     if len(names) != len(actual):
         return [f"No strip of discordant images: {prepared.relative_to(root).as_posix()} holds {len(names)} test "
