@@ -56,6 +56,7 @@ def flip(labels: np.ndarray, share: float, num_classes: int, seed: int) -> tuple
     return noisy, flipped
 
 
+original: dict[str, np.ndarray] = {}  # each set's labels as filed, for cnn_flags' saved files
 Flags = Callable[[np.ndarray, np.ndarray, tuple[str, ...], list[str], str], tuple[list[int], list[float], float]]
 
 
@@ -69,8 +70,9 @@ def hog_flags(seed: int) -> Flags:
     return flags
 
 
-def cnn_flags(seed: int, recipe_name: str, epochs: int, threads: int) -> Flags:
-    """cleanlab's flags on out-of-sample probabilities from k trainings of recipe_name (cnn_probabilities)."""
+def cnn_flags(seed: int, recipe_name: str, epochs: int, threads: int, save: Path | None) -> Flags:
+    """cleanlab's flags on out-of-sample probabilities from k trainings of recipe_name (cnn_probabilities).
+    save: a folder to keep each audit's labels and probabilities in (<set>-<n flipped>.npz), to try filters on."""
     raw = load_yaml((ROOT / "params.yaml").read_text(), "params.yaml")[0]
     assert isinstance(raw, dict)
     raw["models"][recipe_name]["epochs"] = epochs
@@ -81,6 +83,10 @@ def cnn_flags(seed: int, recipe_name: str, epochs: int, threads: int) -> Flags:
     def flags(pixels, labels, classes, files, name):
         start = time.perf_counter()
         probabilities = cnn_probabilities(pixels, labels, classes, seed, params, recipe_name)
+        if save is not None:
+            save.mkdir(parents=True, exist_ok=True)
+            np.savez(save / f"{name}-{int((labels != original[name]).sum())}.npz", labels=labels,
+                     original=original[name], probabilities=probabilities)
         ranked = ranked_issues(labels, probabilities)
         return (ranked.tolist(), [float(probabilities[i, labels[i]]) for i in ranked],
                 time.perf_counter() - start)
@@ -123,6 +129,7 @@ def noise_rows(flags: Flags, seed: int, sets: list[str], shares: tuple[float, ..
         classes = SETS[name]
         images = folder_images(REAL / name, classes, IMG_SIZE)
         pixels, files, labels = np.asarray(images.pixels), list(images.files), np.asarray(images.labels)
+        original[name] = labels
         own: set[int] = set()
         if clean:
             rows, _, seconds = flags(pixels, labels, classes, files, name)
@@ -172,11 +179,12 @@ def main() -> None:
     parser.add_argument("--recipe", default="resnet18_scratch", help="cnn: the params.yaml recipe trained per fold")
     parser.add_argument("--epochs", type=int, default=15, help="cnn: epochs per fold")
     parser.add_argument("--threads", type=int, default=2, help="cnn: torch threads")
+    parser.add_argument("--save", type=Path, help="cnn: keep each audit's labels and probabilities here (.npz)")
     args = parser.parse_args()
     if not REAL.is_dir():
         raise SystemExit(f"'{REAL}' is absent: the benchmark reads the shared real sets there")
     cnn = args.probabilities == "cnn"
-    flags = cnn_flags(args.seed, args.recipe, args.epochs, args.threads) if cnn else hog_flags(args.seed)
+    flags = cnn_flags(args.seed, args.recipe, args.epochs, args.threads, args.save) if cnn else hog_flags(args.seed)
     shares = tuple(args.shares) if args.shares else ((0.05,) if cnn else SHARES)
     noise_rows(flags, args.seed, args.sets, shares, not cnn if args.clean is None else args.clean)
     if not cnn:
