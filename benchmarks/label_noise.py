@@ -144,7 +144,7 @@ def noise_rows(flags: Flags, seed: int, sets: list[str], shares: tuple[float, ..
             ranked = [row for _, row in sorted(zip(confidence, rows))][:len(flips)]
             print(f"{name:16} {share:5.2f} {len(flipped):7d} {len(flagged):7d} {hits / max(len(flagged), 1):9.3f} "
                   f"{hits / len(flipped):6.3f} {len(flagged & own) if clean else '':>5} "
-                  f"{len(new & flips) / max(len(new), 1) if clean else '':>13} "
+                  f"{format(len(new & flips) / max(len(new), 1), '.3f') if clean else '':>13} "
                   f"{len(set(ranked) & flips) / len(flips):11.3f} {seconds:7.2f}", flush=True)
 
 
