@@ -56,14 +56,15 @@ def flip(labels: np.ndarray, share: float, num_classes: int, seed: int) -> tuple
     return noisy, flipped
 
 
-original: dict[str, np.ndarray] = {}  # each set's labels as filed, for cnn_flags' saved files
-Flags = Callable[[np.ndarray, np.ndarray, tuple[str, ...], list[str], str], tuple[list[int], list[float], float]]
+# flags(pixels, labels, filed, classes, files, name): the labels audited, and the set's labels as filed
+Flags = Callable[[np.ndarray, np.ndarray, np.ndarray, tuple[str, ...], list[str], str],
+                 tuple[list[int], list[float], float]]
 
 
 def hog_flags(seed: int) -> Flags:
     """The audit itself (facelab.evaluation.audit.audit_images): flagged rows, most likely first, their
     self-confidence, and the audit's seconds."""
-    def flags(pixels, labels, classes, files, name):
+    def flags(pixels, labels, filed, classes, files, name):
         record = audit_images(pixels, labels, classes, files, seed, name)
         issues = record.results.issues
         return [issue.row for issue in issues], [issue.self_confidence for issue in issues], record.results.seconds
@@ -80,13 +81,13 @@ def cnn_flags(seed: int, recipe_name: str, epochs: int, threads: int, save: Path
     raw["wandb"]["mode"] = "disabled"
     params = parse_params(raw)
 
-    def flags(pixels, labels, classes, files, name):
+    def flags(pixels, labels, filed, classes, files, name):
         start = time.perf_counter()
         probabilities = cnn_probabilities(pixels, labels, classes, seed, params, recipe_name)
         if save is not None:
             save.mkdir(parents=True, exist_ok=True)
-            np.savez(save / f"{name}-{int((labels != original[name]).sum())}.npz", labels=labels,
-                     original=original[name], probabilities=probabilities)
+            np.savez(save / f"{name}-{int((labels != filed).sum())}.npz", labels=labels, original=filed,
+                     probabilities=probabilities)
         ranked = ranked_issues(labels, probabilities)
         return (ranked.tolist(), [float(probabilities[i, labels[i]]) for i in ranked],
                 time.perf_counter() - start)
@@ -129,16 +130,15 @@ def noise_rows(flags: Flags, seed: int, sets: list[str], shares: tuple[float, ..
         classes = SETS[name]
         images = folder_images(REAL / name, classes, IMG_SIZE)
         pixels, files, labels = np.asarray(images.pixels), list(images.files), np.asarray(images.labels)
-        original[name] = labels
         own: set[int] = set()
         if clean:
-            rows, _, seconds = flags(pixels, labels, classes, files, name)
+            rows, _, seconds = flags(pixels, labels, labels, classes, files, name)
             own = set(rows)
             print(f"{name:16} {0.0:5.2f} {0:7d} {len(own):7d} {'':>9} {'':>6} {len(own):5d} {'':>13} {'':>11} "
                   f"{seconds:7.2f}", flush=True)
         for share in shares:
             noisy, flipped = flip(labels, share, len(classes), seed)
-            rows, confidence, seconds = flags(pixels, noisy, classes, files, name)
+            rows, confidence, seconds = flags(pixels, noisy, labels, classes, files, name)
             flagged, flips = set(rows), set(flipped.tolist())
             hits, new = len(flagged & flips), flagged - own
             ranked = [row for _, row in sorted(zip(confidence, rows))][:len(flips)]
