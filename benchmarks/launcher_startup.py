@@ -31,14 +31,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         (root / "params.yaml").write_text(yaml.safe_dump(raw))
-        prepare.prepare_task("emotion", parse_params(raw).data["emotion"], raw["data_seed"], root / "data" / "prepared" / "emotion")
+        prepare.prepare_task("emotion", parse_params(raw).data["emotion"], raw["data_seed"],
+                             root / "data" / "prepared" / "emotion")
         seconds = {name: [] for name in COMMANDS}
         for _ in range(args.repeats):
             for name, command in COMMANDS.items():
                 started = time.perf_counter()
-                subprocess.run([*command, "--task", "emotion", "--recipe", "resnet18_scratch", "--seed", str(raw["seeds"][0])], cwd=root, check=True,
-                               capture_output=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin",
-                                                         **({"RANK": "0", "WORLD_SIZE": "1"} if name == "direct" else {})})
+                rank = {"RANK": "0", "WORLD_SIZE": "1"} if name == "direct" else {}
+                subprocess.run([*command, "--task", "emotion", "--recipe", "resnet18_scratch",
+                                "--seed", str(raw["seeds"][0])], cwd=root, check=True, capture_output=True,
+                               env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", **rank})
                 seconds[name].append(time.perf_counter() - started)
     median = {name: statistics.median(values) for name, values in seconds.items()}
     print("| launcher | whole stage, s (median) | runs |\n|---|---|---|")

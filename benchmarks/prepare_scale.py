@@ -1,4 +1,5 @@
-"""Prepare at scale: facelab.data.prepare.prepare_task on N generated images for several N, each in a fresh process; prints time and peak memory.
+"""Prepare at scale: facelab.data.prepare.prepare_task on N generated images for several N, each in a fresh process;
+prints time and peak memory.
 
     python3 -m benchmarks.prepare_scale --counts 5000 10000 25000 50000 --img-size 64
 
@@ -51,13 +52,14 @@ def in_fresh_process(task: str, n_images: int, img_size: int, params: Path) -> d
 
 
 def table(runs: list[dict], baseline: dict, img_size: int) -> list[str]:
-    lines = ["| images | seconds | s per 1,000 | of which load | of which near-dup (share) | peak RSS MiB | decoded MiB "
-             "| peak - baseline MiB |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| images | seconds | s per 1,000 | of which load | of which near-dup (share) | peak RSS MiB "
+             "| decoded MiB | peak - baseline MiB |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for run in runs:
         n = run["images"]
         decoded = n * img_size * img_size * 3 / 2**20
         lines.append(f"| {n:,} | {run['seconds']:.1f} | {1000 * run['seconds'] / n:.2f} | {run['load_seconds']:.1f} "
-                     f"| {run['near_seconds']:.1f} ({run['near_seconds'] / run['seconds']:.1%}) | {run['peak_mib']:.0f} | {decoded:.0f} | {run['peak_mib'] - baseline['peak_mib']:.0f} |")
+                     f"| {run['near_seconds']:.1f} ({run['near_seconds'] / run['seconds']:.1%}) "
+                     f"| {run['peak_mib']:.0f} | {decoded:.0f} | {run['peak_mib'] - baseline['peak_mib']:.0f} |")
     return lines + [f"baseline (new interpreter, facelab.data.prepare imported): {baseline['peak_mib']:.0f} MiB"]
 
 

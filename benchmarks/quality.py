@@ -1,12 +1,13 @@
-"""Benchmark: test accuracy and macro F1 of a recipe on a real image folder over several seeds, against the typical script.
+"""Benchmark: test accuracy and macro F1 of a recipe on a real image folder over several seeds, against the typical
+script.
 
 Run from the repository root, the machine otherwise idle:
   python3 -m benchmarks.quality --folder ../shared/data/real/emotion-fer2013 --recipe resnet18_scratch
   python3 -m benchmarks.quality --folder ../shared/data/real/face-yaleb --recipe resnet18_scratch
 Each seed draws its own split (prepare's stratified split, data.<task>.split) and its own model initialisation.
 Configurations (--configs):
-  defaults  params.yaml as it is (with --set overrides), through the same prepare.prepare_task and training.loop.train_loop the
-            stages call, scored on the test split as evaluate scores it;
+  defaults  params.yaml as it is (with --set overrides), through the same prepare.prepare_task and
+            training.loop.train_loop the stages call, scored on the test split as evaluate scores it;
   before    the defaults before augmentation, class weights, label smoothing and macro-F1 selection existed
             (BEFORE below): flip only, plain loss, the lowest-val-loss epoch kept;
   typical   the hand-written script of benchmarks/throughput.py (ImageFolder, PIL transforms with a random flip,
@@ -176,8 +177,9 @@ def mean_std(values: list[float], digits: int) -> str:
 
 
 def table(runs: dict[str, list[dict]], seeds: list[int]) -> list[str]:
-    lines = ["| config | seed | test acc | test macro F1 | train s | kept epoch / epochs | augmentation, share of epoch "
-             "| test acc / macro F1 with test-time flip |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| config | seed | test acc | test macro F1 | train s | kept epoch / epochs "
+             "| augmentation, share of epoch | test acc / macro F1 with test-time flip |",
+             "|---|---|---|---|---|---|---|---|"]
     for config, results in runs.items():
         for seed, r in zip(seeds, results):
             share = f"{100 * r['augment_share']:.1f}%" if r["augment_share"] is not None else ""
@@ -188,8 +190,8 @@ def table(runs: dict[str, list[dict]], seeds: list[int]) -> list[str]:
         shares = [r["augment_share"] for r in results if r["augment_share"] is not None]
         share = mean_std([100 * s for s in shares], 1) + "%" if shares else ""
         flipped = [r for r in results if r["flip_acc"] is not None]
-        flip = (f"{mean_std([r['flip_acc'] for r in flipped], 3)} / {mean_std([r['flip_macro_f1'] for r in flipped], 3)}"
-                if flipped else "")
+        flip = (f"{mean_std([r['flip_acc'] for r in flipped], 3)} / "
+                f"{mean_std([r['flip_macro_f1'] for r in flipped], 3)}" if flipped else "")
         lines.append(f"| **{config}** | mean ± std | {mean_std([r['acc'] for r in results], 3)} | "
                      f"{mean_std([r['macro_f1'] for r in results], 3)} | "
                      f"{mean_std([r['train_s'] for r in results], 0)} | | {share} | {flip} |")
@@ -207,7 +209,8 @@ def main(argv=None) -> None:
             params = {config: config_params(raw, config, args.set, args.folder, args.img_size, args.threads)
                       for config in args.configs}
             any_params = next(iter(params.values()))
-            prepare.prepare_task("quality", any_params.data["face"], seed, prepared)  # data params are the same in every config
+            # the data params are the same in every config
+            prepare.prepare_task("quality", any_params.data["face"], seed, prepared)
             manifest = pd.read_csv(prepared / "manifest.csv")  # with the split this seed draws, as train draws it
             manifest["split"] = manifest["file"].map({name: split for split, names in split_files(
                 prepared, prepared_split(prepared, seed, any_params.data["face"].split)).items() for name in names})
@@ -221,7 +224,8 @@ def main(argv=None) -> None:
                 print(f"seed {seed} {config}: acc {result['acc']:.4f} macro_f1 {result['macro_f1']:.4f} "
                       f"train {result['train_s']:.0f} s, kept epoch {result['best_epoch']}", flush=True)
     print(f"\n{args.recipe} on {args.folder} at {args.img_size} px, seeds {args.seeds}, torch threads {args.threads}; "
-          f"--set {' '.join(args.set) or '(none)'}; load average before {load[0]:.2f}, after {os.getloadavg()[0]:.2f}\n")
+          f"--set {' '.join(args.set) or '(none)'}; load average before {load[0]:.2f}, "
+          f"after {os.getloadavg()[0]:.2f}\n")
     print("\n".join(table(runs, args.seeds)))
 
 

@@ -1,6 +1,7 @@
 """Benchmark: what issue 24's explanations cost inside one evaluate run, and Grad-CAM saliency's share alone.
 
-Run from the repository root:  python3 -m benchmarks.saliency_cost [--recipes vgg16_finetune resnet18_scratch] [--repeats 3]
+Run from the repository root:
+    python3 -m benchmarks.saliency_cost [--recipes vgg16_finetune resnet18_scratch] [--repeats 3]
 
 The defaults' face task (params.yaml: 1,000 generated images, 64 px, stratified 70/15/15 split: 150 test images),
 prepared by facelab's own prepare; one random-weight model per recipe (weights: none, untrained: the cost does not

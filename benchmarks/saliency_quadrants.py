@@ -24,8 +24,14 @@ import torch
 from benchmarks.quality import config_params
 from facelab.data import prepare
 from facelab.data.batches import Inputs, load_prepared
-from facelab.evaluation.saliency import (CamLayer, cam_layer, experiment_saliency, network_after, predict_recording,
-                                         saliency_figure)
+from facelab.evaluation.saliency import (
+    CamLayer,
+    cam_layer,
+    experiment_saliency,
+    network_after,
+    predict_recording,
+    saliency_figure,
+)
 from facelab.evaluation.scores import split_scores
 from facelab.models import trained_model
 from facelab.params import RECIPES

@@ -1,20 +1,21 @@
 """Benchmark: training images/second of facelab against the typical ImageFolder + DataLoader script.
 
 Run from the repository root, the machine otherwise idle (other load on a few cores skews either side by 2x):
-  python3 -m benchmarks.throughput --folder ../shared/data/real/face-yaleb --recipe resnet18_scratch --epochs 3 --workers 0 2 --repeat 3
+  python3 -m benchmarks.throughput --folder ../shared/data/real/face-yaleb --recipe resnet18_scratch --epochs 3 \
+      --workers 0 2 --repeat 3
   python3 -m benchmarks.throughput --generated face --recipe vgg16_finetune --workers 0 2 --repeat 3
 On a GPU machine (facelab's GPU path: data on the GPU once, bf16, channels_last; the typical script in fp32 with
 pinned memory), at the ImageNet size:
   python3 -m benchmarks.throughput --generated face --recipe resnet18_scratch --img-size 224 --device cuda --workers 4 8
 Same images (facelab's train split), model, batch size, epochs, optimizer and torch threads on both sides.
-facelab: facelab.data.prepare.prepare_task decodes once, then facelab.training.loop.train_loop; "training only" is its train_seconds (model
-built, frozen trunk cached, training steps; no validation). Typical: PIL Resize/CenterCrop, RandomHorizontalFlip,
-ToTensor, Normalize in DataLoader workers every epoch, PyTorch's default (unfused) optimizer, timed from
-model construction to the last step. "Network alone" is the ceiling for recipes that train end to end:
+facelab: facelab.data.prepare.prepare_task decodes once, then facelab.training.loop.train_loop; "training only" is its
+train_seconds (model built, frozen trunk cached, training steps; no validation). Typical: PIL Resize/CenterCrop,
+RandomHorizontalFlip, ToTensor, Normalize in DataLoader workers every epoch, PyTorch's default (unfused) optimizer,
+timed from model construction to the last step. "Network alone" is the ceiling for recipes that train end to end:
 facelab's model, optimizer and precision stepping on one batch already in memory, no data handling at all.
 On a GPU every side creates the CUDA context and library handles before its clock starts (a one-off,
-not throughput). Each side runs in a fresh process, so its peak memory (ru_maxrss) is its own; DataLoader workers are forked
-from the typical side and count the pages they share with it, so theirs is shown apart, not added.
+not throughput). Each side runs in a fresh process, so its peak memory (ru_maxrss) is its own; DataLoader workers
+are forked from the typical side and count the pages they share with it, so theirs is shown apart, not added.
 """
 from __future__ import annotations
 
