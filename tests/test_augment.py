@@ -138,7 +138,8 @@ def test_a_recipe_overrides_only_the_augment_keys_it_names(tiny_raw):
 
 
 @pytest.mark.parametrize("key, value, message", [
-    ("crop_scale", [0.9, 0.5], r"train.augment.crop_scale: \[0.9, 0.5\] must be \[low, high\] with 0 < low <= high <= 1"),
+    ("crop_scale", [0.9, 0.5],
+     r"train.augment.crop_scale: \[0.9, 0.5\] must be \[low, high\] with 0 < low <= high <= 1"),
     ("crop_scale", [0.5], r"train.augment.crop_scale: \[0.5\] must be \[low, high\]"),
     ("rotation", 200, r"train.augment.rotation: 200.0 must be inside \[0, 180\] degrees"),
     ("brightness", 1.5, r"train.augment.brightness: 1.5 must be inside \[0, 1\)"),

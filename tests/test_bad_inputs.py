@@ -1,4 +1,5 @@
-"""Bad inputs, one test per case: each asserts the exact error, or which files were skipped and that data.json counts them."""
+"""Bad inputs, one test per case: each asserts the exact error, or which files were skipped and that data.json counts
+them."""
 import hashlib
 import json
 from pathlib import Path
@@ -55,11 +56,14 @@ def test_duplicates_are_kept_once_and_conflicting_ones_dropped_before_the_split(
     assert report["duplicates"] == [{"class": "a", "kept": "a/dup_1.png", "removed": ["a/dup_2.bmp"]}]
     assert report["conflicts"] == [{"files": ["a/clash.png", "b/clash.png"], "classes": ["a", "b"]}]
     assert report["classes"]["a"] == {"found": 9, "ignored": 0, "skipped": 0, "duplicates_removed": 1,
-                                      "near_duplicates_removed": 0, "conflicts_dropped": 1, "test_copies_removed": 0, "used": 7}
+                                      "near_duplicates_removed": 0, "conflicts_dropped": 1, "test_copies_removed": 0,
+                                      "used": 7}
     assert report["classes"]["b"] == {"found": 7, "ignored": 0, "skipped": 0, "duplicates_removed": 0,
-                                      "near_duplicates_removed": 0, "conflicts_dropped": 1, "test_copies_removed": 0, "used": 6}
+                                      "near_duplicates_removed": 0, "conflicts_dropped": 1, "test_copies_removed": 0,
+                                      "used": 6}
     manifest = pd.read_csv(tmp_path / "out" / "manifest.csv")
-    assert "a/dup_1.png" in set(manifest["file"]) and not {"a/dup_2.bmp", "a/clash.png", "b/clash.png"} & set(manifest["file"])
+    assert "a/dup_1.png" in set(manifest["file"]) and not ({"a/dup_2.bmp", "a/clash.png", "b/clash.png"}
+                                                           & set(manifest["file"]))
     assert sum(counts["used"].values()) == len(manifest) == 13
     seen = [digest(x) for x in np.load(tmp_path / "out" / "images.npy")]
     assert len(seen) == len(set(seen)) == 13  # no image twice: no split can hold one twice, or in two splits
@@ -79,11 +83,13 @@ def test_unusable_file_is_skipped_listed_and_counted(tiny_raw, tmp_path, name, c
     (root / "b" / name).write_bytes(content)
     counts, report = run(tmp_path, folder_data(tiny_raw, root))
     [skipped] = report["skipped"]
-    assert (skipped["file"], skipped["class"], skipped["reason"], skipped["counts_as_bad"]) == (f"b/{name}", "b", reason, True)
+    assert ((skipped["file"], skipped["class"], skipped["reason"], skipped["counts_as_bad"])
+            == (f"b/{name}", "b", reason, True))
     assert report["skipped_by_reason"] == {reason: 1}
     assert report["classes"]["b"]["skipped"] == 1 and report["classes"]["b"]["used"] == 20
     assert report["total"] == {"found": 41, "ignored": 0, "skipped": 1, "duplicates_removed": 0,
-                               "near_duplicates_removed": 0, "conflicts_dropped": 0, "test_copies_removed": 0, "used": 40}
+                               "near_duplicates_removed": 0, "conflicts_dropped": 0, "test_copies_removed": 0,
+                               "used": 40}
     assert report["bad_fraction"] == round(1 / 41, 6)
     assert sum(counts[s]["b"] for s in counts) == 20
 
@@ -188,7 +194,8 @@ def test_images_over_the_decompression_bomb_limit_are_skipped(tiny_raw, tmp_path
     noise(2, (100, 100)).save(root / "b" / "huge.png")  # over twice the limit: PIL refuses it
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
     _, report = run(tmp_path, folder_data(tiny_raw, root, max_bad_fraction=0.1))
-    assert [(s["file"], s["reason"]) for s in report["skipped"]] == [("a/big.png", TOO_LARGE), ("b/huge.png", TOO_LARGE)]
+    assert [(s["file"], s["reason"]) for s in report["skipped"]] == [("a/big.png", TOO_LARGE),
+                                                                     ("b/huge.png", TOO_LARGE)]
     assert report["skipped"][0]["detail"] == "40x40 = 1600 pixels is over PIL's Image.MAX_IMAGE_PIXELS = 1000"
     assert report["total"]["used"] == 20
 
@@ -260,7 +267,8 @@ def test_any_decoder_exception_is_a_listed_skip_naming_the_file(tiny_raw, tmp_pa
     (root / "a" / "broken.avif").write_bytes(b"\x00\x00\x00\x1cftypavif" + b"\x00" * 64)
     real_load = Image.Image.load
 
-    def plugin_load(self):  # what a decoder plugin raises on a corrupt file (AVIF: RuntimeError, DDS: NotImplementedError)
+    # what a decoder plugin raises on a corrupt file (AVIF: RuntimeError, DDS: NotImplementedError)
+    def plugin_load(self):
         if getattr(self, "filename", "").endswith("a03.png"):
             raise NotImplementedError("Unimplemented pixel format")
         if getattr(self, "filename", "").endswith("b02.png"):

@@ -1,4 +1,5 @@
-"""Calibration: ECE against a hand-computed case, its bootstrap interval, temperature scaling on an over-confident model, the reliability diagram's pixels."""
+"""Calibration: ECE against a hand-computed case, its bootstrap interval, temperature scaling on an over-confident
+model, the reliability diagram's pixels."""
 from __future__ import annotations
 
 import dataclasses

@@ -15,7 +15,6 @@ from scipy import stats as scipy_stats
 from sklearn.metrics import f1_score
 
 from facelab import paths
-
 from facelab.evaluation.scores import class_report, confusion
 from facelab.evaluation.stats import BOOTSTRAP, SIGNIFICANCE, bootstrap_ci, holm, paired_bootstrap_diff
 from facelab.reporting.document import write_report
@@ -81,7 +80,8 @@ def build(root: Path, pretrained_weights: str = "imagenet") -> str:
 def raw_files(root: Path) -> dict:
     """recipe -> seed -> that run's files."""
     def run_files(recipe: str, seed: int) -> dict:
-        scored, plots = paths.evaluate_outputs("emotion", recipe, seed, root), paths.plots("emotion", recipe, seed, root)
+        scored, plots = (paths.evaluate_outputs("emotion", recipe, seed, root),
+                         paths.plots("emotion", recipe, seed, root))
         return {"history": pd.read_csv(plots / "history.csv"), "metrics": json.loads(scored["metrics"].read_text()),
                 "details": json.loads(scored["details"].read_text()),
                 "confusion": json.loads(scored["confusion"].read_text()),

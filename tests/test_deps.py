@@ -1,4 +1,5 @@
-"""dvc.yaml's code deps and params match what each stage really imports and reads: derived from the source, not trusted."""
+"""dvc.yaml's code deps and params match what each stage really imports and reads: derived from the source, not
+trusted."""
 from __future__ import annotations
 
 import ast
@@ -117,7 +118,8 @@ def test_every_stage_declares_exactly_the_code_it_imports_and_the_params_it_read
 
 
 @pytest.mark.parametrize("stage, drop, expected", [
-    ("report", "facelab/reporting/comparison.py", "report: imports facelab/reporting/comparison.py, which its deps do not cover"),
+    ("report", "facelab/reporting/comparison.py",
+     "report: imports facelab/reporting/comparison.py, which its deps do not cover"),
     ("run", "facelab/training", "run: imports facelab/training/"),
     ("run", "facelab/evaluation/saliency.py", "run: imports facelab/evaluation/saliency.py"),
 ])
@@ -152,7 +154,8 @@ def test_a_run_gets_its_seed_from_the_matrix_not_from_params():
 
 def test_stages_hold_only_entry_points_that_import_no_other_stage():
     # review.py is the one entry point outside the DAG: it compares two revisions' results for a pull request
-    entry_points = {stage_module(s["cmd"]).split(".")[-1] + ".py" for s in dvc_yaml()["stages"].values()} | {"review.py"}
+    entry_points = ({stage_module(s["cmd"]).split(".")[-1] + ".py" for s in dvc_yaml()["stages"].values()}
+                    | {"review.py"})
     assert {p.name for p in (ROOT / "stages").glob("*.py")} - {"__init__.py"} == entry_points
     for name in entry_points:
         imported = {p.relative_to(ROOT).as_posix() for p in imports_of(ROOT / "stages" / name, ROOT)}

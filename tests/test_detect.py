@@ -112,7 +112,8 @@ def test_prepare_with_faces_detect_crops_photos_to_their_face_and_counts_those_w
                 Image.fromarray(canvas).save(root / label / f"{i:03d}.png")
                 kept[f"{label}/{i:03d}.png"] = where
         for j in range(3):
-            Image.fromarray(rng.integers(0, 256, (CANVAS, CANVAS, 3), dtype=np.uint8)).save(root / label / f"noise{j}.png")
+            Image.fromarray(rng.integers(0, 256, (CANVAS, CANVAS, 3), dtype=np.uint8)).save(
+                root / label / f"noise{j}.png")
     tiny_raw["data"]["face"].update(source="folder", path=str(root), faces="detect", img_size=64,
                                     split={"train": 0.5, "val": 0.25, "test": 0.25}, max_bad_fraction=0.2)
     data = parse_params(tiny_raw).data["face"]

@@ -34,7 +34,8 @@ def test_two_process_ddp_matches_single_process(tiny_raw, tmp_path, torch_home, 
         cwd = workspace(tmp_path / f"p{processes}", tiny_raw)
         done = train_command(cwd, recipe, processes, env)
         assert done.returncode == 0, done.stderr[-3000:]
-        epoch_lines = [l for l in done.stdout.splitlines() if l.startswith(f"[emotion/{recipe}/seed{SEED}] epoch")]
+        epoch_lines = [line for line in done.stdout.splitlines()
+                       if line.startswith(f"[emotion/{recipe}/seed{SEED}] epoch")]
         assert len(epoch_lines) == 2  # printed by rank 0 only
         # one W&B run, from rank 0 (one process also scores it, reopening the run by its id: a second folder)
         assert len({folder.name.rsplit("-", 1)[1] for folder in (cwd / "wandb").glob("offline-run-*")}) == 1

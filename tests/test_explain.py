@@ -33,7 +33,8 @@ def trained_root(root, tta_flip: bool):
     prepare.prepare_task(TASK, params.data[TASK], params.data_seed, prepared)
     splits, classes = load_prepared(prepared, SEED, params.data[TASK].split)
     result = loop.train_loop(f"{TASK}/{RECIPE}", recipe, settings, SEED, splits, classes)
-    card = train.model_settings(TASK, RECIPE, recipe, settings, SEED, data_split(splits, params.data[TASK].split, classes),
+    card = train.model_settings(TASK, RECIPE, recipe, settings, SEED,
+                                data_split(splits, params.data[TASK].split, classes),
                                 classes, read_json(prepared / "classes.json"), weights_provenance(recipe))
     calibration = train.fit_calibration(trained_model(recipe, len(classes), result.state_dict), splits["val"], settings)
     train.save_outputs(result, card, calibration, paths.train_outputs(TASK, RECIPE, SEED, root))

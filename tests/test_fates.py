@@ -67,7 +67,8 @@ def test_an_image_by_content_is_used_whatever_its_suffix_and_a_photo_suffix_with
     (root / "b" / "notes.jpg").write_text("not a picture")  # a photo's suffix, no image inside: counted as bad
     report = run(tiny_raw, tmp_path, root, max_bad_fraction=0.1)
     assert report["classes"]["a"]["used"] == 9
-    assert [(s["file"], s["reason"], s["counts_as_bad"]) for s in report["skipped"]] == [("b/notes.jpg", NOT_IMAGE, True)]
+    assert ([(s["file"], s["reason"], s["counts_as_bad"]) for s in report["skipped"]]
+            == [("b/notes.jpg", NOT_IMAGE, True)])
     assert report["ignored"] == []
 
 
@@ -82,7 +83,8 @@ def test_a_float_tiff_with_a_non_finite_pixel_is_skipped_not_used_as_black(tiny_
     float_tiff(root / "a" / "one.tif", bad)
     float_tiff(root / "b" / "two.tif", bad)  # two such files were once "copies" of each other
     report = run(tiny_raw, tmp_path, root, max_bad_fraction=0.2)
-    assert [(s["file"], s["reason"]) for s in report["skipped"]] == [("a/one.tif", NON_FINITE), ("b/two.tif", NON_FINITE)]
+    assert [(s["file"], s["reason"]) for s in report["skipped"]] == [("a/one.tif", NON_FINITE),
+                                                                     ("b/two.tif", NON_FINITE)]
     assert report["conflicts"] == [] and report["total"]["used"] == 16
 
 
@@ -155,7 +157,8 @@ def test_misses_of_the_detector_alone_over_the_limit_say_so_and_name_the_knob(ti
         run(tiny_raw, tmp_path, root, faces="detect", max_bad_fraction=0.05)
     message = str(error.value)
     assert message.startswith("2 of 18 files cannot be used (11.1%, over data.emotion.max_bad_fraction = 0.05)")
-    assert "a/noise.png (no face found by the detector: OpenCV's Haar cascades found no face, frontal or profile" in message
+    assert ("a/noise.png (no face found by the detector: OpenCV's Haar cascades found no face, frontal or profile"
+            in message)
     assert message.endswith(
         "2 of these are photos in which the face detector found no face (data.emotion.faces: detect); without those "
         "misses the folder would pass. OpenCV's Haar cascades miss small, turned or dark faces: crop those photos to "

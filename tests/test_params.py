@@ -14,8 +14,10 @@ def test_repository_params_load_with_all_tasks_and_recipes():
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda r: r["models"]["resnet18_scratch"].update(learning_rat=0.1), "unknown key 'learning_rat'; did you mean 'lr'"),
-    (lambda r: r["models"]["resnet18_scratch"].update(arch="resnet50"), "models.resnet18_scratch.arch: 'resnet50' is not one of"),
+    (lambda r: r["models"]["resnet18_scratch"].update(learning_rat=0.1),
+     "unknown key 'learning_rat'; did you mean 'lr'"),
+    (lambda r: r["models"]["resnet18_scratch"].update(arch="resnet50"),
+     "models.resnet18_scratch.arch: 'resnet50' is not one of"),
     (lambda r: r["data"]["face"]["split"].update(test=1.5), r"data.face.split.test: 1.5 must be inside \(0, 1\)"),
     (lambda r: r["data"]["face"]["split"].update(test=0.2), "must add up to 1"),
     (lambda r: r["data"]["emotion"].update(img_size=16), "data.emotion.img_size: 16 is under 32"),
@@ -26,7 +28,8 @@ def test_repository_params_load_with_all_tasks_and_recipes():
      r"its top-level modules are \['features', 'avgpool', 'classifier'\]$"),
     (lambda r: r["models"]["resnet18_pretrained"].update(frozen=["features"]),
      r"^models.resnet18_pretrained.frozen: 'features' is not a module of resnet18; "),
-    (lambda r: r["data"]["face"].update(img_size=100000), r"^data.face.img_size: 100000 is over 1024; use 1024 or less$"),
+    (lambda r: r["data"]["face"].update(img_size=100000),
+     r"^data.face.img_size: 100000 is over 1024; use 1024 or less$"),
     (lambda r: r["data"]["face"].update(img_size=800),
      r"^data.face.img_size: 800 is over 512, the largest the generated faces are drawn at; use 512 or less$"),
     (lambda r: r["data"]["face"].update(faces="detect"),
@@ -63,7 +66,8 @@ def test_repository_params_load_with_all_tasks_and_recipes():
      r"^data.face.max_bad_fraction: 1.5 must be inside \[0, 1\) \(0: any unreadable file stops prepare\)$"),
     (lambda r: r["data"]["face"].update(max_bad_fraction="lots"),
      r"^data.face.max_bad_fraction: expected a number, got 'lots'$"),
-    (lambda r: r["data"]["face"]["split"].update(val=0.0, train=0.85), r"^data.face.split.val: 0.0 must be inside \(0, 1\)$"),
+    (lambda r: r["data"]["face"]["split"].update(val=0.0, train=0.85),
+     r"^data.face.split.val: 0.0 must be inside \(0, 1\)$"),
     (lambda r: r["data"]["emotion"].update(img_size="64"), r"^data.emotion.img_size: expected an integer, got '64'$"),
     (lambda r: r["data"]["face"].update(source="lfw", lfw=None),
      r"^data.face.lfw: missing; source 'lfw' needs lfw: \{target: <Person_Name>, n_other: <count>\}$"),
@@ -76,14 +80,17 @@ def test_repository_params_load_with_all_tasks_and_recipes():
     (lambda r: r["data"]["face"].update(source="lfw", lfw={"target": "lfw/A_B", "n_other": 5, "download": True}),
      r"^data.face.lfw.target: 'lfw/A_B' is not an LFW folder name such as George_W_Bush$"),
     (lambda r: r["data"]["emotion"].update(source="lfw", lfw={"target": "A_B", "n_other": 5, "download": True}),
-     r"^data.emotion.classes: source 'lfw' is a binary task \[others, target person\], got \['angry', 'happy', 'sad'\]$"),
+     r"^data.emotion.classes: source 'lfw' is a binary task \[others, target person\], "
+     r"got \['angry', 'happy', 'sad'\]$"),
     (lambda r: r["data"]["emotion"].update(source="fer2013"),
-     r"^data.emotion.path: source 'fer2013' needs a path to fer2013.csv or to the release folder holding train/ and test/$"),
+     r"^data.emotion.path: source 'fer2013' needs a path to fer2013.csv or to the release folder "
+     r"holding train/ and test/$"),
     (lambda r: r["data"]["emotion"].update(source="fer2013", path="f.csv", fer2013=None),
      r"^data.emotion.fer2013: missing; source 'fer2013' needs a class \(or null\) for each FER2013 label \['angry', "),
     (lambda r: r["data"]["emotion"]["fer2013"].update(anger="angry"),
      r"^data.emotion.fer2013: unknown key 'anger'; did you mean 'angry'\?$"),
-    (lambda r: r["data"]["emotion"].update(source="fer2013", path="f.csv", fer2013={"angry": "angry", "fear": "scared", "happy": "happy", "sad": "sad"}),
+    (lambda r: r["data"]["emotion"].update(source="fer2013", path="f.csv", fer2013={"angry": "angry", "fear": "scared",
+                                                                                    "happy": "happy", "sad": "sad"}),
      r"^data.emotion.fer2013.fear: 'scared' is not one of \['angry', 'happy', 'sad'\]$"),
     (lambda r: r["data"]["emotion"].update(source="fer2013", path="f.csv", fer2013={"angry": "angry", "sad": "sad"}),
      r"^data.emotion.fer2013: no FER2013 label maps to class\(es\) \['happy'\]; set one of \['angry', "),
@@ -102,7 +109,8 @@ def test_params_pickle_as_a_spawned_worker_receives_them():
 
 
 def test_public_sources_parse_to_typed_params(tiny_raw):
-    tiny_raw["data"]["face"].update(source="lfw", path="~/sk", lfw={"target": "George_W_Bush", "n_other": 40, "download": True})
+    tiny_raw["data"]["face"].update(source="lfw", path="~/sk",
+                                    lfw={"target": "George_W_Bush", "n_other": 40, "download": True})
     tiny_raw["data"]["emotion"].update(source="fer2013", path="fer.csv",
                                        fer2013={"angry": "angry", "fear": "sad", "happy": "happy", "sad": "sad"})
     data = parse_params(tiny_raw).data
@@ -159,7 +167,8 @@ def test_params_are_read_as_dvc_reads_them(tmp_path, line, check):
         text = text.replace("    lr: 0.001\n", line + "\n", 1)
         assert check(load_params(write(tmp_path, text)))
     else:
-        text = text.replace("    source: generated", "    source: folder", 1).replace("    path: null", "    path: /p", 1)
+        text = text.replace("    source: generated", "    source: folder", 1).replace(
+            "    path: null", "    path: /p", 1)
         text = text.replace("    classes: [other, target]", line, 1)
         assert load_params(write(tmp_path, text)).data["face"].classes == ("no", "yes")
 

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from facelab import paths
 from facelab.params import RECIPES, TASKS
 from facelab.reporting.document import SECTIONS
-from facelab import paths
 from tests.conftest import copy_repo, sh, stale_stages, tiny_raw_params
 
 pytestmark = pytest.mark.e2e  # starts dvc, torchrun or a training subprocess

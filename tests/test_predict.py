@@ -119,7 +119,8 @@ def test_a_file_gets_the_logits_of_its_prepared_image(trained, tmp_path):
     # calibrated as the evaluate stage calibrates: softmax(logits / the temperature saved by train)
     temperature = info["results"]["temperature"]
     assert got.temperature == temperature and temperature != 1.0
-    np.testing.assert_allclose(got.probabilities, torch.softmax(expected / temperature, 1).numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got.probabilities, torch.softmax(expected / temperature, 1).numpy(),
+                               rtol=1e-5, atol=1e-6)
     evaluated = external.evaluate_model(load_trained("emotion", RECIPE, model_file(trained, "emotion")),
                                         splits["test"], 64, manifest.file[manifest.split == "test"].tolist())
     test_rows = np.flatnonzero(manifest.split == "test")
@@ -199,7 +200,8 @@ def test_csv_has_a_row_per_image_and_bad_files_are_listed_with_their_reason(trai
     with pytest.raises(SystemExit) as stop:  # a path under a file: one line, no traceback
         app.main(args + ["--out", str(single / "out.csv")])
     assert stop.value.code != 0
-    assert capsys.readouterr().err.startswith(f"error: --out '{single / 'out.csv'}': '{single}' is a file, not a folder")
+    assert capsys.readouterr().err.startswith(f"error: --out '{single / 'out.csv'}': '{single}' is a file, "
+                                              f"not a folder")
 
 
 def test_threshold_predicts_the_second_class_from_its_probability_up(trained, tmp_path, capsys):
@@ -240,7 +242,8 @@ def test_a_model_file_that_does_not_fit_its_saved_params_is_a_clear_error(traine
     assert "2 shape(s) differ: fc.weight is (3, 512) in the file, (2, 512) for the recipe" in message
     assert "rebuild both with `dvc repro run@face-resnet18_scratch-<seed>`" in message
     edited = read_json(info)
-    edited["settings"]["recipe"]["head_hidden"] = 16  # the recipe changed after training: a two-layer head the file lacks
+    # the recipe changed after training: a two-layer head the file lacks
+    edited["settings"]["recipe"]["head_hidden"] = 16
     write_json(info, edited)
     shutil.copy(model_file(trained, "face"), weights)
     with pytest.raises(ModelFileError, match=r"4 missing key\(s\): fc\.0\.weight, fc\.0\.bias, fc\.3\.weight \.\.\.; "
@@ -272,8 +275,9 @@ def test_missing_unreadable_or_foreign_model_files_say_how_to_get_the_right_one(
     old = read_json(model_file(trained, "emotion").with_suffix(".json"))
     write_json(garbage.with_suffix(".json"), {**old["settings"], **old["results"]})  # the shape before settings/results
     shutil.copy(model_file(trained, "emotion"), garbage)
-    with pytest.raises(ModelFileError, match=r"'.*garbage\.json' was written by an older facelab \(no separate settings "
-                                             r"and results\); rebuild it with `dvc repro run@emotion-resnet18_scratch-<seed>`"):
+    with pytest.raises(ModelFileError, match=r"'.*garbage\.json' was written by an older facelab "
+                                             r"\(no separate settings and results\); "
+                                             r"rebuild it with `dvc repro run@emotion-resnet18_scratch-<seed>`"):
         load_trained("emotion", RECIPE, garbage)
 
 
@@ -320,7 +324,8 @@ def test_evaluate_scores_a_labelled_folder_into_the_evaluate_stages_files(traine
     assert out["metrics"].as_posix() == f"metrics/emotion/external/{name}/resnet18_scratch/seed42.json"
     metrics, details = read_json(out["metrics"]), read_json(out["details"])
     predictions = pd.read_csv(out["predictions"])
-    files = [p for name in EMOTIONS for p in sorted((photos / name).iterdir()) if p.name not in ("broken.png", "thumb.png")]
+    files = [p for name in EMOTIONS for p in sorted((photos / name).iterdir())
+             if p.name not in ("broken.png", "thumb.png")]
     assert predictions.actual.tolist() == [p.parent.name for p in files]  # the folder source's order
     scored = predict_files(load_trained("emotion", RECIPE, model), files, 8)  # the predict command agrees
     assert predictions.predicted.tolist() == [EMOTIONS[i] for i in scored.logits.argmax(1)]
@@ -350,7 +355,8 @@ def stage_metrics(trained) -> dict:
     splits, _ = load_prepared(paths.prepared("emotion", trained), SEED, fractions)
     model = model_file(trained, "emotion")
     return evaluate_model(load_trained("emotion", RECIPE, model), splits["test"], 64,
-                          names_of_test_images(paths.prepared("emotion", trained), SEED, fractions)).metrics.model_dump()
+                          names_of_test_images(paths.prepared("emotion", trained), SEED,
+                                               fractions)).metrics.model_dump()
 
 
 def test_evaluate_refuses_a_folder_without_the_models_classes_and_a_bad_name(trained, tmp_path, capsys):
@@ -396,7 +402,8 @@ def test_a_model_trained_with_tta_flip_is_run_with_it_by_predict_and_by_evaluate
     got = predict_files(loaded, test_files, batch_size=4)
     with_flip = forward_logits(loaded.model, Inputs(splits["test"], None, 64, flips=False), 64, True)
     torch.testing.assert_close(got.logits, with_flip)
-    assert not torch.allclose(with_flip, forward_logits(loaded.model, Inputs(splits["test"], None, 64, flips=False), 64))
+    assert not torch.allclose(with_flip,
+                              forward_logits(loaded.model, Inputs(splits["test"], None, 64, flips=False), 64))
     scored = evaluate_model(loaded, splits["test"], 64, [str(f) for f in test_files])
     assert scored.details.tta_flip is True
     assert list(scored.predictions.predicted) == [EMOTIONS[i] for i in got.probabilities.argmax(1)]

@@ -1,4 +1,5 @@
-"""prepare at scale: pixels stream through a scratch memmap, outputs are the bytes np.save writes, heap memory stays flat."""
+"""prepare at scale: pixels stream through a scratch memmap, outputs are the bytes np.save writes, heap memory stays
+flat."""
 import io
 import tracemalloc
 
@@ -7,9 +8,9 @@ import pandas as pd
 import pytest
 
 from facelab.data import dataset, pixels, prepare
+from facelab.data.dataset import load_images
 from facelab.data.faces import generate_emotions
 from facelab.data.pixels import PixelStore, save_rows
-from facelab.data.dataset import load_images
 from facelab.params import parse_params
 
 
@@ -36,7 +37,8 @@ def test_save_rows_writes_the_bytes_np_save_writes_from_memory_or_a_memmap(tmp_p
 
 def test_pixel_store_refuses_a_wrong_image_or_one_too_many(tmp_path):
     with PixelStore(1, 32, tmp_path / "scratch") as store:
-        with pytest.raises(ValueError, match=r"image 1 of at most 1: expected \(32, 32, 3\) uint8, got \(32, 32\) uint8"):
+        with pytest.raises(ValueError, match=r"image 1 of at most 1: expected \(32, 32, 3\) uint8, "
+                                             r"got \(32, 32\) uint8"):
             store.add(np.zeros((32, 32), np.uint8))
         store.add(np.zeros((32, 32, 3), np.uint8))
         with pytest.raises(ValueError, match="image 2 of at most 1"):

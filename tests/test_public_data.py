@@ -1,4 +1,5 @@
-"""LFW through scikit-learn's cache layout and FER2013 as CSV and as image-folder release, on tiny copies written by the tests."""
+"""LFW through scikit-learn's cache layout and FER2013 as CSV and as image-folder release, on tiny copies written by
+the tests."""
 import hashlib
 import json
 import socket
@@ -10,8 +11,8 @@ import pytest
 from PIL import Image
 
 from facelab.data import prepare
-from facelab.data.images import BAD_ROW
 from facelab.data.dataset import load_images
+from facelab.data.images import BAD_ROW
 from facelab.data.public import LFW_FACE_BOX
 from facelab.errors import DataError
 from facelab.params import parse_params
@@ -50,7 +51,8 @@ def test_lfw_draws_the_target_against_seeded_others_and_crops_the_face(tiny_raw,
     assert images.labels.tolist() == [0] * 6 + [1] * 6
     assert images.files[6:] == [f"Alice_Smith/Alice_Smith_{i:04d}.jpg" for i in range(1, 7)]
     assert all(f.split("/")[0] in ("Bob_Jones", "Carol_White", "Dan_Brown") for f in images.files[:6])
-    assert images.files == load_images("face", data, seed=3).files and images.files != load_images("face", data, seed=4).files
+    assert (images.files == load_images("face", data, seed=3).files
+            and images.files != load_images("face", data, seed=4).files)
     assert images.pixels.max() < 130  # only the face box: none of the white background is left
     counts = prepare.prepare_task("face", data, 0, tmp_path / "out").counts
     assert counts == {"used": {"other": 6, "target": 6}}
@@ -60,7 +62,8 @@ def test_lfw_draws_the_target_against_seeded_others_and_crops_the_face(tiny_raw,
 
 
 @pytest.mark.parametrize("lfw, message", [
-    ({"target": "Alice_Smyth"}, r"'Alice_Smyth' is not a person in '.*lfw_funneled' \(4 people\); closest names: \['Alice_Smith'\]"),
+    ({"target": "Alice_Smyth"},
+     r"'Alice_Smyth' is not a person in '.*lfw_funneled' \(4 people\); closest names: \['Alice_Smith'\]"),
     ({"n_other": 10}, r"data.<task>.lfw.n_other: 10 is more than the 9 images of other people"),
 ])
 def test_lfw_wrong_person_or_too_many_others_is_an_error(tiny_raw, tmp_path, lfw, message):
@@ -69,8 +72,9 @@ def test_lfw_wrong_person_or_too_many_others_is_an_error(tiny_raw, tmp_path, lfw
 
 
 def test_lfw_without_cache_or_download_names_the_cache_folder(tiny_raw, tmp_path):
-    with pytest.raises(DataError, match=rf"^LFW is not in the cache folder '{tmp_path}/empty/lfw_home' \(.*pairsDevTrain.txt "
-                                        r"is missing\) and data.<task>.lfw.download is false; run prepare once"):
+    with pytest.raises(DataError, match=rf"^LFW is not in the cache folder '{tmp_path}/empty/lfw_home' "
+                                        r"\(.*pairsDevTrain.txt is missing\) and data.<task>.lfw.download is false; "
+                                        r"run prepare once"):
         load_images("face", lfw_data(tiny_raw, tmp_path / "empty"), seed=0)
 
 
@@ -80,8 +84,9 @@ def test_lfw_download_without_network_names_the_cache_folder(tiny_raw, tmp_path,
         raise OSError("Network is unreachable")
     monkeypatch.setattr(socket, "create_connection", no_network)
     monkeypatch.setattr(time, "sleep", lambda seconds: None)  # scikit-learn waits between its retries
-    with pytest.raises(DataError, match=rf"^LFW is not in the cache folder '{tmp_path}/offline/lfw_home' \(.*Network is "
-                                        r"unreachable.*\) and downloading it failed; run prepare once on a machine with network"):
+    with pytest.raises(DataError, match=rf"^LFW is not in the cache folder '{tmp_path}/offline/lfw_home' "
+                                        r"\(.*Network is unreachable.*\) and downloading it failed; "
+                                        r"run prepare once on a machine with network"):
         load_images("face", lfw_data(tiny_raw, tmp_path / "offline", download=True), seed=0)
 
 
@@ -135,7 +140,8 @@ def write_release(root):
     for part, start, n in (("train", 0, 6), ("test", 100, 2)):
         for emotion in ("angry", "happy", "sad", "disgust"):
             (root / part / emotion).mkdir(parents=True)
-            for i, image in enumerate(fer_images("angry" if emotion == "disgust" else emotion, n, start + 50 * (emotion == "disgust"))):
+            for i, image in enumerate(fer_images("angry" if emotion == "disgust" else emotion, n,
+                                                 start + 50 * (emotion == "disgust"))):
                 Image.fromarray(image).save(root / part / emotion / f"{part}_{i}.png")
     return root
 
@@ -169,8 +175,10 @@ def test_fer2013_release_keeps_its_test_split_as_released_and_drops_the_train_si
         {"match": "near-duplicate", "test": ["test/angry/near_test.png"], "removed": ["train/angry/near_train.png"],
          "classes": ["angry"]}]
     assert report["conflicts"] == []
-    assert report["duplicates"] == [{"class": "sad", "kept": "train/sad/apart_1.png", "removed": ["train/sad/apart_2.png"]}]
-    assert {name: row["test_copies_removed"] for name, row in report["classes"].items()} == {"angry": 3, "happy": 0, "sad": 1}
+    assert report["duplicates"] == [{"class": "sad", "kept": "train/sad/apart_1.png",
+                                     "removed": ["train/sad/apart_2.png"]}]
+    assert ({name: row["test_copies_removed"] for name, row in report["classes"].items()}
+            == {"angry": 3, "happy": 0, "sad": 1})
     assert report["not_used"] == {"train/disgust": 6, "test/disgust": 2}
     for seed in (0, 1):
         split_of = splits_of(tmp_path / "out", seed, data.split)
@@ -182,5 +190,6 @@ def test_fer2013_release_keeps_its_test_split_as_released_and_drops_the_train_si
 
 def test_fer2013_release_needs_a_train_folder(tiny_raw, tmp_path):
     (tmp_path / "angry").mkdir()
-    with pytest.raises(DataError, match=r"is not a FER2013 image-folder release: it has no train/ folder \(it holds \['angry'\]\)"):
+    with pytest.raises(DataError, match=r"is not a FER2013 image-folder release: it has no train/ folder "
+                                        r"\(it holds \['angry'\]\)"):
         prepare.prepare_task("emotion", fer_data(tiny_raw, tmp_path), 0, tmp_path / "out")

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from facelab import paths
 from facelab.evaluation.records import Confusion, Details, Metrics
 from facelab.evaluation.scores import class_report, error_zscore, zscore
 from facelab.modelcard import Health
@@ -16,13 +17,13 @@ from facelab.reporting import comparison
 from facelab.reporting.document import SECTIONS
 from facelab.reporting.document import write_report as run
 from facelab.reporting.render import render_html, render_markdown
-from facelab import paths
 from facelab.reporting.results import Experiment, Run, load_experiment
 
 CLASSES = {"face": ["other", "target"], "emotion": ["angry", "happy", "sad"]}
 RECIPES = ("vgg16_finetune", "resnet18_scratch", "resnet18_pretrained")
 CALIBRATED = {"temperature": 1.734, "bins": 15, "val": {"before": 0.121, "after": 0.032},
-              "test": {"before": {"ece": 0.142, "ece_ci": [0.09, 0.2]}, "after": {"ece": 0.051, "ece_ci": [0.03, 0.11]}}}
+              "test": {"before": {"ece": 0.142, "ece_ci": [0.09, 0.2]},
+                       "after": {"ece": 0.051, "ece_ci": [0.03, 0.11]}}}
 HEALTHY = {"min_grad_norm": 0.002, "max_grad_norm": 3.5, "vanishing_gradients": False,
            "exploding_gradients": False, "frozen_layers": []}
 
@@ -160,7 +161,8 @@ def test_confusions_are_named_by_class_pair_with_the_largest_off_diagonal_zscore
     assert "judged among the errors alone (z-scores over the off-diagonal cells)" in sentence
     assert "happy -> sad is the top confusion of 3 of 3 recipes." in sentence
     raw = [[8, 1, 1], [1, 7, 1], [9, 1, 9]]
-    runs[1].first.confusion = Confusion(classes=runs[1].confusion.classes, raw=raw, zscore=zscore(np.array(raw)).tolist())
+    runs[1].first.confusion = Confusion(classes=runs[1].confusion.classes, raw=raw,
+                                        zscore=zscore(np.array(raw)).tolist())
     assert "sad -> angry (z-score 2.24 in resnet18_scratch)" in comparison.confusion_sentence(runs)
 
 
@@ -286,7 +288,8 @@ def test_page_has_every_section_of_every_experiment_in_order_and_works_offline(b
 def test_page_shows_the_numbers_flags_and_computed_comparison(built):
     root, _, comparisons = built
     text = (root / "reports" / "index.html").read_text()
-    assert "<p>Trained 3 epochs in 12.5 s (321.0 images/second); kept epoch 3 (val_macro_f1: highest validation macro F1, ties to the lower loss).</p>" in text
+    assert ("<p>Trained 3 epochs in 12.5 s (321.0 images/second); kept epoch 3 (val_macro_f1: highest validation "
+            "macro F1, ties to the lower loss).</p>" in text)
     assert "<li>exploding gradients: yes</li>" in text
     assert text.count("Gradient health was not recorded for this run.") == 3
     assert text.count("Calibration was not recorded for this run.") == 3
@@ -361,7 +364,8 @@ def test_stand_in_weights_are_flagged_in_the_comparison_and_on_the_page(tmp_path
     sentences = comparison.compare_task(runs)
     assert sentence(sentences, "Pretraining").startswith(
         "Pretraining is not measured here: resnet18_pretrained started from resnet18-f37072fd.pth, which is not "
-        "torchvision's ImageNet file (a stand-in); it trained in 12 s against 12 s from random initialisation (1.00x the time).")
+        "torchvision's ImageNet file (a stand-in); it trained in 12 s against 12 s from random initialisation "
+        "(1.00x the time).")
     for exp in runs:
         write_experiment(tmp_path, exp, histograms=False)
     loaded = [load_experiment("face", recipe, [42], tmp_path) for recipe in RECIPES]

@@ -23,9 +23,11 @@ pytestmark = [pytest.mark.e2e,  # starts a real browser
 PROBE = """<script>window.addEventListener('load', () => {
   const broken = [...document.images].filter(i => !i.complete || i.naturalWidth === 0).map(i => i.getAttribute('src'));
   const widths = Object.fromEntries([...document.images].map(i => [i.getAttribute('src'), i.naturalWidth]));
-  document.body.setAttribute('data-probe', JSON.stringify({images: document.images.length, broken: broken, widths: widths,
+  document.body.setAttribute('data-probe', JSON.stringify({
+    images: document.images.length, broken: broken, widths: widths,
     folded: document.querySelectorAll('details:not([open])').length,
-    links: [...document.querySelectorAll('a[href^="#"]')].filter(a => !document.getElementById(a.getAttribute('href').slice(1))).length}));
+    links: [...document.querySelectorAll('a[href^="#"]')]
+      .filter(a => !document.getElementById(a.getAttribute('href').slice(1))).length}));
 });</script>"""
 
 
@@ -77,7 +79,8 @@ def report(tmp_path_factory):
         write_experiment(root, exp, histograms=exp.task == "face")
         if exp.task == "face":
             draw_explained(paths.plots(exp.task, exp.recipe, 42, root))
-    write_report([load_experiment(t, r, [42], root) for t in CLASSES for r in RECIPES], root / "reports", root / "zscore")
+    write_report([load_experiment(t, r, [42], root) for t in CLASSES for r in RECIPES], root / "reports",
+                 root / "zscore")
     return root / "reports"
 
 

@@ -76,7 +76,8 @@ def test_the_interval_over_seeds_is_at_least_as_wide_as_one_seeds_paired_interva
     lo, hi = pair.over_runs.ci
     alone = comparison.pairwise([Experiment(e.task, e.recipe, e.runs[:1]) for e in runs])[0].over_runs
     assert hi - lo >= alone.ci[1] - alone.ci[0] > 0
-    assert alone.per_seed == pair.over_runs.per_seed[:1] or alone.per_seed[0] == pytest.approx(-pair.over_runs.per_seed[0])
+    assert (alone.per_seed == pair.over_runs.per_seed[:1]
+            or alone.per_seed[0] == pytest.approx(-pair.over_runs.per_seed[0]))
 
 
 def test_one_seed_says_run_to_run_variation_is_not_included_and_has_no_aso():

@@ -1,4 +1,5 @@
-"""Pull-request review: the review command's verdicts, and every `run:` step of review.yml executed in order in a temporary repo with two commits (gh/cml stubbed to record the comment)."""
+"""Pull-request review: the review command's verdicts, and every `run:` step of review.yml executed in order in a
+temporary repo with two commits (gh/cml stubbed to record the comment)."""
 from __future__ import annotations
 
 import os
@@ -38,7 +39,8 @@ def side(predicted: list[int], macro_f1: float, seed: int = 42) -> Side:
     return Side(seed=seed, metrics=scored(macro_f1),
                 history=pd.DataFrame({"epoch": [1], "train/loss": [1.0], "val/loss": [1.0], "train/acc": [0.5],
                                       "val/acc": [0.5]}),
-                predictions=pd.DataFrame({"actual": [names[i] for i in actual], "predicted": [names[i] for i in predicted]}),
+                predictions=pd.DataFrame({"actual": [names[i] for i in actual],
+                                          "predicted": [names[i] for i in predicted]}),
                 confusion=Confusion(classes=names, raw=[[1, 0], [0, 1]], zscore=[[1, -1], [-1, 1]]))
 
 
@@ -170,9 +172,11 @@ def reviewed(tmp_path_factory, changed_repo, stand_in_torch_home):
 @pytest.mark.e2e
 def test_workflow_runs_every_step_and_posts_the_review_as_one_updated_comment(reviewed):
     path, record, ran = reviewed
-    assert [name for name, _ in ran] == ["Install, with CPU-only torch (the runner has no GPU)", "Reproduce the pipeline",
-                   "Review against the base revision", "Plots diff page (every curve and matrix of both revisions)",
-                   "Comment on the pull request (one comment, updated on every push)"]
+    assert [name for name, _ in ran] == ["Install, with CPU-only torch (the runner has no GPU)",
+                                         "Reproduce the pipeline",
+                                         "Review against the base revision",
+                                         "Plots diff page (every curve and matrix of both revisions)",
+                                         "Comment on the pull request (one comment, updated on every push)"]
     calls = (record / "calls.log").read_text().splitlines()
     assert calls[-1] == "cml comment update --target=pr --publish --watermark-title=facelab review review/comment.md"
     assert (path / "plots-diff" / "index.html").is_file()
@@ -190,19 +194,21 @@ def test_the_comment_has_the_metrics_diff_verdicts_unchanged_lines_and_images_th
                for seed in tiny_raw_params()["seeds"]}
     assert {line.split(" | ")[0][2:] for line in table} <= changed
     for task in TASKS:
-        line = next(l for l in comment.splitlines() if l.startswith(f"- **resnet18_scratch on {task}**"))
+        line = next(text for text in comment.splitlines() if text.startswith(f"- **resnet18_scratch on {task}**"))
         assert re.search(r"paired bootstrap 95% CI \[[+-]\d\.\d{3}, [+-]\d\.\d{3}\], p [=<] [\d.e-]+\); "
                          r"accuracy \(McNemar's exact test\): p = [\d.e-]+, .*: (not )?significant", line), line
-    unchanged = next(l for l in comment.splitlines() if l.startswith("- unchanged: "))
+    unchanged = next(line for line in comment.splitlines() if line.startswith("- unchanged: "))
     assert sorted(unchanged[len("- unchanged: "):-1].split(", ")) == sorted(
         f"{t}/{r}" for t in TASKS for r in RECIPES if (t, r) not in CHANGED)
     assert "> ⚠️ face/resnet18_pretrained: not ImageNet weights" in comment  # this suite's stand-in files
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", comment)
     # base/head figures, and the strip of discordant test images (same prepared split at both revisions)
-    assert sorted(images) == sorted([f"{t}_{r}.png" for t, r in CHANGED] + [f"{t}_{r}_discordant.png" for t, r in CHANGED])
+    assert sorted(images) == sorted([f"{t}_{r}.png" for t, r in CHANGED]
+                                    + [f"{t}_{r}_discordant.png" for t, r in CHANGED])
     for image in images:
         pixels = matplotlib.image.imread(path / "review" / image)
-        assert pixels.shape[0] > (50 if image.endswith("_discordant.png") else 300) and np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0).shape[0] > 20
+        assert (pixels.shape[0] > (50 if image.endswith("_discordant.png") else 300)
+                and np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0).shape[0] > 20)
         assert (path / "review" / image).stat().st_size < 300_000  # small enough for a comment
 
 

@@ -1,4 +1,5 @@
-"""Grad-CAM saliency on real torchvision models: the maps against Grad-CAM's definition, frozen trunks, class mean maps, overlays and the figure's pixels."""
+"""Grad-CAM saliency on real torchvision models: the maps against Grad-CAM's definition, frozen trunks, class mean
+maps, overlays and the figure's pixels."""
 from __future__ import annotations
 
 import numpy as np

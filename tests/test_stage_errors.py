@@ -16,8 +16,8 @@ def test_a_missing_weights_file_ends_dvc_repro_with_one_error_line(built_repo, t
     path = copy_repo(built_repo[0], tmp_path / "repo")
     empty = tmp_path / "torch_home"  # no ImageNet files, and downloads go to a closed port
     env = {**os.environ, "TORCH_HOME": str(empty), "HTTPS_PROXY": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"}
-    result = sh("dvc", "repro", "--force", "--single-item", f"run@emotion-resnet18_pretrained-{SEED}", cwd=path, env=env,
-                check=False)
+    result = sh("dvc", "repro", "--force", "--single-item", f"run@emotion-resnet18_pretrained-{SEED}", cwd=path,
+                env=env, check=False)
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert "Traceback" not in result.stderr and "ChildFailedError" not in result.stderr

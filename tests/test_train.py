@@ -31,7 +31,7 @@ def test_train_logs_each_epoch_and_keeps_the_best_epochs_weights(tiny_params, pr
     settings = dataclasses.replace(tiny_params.train, select_by=select_by)
     result = loop.train_loop("emotion/resnet18_scratch", tiny_params.models["resnet18_scratch"],
                        settings, tiny_params.seeds[0], splits, classes)
-    lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("[emotion/resnet18_scratch]")]
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[emotion/resnet18_scratch]")]
     assert len(lines) == 2
     assert lines[1].startswith("[emotion/resnet18_scratch] epoch 2/2  train loss ")
     assert list(result.history.columns) == ["epoch", "train/loss", "train/acc", "val/loss", "val/acc",
@@ -182,11 +182,13 @@ def test_evaluate_scores_test_split_with_the_saved_model(tiny_params, prepared, 
     recipe = dataclasses.replace(tiny_params.models["resnet18_scratch"], epochs=1)
     result = loop.train_loop("e/r", recipe, tiny_params.train, tiny_params.seeds[0], splits, classes)
     settings = train.model_settings("emotion", "resnet18_scratch", recipe, tiny_params.train, tiny_params.seeds[0],
-                                    data_split(splits, tiny_params.data["emotion"].split, classes), classes, {"img_size": 32, "faces": "none", "min_side": 32},
+                                    data_split(splits, tiny_params.data["emotion"].split, classes), classes,
+                                    {"img_size": 32, "faces": "none", "min_side": 32},
                                     weights_provenance(recipe))
     calibration = train.fit_calibration(trained_model(recipe, len(classes), result.state_dict), splits["val"],
                                         tiny_params.train)
-    train.save_outputs(result, settings, calibration, paths.train_outputs("emotion", "resnet18_scratch", tiny_params.seeds[0], tmp_path))
+    train.save_outputs(result, settings, calibration,
+                       paths.train_outputs("emotion", "resnet18_scratch", tiny_params.seeds[0], tmp_path))
     model_path = paths.model("emotion", "resnet18_scratch", tiny_params.seeds[0], tmp_path)
     info = json.loads(model_path.with_suffix(".json").read_text())
     names = [f"test/{i:03d}.png" for i in range(len(splits["test"].labels))]
@@ -227,7 +229,8 @@ def test_two_same_seed_trainings_give_identical_metrics_and_byte_identical_model
     assert beyond_flip(tiny_params.train.augment)  # with the default augmentation on: crops, jitter, erasing
     recipe = dataclasses.replace(tiny_params.models["resnet18_scratch"], epochs=1)
     settings = train.model_settings("emotion", "resnet18_scratch", recipe, tiny_params.train, tiny_params.seeds[0],
-                                    data_split(splits, tiny_params.data["emotion"].split, classes), classes, {"img_size": 32, "faces": "none", "min_side": 32},
+                                    data_split(splits, tiny_params.data["emotion"].split, classes), classes,
+                                    {"img_size": 32, "faces": "none", "min_side": 32},
                                     weights_provenance(recipe))
     digests, runs = [], []
     for root in (tmp_path / "a", tmp_path / "b"):
@@ -235,8 +238,10 @@ def test_two_same_seed_trainings_give_identical_metrics_and_byte_identical_model
         runs.append(result)
         calibration = train.fit_calibration(trained_model(recipe, len(classes), result.state_dict), splits["val"],
                                             tiny_params.train)
-        train.save_outputs(result, settings, calibration, paths.train_outputs("emotion", "resnet18_scratch", tiny_params.seeds[0], root))
-        digests.append(hashlib.sha256(paths.model("emotion", "resnet18_scratch", tiny_params.seeds[0], root).read_bytes()).hexdigest())
+        train.save_outputs(result, settings, calibration,
+                           paths.train_outputs("emotion", "resnet18_scratch", tiny_params.seeds[0], root))
+        digests.append(hashlib.sha256(paths.model("emotion", "resnet18_scratch", tiny_params.seeds[0], root)
+                                      .read_bytes()).hexdigest())
     assert runs[0].history.equals(runs[1].history)
     assert all(torch.equal(runs[0].state_dict[k], runs[1].state_dict[k]) for k in runs[0].state_dict)
     assert runs[0].gradients.equals(runs[1].gradients) and runs[0].summary == {
