@@ -128,6 +128,11 @@ def family_pixels(originals: list[Path], folder: Path) -> tuple[np.ndarray, np.n
     return np.stack(squares), np.array(family), kind
 
 
+def families_whole(groups: np.ndarray, family: np.ndarray, families: int) -> int:
+    """How many families have all their images in one group."""
+    return sum(len(set(groups[family == f])) == 1 for f in range(families))
+
+
 def person_figures(name: str, pixels: np.ndarray, family: np.ndarray, kind: list[str]) -> dict:
     packed = hashes(pixels)
     groups = near_groups(packed)
@@ -140,10 +145,9 @@ def person_figures(name: str, pixels: np.ndarray, family: np.ndarray, kind: list
             found[edit] += int(groups[i] == group_of_family[family[i]])
             pair = near_groups(packed[[originals[family[i]], i]])
             alone[edit] += int(pair[0] == pair[1])
-    whole = sum(len(set(groups[family == f])) == 1 for f in range(len(originals)))
+    whole = families_whole(groups, family, len(originals))
     listed = np.flatnonzero(np.isin(kind, ("original", *DONE_WHEN)))
-    listed_groups = near_groups(packed[listed])
-    whole_listed = sum(len(set(listed_groups[family[listed] == f])) == 1 for f in range(len(originals)))
+    whole_listed = families_whole(near_groups(packed[listed]), family[listed], len(originals))
     pairs = list(combinations(range(len(originals)), 2))
     merged = sum(group_of_family[a] == group_of_family[b] for a, b in pairs)
     copies = len(EDITS) * len(originals)
