@@ -13,6 +13,7 @@ Configurations (--configs):
   typical   the hand-written script of benchmarks/throughput.py (ImageFolder, PIL transforms with a random flip,
             DataLoader, plain loop, the last epoch kept) with the `before` recipe, trained on the same train files
             and scored on the same test files.
+--members N trains N runs a seed for `defaults` (same split, other initialisations) and scores their ensemble.
 Prints a markdown table: per seed, then mean ± std (sample std over seeds) of test acc, macro F1 and train seconds,
 and what the augmentation costs per epoch (one epoch of batches drawn with and without it, timed side by side).
 """
@@ -30,6 +31,7 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.metrics import f1_score
+from torch import nn
 from torch.utils.data import DataLoader, Subset
 from torchvision import transforms
 from torchvision.datasets import ImageFolder
@@ -38,7 +40,7 @@ from benchmarks.throughput import in_fresh_process, typical_train
 from facelab.data import prepare
 from facelab.data.augment import draw
 from facelab.data.batches import Inputs, load_prepared, prepared_split, split_files
-from facelab.evaluation.forward import split_predictions
+from facelab.evaluation.forward import forward_logits
 from facelab.evaluation.scores import split_scores
 from facelab.models import IMAGENET_MEAN, IMAGENET_STD, trained_model
 from facelab.params import RECIPES, augmentation, parse_params
@@ -77,6 +79,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="override a params.yaml key for 'defaults', as dvc exp run -S does (YAML value)")
     parser.add_argument("--img-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads, every side")
+    parser.add_argument("--members", type=int, default=1,
+                        help="defaults: train this many runs a seed (inits seed, seed + 1000, ...) and score their "
+                             "mean probabilities as one ensemble; train s is their sum")
     parser.add_argument("--params", default="params.yaml")
     return parser.parse_args(argv)
 
@@ -109,25 +114,38 @@ def config_params(raw: dict, config: str, sets: list[str], folder: Path, img_siz
     return parse_params(raw)
 
 
-def facelab_side(params, recipe_name: str, seed: int, prepared: Path) -> dict:
-    """The stages' own path: training.loop.train_loop, then the test split scored as evaluate scores it."""
+def facelab_side(params, recipe_name: str, seed: int, prepared: Path, members: int = 1) -> dict:
+    """The stages' own path: training.loop.train_loop, then the test split scored as evaluate scores it.
+    members > 1: as many runs on this seed's split, initialised (and their batches drawn) with seed, seed + 1000,
+    seed + 2000, ..., scored as one ensemble (the mean of their softmax probabilities); the first member is the run
+    that members = 1 trains."""
     splits, classes = load_prepared(prepared, seed, params.data["face"].split)
     recipe, settings = params.models[recipe_name], params.train
-    result = loop.train_loop(f"seed {seed}", recipe, settings, seed, splits, classes)
-    model = trained_model(recipe, len(classes), result.state_dict)
     batch = settings.eval_batch_size
+    test = Inputs(splits["test"], None, batch, flips=False)
+    labels = test.data.labels.cpu()
+    probabilities: dict[bool, list[torch.Tensor]] = {False: [], True: []}
+    results = []
+    for member in range(members):
+        result = loop.train_loop(f"seed {seed}", recipe, settings, seed + 1000 * member, splits, classes)
+        model = trained_model(recipe, len(classes), result.state_dict)
+        for flip in (False, True):  # the run's setting and the other one, for free
+            probabilities[flip].append(forward_logits(model, test, batch, flip).softmax(1))
+        results.append(result)
     scored = {}
-    for flip in (settings.tta_flip, not settings.tta_flip):  # the run's setting, and the other one for free
-        predicted, labels, loss = split_predictions(model, Inputs(splits["test"], None, batch, flips=False), batch,
-                                                    flip)
-        scored[flip] = split_scores(labels.numpy(), predicted.numpy(), loss, len(classes))
+    for flip, members_ in probabilities.items():
+        mean = torch.stack(members_).mean(0)
+        loss = nn.functional.nll_loss(mean.clamp_min(1e-12).log(), labels).item()
+        scored[flip] = split_scores(labels.numpy(), mean.argmax(1).numpy(), loss, len(classes))
     scores = scored[settings.tta_flip]
-    epoch_seconds = result.summary["train_seconds"] / result.summary["epochs"]
+    member_acc = [float((p.argmax(1) == labels).float().mean()) for p in probabilities[settings.tta_flip]]
+    first = results[0].summary
     cost = augment_seconds(splits, augmentation(recipe, settings), recipe.batch_size, seed)
-    return {"acc": scores["acc"], "macro_f1": scores["macro_f1"], "train_s": result.summary["train_seconds"],
+    return {"acc": scores["acc"], "macro_f1": scores["macro_f1"],
+            "train_s": sum(r.summary["train_seconds"] for r in results),
             "flip_acc": scored[True]["acc"], "flip_macro_f1": scored[True]["macro_f1"],
-            "best_epoch": result.summary["best_epoch"], "epochs": result.summary["epochs"],
-            "augment_share": cost / epoch_seconds if recipe.frozen == () else None}
+            "best_epoch": first["best_epoch"], "epochs": first["epochs"], "member_acc": member_acc,
+            "augment_share": cost / (first["train_seconds"] / first["epochs"]) if recipe.frozen == () else None}
 
 
 def augment_seconds(splits, augment, batch_size: int, seed: int) -> float:
@@ -219,10 +237,13 @@ def main(argv=None) -> None:
                     result = in_fresh_process(typical_side, params[config], args.recipe, seed, args.folder, manifest,
                                               args.img_size, args.threads)
                 else:
-                    result = in_fresh_process(facelab_side, params[config], args.recipe, seed, prepared)
+                    result = in_fresh_process(facelab_side, params[config], args.recipe, seed, prepared,
+                                              args.members if config == "defaults" else 1)
                 runs[config].append(result)
                 print(f"seed {seed} {config}: acc {result['acc']:.4f} macro_f1 {result['macro_f1']:.4f} "
-                      f"train {result['train_s']:.0f} s, kept epoch {result['best_epoch']}", flush=True)
+                      f"train {result['train_s']:.0f} s, kept epoch {result['best_epoch']}"
+                      + (f", members' acc {', '.join(f'{a:.4f}' for a in result['member_acc'])}"
+                         if len(result.get("member_acc", [])) > 1 else ""), flush=True)
     print(f"\n{args.recipe} on {args.folder} at {args.img_size} px, seeds {args.seeds}, torch threads {args.threads}; "
           f"--set {' '.join(args.set) or '(none)'}; load average before {load[0]:.2f}, "
           f"after {os.getloadavg()[0]:.2f}\n")
