@@ -104,7 +104,7 @@ def save_contact_sheet(task: str, img_size: int, seed: int, difficulty: float, p
     for k, i in enumerate(order):
         r, c = divmod(k, cols)
         sheet[r * s:r * s + img_size, c * s:c * s + img_size] = images[i]
-    Image.fromarray(sheet).resize((cols * s * 3, rows * s * 3), Image.NEAREST).save(path)
+    Image.fromarray(sheet).resize((cols * s * 3, rows * s * 3), Image.Resampling.NEAREST).save(path)
     print(f"[{task}] contact sheet -> {path}")
 
 

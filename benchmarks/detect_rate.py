@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,7 @@ def faces(n: int, rng: np.random.Generator) -> list[Path]:
 def background(rng: np.random.Generator) -> Image.Image:
     """A smooth two-colour blotch field with noise: no faces, some edges, like an out-of-focus room."""
     coarse = rng.uniform(0, 255, (int(rng.integers(3, 9)), int(rng.integers(3, 9)), 3)).astype(np.uint8)
-    field = np.asarray(Image.fromarray(coarse).resize(FRAME, Image.BICUBIC), np.float32)
+    field = np.asarray(Image.fromarray(coarse).resize(FRAME, Image.Resampling.BICUBIC), np.float32)
     return Image.fromarray(np.clip(field + rng.normal(0, 6, field.shape), 0, 255).astype(np.uint8))
 
 
@@ -46,10 +47,11 @@ def frame(face_path: Path, rng: np.random.Generator) -> tuple[np.ndarray, tuple[
     """The face pasted into a background; the box it covers (left, top, right, bottom)."""
     face = Image.open(face_path).convert("RGB")
     width = int(rng.uniform(*SCALES) * FRAME[0])
-    face = face.resize((width, round(width * face.height / face.width)), Image.BICUBIC)
+    face = face.resize((width, round(width * face.height / face.width)), Image.Resampling.BICUBIC)
     turn = rng.uniform(-MAX_TURN, MAX_TURN)
-    mask = Image.new("L", face.size, 255).rotate(turn, Image.BICUBIC, expand=True)  # only the face, no black corners
-    face = face.rotate(turn, Image.BICUBIC, expand=True)
+    # only the face, no black corners
+    mask = Image.new("L", face.size, 255).rotate(turn, Image.Resampling.BICUBIC, expand=True)
+    face = face.rotate(turn, Image.Resampling.BICUBIC, expand=True)
     canvas = background(rng)
     left = int(rng.integers(0, FRAME[0] - face.width + 1))
     top = int(rng.integers(0, max(1, FRAME[1] - face.height + 1)))
@@ -70,7 +72,7 @@ def landmark_box(pixels: np.ndarray) -> tuple[int, int, int, int] | None:
     return found.box if found is not None else None
 
 
-FINDERS = {
+FINDERS: dict[str, Callable[[np.ndarray], tuple[int, int, int, int] | None]] = {
     "Haar, first pass only": lambda pixels: largest_face(pixels, second_pass=False),
     "Haar, with the second pass (detect)": largest_face,
     "MTCNN landmarks (align)": landmark_box,

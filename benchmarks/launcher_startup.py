@@ -33,7 +33,7 @@ def main() -> None:
         (root / "params.yaml").write_text(yaml.safe_dump(raw))
         prepare.prepare_task("emotion", parse_params(raw).data["emotion"], raw["data_seed"],
                              root / "data" / "prepared" / "emotion")
-        seconds = {name: [] for name in COMMANDS}
+        seconds: dict[str, list[float]] = {name: [] for name in COMMANDS}
         for _ in range(args.repeats):
             for name, command in COMMANDS.items():
                 started = time.perf_counter()

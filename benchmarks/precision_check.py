@@ -12,6 +12,7 @@ import dataclasses
 import tempfile
 import time
 from pathlib import Path
+from typing import Literal
 
 import torch
 
@@ -49,10 +50,12 @@ def main(argv=None) -> None:
     recipe = dataclasses.replace(recipe, epochs=args.epochs or recipe.epochs)
     data = params.data[args.task]
     if args.n_images:
+        if data.generated is None:
+            raise SystemExit(f"--n-images: data.{args.task}.generated is not set in {args.params}")
         data = dataclasses.replace(data, generated=dataclasses.replace(data.generated, n_images=args.n_images))
     base = dataclasses.replace(params.train, device=args.device, threads=args.threads)
     seed = params.seeds[0]
-    runs = [("fp32", seed), ("fp32", seed + 1), ("bf16", seed)]
+    runs: list[tuple[Literal["fp32", "bf16"], int]] = [("fp32", seed), ("fp32", seed + 1), ("bf16", seed)]
     with tempfile.TemporaryDirectory(prefix="facelab-precision-") as tmp:
         prepare.prepare_task(args.task, data, params.data_seed, Path(tmp))
         splits, classes = load_prepared(tmp, seed, data.split)

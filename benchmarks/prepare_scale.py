@@ -31,6 +31,7 @@ def measure(task: str, n_images: int, img_size: int, params: Path) -> dict:
     result = {"images": n_images, "seconds": 0.0, "load_seconds": 0.0, "near_seconds": 0.0}
     if n_images:
         raw = load_yaml(params.read_text(), str(params))[0]
+        assert isinstance(raw, dict), f"{params}: not a mapping"
         raw["data"][task]["img_size"] = img_size
         raw["data"][task]["generated"]["n_images"] = n_images
         config = parse_params(raw)

@@ -155,7 +155,7 @@ def augment_seconds(splits, augment, batch_size: int, seed: int) -> float:
     n = len(inputs)
     draws = draw(augment, n, torch.Generator().manual_seed(seed))
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    timings = {True: [], False: []}
+    timings: dict[bool, list[float]] = {True: [], False: []}
     for _ in range(3):
         for augmented in (True, False):
             started = time.perf_counter()
@@ -176,12 +176,13 @@ def typical_side(params, recipe_name: str, seed: int, folder: Path, manifest: pd
     dataset = ImageFolder(str(folder), test_transform)
     keep = [i for i, (path, _) in enumerate(dataset.samples) if os.path.relpath(path, folder) in files["test"]]
     model.eval()
-    predicted, actual = [], []
+    batches: list[torch.Tensor] = []
+    truths: list[torch.Tensor] = []
     with torch.no_grad():
         for x, y in DataLoader(Subset(dataset, keep), batch_size=128):
-            predicted.append(model(x).argmax(1))
-            actual.append(y)
-    predicted, actual = torch.cat(predicted).numpy(), torch.cat(actual).numpy()
+            batches.append(model(x).argmax(1))
+            truths.append(y)
+    predicted, actual = torch.cat(batches).numpy(), torch.cat(truths).numpy()
     return {"acc": float(np.mean(predicted == actual)),
             "macro_f1": float(f1_score(actual, predicted, average="macro", labels=list(range(len(classes))),
                                        zero_division=0)),
@@ -219,8 +220,9 @@ def table(runs: dict[str, list[dict]], seeds: list[int]) -> list[str]:
 def main(argv=None) -> None:
     args = parse_args(argv)
     raw = load_yaml(Path(args.params).read_text(), args.params)[0]
+    assert isinstance(raw, dict), f"{args.params}: not a mapping"
     load = os.getloadavg()
-    runs = {config: [] for config in args.configs}
+    runs: dict[str, list[dict]] = {config: [] for config in args.configs}
     with tempfile.TemporaryDirectory(prefix="facelab-quality-") as tmp:
         for seed in args.seeds:
             prepared = Path(tmp) / f"prepared-{seed}"

@@ -41,7 +41,7 @@ def prepare(root: Path, recipes: list[str]) -> None:
     from facelab.data import prepare as preparing
     from facelab.data.batches import data_split, load_prepared
     from facelab.files import read_json, write_json
-    from facelab.modelcard import ModelCard, ModelResults
+    from facelab.modelcard import ModelCard, ModelResults, WeightsProvenance
     from facelab.modelfile import weights_bytes
     from facelab.models import build_model, weights_provenance
     from facelab.params import load_params
@@ -57,9 +57,10 @@ def prepare(root: Path, recipes: list[str]) -> None:
         torch.manual_seed(seed)
         model = build_model(recipe, len(classes)).eval()
         settings = model_settings("face", name, recipe, params.train, seed, data_split(splits, fractions, classes),
-                                  classes, read_json(prepared / "classes.json"), weights_provenance(recipe))
+                                  classes, read_json(prepared / "classes.json"),
+                                  WeightsProvenance(**weights_provenance(recipe)))
         scores = {"loss": 0.0, "acc": 0.0, "macro_f1": 0.0}
-        health = {"min_grad_norm": None, "max_grad_norm": None, "vanishing_gradients": False,
+        health: dict[str, object] = {"min_grad_norm": None, "max_grad_norm": None, "vanishing_gradients": False,
                   "exploding_gradients": False, "frozen_layers": []}
         results = ModelResults(train=scores, val=scores, epochs=1, best_epoch=1, train_seconds=0.0,
                                images_per_second=0.0, health=health, augment_applied={}, wandb=None,

@@ -80,6 +80,7 @@ def describe(name: str, saliency: dict, classes: list[str]) -> tuple[list[str], 
 def main(argv=None) -> None:
     args = parse_args(argv)
     raw = load_yaml(Path(args.params).read_text(), args.params)[0]
+    assert isinstance(raw, dict), f"{args.params}: not a mapping"
     params = config_params(raw, "defaults", args.set, args.folder, args.img_size, args.threads)
     torch.set_num_threads(args.threads)
     load = os.getloadavg()

@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
+from typing import Literal
 
 import torch
+from torchvision.models import ResNet
 
 from facelab.data.inputs import to_input
 from facelab.models import build_model
@@ -44,12 +46,14 @@ def main(argv=None) -> None:
     images = to_input(torch.randint(0, 256, (args.images, args.img_size, args.img_size, 3), dtype=torch.uint8,
                                     generator=generator))
     labels = torch.randint(0, 3, (args.images,), generator=generator)
-    seconds: dict[str, list[float]] = {"imagenet": [], "small": []}
-    grids = {}
+    stems: tuple[Literal["imagenet", "small"], ...] = ("imagenet", "small")
+    seconds: dict[str, list[float]] = {stem: [] for stem in stems}
+    grids: dict[str, tuple[int, ...]] = {}
     for _ in range(args.repeats):
-        for stem in seconds:
+        for stem in stems:
             torch.manual_seed(0)
             model = build_model(dataclasses.replace(recipe, stem=stem), 3)
+            assert isinstance(model, ResNet)
             seconds[stem].append(step_seconds(model, images, labels, recipe.batch_size))
             with torch.no_grad():
                 model.eval()
@@ -58,8 +62,8 @@ def main(argv=None) -> None:
     best = {stem: min(values) for stem, values in seconds.items()}
     print(f"resnet18 at {args.img_size} px, {args.images} images a pass, batch {recipe.batch_size}, "
           f"{args.threads} threads, fastest of {args.repeats}:")
-    for stem, value in best.items():
-        print(f"  stem {stem}: {1000 * value / args.images:.1f} ms per image; layer3 grid {grids[stem]}")
+    for name, value in best.items():
+        print(f"  stem {name}: {1000 * value / args.images:.1f} ms per image; layer3 grid {grids[name]}")
     print(f"  small / imagenet: {best['small'] / best['imagenet']:.1f}x")
 
 

@@ -156,28 +156,28 @@ def typical_train(folder: Path, train_files: set[str], img_size: int, recipe: Re
     trained on."""
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
-    device = torch.device(device)
+    target = torch.device(device)
     transform = transforms.Compose([
         transforms.Resize(img_size), transforms.CenterCrop(img_size), transforms.RandomHorizontalFlip(),
         transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
     dataset = ImageFolder(str(folder), transform)
     keep = [i for i, (path, _) in enumerate(dataset.samples) if os.path.relpath(path, folder) in train_files]
     loader = DataLoader(Subset(dataset, keep), batch_size=recipe.batch_size, shuffle=True, num_workers=workers,
-                        pin_memory=device.type == "cuda")
-    warm_up(device.type)
+                        pin_memory=target.type == "cuda")
+    warm_up(target.type)
     started = time.perf_counter()
-    model = build_model(recipe, len(dataset.classes)).to(device)
+    model = build_model(recipe, len(dataset.classes)).to(target)
     optimizer = optim.make_optimizer(model, recipe, fused=False)  # PyTorch's default, as users write it
     loss_fn = nn.CrossEntropyLoss()
     model.train()
     for _ in range(recipe.epochs):
         for x, y in loader:
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            x, y = x.to(target, non_blocking=True), y.to(target, non_blocking=True)
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(model(x), y)
             loss.backward()
             optimizer.step()
-    if device.type == "cuda":
+    if target.type == "cuda":
         torch.cuda.synchronize()
     return model, dataset.classes, time.perf_counter() - started, len(keep) * recipe.epochs
 
@@ -254,8 +254,8 @@ def main(argv=None) -> None:
     params = load_params(args.params)
     recipe = params.models[args.recipe]
     recipe = dataclasses.replace(recipe, epochs=args.epochs or recipe.epochs)
-    with tempfile.TemporaryDirectory(prefix="facelab-throughput-") as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="facelab-throughput-") as folder_name:
+        tmp = Path(folder_name)
         task = args.generated or "face"
         data = dataclasses.replace(params.data[task], img_size=args.img_size)
         folder = write_generated(task, data, params.data_seed, tmp / "images") if args.generated else args.folder
@@ -263,7 +263,7 @@ def main(argv=None) -> None:
         data = dataclasses.replace(data, source="folder", path=str(folder), classes=classes)
         stand_in = recipe.weights == "imagenet" and stand_in_weights(recipe.arch, tmp / "torch_home")
         names = {workers: f"typical: ImageFolder, {workers} workers" for workers in args.workers}
-        runs = {"facelab": [], **{name: [] for name in names.values()}, NETWORK: []}
+        runs: dict[str, list[dict]] = {"facelab": [], **{name: [] for name in names.values()}, NETWORK: []}
         for _ in range(args.repeat):  # alternating, so slow drift in machine load hits every side alike
             runs["facelab"].append(in_fresh_process(facelab_side, data, recipe, args.params, args,
                                                     tmp / "prepared"))

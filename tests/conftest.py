@@ -25,18 +25,21 @@ def torch_globals():
     """Training sets torch's thread count and deterministic mode for the whole process (seed_everything); put
     them back after each test, so no test depends on which ran before it on the same worker."""
     saved = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
-             torch.is_deterministic_algorithms_warn_only_enabled(), torch.utils.deterministic.fill_uninitialized_memory,
+             torch.is_deterministic_algorithms_warn_only_enabled(),
+             # a property of torch's module object that its stubs lack
+             torch.utils.deterministic.fill_uninitialized_memory,  # type: ignore[attr-defined]
              torch.backends.cudnn.benchmark)
     yield
     torch.set_num_threads(saved[0])
     torch.use_deterministic_algorithms(saved[1], warn_only=saved[2])
-    torch.utils.deterministic.fill_uninitialized_memory = saved[3]
+    torch.utils.deterministic.fill_uninitialized_memory = saved[3]  # type: ignore[attr-defined]  # as above
     torch.backends.cudnn.benchmark = saved[4]
 
 
 def tiny_raw_params() -> dict:
     """params.yaml shrunk to seconds per stage: one seed, 32 px, ~100 images a task, 1-2 epochs, W&B disabled."""
     raw = load_yaml((ROOT / "params.yaml").read_text(), "params.yaml")[0]  # YAML 1.2, as DVC and facelab read it
+    assert isinstance(raw, dict), "params.yaml: not a mapping"
     raw["seeds"] = [raw["data_seed"]]  # one run per experiment: the e2e repos stay as small as before seeds
     for task, n_images in (("face", 120), ("emotion", 90)):
         raw["data"][task]["img_size"] = 32
@@ -228,8 +231,10 @@ def pytest_collection_modifyitems(items):
         if {"built_repo", "changed_repo"} & set(getattr(item, "fixturenames", ())):
             return 3
         return 1 if item.get_closest_marker("e2e") else 2
-    groups = {}  # xdist hands out whole files (--dist loadfile): a file waits for the shared repos if any of its
-    for item in items:  # tests uses them, else it goes with its earliest test
+    # xdist hands out whole files (--dist loadfile): a file waits for the shared repos if any of its tests uses
+    # them, else it goes with its earliest test
+    groups: dict[Path, set[int]] = {}
+    for item in items:
         groups.setdefault(item.path, set()).add(group(item))
     by_file = {path: 3 if 3 in found else min(found) for path, found in groups.items()}
     rank = {name: i for i, name in enumerate(LONGEST)}
