@@ -56,8 +56,10 @@ def test_an_epoch_is_drawn_at_once_as_the_same_numbers_as_batch_by_batch():
     """One host-to-device copy per epoch, not per batch, yet the order and flips of every earlier
     (and every CPU) run: a seeded permutation, each image flipped with p=1/2."""
     flips = dataclasses.replace(AUGMENT_OFF, hflip=True)
-    batches = [(index, draws.flip)
-               for index, draws in shuffled_batches(100, 32, torch.Generator().manual_seed(7), flips)]
+    batches: list[tuple[torch.Tensor, torch.Tensor]] = []
+    for index, draws in shuffled_batches(100, 32, torch.Generator().manual_seed(7), flips):
+        assert draws.flip is not None  # hflip on: every batch draws its flips
+        batches.append((index, draws.flip))
     assert [len(index) for index, _ in batches] == [32, 32, 32, 4]
     assert [len(flip) for _, flip in batches] == [32, 32, 32, 4]
     reference = torch.Generator().manual_seed(7)

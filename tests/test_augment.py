@@ -27,6 +27,7 @@ def test_the_same_seed_draws_the_same_epoch_and_another_seed_does_not():
 
 def test_draws_stay_inside_the_configured_ranges():
     d = draw(FULL, 4000, torch.Generator().manual_seed(0))
+    assert d.theta is not None and d.gain is not None and d.contrast is not None and d.erase is not None
     area = torch.linalg.det(d.theta[:, :, :2].double()).abs()  # width x height of the crop, rotation aside
     assert area.min() >= 0.5 - 1e-6 and area.max() <= 0.9 + 1e-6
     assert d.gain.min() >= 0.7 and d.gain.max() <= 1.3 and d.contrast.min() >= 0.7 and d.contrast.max() <= 1.3

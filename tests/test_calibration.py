@@ -73,10 +73,10 @@ def test_ece_and_the_intervals_resamples_are_scored_as_torchmetrics_scores_them(
     from torchmetrics.functional.classification import multiclass_calibration_error
     """The vectorised ECE ece_ci scores each resample with equals torchmetrics' on the images as they are,
     including confidences of exactly 1.0 (a bin of their own there) and confidences on bin edges."""
-    logits, labels = overconfident(300, seed=6)
+    logits, drawn = overconfident(300, seed=6)
     probabilities = np.concatenate([torch.softmax(logits, dim=1).double().numpy(),  # many round to 1.0
                                     [[0.6, 0.4, 0.0], [0.4, 0.6, 0.0], [0.2, 0.8, 0.0], [0.0, 0.2, 0.8]]])
-    labels = np.concatenate([labels.numpy(), [0, 0, 1, 1]])
+    labels = np.concatenate([drawn.numpy(), [0, 0, 1, 1]])
     for p, y in ((probabilities, labels), (HAND_PROBABILITIES, HAND_LABELS)):
         for bins in (5, 15):
             slot, confidence, correct = _binned(p, y, bins)

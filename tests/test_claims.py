@@ -107,8 +107,9 @@ def problems(report: str, raw: dict) -> list[str]:
         first = [int(h.loc[h["val/acc"] >= 0.95 * h["val/acc"].max(), "epoch"].iloc[0]) for h in histories]
         if ([int(e) for e in epochs.split(", ")], int(of)) != (first, max(int(h["epoch"].max()) for h in histories)):
             found.append(f"convergence of {recipe}: epochs {epochs}, the histories say {first}")
-    gaps = re.search(r"\(train - val: (.*?)\)\.", report).group(1)
-    for recipe, gap in re.findall(r"(\w+) ([+-][\d.]+)", gaps):
+    gaps = re.search(r"\(train - val: (.*?)\)\.", report)
+    assert gaps, "the report states no train - val gaps"
+    for recipe, gap in re.findall(r"(\w+) ([+-][\d.]+)", gaps.group(1)):
         mean = np.mean([f["metrics"]["train"]["acc"] - f["metrics"]["val"]["acc"] for f in raw[recipe].values()])
         if abs(float(gap) - mean) > 5e-4:
             found.append(f"gap of {recipe}: {gap}")
@@ -125,7 +126,9 @@ def problems(report: str, raw: dict) -> list[str]:
     if top is None or (top.group(1), top.group(3)) != (cells[worst][0], worst) or \
             abs(float(top.group(2)) - cells[worst][1]) > 0.005:
         found.append(f"top confusion: report {top and top.groups()}, files {cells[worst]} in {worst}")
-    span = re.search(r"gradient norms stayed in \[([\d.e-]+), ([\d.e-]+)\]", report).groups()
+    stated = re.search(r"gradient norms stayed in \[([\d.e-]+), ([\d.e-]+)\]", report)
+    assert stated, "the report states no gradient-norm range"
+    span = stated.groups()
     norms = [f["details"]["health"][k] for runs in raw.values() for f in runs.values()
              for k in ("min_grad_norm", "max_grad_norm")]
     if [float(x) for x in span] != [float(f"{min(norms):.3g}"), float(f"{max(norms):.3g}")]:
@@ -162,6 +165,7 @@ def verdict_problems(report: str, raw: dict) -> list[str]:
     found = [] if verdict in report and claim in report else [f"verdict: expected '{verdict}' with '{claim}'"]
     row = re.search(r"\| (\w+) vs (\w+) \| ([+-][\d.]+) \[([+-][\d.]+), ([+-][\d.]+)\] \| ([^|]+) \| ([^|]+) \| "
                     r"(\w+) \| ([^|]+) \| ([\d.]+) \((\w+)\) \|", report)
+    assert row, "the report has no pairwise comparison row"
     b, a, d, d_lo, d_hi, p, p_holm, different, _, aso, ahead = (x.strip() for x in row.groups())
     pair = over_seeds(raw, a, b)
     if (float(d), float(d_lo), float(d_hi)) != tuple(round(v, 3) for v in (pair["diff"], *pair["ci"])) or \

@@ -44,7 +44,10 @@ def imports_of(path: Path, root: Path) -> set[Path]:
 
 def closure(module: str, root: Path) -> set[str]:
     """Every project file that `python -m module` imports, directly or not, relative to root."""
-    seen, todo = set(), [module_file(module, root)]
+    start = module_file(module, root)
+    assert start is not None, f"no file for module {module} under {root}"
+    seen: set[Path] = set()
+    todo = [start]
     while todo:
         path = todo.pop()
         if path not in seen:
@@ -69,7 +72,8 @@ def params_read(path: Path) -> set[str]:
             parents[child] = node
     for node in ast.walk(tree):
         if isinstance(node, ast.Name) and node.id == "params":
-            parts, current = [], node
+            parts: list[str] = []
+            current: ast.expr = node
             while isinstance(parent := parents.get(current), (ast.Attribute, ast.Subscript)):
                 if isinstance(parent, ast.Attribute):
                     parts.append(parent.attr)
@@ -94,6 +98,8 @@ def problems(dvc: dict, root: Path) -> list[str]:
     for name, stage in dvc["stages"].items():
         module = stage_module(stage["cmd"])
         needed = closure(module, root)
+        stage_file = module_file(module, root)
+        assert stage_file is not None, f"no file for module {module} under {root}"
         deps = [d for d in stage["deps"] if d.split("/")[0] in PACKAGES]
         found += [f"{name}: imports {path}, which its deps do not cover" for path in sorted(needed)
                   if not covered(path, deps)]
@@ -104,7 +110,7 @@ def problems(dvc: dict, root: Path) -> list[str]:
                       if f not in needed]
         declared = [str(p) for p in stage.get("params", [])]
         found += [f"{name}: reads params key {key}, which its params: do not cover"
-                  for key in sorted(params_read(root / module_file(module, root).relative_to(root)))
+                  for key in sorted(params_read(root / stage_file.relative_to(root)))
                   if not any(key == d or key.startswith(d + ".") for d in declared)]
     return found
 

@@ -17,7 +17,9 @@ def frontal_lit(folder):
     under side light half the face is black and no frontal-face cascade finds it."""
     files = []
     for path in sorted(folder.glob("*/*.png")):
-        azimuth, elevation = map(int, re.search(r"A([+-]\d+)E([+-]\d+)", path.name).groups())
+        lighting = re.search(r"A([+-]\d+)E([+-]\d+)", path.name)
+        assert lighting, f"no azimuth and elevation in {path.name}"
+        azimuth, elevation = map(int, lighting.groups())
         if abs(azimuth) <= 25 and abs(elevation) <= 25:
             files.append(path)
     return files

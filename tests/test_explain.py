@@ -15,6 +15,7 @@ from facelab.evaluation.calibration import ece, scaled_probabilities
 from facelab.evaluation.experiment import evaluate_experiment
 from facelab.evaluation.explain import names_of_test_images
 from facelab.files import read_json
+from facelab.modelcard import WeightsProvenance
 from facelab.models import trained_model, weights_provenance
 from facelab.params import parse_params
 from facelab.training import experiment as train
@@ -34,8 +35,8 @@ def trained_root(root, tta_flip: bool):
     splits, classes = load_prepared(prepared, SEED, params.data[TASK].split)
     result = loop.train_loop(f"{TASK}/{RECIPE}", recipe, settings, SEED, splits, classes)
     card = train.model_settings(TASK, RECIPE, recipe, settings, SEED,
-                                data_split(splits, params.data[TASK].split, classes),
-                                classes, read_json(prepared / "classes.json"), weights_provenance(recipe))
+                                data_split(splits, params.data[TASK].split, classes), classes,
+                                read_json(prepared / "classes.json"), WeightsProvenance(**weights_provenance(recipe)))
     calibration = train.fit_calibration(trained_model(recipe, len(classes), result.state_dict), splits["val"], settings)
     train.save_outputs(result, card, calibration, paths.train_outputs(TASK, RECIPE, SEED, root))
     return root, splits

@@ -114,8 +114,10 @@ def test_public_sources_parse_to_typed_params(tiny_raw):
     tiny_raw["data"]["emotion"].update(source="fer2013", path="fer.csv",
                                        fer2013={"angry": "angry", "fear": "sad", "happy": "happy", "sad": "sad"})
     data = parse_params(tiny_raw).data
-    assert (data["face"].lfw.target, data["face"].lfw.n_other, data["face"].lfw.download) == ("George_W_Bush", 40, True)
-    assert data["emotion"].fer2013.fear == "sad" and data["emotion"].fer2013.disgust is None
+    lfw, fer2013 = data["face"].lfw, data["emotion"].fer2013
+    assert lfw is not None and fer2013 is not None
+    assert (lfw.target, lfw.n_other, lfw.download) == ("George_W_Bush", 40, True)
+    assert fer2013.fear == "sad" and fer2013.disgust is None
     assert data["face"].max_bad_fraction == 0.05
 
 

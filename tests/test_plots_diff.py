@@ -10,6 +10,7 @@ import yaml
 
 from facelab import paths
 from facelab.params import RECIPES, TASKS
+from facelab.reporting.results import Experiment
 from tests.conftest import ROOT, make_repo, sh, tiny_raw_params
 from tests.test_report import fake_experiment, write_experiment
 
@@ -36,7 +37,7 @@ def expand(path: str, item: dict) -> str:
 
 def stage_outputs(seeds=SEEDS) -> dict[str, list[str]]:
     """Every declared output path (outs, metrics, plots) of every stage, matrix expanded (`${seeds}`: params')."""
-    found = {}
+    found: dict[str, list[str]] = {}
     for name, stage in dvc_yaml()["stages"].items():
         matrix = {key: seeds if values == "${seeds}" else values for key, values in stage.get("matrix", {}).items()}
         for values in itertools.product(*matrix.values()):
@@ -102,7 +103,7 @@ def test_every_declared_output_of_a_run_is_a_file_its_stage_writes():
 
 # --- `dvc plots diff` between two commits of fake results (no training: the report stage's CLI only)
 
-def commit_results(path: Path, experiments: list[dict], message: str) -> None:
+def commit_results(path: Path, experiments: list[Experiment], message: str) -> None:
     for exp in experiments:
         write_experiment(path, exp, histograms=True)
     sh(sys.executable, "-m", "stages.report", cwd=path)
@@ -110,7 +111,7 @@ def commit_results(path: Path, experiments: list[dict], message: str) -> None:
     sh("git", "commit", "-qm", message, cwd=path)
 
 
-def fake_runs(scratch_val_acc: list[float]):
+def fake_runs(scratch_val_acc: list[float]) -> list[Experiment]:
     return [fake_experiment(task, recipe, scratch_val_acc if recipe == "resnet18_scratch" else [0.5, 0.7])
             for task in TASKS for recipe in RECIPES]
 

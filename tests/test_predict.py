@@ -22,6 +22,7 @@ from facelab.data.batches import Inputs, data_split, load_prepared
 from facelab.errors import ModelFileError, UserError
 from facelab.evaluation.forward import forward_logits
 from facelab.files import read_json, write_json
+from facelab.modelcard import WeightsProvenance
 from facelab.modelfile import load_trained
 from facelab.models import trained_model, weights_provenance
 from facelab.names import SPLITS
@@ -45,7 +46,8 @@ def train_tiny(task: str, root) -> None:
     result = loop.train_loop(f"{task}/{RECIPE}", recipe, params.train, SEED, splits, classes)
     settings = train.model_settings(task, RECIPE, recipe, params.train, SEED,
                                     data_split(splits, params.data[task].split, classes), classes,
-                                    read_json(prepared / "classes.json"), weights_provenance(recipe))
+                                    read_json(prepared / "classes.json"),
+                                    WeightsProvenance(**weights_provenance(recipe)))
     calibration = train.fit_calibration(trained_model(recipe, len(classes), result.state_dict), splits["val"],
                                         params.train)
     train.save_outputs(result, settings, calibration, paths.train_outputs(task, RECIPE, SEED, root))
@@ -381,9 +383,10 @@ def test_evaluate_on_real_fer2013_photos(trained, tmp_path):
     name = external.default_name(FER.resolve())
     assert out["metrics"] == tmp_path / f"metrics/emotion/external/{name}/resnet18_scratch/seed42.json"
     assert read_json(out["metrics"]) == result.metrics.model_dump(mode="json")
-    assert result.details.test_images == 3000 and result.details.data["skipped"] == []
+    data = result.details.data
+    assert result.details.test_images == 3000 and data is not None and data["skipped"] == []
     assert {n: result.classes[n]["support"] for n in EMOTIONS} == {n: 1000 for n in EMOTIONS}
-    assert any("SOURCE.txt" in w for w in result.details.data["warnings"])  # named, not scored
+    assert any("SOURCE.txt" in w for w in data["warnings"])  # named, not scored
     assert np.array(result.confusion.raw).sum() == 3000
 
 

@@ -131,7 +131,8 @@ def test_explain_overlays_of_paths_that_read_alike_differ_and_the_csv_names_each
     readable = str(photos).strip("/").replace("/", "__") + "__a__b__c.jpg-"
     assert all(name.startswith(readable) and name.endswith(".png") for name in written)
     pictures = [np.asarray(Image.open(tmp_path / "overlays" / name)) for name in frame.explanation]
-    assert not np.array_equal(*pictures)  # each row's own overlay: the two photos differ
+    first, second = pictures
+    assert not np.array_equal(first, second)  # each row's own overlay: the two photos differ
     deep = "/".join(["folder"] * 80) + "/x.jpg"  # 562 bytes: the name keeps its end, under the 255-byte limit
     assert len(explanation_name(deep).encode()) <= 255 and explanation_name(deep).startswith("folder__")
     assert explanation_name(deep) != explanation_name(deep.replace("folder/folder", "folder__folder", 1))

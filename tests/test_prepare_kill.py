@@ -48,7 +48,7 @@ WRITING = "write_csv"  # the arrays written into the new folder's temporary name
 THIS_CHECKOUT = {**os.environ, "PYTHONPATH": str(ROOT)}  # the workspace holds no code: import this checkout's
 
 
-def kill_at(root: Path, function: str) -> subprocess.Popen:
+def kill_at(root: Path, function: str) -> subprocess.CompletedProcess[str]:
     """Run prepare and SIGKILL it when it calls `function` (a name in facelab.data.prepare)."""
     process = subprocess.run([sys.executable, "-c", KILLER, function], cwd=root, capture_output=True, text=True,
                              env=THIS_CHECKOUT)

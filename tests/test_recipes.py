@@ -2,6 +2,8 @@ import dataclasses
 
 import pytest
 import torch
+from torch import nn
+from torchvision.models import VGG, ResNet
 
 from facelab.errors import WeightsUnavailable
 from facelab.models import build_model, trained_model, weights_file
@@ -11,6 +13,7 @@ from facelab.models import build_model, trained_model, weights_file
 def test_pretrained_recipes_load_the_cached_imagenet_file(tiny_params, torch_home):
     cached = torch.load(weights_file("resnet18"), weights_only=True)
     model = build_model(tiny_params.models["resnet18_pretrained"], num_classes=3)
+    assert isinstance(model, ResNet)
     assert weights_file("resnet18").parent == torch_home / "hub" / "checkpoints"
     assert torch.equal(model.conv1.weight, cached["conv1.weight"])
     assert model.fc.out_features == 3
@@ -21,16 +24,20 @@ def test_pretrained_recipes_load_the_cached_imagenet_file(tiny_params, torch_hom
 def test_vgg16_finetune_freezes_features_and_has_a_new_head(tiny_params, torch_home):
     model = build_model(tiny_params.models["vgg16_finetune"], num_classes=2)
     cached = torch.load(weights_file("vgg16"), weights_only=True)
-    assert torch.equal(model.features[0].weight, cached["features.0.weight"])
+    assert isinstance(model, VGG)
+    first_conv, hidden, head = model.features[0], model.classifier[0], model.classifier[-1]
+    assert isinstance(first_conv, nn.Conv2d) and isinstance(hidden, nn.Linear) and isinstance(head, nn.Linear)
+    assert torch.equal(first_conv.weight, cached["features.0.weight"])
     assert not any(p.requires_grad for p in model.features.parameters())
     assert all(p.requires_grad for p in model.classifier.parameters())
-    assert model.classifier[0].out_features == 32 and model.classifier[-1].out_features == 2
+    assert hidden.out_features == 32 and head.out_features == 2
     assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 2)
 
 
 def test_scratch_recipe_needs_no_weights_file(tiny_params, tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     model = build_model(tiny_params.models["resnet18_scratch"], num_classes=3)
+    assert isinstance(model, ResNet)
     assert model.fc.out_features == 3 and not (tmp_path / "hub").exists()
 
 

@@ -30,18 +30,19 @@ HEALTHY = {"min_grad_norm": 0.002, "max_grad_norm": 3.5, "vanishing_gradients": 
 
 def fake_experiment(task: str, recipe: str, val_acc: list[float], train_acc: float = 0.9, val_final: float = 0.8,
                     raw: list[list[int]] | None = None, health: dict | None = None, collapsed: bool = False,
-                    verified: bool | None = None, macro_f1: float = 0.7, predicted: list[int] | None = None,
+                    verified: bool | None = None, macro_f1: float = 0.7,
+                    predicted: list[int] | np.ndarray | None = None,
                     calibration: dict | None = None, seed: int = 42, train_seconds: float = 12.5) -> Experiment:
     """A one-seed experiment as load_experiment returns it, with the numbers a test controls.
     predicted: the test predictions (class indices, in the order expand(raw) gives the true labels), when they
     should differ from what `raw` says."""
     classes = CLASSES[task]
-    raw = np.asarray(raw if raw is not None else np.eye(len(classes), dtype=int) * 10 + 1)
+    counts = np.asarray(raw if raw is not None else np.eye(len(classes), dtype=int) * 10 + 1)
     epochs = np.arange(1, len(val_acc) + 1)
     history = pd.DataFrame({"epoch": epochs, "train/loss": 1.0 / epochs, "train/acc": np.minimum(1, 0.5 + 0.1 * epochs),
                             "val/loss": 1.2 / epochs, "val/acc": val_acc})
-    actual, from_raw = expand(raw)
-    predicted = np.asarray(predicted) if predicted is not None else from_raw
+    actual, from_raw = expand(counts)
+    predictions = np.asarray(predicted) if predicted is not None else from_raw
     scores = {"acc": 0.75, "loss": 0.6, "macro_f1": macro_f1}
     test = {"acc": 0.75, "acc_ci": [0.7, 0.8], "macro_f1": macro_f1, "macro_f1_ci": [macro_f1 - 0.05, macro_f1 + 0.05],
             "loss": 0.6}
@@ -49,11 +50,11 @@ def fake_experiment(task: str, recipe: str, val_acc: list[float], train_acc: flo
                "best_epoch": len(val_acc), "train_seconds": train_seconds, "collapsed": collapsed,
                "vanishing_gradients": bool(health and health["vanishing_gradients"]),
                "exploding_gradients": bool(health and health["exploding_gradients"])}
-    weights = {"weights": "none", "file": None, "sha256": None, "verified": None}
+    weights: dict[str, str | bool | None] = {"weights": "none", "file": None, "sha256": None, "verified": None}
     if verified is not None:
         metrics["weights_verified"] = verified
         weights = {"weights": "imagenet", "file": "resnet18-f37072fd.pth", "sha256": "0" * 64, "verified": verified}
-    details = {"test_images": int(raw.sum()), "epochs": len(val_acc), "images_per_second": 321.0, "health": health,
+    details = {"test_images": int(counts.sum()), "epochs": len(val_acc), "images_per_second": 321.0, "health": health,
                "collapse": {"collapsed": collapsed, "reason": "predicts 'other' for 100% of the test images"
                             if collapsed else None, "top_class_share": 1.0 if collapsed else 0.5},
                "weights": weights, "wandb": None, "select_by": "val_macro_f1",
@@ -63,9 +64,9 @@ def fake_experiment(task: str, recipe: str, val_acc: list[float], train_acc: flo
     names = classes
     run = Run(
         seed=seed, metrics=Metrics.model_validate(metrics), details=Details.model_validate(details),
-        history=history, confusion=Confusion(classes=classes, raw=raw.tolist(), zscore=zscore(raw).tolist()),
-        predictions=pd.DataFrame({"actual": [names[i] for i in actual], "predicted": [names[i] for i in predicted]}),
-        classes=class_report(actual, predicted, tuple(classes)))
+        history=history, confusion=Confusion(classes=classes, raw=counts.tolist(), zscore=zscore(counts).tolist()),
+        predictions=pd.DataFrame({"actual": [names[i] for i in actual], "predicted": [names[i] for i in predictions]}),
+        classes=class_report(actual, predictions, tuple(classes)))
     return Experiment(task=task, recipe=recipe, runs=[run])
 
 
@@ -160,9 +161,9 @@ def test_confusions_are_named_by_class_pair_with_the_largest_off_diagonal_zscore
     assert sentence.startswith("The most over-represented confusion is happy -> sad (z-score 2.20 in ")
     assert "judged among the errors alone (z-scores over the off-diagonal cells)" in sentence
     assert "happy -> sad is the top confusion of 3 of 3 recipes." in sentence
-    raw = [[8, 1, 1], [1, 7, 1], [9, 1, 9]]
-    runs[1].first.confusion = Confusion(classes=runs[1].confusion.classes, raw=raw,
-                                        zscore=zscore(np.array(raw)).tolist())
+    sad_angry = [[8, 1, 1], [1, 7, 1], [9, 1, 9]]
+    runs[1].first.confusion = Confusion(classes=runs[1].confusion.classes, raw=sad_angry,
+                                        zscore=zscore(np.array(sad_angry)).tolist())
     assert "sad -> angry (z-score 2.24 in resnet18_scratch)" in comparison.confusion_sentence(runs)
 
 
@@ -194,7 +195,9 @@ def test_health_sentence_reports_flags_ranges_and_missing_runs():
         "None of the recorded runs showed vanishing or exploding gradients: trained layers' gradient norms "
         "stayed in [0.002, 3.5]. Not recorded for vgg16_finetune.")
     vanishing = Health(**{**HEALTHY, "min_grad_norm": 1e-9, "vanishing_gradients": True})
-    face[1].first.details = face[1].first.details.model_copy(update={"health": vanishing})
+    details = face[1].first.details
+    assert details is not None
+    face[1].first.details = details.model_copy(update={"health": vanishing})
     assert ("resnet18_scratch showed vanishing gradients (smallest gradient norm 1e-09)"
             in comparison.health_sentence(face))
 

@@ -32,6 +32,7 @@ PROBE = """<script>window.addEventListener('load', () => {
 
 
 def chromium(*args: str) -> str:
+    assert CHROMIUM is not None  # the module is skipped without it
     result = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                              "--virtual-time-budget=10000", *args], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]

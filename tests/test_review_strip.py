@@ -55,6 +55,7 @@ def test_strip_counts_are_mcnemars_discordant_counts_and_the_image_is_written(tm
                              SPLIT)
     test = mcnemar_exact(actual, base, head)
     found = re.search(r"(\d+) only head, (\d+) only base", lines[0])
+    assert found, lines[0]
     assert (int(found[1]), int(found[2])) == (test["b_only"], test["a_only"]) == (9, 3)
     assert lines[-1] == "![emotion/resnet18_scratch: discordant test images](emotion_resnet18_scratch_discordant.png)"
     assert Image.open(out / "emotion_resnet18_scratch_discordant.png").size[0] > 300

@@ -176,7 +176,8 @@ def test_minimum_detectable_difference_is_the_power_formula_of_the_spread():
         minimum_detectable(0.02, power=1.0)
 
 
-def three_class_models(rng: np.random.Generator, n: int, right_a: float, right_b: float):
+def three_class_models(rng: np.random.Generator, n: int, right_a: float,
+                       right_b: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Balanced 3-class test labels and two independent models, right on each image with the given chance and
     otherwise calling one of the other two classes."""
     actual = np.repeat(np.arange(3), n // 3)

@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from torchvision.models import ResNet
 
 from facelab import paths
 from facelab.data import prepare
@@ -12,6 +13,7 @@ from facelab.data.augment import beyond_flip
 from facelab.data.batches import data_split, load_prepared
 from facelab.errors import TrainingDiverged
 from facelab.evaluation.experiment import evaluate_model
+from facelab.modelcard import WeightsProvenance
 from facelab.modelfile import load_trained
 from facelab.models import build_model, trained_model, weights_provenance
 from facelab.params import AUGMENT_OFF
@@ -69,7 +71,12 @@ def test_history_csv_is_rewritten_after_every_epoch(tiny_params, prepared, tmp_p
     splits, classes = prepared
     written = []
     real_write = loop.write_csv
-    monkeypatch.setattr(loop, "write_csv", lambda path, frame: (written.append(len(frame)), real_write(path, frame)))
+
+    def write_and_count(path, frame) -> None:
+        written.append(len(frame))
+        real_write(path, frame)
+
+    monkeypatch.setattr(loop, "write_csv", write_and_count)
     result = loop.train_loop("e/r", tiny_params.models["resnet18_scratch"], tiny_params.train, 0, splits, classes,
                       history=tmp_path / "history.csv")
     assert written == [1, 2]
@@ -88,8 +95,12 @@ def test_resume_checkpoints_follow_checkpoint_seconds(tiny_raw, prepared, tmp_pa
     splits, classes = prepared
     epochs = []
     real_save = loop.save_checkpoint
-    monkeypatch.setattr(loop, "save_checkpoint", lambda path, epoch, *rest: (epochs.append(epoch),
-                                                                              real_save(path, epoch, *rest)))
+
+    def save_and_count(path, epoch, *rest) -> None:
+        epochs.append(epoch)
+        real_save(path, epoch, *rest)
+
+    monkeypatch.setattr(loop, "save_checkpoint", save_and_count)
     loop.train_loop("e/r", params.models["resnet18_scratch"], params.train, 0, splits, classes,
                     checkpoint=tmp_path / "resume.pt")
     assert epochs == saved
@@ -184,7 +195,7 @@ def test_evaluate_scores_test_split_with_the_saved_model(tiny_params, prepared, 
     settings = train.model_settings("emotion", "resnet18_scratch", recipe, tiny_params.train, tiny_params.seeds[0],
                                     data_split(splits, tiny_params.data["emotion"].split, classes), classes,
                                     {"img_size": 32, "faces": "none", "min_side": 32},
-                                    weights_provenance(recipe))
+                                    WeightsProvenance(**weights_provenance(recipe)))
     calibration = train.fit_calibration(trained_model(recipe, len(classes), result.state_dict), splits["val"],
                                         tiny_params.train)
     train.save_outputs(result, settings, calibration,
@@ -231,7 +242,7 @@ def test_two_same_seed_trainings_give_identical_metrics_and_byte_identical_model
     settings = train.model_settings("emotion", "resnet18_scratch", recipe, tiny_params.train, tiny_params.seeds[0],
                                     data_split(splits, tiny_params.data["emotion"].split, classes), classes,
                                     {"img_size": 32, "faces": "none", "min_side": 32},
-                                    weights_provenance(recipe))
+                                    WeightsProvenance(**weights_provenance(recipe)))
     digests, runs = [], []
     for root in (tmp_path / "a", tmp_path / "b"):
         result = loop.train_loop("e/r", recipe, tiny_params.train, tiny_params.seeds[0], splits, classes)
@@ -289,7 +300,9 @@ def test_ema_keeps_the_weights_average_which_tends_to_the_weights_as_the_decay_g
     assert averaged.history["train/loss"].equals(plain.history["train/loss"])  # the training itself is the same
     model = trained_model(recipe, len(classes), averaged.state_dict)
     assert not torch.equal(averaged.state_dict["fc.weight"], plain.state_dict["fc.weight"])
-    assert model.bn1.running_mean.abs().sum() > 0  # BatchNorm's statistics are averaged too, not left at zero
+    bn1 = model.bn1
+    assert isinstance(bn1, torch.nn.BatchNorm2d) and bn1.running_mean is not None
+    assert bn1.running_mean.abs().sum() > 0  # BatchNorm's statistics are averaged too, not left at zero
 
 
 def test_mixup_and_cutmix_blend_the_batches_reproducibly(tiny_params, prepared):
@@ -308,9 +321,10 @@ def test_mixup_and_cutmix_blend_the_batches_reproducibly(tiny_params, prepared):
 def test_small_stem_keeps_a_small_image_whole_into_layer1_and_reloads(tiny_params):
     recipe = dataclasses.replace(tiny_params.models["resnet18_scratch"], stem="small")
     model = build_model(recipe, 3).eval()
+    assert isinstance(model, ResNet)
     assert model.conv1.kernel_size == (3, 3) and model.conv1.stride == (1, 1)
     assert isinstance(model.maxpool, torch.nn.Identity)
-    seen = {}
+    seen: dict[str, tuple[int, ...]] = {}
     model.layer1.register_forward_hook(lambda module, inputs, output: seen.update(grid=tuple(output.shape[-2:])))
     with torch.no_grad():
         logits = model(torch.zeros(2, 3, 64, 64))
@@ -319,4 +333,5 @@ def test_small_stem_keeps_a_small_image_whole_into_layer1_and_reloads(tiny_param
     with torch.no_grad():
         assert torch.equal(reloaded(torch.ones(1, 3, 64, 64)), model(torch.ones(1, 3, 64, 64)))
     plain = build_model(tiny_params.models["resnet18_scratch"], 3)
+    assert isinstance(plain, ResNet)
     assert plain.conv1.kernel_size == (7, 7) and isinstance(plain.maxpool, torch.nn.MaxPool2d)
