@@ -61,7 +61,7 @@ def prepare(root: Path, recipes: list[str]) -> None:
                                   WeightsProvenance(**weights_provenance(recipe)))
         scores = {"loss": 0.0, "acc": 0.0, "macro_f1": 0.0}
         health: dict[str, object] = {"min_grad_norm": None, "max_grad_norm": None, "vanishing_gradients": False,
-                  "exploding_gradients": False, "frozen_layers": []}
+                                     "exploding_gradients": False, "frozen_layers": []}
         results = ModelResults(train=scores, val=scores, epochs=1, best_epoch=1, train_seconds=0.0,
                                images_per_second=0.0, health=health, augment_applied={}, wandb=None,
                                **fit_calibration(model, splits["val"], params.train))
