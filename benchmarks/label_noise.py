@@ -36,9 +36,8 @@ from facelab.evaluation.audit import FOLDS, audit_images, ranked_issues
 from facelab.evaluation.calibration import fit_temperature, scaled_probabilities
 from facelab.evaluation.forward import forward_logits
 from facelab.models import trained_model
-from facelab.params import parse_params
+from facelab.params import parse_params, raw_params
 from facelab.training import loop
-from facelab.yaml12 import load_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT.parent / "shared" / "data" / "real"
@@ -74,8 +73,7 @@ def hog_flags(seed: int) -> Flags:
 def cnn_flags(seed: int, recipe_name: str, epochs: int, threads: int, save: Path | None) -> Flags:
     """cleanlab's flags on out-of-sample probabilities from k trainings of recipe_name (cnn_probabilities).
     save: a folder to keep each audit's labels and probabilities in (<set>-<n flipped>.npz), to try filters on."""
-    raw = load_yaml((ROOT / "params.yaml").read_text(), "params.yaml")[0]
-    assert isinstance(raw, dict)
+    raw = raw_params(ROOT / "params.yaml")
     raw["models"][recipe_name]["epochs"] = epochs
     raw["train"].update(threads=threads, device="cpu")
     raw["wandb"]["mode"] = "disabled"

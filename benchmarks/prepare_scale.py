@@ -22,16 +22,14 @@ from pathlib import Path
 
 from benchmarks.timing import timed
 from facelab.data import prepare
-from facelab.params import TASKS, parse_params
-from facelab.yaml12 import load_yaml
+from facelab.params import TASKS, parse_params, raw_params
 
 
 def measure(task: str, n_images: int, img_size: int, params: Path) -> dict:
     """One prepare run (n_images > 0) or nothing (the baseline), in this process; its time and peak memory."""
     result = {"images": n_images, "seconds": 0.0, "load_seconds": 0.0, "near_seconds": 0.0}
     if n_images:
-        raw = load_yaml(params.read_text(), str(params))[0]
-        assert isinstance(raw, dict), f"{params}: not a mapping"
+        raw = raw_params(params)
         raw["data"][task]["img_size"] = img_size
         raw["data"][task]["generated"]["n_images"] = n_images
         config = parse_params(raw)

@@ -43,7 +43,7 @@ from facelab.data.batches import Inputs, load_prepared, prepared_split, split_fi
 from facelab.evaluation.forward import forward_logits
 from facelab.evaluation.scores import split_scores
 from facelab.models import IMAGENET_MEAN, IMAGENET_STD, trained_model
-from facelab.params import RECIPES, augmentation, parse_params
+from facelab.params import RECIPES, augmentation, parse_params, raw_params
 from facelab.training import loop
 from facelab.yaml12 import load_yaml
 
@@ -219,8 +219,7 @@ def table(runs: dict[str, list[dict]], seeds: list[int]) -> list[str]:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    raw = load_yaml(Path(args.params).read_text(), args.params)[0]
-    assert isinstance(raw, dict), f"{args.params}: not a mapping"
+    raw = raw_params(args.params)
     load = os.getloadavg()
     runs: dict[str, list[dict]] = {config: [] for config in args.configs}
     with tempfile.TemporaryDirectory(prefix="facelab-quality-") as tmp:

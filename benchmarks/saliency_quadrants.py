@@ -34,9 +34,8 @@ from facelab.evaluation.saliency import (
 )
 from facelab.evaluation.scores import split_scores
 from facelab.models import trained_model
-from facelab.params import RECIPES
+from facelab.params import RECIPES, raw_params
 from facelab.training import loop
-from facelab.yaml12 import load_yaml
 
 QUADRANTS = ("top left", "top right", "bottom left", "bottom right")
 
@@ -79,8 +78,7 @@ def describe(name: str, saliency: dict, classes: list[str]) -> tuple[list[str], 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    raw = load_yaml(Path(args.params).read_text(), args.params)[0]
-    assert isinstance(raw, dict), f"{args.params}: not a mapping"
+    raw = raw_params(args.params)
     params = config_params(raw, "defaults", args.set, args.folder, args.img_size, args.threads)
     torch.set_num_threads(args.threads)
     load = os.getloadavg()

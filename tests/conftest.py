@@ -13,8 +13,7 @@ import yaml
 from torchvision import models
 
 from facelab.models import weights_file
-from facelab.params import parse_params
-from facelab.yaml12 import load_yaml
+from facelab.params import parse_params, raw_params
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA = ROOT.parent / "shared" / "data" / "real"
@@ -38,8 +37,7 @@ def torch_globals():
 
 def tiny_raw_params() -> dict:
     """params.yaml shrunk to seconds per stage: one seed, 32 px, ~100 images a task, 1-2 epochs, W&B disabled."""
-    raw = load_yaml((ROOT / "params.yaml").read_text(), "params.yaml")[0]  # YAML 1.2, as DVC and facelab read it
-    assert isinstance(raw, dict), "params.yaml: not a mapping"
+    raw = raw_params(ROOT / "params.yaml")
     raw["seeds"] = [raw["data_seed"]]  # one run per experiment: the e2e repos stay as small as before seeds
     for task, n_images in (("face", 120), ("emotion", 90)):
         raw["data"][task]["img_size"] = 32

@@ -1,7 +1,7 @@
 import pytest
 
 from facelab.errors import ParamsError
-from facelab.params import RECIPES, TASKS, load_params, parse_params
+from facelab.params import RECIPES, TASKS, load_params, parse_params, raw_params
 from tests.conftest import ROOT
 
 
@@ -138,6 +138,24 @@ def test_yaml_mistakes_name_the_file_and_line(tmp_path, text, message):
     (tmp_path / "params.yaml").write_text(text)
     with pytest.raises(ParamsError, match=message):
         load_params(tmp_path / "params.yaml")
+
+
+@pytest.mark.parametrize("read", [load_params, raw_params])
+def test_a_params_file_that_is_not_a_mapping_or_is_missing_is_refused_by_both_readers(tmp_path, read):
+    with pytest.raises(ParamsError, match=r"params.yaml: expected a mapping of seeds, data_seed, data, models, train "
+                                          r"and wandb, got \[1, 2\]$"):
+        read(write(tmp_path, "[1, 2]\n"))
+    with pytest.raises(ParamsError, match=r"nowhere.yaml: file not found; run from the repository root or pass "
+                                          r"--params$"):
+        read(tmp_path / "nowhere.yaml")
+
+
+def test_raw_params_are_plain_and_parse_as_load_params_reads_the_file():
+    raw = raw_params(ROOT / "params.yaml")
+    raw["models"]["resnet18_scratch"]["epochs"] = 3  # a benchmark's change in memory, the file untouched
+    assert parse_params(raw).models["resnet18_scratch"].epochs == 3
+    assert load_params(ROOT / "params.yaml").models["resnet18_scratch"] == \
+        parse_params(raw_params(ROOT / "params.yaml")).models["resnet18_scratch"]
 
 
 @pytest.mark.e2e  # starts a stage process

@@ -22,6 +22,18 @@ T = typing.TypeVar("T")
 
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate params.yaml; raise ParamsError naming the first bad key (and its line)."""
+    raw, lines = read_params(path)
+    return parse_params(raw, str(path), lines)
+
+
+def raw_params(path: str | Path = "params.yaml") -> dict:
+    """params.yaml as plain dicts and lists, unvalidated: to change a setting in memory (a benchmark's --set, a
+    test's smaller run) and then pass to parse_params, which checks it as load_params would."""
+    return read_params(path)[0]
+
+
+def read_params(path: str | Path) -> tuple[dict, dict[tuple, int]]:
+    """The mapping params.yaml holds, read as DVC reads it (YAML 1.2), and each key path's line."""
     path = Path(path)
     if not path.is_file():
         raise ParamsError(f"{path}: file not found; run from the repository root or pass --params")
@@ -29,19 +41,24 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raw, lines = load_yaml(path.read_text(), str(path), ParamsError)
     except (OSError, UnicodeDecodeError) as error:
         raise ParamsError(f"{path}: cannot be read ({error})") from error
-    return parse_params(raw or {}, str(path), lines)
+    return mapping(raw or {}, str(path)), lines
 
 
 def parse_params(raw: object, source: str = "params.yaml", lines: dict | None = None) -> Params:
     """The typed Params of a mapping read from YAML (`lines`: a key path's line, for the error)."""
-    raw = json.loads(json.dumps(raw))  # plain dicts and lists: what W&B's config and the model cards record
-    if not isinstance(raw, dict):
-        raise ParamsError(f"{source}: expected a mapping of seeds, data_seed, data, models, train and wandb, "
-                          f"got {raw!r}")
+    raw = mapping(json.loads(json.dumps(raw)), source)  # plain dicts and lists: what W&B and the model cards record
     params = validate(Params, merge_augment(raw), lines)
     for task, data in params.data.items():
         check_data(task, data)
     return params
+
+
+def mapping(raw: object, source: str) -> dict:
+    """raw when it is a mapping, else the ParamsError that says what params.yaml must hold."""
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{source}: expected a mapping of seeds, data_seed, data, models, train and wandb, "
+                          f"got {raw!r}")
+    return raw
 
 
 def parse_recipe(raw: dict, where: str = "recipe") -> Recipe:
