@@ -3,11 +3,13 @@
 On CUDA (chosen automatically when present) the prepared uint8 arrays move to the GPU once,
 batches are built and flipped there, the model runs in bf16 autocast with channels_last, no
 DataLoader and no host round trip per batch. On CPU the default stays fp32 (reproducible to the
-bit for fixed threads); bf16 on CPU is opt-in (train.precision: bf16), useful on CPUs with AMX."""
+bit for fixed threads and processor); bf16 on CPU is opt-in (train.precision: bf16), useful on CPUs with AMX."""
 from __future__ import annotations
 
 import contextlib
+import platform
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -82,3 +84,22 @@ def describe(accel: Accel) -> str:
     precision = "bf16 autocast" if accel.amp_dtype is not None else "fp32"
     layout = ", channels_last" if accel.channels_last else ""
     return f"{accel.device} ({precision}{layout}{', torch.compile' if accel.compile else ''})"
+
+
+def machine(accel: Accel, threads: int) -> dict:
+    """Where a run's numbers were computed (modelcard.Compute). A seeded run repeats bit-for-bit only where all of
+    these are equal: torch picks its float kernels by processor and instruction set, so another CPU kind trains
+    another run, as far apart as another seed can be (benchmarks/README.md, 'Another processor')."""
+    device = torch.cuda.get_device_name(accel.device) if accel.cuda else "cpu"
+    return {"device": device, "processor": processor(), "kernels": torch.backends.cpu.get_cpu_capability(),
+            "threads": threads, "torch": torch.__version__}
+
+
+def processor(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo), else what the platform says, else the architecture."""
+    try:
+        lines = cpuinfo.read_text(errors="replace").splitlines()
+    except OSError:
+        lines = []
+    names = [line.split(":", 1)[1].strip() for line in lines if line.split(":")[0].strip() == "model name"]
+    return next((name for name in names if name), None) or platform.processor() or platform.machine() or "unknown"

@@ -117,9 +117,23 @@ class ModelSettings(Record):
         return str(self.recipe["arch"])
 
 
+class Compute(Record):
+    """Where a training ran (facelab.accel.machine): seeded runs repeat bit-for-bit only where these are equal."""
+    device: str      # cpu, or the GPU's name
+    processor: str   # the CPU's model name
+    kernels: str     # the instruction set of torch's CPU kernels (torch.backends.cpu.get_cpu_capability())
+    threads: int     # train.threads
+    torch: str
+
+    def text(self) -> str:
+        where = "CPU" if self.device == "cpu" else self.device
+        return f"{where}, {self.processor} ({self.kernels} kernels, {self.threads} threads), torch {self.torch}"
+
+
 class ModelResults(Record):
     """What training produced: the kept epoch's train and val scores, epochs run, the kept epoch, time and speed,
-    gradient health, the augmentation applied, the W&B run (None when W&B was disabled) and the calibration."""
+    gradient health, the augmentation applied, the W&B run (None when W&B was disabled), the calibration and
+    where it was computed."""
     train: Scores
     val: Scores
     epochs: int
@@ -131,6 +145,7 @@ class ModelResults(Record):
     wandb: WandbRun | None
     temperature: float
     val_ece: ValidationEce
+    compute: Compute | None = None  # cards from before it was recorded: not known
 
 
 class ModelCard(Record):

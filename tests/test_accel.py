@@ -111,3 +111,15 @@ def test_cuda_path_trains_on_the_gpu_and_returns_cpu_weights(tiny_params, prepar
     gpu = loop.train_loop("e/r", recipe, settings(tiny_params, device="cuda"), tiny_params.seeds[0], splits, classes)
     assert gpu.history["train/loss"].tolist() == pytest.approx(fp32.history["train/loss"].tolist(), rel=0.02)
     assert all(v.device.type == "cpu" and v.dtype in (torch.float32, torch.int64) for v in gpu.state_dict.values())
+
+
+def test_processor_is_the_cpuinfo_model_name_else_what_the_platform_says(tmp_path):
+    import platform
+
+    from facelab.accel import processor
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7B13\nflags\t\t: fpu avx2\n")
+    assert processor(cpuinfo) == "AMD EPYC 7B13"
+    cpuinfo.write_text("processor\t: 0\nBogoMIPS\t: 50.00\n")  # aarch64's cpuinfo names no model
+    assert processor(cpuinfo) == (platform.processor() or platform.machine() or "unknown")
+    assert processor(tmp_path / "absent") == (platform.processor() or platform.machine() or "unknown")

@@ -14,7 +14,7 @@ from facelab.evaluation.records import Confusion, Details, Metrics
 from facelab.evaluation.scores import class_report, error_zscore, zscore
 from facelab.modelcard import Health
 from facelab.reporting import comparison
-from facelab.reporting.document import SECTIONS
+from facelab.reporting.document import SECTIONS, computed_text
 from facelab.reporting.document import write_report as run
 from facelab.reporting.render import render_html, render_markdown
 from facelab.reporting.results import Experiment, Run, load_experiment
@@ -300,11 +300,29 @@ def test_page_shows_the_numbers_flags_and_computed_comparison(built):
                       "before temperature scaling, 0.051 [0.030, 0.110] after (temperature 1.734, fitted on the "
                       "validation split (val ECE 0.121 \u2192 0.032))") == 3
     assert "<td>0.6000</td>" in text  # emotion's last val accuracy in the epoch log
+    assert "<p>Where these runs were computed is not recorded (results written before facelab recorded it).</p>" in text
     for sentences in comparisons.values():
         assert len(sentences) >= 5  # verdict, pretraining, convergence, generalisation, confusion, health
         assert f"<p>{html.escape(sentences[0])}</p>" in text  # the verdict, under the leaderboard
         for line in sentences[1:]:
             assert f"<li>{html.escape(line)}</li>" in text
+
+
+def test_the_page_says_where_the_runs_were_computed_and_names_every_machine():
+    def on(exp: Experiment, processor: str | None) -> Experiment:
+        compute = processor and {"device": "cpu", "processor": processor, "kernels": "AVX2", "threads": 2,
+                                 "torch": "2.14.1"}
+        exp.runs[0].metrics = Metrics.model_validate({**exp.runs[0].metrics.model_dump(), "compute": compute})
+        return exp
+    experiments = six_experiments()
+    same = [on(exp, "AMD EPYC") for exp in experiments]
+    assert computed_text(same) == ("Computed on CPU, AMD EPYC (AVX2 kernels, 2 threads), torch 2.14.1. A seeded run "
+                                   "repeats bit-for-bit only on the same processor, kernels, threads and torch; on "
+                                   "another CPU kind its scores move about as much as another seed's.")
+    mixed = [on(exp, name) for exp, name in zip(six_experiments(), ["AMD EPYC", "Intel Xeon", None] * 2)]
+    assert computed_text(mixed).startswith("Computed on CPU, AMD EPYC (AVX2 kernels, 2 threads), torch 2.14.1; CPU, "
+                                           "Intel Xeon (AVX2 kernels, 2 threads), torch 2.14.1; 2 run(s) not "
+                                           "recorded. ")
 
 
 def test_markdown_report_has_the_same_sections_and_resolvable_images(built):

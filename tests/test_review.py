@@ -18,7 +18,15 @@ import yaml
 from facelab import paths
 from facelab.evaluation.records import Confusion, Metrics
 from facelab.params import RECIPES, TASKS
-from facelab.reporting.review import Side, metrics_table, prepared_hash, seeds_line, shared_seeds, verdict
+from facelab.reporting.review import (
+    Side,
+    machine_warnings,
+    metrics_table,
+    prepared_hash,
+    seeds_line,
+    shared_seeds,
+    verdict,
+)
 from tests.conftest import ROOT, copy_repo, tiny_raw_params
 
 WORKFLOW = ROOT / ".github" / "workflows" / "review.yml"
@@ -61,6 +69,28 @@ def test_verdict_is_paired_on_the_same_split_and_interval_only_otherwise():
     apart = verdict("face", "resnet18_scratch", [base], [head], same_split=False)
     assert apart.endswith("the test split differs between the revisions, so no paired test: intervals "
                           "[0.730, 0.830] → [0.950, 1.050] (the intervals do not overlap).")
+
+
+def computed(side_: Side, processor: str | None, kernels: str = "AVX2") -> Side:
+    """side_ with a compute record (None: none, as results written before it was recorded)."""
+    compute = None if processor is None else {"device": "cpu", "processor": processor, "kernels": kernels,
+                                              "threads": 2, "torch": "2.14.1"}
+    metrics = Metrics.model_validate({**side_.metrics.model_dump(), "compute": compute})
+    return Side(seed=side_.seed, metrics=metrics, history=side_.history, predictions=side_.predictions,
+                confusion=side_.confusion)
+
+
+def test_runs_computed_on_another_processor_are_flagged_once_and_same_machine_runs_are_not():
+    truth = [0] * 50 + [1] * 50
+    here = [computed(side(truth, 0.9, seed), "AMD EPYC") for seed in (42, 43)]
+    assert machine_warnings([(computed(side(truth, 0.9), "AMD EPYC"), computed(side(truth, 0.9), "AMD EPYC"))]) == []
+    pairs = [(computed(side(truth, 0.9, seed), "Intel Xeon", "AVX512"), head) for seed, head in zip((42, 43), here)]
+    (line,) = machine_warnings(pairs)  # one line for both seeds
+    assert line.startswith("⚠️ Computed elsewhere: the base's runs on CPU, Intel Xeon (AVX512 kernels, 2 threads), "
+                           "torch 2.14.1, the workspace's on CPU, AMD EPYC (AVX2 kernels, 2 threads), torch 2.14.1.")
+    assert "rerun the base on the workspace's machine" in line
+    (older,) = machine_warnings([(computed(side(truth, 0.9), None), here[0])])
+    assert older.startswith("⚠️ The base's results do not say where they were computed")
 
 
 def test_a_change_that_moves_one_seed_and_not_the_others_is_not_called_significant():

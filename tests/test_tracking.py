@@ -41,6 +41,7 @@ def test_offline_wandb_run_holds_config_epoch_metrics_and_summary(tiny_raw, tiny
     assert summary["summary"]["val/acc"] == pytest.approx(result.history["val/acc"].iloc[-1])
     assert summary["summary"]["best/val/acc"] == pytest.approx(result.summary["val"]["acc"])
     assert summary["summary"]["health/vanishing_gradients"] is False
+    assert summary["summary"]["compute/kernels"] == result.summary["compute"]["kernels"]  # where it was computed
     history = [r["history"] for r in records if r["type"] == "history"]
     logged = {k: v for h in history for k, v in h["item"].items()}
     for key in ("gradients/layer1.0.conv1", "gradients/fc", "parameters/layer4.1.bn2", "parameters/conv1"):

@@ -105,7 +105,7 @@ def headline(test: TestScores, card: ModelCard, collapsed: Collapse) -> Metrics:
                    # null for a model trained from random initialisation: it has no starting weights to verify
                    weights_verified=card.settings.weights.verified,
                    vanishing_gradients=results.health.vanishing_gradients,
-                   exploding_gradients=results.health.exploding_gradients)
+                   exploding_gradients=results.health.exploding_gradients, compute=results.compute)
 
 
 def details(card: ModelCard, test_images: int, collapsed: Collapse, calibrated: Calibration) -> Details:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from facelab.files import read_json
-from facelab.modelcard import Health, Record, Scores, WandbRun, WeightsProvenance
+from facelab.modelcard import Compute, Health, Record, Scores, WandbRun, WeightsProvenance
 
 
 class TestScores(Record):
@@ -35,6 +35,7 @@ class Metrics(Record):
     weights_verified: bool | None = None
     vanishing_gradients: bool
     exploding_gradients: bool
+    compute: Compute | None = None  # where the model was trained: compare runs computed alike (review.py)
 
 
 class Collapse(Record):

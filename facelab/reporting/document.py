@@ -91,7 +91,7 @@ def document(experiments: list[Experiment], comparisons: dict[str, list[str]],
     folded. pairs: each task's pairwise comparisons when already computed; audits: each task's label audit."""
     tasks = list(comparisons)
     blocks = [("heading", 1, f"facelab: {len(experiments)} experiments", "top"), *banners(experiments),
-              ("links", [(f"#{task}", f"Task: {task}") for task in tasks]
+              ("text", computed_text(experiments)), ("links", [(f"#{task}", f"Task: {task}") for task in tasks]
                + [(f"#{stem(e)}", f"{e.task} / {e.recipe}") for e in experiments])]
     for task in tasks:
         runs = [e for e in experiments if e.task == task]
@@ -125,6 +125,18 @@ def banners(experiments: list[Experiment]) -> list[tuple]:
                                 f"chance): {', '.join(down)}. Ranked last; never counted as best (an experiment "
                                 f"is collapsed if any of its runs is)."))
     return found
+
+
+def computed_text(experiments: list[Experiment]) -> str:
+    """Where the runs were computed (their metrics' compute records), and what that means for repeating them."""
+    machines = list(dict.fromkeys(run.metrics.compute.text() for e in experiments for run in e.runs
+                                  if run.metrics.compute is not None))
+    unknown = sum(run.metrics.compute is None for e in experiments for run in e.runs)
+    where = "; ".join(machines) + (f"; {unknown} run(s) not recorded" if unknown and machines else "")
+    if not machines:
+        return "Where these runs were computed is not recorded (results written before facelab recorded it)."
+    return (f"Computed on {where}. A seeded run repeats bit-for-bit only on the same processor, kernels, threads "
+            f"and torch; on another CPU kind its scores move about as much as another seed's.")
 
 
 def leaderboard_table(experiments: list[Experiment], pairs: list[Pair]) -> tuple:

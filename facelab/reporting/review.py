@@ -150,6 +150,29 @@ def warnings_for(task: str, recipe: str, metrics: Metrics) -> list[str]:
     return found
 
 
+def machine_warnings(found: list[tuple[Side, Side]]) -> list[str]:
+    """Why part of a change may be the machine's, not the code's: the base's and the head's runs of one seed were
+    computed on another processor, kernel set, thread count or torch (their metrics' compute records differ), or
+    the base does not say where. torch picks its float kernels by processor, so a seeded run repeats bit-for-bit
+    only where all of these are equal."""
+    found_lines = []
+    for base, head in found:
+        old, new = base.metrics.compute, head.metrics.compute
+        if old == new:
+            continue
+        if old is None or new is None:
+            side = "base's" if old is None else "workspace's"
+            found_lines.append(f"⚠️ The {side} results do not say where they were computed (written before facelab "
+                               f"recorded it), so part of any change may be the machine's: seeded runs repeat "
+                               f"bit-for-bit only on the same processor, kernels, threads and torch.")
+        else:
+            found_lines.append(f"⚠️ Computed elsewhere: the base's runs on {old.text()}, the workspace's on "
+                               f"{new.text()}. Seeded runs repeat bit-for-bit only where these are equal, so part of "
+                               f"each change is the machine's, not the code's; to compare code alone, rerun the base "
+                               f"on the workspace's machine (`git checkout <base> && dvc repro`).")
+    return list(dict.fromkeys(found_lines))
+
+
 def side_by_side(bases: list[Side], heads: list[Side], title: str, path: Path) -> None:
     """Base (left) and head (right): loss curves and accuracy curves (a line per seed), the z-score confusion
     matrix of the seeds' counts summed. Small PNG."""
@@ -242,6 +265,7 @@ def write_review(base_rev: str, root: Path, out_dir: Path, experiments: list[tup
         heads = [head for _, head in found]
         for head in heads:
             warnings += [w for w in warnings_for(task, recipe, head.metrics) if w not in warnings]
+        warnings += [w for w in machine_warnings(found) if w not in warnings]
         if not found:
             lines.append(f"- **{recipe} on {task}**: no seed with results at both revisions.")
             continue

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from facelab.accel import Accel, choose_accel
+from facelab.accel import Accel, choose_accel, machine
 from facelab.data.augment import beyond_flip
 from facelab.data.batches import Inputs, SplitData, shuffled_batches
 from facelab.errors import TrainingDiverged
@@ -158,7 +158,8 @@ def train_loop(prefix: str, recipe: Recipe, settings: TrainParams, seed: int, sp
             break
     weights = kept_weights(progress)
     model.load_state_dict(weights)
-    return finish(progress, weights, head, inputs, classes, settings, health, augment)
+    return finish(progress, weights, head, inputs, classes, settings, health, augment,
+                  machine(accel, settings.threads))
 
 
 def kept_weights(progress: Progress) -> dict:
@@ -219,23 +220,24 @@ def images_per_second(progress: Progress, inputs: dict) -> float:
 
 
 def finish(progress: Progress, weights: dict, trainable, inputs, classes, settings: TrainParams, health,
-           augment: Augment) -> TrainResult:
+           augment: Augment, compute: dict) -> TrainResult:
     scores = {split: score_split(trainable, inputs[split], len(classes), settings.eval_batch_size)
               for split in ("train", "val")}
     gradients, parameters = health.frames()
     summary = run_summary(scores, progress, images_per_second(progress, inputs),
-                          health_verdict(gradients, settings.vanishing_grad_norm, settings.exploding_grad_norm))
+                          health_verdict(gradients, settings.vanishing_grad_norm, settings.exploding_grad_norm),
+                          compute)
     return TrainResult(weights, pd.DataFrame(progress.rows), summary,
                        gradients, parameters, health.histograms, dataclasses.asdict(augment))
 
 
-def run_summary(scores: dict, progress: Progress, speed: float, health: dict) -> dict:
+def run_summary(scores: dict, progress: Progress, speed: float, health: dict, compute: dict) -> dict:
     """The run's summary, written beside the model, carried into the metrics and sent to W&B (flattened
     with '/': train/acc, val/loss, health/vanishing_gradients, ...): train and val scores of the kept epoch,
-    epochs run, the kept epoch, training time and speed, the gradient-health verdict."""
+    epochs run, the kept epoch, training time and speed, the gradient-health verdict, where it was computed."""
     return {"train": scores["train"], "val": scores["val"], "epochs": len(progress.rows),
             "best_epoch": progress.best_epoch, "train_seconds": round(progress.seconds, 3),
-            "images_per_second": round(speed, 2), "health": health}
+            "images_per_second": round(speed, 2), "health": health, "compute": compute}
 
 
 def train_one_epoch(model, trainable, recipe, inputs: Inputs, optimizer, loss_fn, generator, augment: Augment,
