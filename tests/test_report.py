@@ -312,7 +312,9 @@ def test_the_page_says_where_the_runs_were_computed_and_names_every_machine():
     def on(exp: Experiment, processor: str | None) -> Experiment:
         compute = processor and {"device": "cpu", "processor": processor, "kernels": "AVX2", "threads": 2,
                                  "torch": "2.14.1"}
-        exp.runs[0].metrics = Metrics.model_validate({**exp.runs[0].metrics.model_dump(), "compute": compute})
+        details = exp.runs[0].details
+        assert details is not None
+        exp.runs[0].details = Details.model_validate({**details.model_dump(), "compute": compute})
         return exp
     experiments = six_experiments()
     same = [on(exp, "AMD EPYC") for exp in experiments]

@@ -2,6 +2,7 @@
 temporary repo with two commits (gh/cml stubbed to record the comment)."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import stat
@@ -17,9 +18,11 @@ import yaml
 
 from facelab import paths
 from facelab.evaluation.records import Confusion, Metrics
+from facelab.modelcard import Compute
 from facelab.params import RECIPES, TASKS
 from facelab.reporting.review import (
     Side,
+    load_side,
     machine_warnings,
     metrics_table,
     prepared_hash,
@@ -73,11 +76,9 @@ def test_verdict_is_paired_on_the_same_split_and_interval_only_otherwise():
 
 def computed(side_: Side, processor: str | None, kernels: str = "AVX2") -> Side:
     """side_ with a compute record (None: none, as results written before it was recorded)."""
-    compute = None if processor is None else {"device": "cpu", "processor": processor, "kernels": kernels,
-                                              "threads": 2, "torch": "2.14.1"}
-    metrics = Metrics.model_validate({**side_.metrics.model_dump(), "compute": compute})
-    return Side(seed=side_.seed, metrics=metrics, history=side_.history, predictions=side_.predictions,
-                confusion=side_.confusion)
+    compute = None if processor is None else Compute(device="cpu", processor=processor, kernels=kernels, threads=2,
+                                                     torch="2.14.1")
+    return dataclasses.replace(side_, compute=compute)
 
 
 def test_runs_computed_on_another_processor_are_flagged_once_and_same_machine_runs_are_not():
@@ -91,6 +92,23 @@ def test_runs_computed_on_another_processor_are_flagged_once_and_same_machine_ru
     assert "rerun the base on the workspace's machine" in line
     (older,) = machine_warnings([(computed(side(truth, 0.9), None), here[0])])
     assert older.startswith("⚠️ The base's results do not say where they were computed")
+
+
+def test_a_side_reads_where_it_was_computed_from_its_details_file_when_there_is_one():
+    import json
+
+    files = {paths.evaluate_outputs("face", "resnet18_scratch", 42)[key].as_posix(): text for key, text in (
+        ("metrics", side([0] * 100, 0.5).metrics.model_dump_json()), ("predictions", "actual,predicted\nother,other\n"),
+        ("confusion", json.dumps({"classes": ["other", "target"], "raw": [[1, 0], [0, 0]],
+                                  "zscore": [[0, 0], [0, 0]]})))}
+    files[paths.history("face", "resnet18_scratch", 42).as_posix()] = "epoch,train/loss\n1,1.0\n"
+    older = load_side(files.get, "face", "resnet18_scratch", 42)
+    assert older is not None and older.compute is None  # a revision from before the record: not known
+    compute = {"device": "cpu", "processor": "AMD EPYC", "kernels": "AVX2", "threads": 2, "torch": "2.14.1"}
+    details = paths.evaluate_outputs("face", "resnet18_scratch", 42)["details"].as_posix()
+    files[details] = json.dumps({"test_images": 1, "compute": compute})
+    newer = load_side(files.get, "face", "resnet18_scratch", 42)
+    assert newer is not None and newer.compute == Compute(**compute)
 
 
 def test_a_change_that_moves_one_seed_and_not_the_others_is_not_called_significant():

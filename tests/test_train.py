@@ -207,13 +207,13 @@ def test_evaluate_scores_test_split_with_the_saved_model(tiny_params, prepared, 
     metrics, details = out.metrics.model_dump(), out.details.to_json()
     # only what a reviewer compares; a scratch model has no starting weights to verify
     assert list(metrics) == ["test", "val", "train", "best_epoch", "train_seconds", "collapsed",
-                             "weights_verified", "vanishing_gradients", "exploding_gradients", "compute"]
+                             "weights_verified", "vanishing_gradients", "exploding_gradients"]
     assert metrics["weights_verified"] is None
     # where the weights were computed: torch's kernel set here, the threads trained with, as the card records
-    assert metrics["compute"] == info["results"]["compute"]
-    assert metrics["compute"]["kernels"] == torch.backends.cpu.get_cpu_capability()
-    assert metrics["compute"]["device"] == "cpu" and metrics["compute"]["threads"] == tiny_params.train.threads
-    assert metrics["compute"]["torch"] == torch.__version__ and metrics["compute"]["processor"]
+    assert details["compute"] == info["results"]["compute"]
+    assert details["compute"]["kernels"] == torch.backends.cpu.get_cpu_capability()
+    assert details["compute"]["device"] == "cpu" and details["compute"]["threads"] == tiny_params.train.threads
+    assert details["compute"]["torch"] == torch.__version__ and details["compute"]["processor"]
     assert details["health"] == info["results"]["health"] and details["health"]["frozen_layers"] == []
     assert metrics["vanishing_gradients"] is info["results"]["health"]["vanishing_gradients"]
     assert list(metrics["test"]) == ["acc", "acc_ci", "macro_f1", "macro_f1_ci", "loss", "ece", "ece_ci"]

@@ -105,7 +105,7 @@ def headline(test: TestScores, card: ModelCard, collapsed: Collapse) -> Metrics:
                    # null for a model trained from random initialisation: it has no starting weights to verify
                    weights_verified=card.settings.weights.verified,
                    vanishing_gradients=results.health.vanishing_gradients,
-                   exploding_gradients=results.health.exploding_gradients, compute=results.compute)
+                   exploding_gradients=results.health.exploding_gradients)
 
 
 def details(card: ModelCard, test_images: int, collapsed: Collapse, calibrated: Calibration) -> Details:
@@ -115,7 +115,7 @@ def details(card: ModelCard, test_images: int, collapsed: Collapse, calibrated: 
                    health=results.health, collapse=collapsed, weights=settings.weights, wandb=results.wandb,
                    recipe=settings.recipe, tta_flip=settings.tta_flip, select_by=settings.select_by,
                    augment=results.augment_applied, bootstrap={**BOOTSTRAP, "stratified_by": "true class"},
-                   calibration=calibrated)
+                   calibration=calibrated, compute=results.compute)
 
 
 def score_lines(result: Evaluation, images: str = "test images") -> list[str]:

@@ -35,7 +35,6 @@ class Metrics(Record):
     weights_verified: bool | None = None
     vanishing_gradients: bool
     exploding_gradients: bool
-    compute: Compute | None = None  # where the model was trained: compare runs computed alike (review.py)
 
 
 class Collapse(Record):
@@ -85,6 +84,7 @@ class Details(Record):
     augment: dict[str, Any] | None = None
     bootstrap: dict[str, Any] | None = None
     calibration: Calibration | None = None
+    compute: Compute | None = None  # where the model was trained: compare runs computed alike (review.py)
     data: dict[str, Any] | None = None
 
     def to_json(self) -> dict:

@@ -128,10 +128,10 @@ def banners(experiments: list[Experiment]) -> list[tuple]:
 
 
 def computed_text(experiments: list[Experiment]) -> str:
-    """Where the runs were computed (their metrics' compute records), and what that means for repeating them."""
-    machines = list(dict.fromkeys(run.metrics.compute.text() for e in experiments for run in e.runs
-                                  if run.metrics.compute is not None))
-    unknown = sum(run.metrics.compute is None for e in experiments for run in e.runs)
+    """Where the runs were computed (their details' compute records), and what that means for repeating them."""
+    computes = [run.details.compute if run.details else None for e in experiments for run in e.runs]
+    machines = list(dict.fromkeys(compute.text() for compute in computes if compute is not None))
+    unknown = computes.count(None)
     where = "; ".join(machines) + (f"; {unknown} run(s) not recorded" if unknown and machines else "")
     if not machines:
         return "Where these runs were computed is not recorded (results written before facelab recorded it)."

@@ -20,7 +20,7 @@ from facelab.errors import UserError
 from facelab.evaluation.gallery import discordant_strip
 from facelab.evaluation.records import Confusion, Metrics, TestScores
 from facelab.files import atomic_dir
-from facelab.modelcard import STAND_IN
+from facelab.modelcard import STAND_IN, Compute
 from facelab.names import key
 from facelab.params import RECIPES, TASKS, Split
 from facelab.plotting import pyplot, save
@@ -42,6 +42,7 @@ class Side:
     history: pd.DataFrame
     predictions: pd.DataFrame
     confusion: Confusion
+    compute: Compute | None = None  # where it was trained (its details file; None: not recorded at that revision)
 
 
 def git_text(rev: str, path: str, cwd: Path) -> str | None:
@@ -65,10 +66,14 @@ def load_side(read, task: str, recipe: str, seed: int) -> Side | None:
     texts = {key: read(path) for key, path in files.items()}
     if any(text is None for text in texts.values()):
         return None
+    details = read(scored["details"].as_posix())  # only its compute record: older revisions' details differ
+    raw = load_yaml(details, scored["details"].as_posix())[0] if details else None
+    computed = raw.get("compute") if isinstance(raw, dict) else None
     return Side(seed=seed, metrics=Metrics.model_validate(load_yaml(texts["metrics"], files["metrics"])[0]),
                 history=pd.read_csv(io.StringIO(texts["history"])),
                 predictions=pd.read_csv(io.StringIO(texts["predictions"])),
-                confusion=Confusion.model_validate(load_yaml(texts["confusion"], files["confusion"])[0]))
+                confusion=Confusion.model_validate(load_yaml(texts["confusion"], files["confusion"])[0]),
+                compute=Compute.model_validate(computed) if computed else None)
 
 
 def revision_settings(params_text: str | None, task: str) -> tuple[list[int], object]:
@@ -152,12 +157,12 @@ def warnings_for(task: str, recipe: str, metrics: Metrics) -> list[str]:
 
 def machine_warnings(found: list[tuple[Side, Side]]) -> list[str]:
     """Why part of a change may be the machine's, not the code's: the base's and the head's runs of one seed were
-    computed on another processor, kernel set, thread count or torch (their metrics' compute records differ), or
+    computed on another processor, kernel set, thread count or torch (their details' compute records differ), or
     the base does not say where. torch picks its float kernels by processor, so a seeded run repeats bit-for-bit
     only where all of these are equal."""
     found_lines = []
     for base, head in found:
-        old, new = base.metrics.compute, head.metrics.compute
+        old, new = base.compute, head.compute
         if old == new:
             continue
         if old is None or new is None:
