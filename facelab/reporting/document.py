@@ -127,16 +127,19 @@ def banners(experiments: list[Experiment]) -> list[tuple]:
     return found
 
 
+# what a compute record means for repeating a run: said by the report and the pull-request review
+SAME_MACHINE = "A seeded run repeats bit-for-bit only on the same processor, kernels, threads and torch"
+
+
 def computed_text(experiments: list[Experiment]) -> str:
     """Where the runs were computed (their details' compute records), and what that means for repeating them."""
     computes = [run.details.compute if run.details else None for e in experiments for run in e.runs]
     machines = list(dict.fromkeys(compute.text() for compute in computes if compute is not None))
-    unknown = computes.count(None)
-    where = "; ".join(machines) + (f"; {unknown} run(s) not recorded" if unknown and machines else "")
     if not machines:
         return "Where these runs were computed is not recorded (results written before facelab recorded it)."
-    return (f"Computed on {where}. A seeded run repeats bit-for-bit only on the same processor, kernels, threads "
-            f"and torch; on another CPU kind its scores move about as much as another seed's.")
+    unknown = computes.count(None)
+    where = "; ".join(machines) + (f"; {unknown} run(s) not recorded" if unknown else "")
+    return f"Computed on {where}. {SAME_MACHINE}; on another CPU kind its scores move about as much as another seed's."
 
 
 def leaderboard_table(experiments: list[Experiment], pairs: list[Pair]) -> tuple:

@@ -25,6 +25,7 @@ from facelab.names import key
 from facelab.params import RECIPES, TASKS, Split
 from facelab.plotting import pyplot, save
 from facelab.reporting.comparison import detectable_text, difference_text, paired, scope_text, spread_text
+from facelab.reporting.document import SAME_MACHINE
 from facelab.reporting.figures import CURVE_METRICS, heatmap
 from facelab.reporting.results import Experiment, Run
 from facelab.yaml12 import load_yaml
@@ -168,13 +169,12 @@ def machine_warnings(found: list[tuple[Side, Side]]) -> list[str]:
         if old is None or new is None:
             side = "base's" if old is None else "workspace's"
             found_lines.append(f"⚠️ The {side} results do not say where they were computed (written before facelab "
-                               f"recorded it), so part of any change may be the machine's: seeded runs repeat "
-                               f"bit-for-bit only on the same processor, kernels, threads and torch.")
+                               f"recorded it), so part of any change may be the machine's. {SAME_MACHINE}.")
         else:
             found_lines.append(f"⚠️ Computed elsewhere: the base's runs on {old.text()}, the workspace's on "
-                               f"{new.text()}. Seeded runs repeat bit-for-bit only where these are equal, so part of "
-                               f"each change is the machine's, not the code's; to compare code alone, rerun the base "
-                               f"on the workspace's machine (`git checkout <base> && dvc repro`).")
+                               f"{new.text()}. {SAME_MACHINE}, so part of each change is the machine's, not the "
+                               f"code's; to compare code alone, rerun the base on the workspace's machine "
+                               f"(`git checkout <base> && dvc repro`).")
     return list(dict.fromkeys(found_lines))
 
 
