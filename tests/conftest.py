@@ -8,11 +8,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
-from torchvision import models
 
-from facelab.models import weights_file
 from facelab.params import parse_params, raw_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,6 +20,7 @@ REAL_DATA = ROOT.parent / "shared" / "data" / "real"
 def torch_globals():
     """Training sets torch's thread count and deterministic mode for the whole process (seed_everything); put
     them back after each test, so no test depends on which ran before it on the same worker."""
+    import torch
     saved = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
              torch.is_deterministic_algorithms_warn_only_enabled(),
              # a property of torch's module object that its stubs lack
@@ -80,6 +78,10 @@ def write_stand_in_weights(torch_home: Path) -> None:
 
     This is how to run the pretrained recipes with no network: the real files (same names)
     go in the same folder."""
+    import torch
+    from torchvision import models
+
+    from facelab.models import weights_file
     old = os.environ.get("TORCH_HOME")
     os.environ["TORCH_HOME"] = str(torch_home)
     try:
