@@ -30,7 +30,7 @@ from PIL import Image
 
 from facelab.data import faces
 from facelab.data.images import decode_image
-from facelab.data.near import hashes, near_groups
+from facelab.data.near import Photos, hashes, near_groups
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 PEOPLE = {"lfw Colin_Powell": ("face-lfw-frames/target", "*.jpg"), "yaleb yaleB01": ("face-yaleb/target", "*.png")}
@@ -110,11 +110,12 @@ def save_copy(image: Image.Image, edit: str, path: Path) -> None:
         copy.save(path, quality=int(how[1:]))
 
 
-def family_pixels(originals: list[Path], folder: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Each original and its edited copies, decoded as prepare decodes them: pixels, family index, edit name."""
-    squares, family, kind = [], [], []
+def family_pixels(originals: list[Path], folder: Path) -> tuple[Photos, np.ndarray, list[str]]:
+    """Each original and its edited copies, decoded as prepare decodes them: pixels and file sizes, family index,
+    edit name."""
+    decoded, family, kind = [], [], []
     for f, original in enumerate(originals):
-        squares.append(decode_image(original, IMG_SIZE).square)
+        decoded.append(decode_image(original, IMG_SIZE))
         family.append(f)
         kind.append("original")
         with Image.open(original) as image:
@@ -122,10 +123,12 @@ def family_pixels(originals: list[Path], folder: Path) -> tuple[np.ndarray, np.n
             for edit in EDITS:
                 path = folder / f"{f:04d}_{edit}.jpg"
                 save_copy(image, edit, path)
-                squares.append(decode_image(path, IMG_SIZE).square)
+                decoded.append(decode_image(path, IMG_SIZE))
                 family.append(f)
                 kind.append(edit)
-    return np.stack(squares), np.array(family), kind
+    photos = Photos(np.stack([d.square for d in decoded]), np.arange(len(decoded)),
+                    np.array([d.size for d in decoded], np.int64))
+    return photos, np.array(family), kind
 
 
 def families_whole(groups: np.ndarray, family: np.ndarray, families: int) -> int:
@@ -133,9 +136,18 @@ def families_whole(groups: np.ndarray, family: np.ndarray, families: int) -> int
     return sum(len(set(groups[family == f])) == 1 for f in range(families))
 
 
-def person_figures(name: str, pixels: np.ndarray, family: np.ndarray, kind: list[str]) -> dict:
-    packed = hashes(pixels)
-    groups = near_groups(packed)
+def person_figures(name: str, photos: Photos, family: np.ndarray, kind: list[str], cut: bool = True) -> dict:
+    """Recall, families whole and merges of one person's families; cut: search for cut copies too (near_groups'
+    photos), else the hashes alone."""
+    packed = hashes(photos.pixels)
+
+    def groups_of(rows: np.ndarray) -> np.ndarray:
+        return near_groups(packed[rows], photos=Photos(photos.pixels, photos.rows[rows], photos.sizes[rows])
+                           if cut else None)
+
+    started = time.perf_counter()
+    groups = groups_of(np.arange(len(kind)))
+    seconds = time.perf_counter() - started
     originals = np.flatnonzero(np.array(kind) == "original")
     group_of_family = groups[originals]
     found = {edit: 0 for edit in EDITS}
@@ -143,17 +155,17 @@ def person_figures(name: str, pixels: np.ndarray, family: np.ndarray, kind: list
     for i, edit in enumerate(kind):
         if edit != "original":
             found[edit] += int(groups[i] == group_of_family[family[i]])
-            pair = near_groups(packed[[originals[family[i]], i]])
+            pair = groups_of(np.array([originals[family[i]], i]))
             alone[edit] += int(pair[0] == pair[1])
     whole = families_whole(groups, family, len(originals))
     listed = np.flatnonzero(np.isin(kind, ("original", *DONE_WHEN)))
-    whole_listed = families_whole(near_groups(packed[listed]), family[listed], len(originals))
+    whole_listed = families_whole(groups_of(listed), family[listed], len(originals))
     pairs = list(combinations(range(len(originals)), 2))
     merged = sum(group_of_family[a] == group_of_family[b] for a, b in pairs)
     copies = len(EDITS) * len(originals)
     return {"person": name, "families": len(originals), "recall": sum(found.values()) / copies,
             "alone": sum(alone.values()) / copies, "whole": whole, "whole_listed": whole_listed, "pairs": len(pairs),
-            "merged": merged, "per_edit": found, "per_edit_alone": alone}
+            "merged": merged, "per_edit": found, "per_edit_alone": alone, "seconds": seconds, "images": len(kind)}
 
 
 def cost(n_images: int) -> tuple[float, float]:
@@ -172,6 +184,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--real", type=Path, default=REAL)
     parser.add_argument("--cost", type=int, default=10000, help="generated faces to time the search on (0: skip)")
+    parser.add_argument("--hashes-only", action="store_true", help="leave out the search for cut copies (as before it)")
     args = parser.parse_args(argv)
     rows = []
     for name, (sub, pattern) in PEOPLE.items():
@@ -179,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
         if not originals:
             raise SystemExit(f"no {pattern} under {args.real / sub}: point --real at the shared real data folder")
         with tempfile.TemporaryDirectory() as folder:
-            rows.append(person_figures(name, *family_pixels(originals, Path(folder))))
+            rows.append(person_figures(name, *family_pixels(originals, Path(folder)), cut=not args.hashes_only))
     print(f"{len(NAMED)} copies per original with the edits the issue names; decoded at {IMG_SIZE} px:")
     print("| person | originals | recall | recall, pair alone | families whole | families whole, DONE_WHEN edits alone "
           "| distinct pairs | merged (rate) |")
@@ -188,6 +201,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"| {r['person']} | {r['families']} | {r['recall']:.1%} | {r['alone']:.1%} | {r['whole']} / "
               f"{r['families']} | {r['whole_listed']} / {r['families']} | {r['pairs']:,} | "
               f"{r['merged']} ({r['merged'] / r['pairs']:.2%}) |")
+    for r in rows:
+        print(f"{r['person']}: the search over all {r['images']:,} images took {r['seconds']:.1f} s")
     print("\nper edit: copies grouped with their original, with the whole family / the pair alone:")
     print("| edit | " + " | ".join(r["person"] for r in rows) + " |")
     print("|---|" + "---:|" * len(rows))

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from facelab.data.listing import LINK_LOOP
 from facelab.data.pixels import PixelStore
@@ -47,6 +47,9 @@ class Decoded(NamedTuple):
     digest: str
     frames: int = 1
     centred: bool = False  # no face was found, and faces_fallback: center made it the centre square
+    # (width, height) of the file, EXIF orientation applied, when the square is its centre square; (0, 0) when the
+    # square is cut from elsewhere (a face, a fixed box). The search for cut copies reads it (facelab.data.near).
+    size: tuple[int, int] = (0, 0)
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,7 @@ class Images:
     warnings: tuple[str, ...] = ()
     ignored: tuple[Skipped, ...] = ()
     first_frame: dict[str, int] = field(default_factory=dict)
+    sizes: np.ndarray | None = None  # (N, 2) int: each file's Decoded.size; None when the images are not files
 
 
 class Entry(NamedTuple):
@@ -106,6 +110,7 @@ def read_files(entries: list[Entry], classes: tuple[str, ...], img_size: int,
     ignored: list[Skipped] = []
     first_frame: dict[str, int] = {}  # file name: frame count
     centred: list[str] = []
+    sizes: list[tuple[int, int]] = []
     with PixelStore(len(entries), img_size, scratch) as store:
         for entry in entries:
             try:
@@ -117,6 +122,7 @@ def read_files(entries: list[Entry], classes: tuple[str, ...], img_size: int,
             store.add(decoded.square)
             kept.append(entry)
             digests.append(decoded.digest)
+            sizes.append(decoded.size)
             if decoded.frames > 1:
                 first_frame[entry.name] = decoded.frames
             if decoded.centred:
@@ -125,7 +131,8 @@ def read_files(entries: list[Entry], classes: tuple[str, ...], img_size: int,
     test = np.array([e.test for e in kept], bool) if fixed_test else None
     return Images(pixels, np.array([e.label for e in kept], np.int64), [e.name for e in kept], digests, test,
                   tuple(skipped), ignored=tuple(ignored), first_frame=first_frame,
-                  warnings=(centred_note(centred, faces),) if centred else ())
+                  warnings=(centred_note(centred, faces),) if centred else (),
+                  sizes=np.array(sizes, np.int64).reshape(-1, 2))
 
 
 def centred_note(files: list[str], faces: str) -> str:
@@ -151,14 +158,15 @@ def decode_image(path: Path, img_size: int, box: tuple[int, int, int, int] | Non
                 check_pixel_count(image)
                 image.load()
                 frames = getattr(image, "n_frames", 1) if getattr(image, "is_animated", False) else 1
+                size = oriented_size(image) if box is None else (0, 0)
                 try:
                     square, digest = square_pixels(image, img_size, box, faces, min_side)
                 except BadImage as bad:
                     if bad.reason != NO_FACE or fallback != "center":
                         raise
                     square, digest = square_pixels(image, img_size, box, "none", min_side)
-                    return Decoded(square, digest, frames, centred=True)
-                return Decoded(square, digest, frames)
+                    return Decoded(square, digest, frames, centred=True, size=size)
+                return Decoded(square, digest, frames, size=size if faces == "none" else (0, 0))
     except Image.DecompressionBombError as error:  # PIL refuses images over twice its limit at open
         raise BadImage(TOO_LARGE, str(error)) from error
     except UnidentifiedImageError as error:
@@ -223,6 +231,12 @@ def check_pixel_count(image: Image.Image) -> None:
     if limit and image.width * image.height > limit:
         raise BadImage(TOO_LARGE, f"{image.width}x{image.height} = {image.width * image.height} pixels "
                                   f"is over PIL's Image.MAX_IMAGE_PIXELS = {limit}")
+
+
+def oriented_size(image: Image.Image) -> tuple[int, int]:
+    """(width, height) as ImageOps.exif_transpose turns the image: swapped by the orientations with a quarter-turn."""
+    width, height = image.size
+    return (height, width) if image.getexif().get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8) else (width, height)
 
 
 def square_pixels(image: Image.Image, img_size: int, box: tuple[int, int, int, int] | None = None,

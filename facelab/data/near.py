@@ -1,7 +1,11 @@
 """Near-duplicates for prepare: perceptual hashes of each decoded square (in its 8 flips and quarter-turns, and of
 windows inside it), and groups of images that are one photo re-saved, resized, mirrored, turned or cropped, found
-through banded hashes (LSH) instead of comparing all pairs. Pure: arrays in, arrays out."""
+through banded hashes (LSH) instead of comparing all pairs; and copies cut out of a photo anywhere up to CROP_SIDE,
+found from the two files' pixel sizes and the squares' correlation (join_crops). Pure: arrays in, arrays out."""
 from __future__ import annotations
+
+import functools
+from typing import NamedTuple
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -40,6 +44,39 @@ WINDOWS = ((0.1, 0.1, 0.8),) + tuple((top, left, 0.9) for top in (0.0, 0.05, 0.1
 # candidate pair's crop on thumbnails found 74-80% of the benchmark's copies alone, but its candidates (pairs sharing
 # a band) were 159,000 among 10,000 generated faces (benchmarks/README.md).
 MOVED_SIDE, MOVED_BY = 0.9, 0.05
+# Cut copies, wherever the cut: a copy cut out of a photo and saved without resizing keeps the photo's pixel pitch,
+# so the files' pixel sizes say the copy's scale in the photo exactly and how far it can lie from the photo's corner;
+# what is left to find is where, which the squares' phase correlation finds (within those bounds), and the pHashes of
+# the part both squares show then say whether it is one photo. Only pairs whose sizes allow it are looked at, so
+# photos of one size (a camera's, generated faces) cost nothing here. benchmarks/README.md: crops of 2-10% a side in
+# any mix, turned or not, found at 97-100% each, distinct photos never within MAX_BITS on LFW.
+CROP_SIDE = 0.78  # a cut copy keeps at least this share of the photo's width and of its height (10% off each end)
+# photos (each of another group) one copy is checked against at most: the ones whose hashes are closest to the
+# copy's; with 8, 4 of Yale B's 64 top-cut copies were not among them (one man, one pose, 64 lights)
+CROP_CHECKS = 16
+# ... and only those within this many bits (of its 8 flips and turns to their square or a window): 99.8-99.9% of the
+# benchmark's cut copies are, 1% (LFW) and 20% (Yale B) of distinct photos of one person
+CROP_HASH_BITS = 80
+CROP_GRID = 64  # side (pixels) of the grey squares correlated, whatever data.<task>.img_size is
+CROP_PAD = 96  # side they are zero-padded to: the circular correlation is exact for shifts from -31 to 32
+CROP_PEAKS = 4  # correlation peaks tried per pair, over the 8 flips and turns: the highest is not always the place
+CROP_STEPS = (-0.25, 0.0, 0.25)  # sub-pixel steps (of CROP_GRID) around a peak at which the pHashes are compared
+CROP_NEAR = 2 * MAX_BITS  # bits at a peak under which the steps around it are tried too
+CROP_OVERLAP = 0.7  # share of each side the two squares must both show for their pHashes to be compared
+CROP_BATCH = 4096  # pairs whose squares are read at once
+CROP_RANKED = 256  # copies whose hash bits to every photo are held at once
+
+
+class Photos(NamedTuple):
+    """What the search for cut copies reads besides the hashes: each hashed image's decoded square and the pixel
+    size of the file it is the centre square of.
+
+    pixels: (M, S, S, 3) uint8, an array or PixelStore's memmap; rows: (N,) the row of pixels of each hashed image;
+    sizes: (N, 2) int (width, height, EXIF orientation applied), (0, 0) where the square is not a file's centre
+    square (a face crop, a fixed box, a generated face): those are not searched for cut copies."""
+    pixels: np.ndarray
+    rows: np.ndarray
+    sizes: np.ndarray
 
 
 def area_weights(size: int, bins: int, lo: float = 0.0, hi: float | None = None) -> np.ndarray:
@@ -52,6 +89,18 @@ def area_weights(size: int, bins: int, lo: float = 0.0, hi: float | None = None)
     pixel = np.arange(size)[None, :]
     overlap = np.clip(np.minimum(right, pixel + 1) - np.maximum(left, pixel), 0, None)
     return (overlap / overlap.sum(1, keepdims=True)).astype(np.float32)
+
+
+@functools.cache
+def thumb_dct() -> np.ndarray:
+    """dct_matrix(THUMB, LOW), made once."""
+    return dct_matrix(THUMB, LOW)
+
+
+@functools.cache
+def resampling(size: int, bins: int) -> np.ndarray:
+    """area_weights(size, bins), made once per pair of sizes."""
+    return area_weights(size, bins)
 
 
 def dct_matrix(n: int, k: int) -> np.ndarray:
@@ -137,7 +186,7 @@ def transposed(packed: np.ndarray, rows: int = 64) -> np.ndarray:
     return out
 
 
-def near_groups(packed: np.ndarray, max_bits: int = MAX_BITS) -> np.ndarray:
+def near_groups(packed: np.ndarray, max_bits: int = MAX_BITS, photos: Photos | None = None) -> np.ndarray:
     """(N,) int64 group ids: images that are one photo share an id, transitively; an image with no near copy has a
     group of its own. Ids are the smallest member's index. packed: `hashes` of each image.
 
@@ -146,7 +195,8 @@ def near_groups(packed: np.ndarray, max_bits: int = MAX_BITS) -> np.ndarray:
     the one flipped, turned or both (any of the 8) against the other's whole square or one of its WINDOWS; or a
     window at an edge against the other's window MOVED_BY inside (a copy whose square is the original's moved).
     Candidates come from equal bands (every pair within max_bits has one, by pigeonhole), then are checked on all
-    bits; sorting each band's keys finds equal ones in O(N log N) instead of N^2 / 2 comparisons."""
+    bits; sorting each band's keys finds equal ones in O(N log N) instead of N^2 / 2 comparisons. photos: also
+    search for copies cut out of a photo anywhere (join_crops); None: the hashes alone."""
     n = len(packed)
     parent = np.arange(n)
     if n < 2:
@@ -166,6 +216,8 @@ def near_groups(packed: np.ndarray, max_bits: int = MAX_BITS) -> np.ndarray:
             [windows[k] for k, window in enumerate(WINDOWS) if window[2] == MOVED_SIDE and window[axis] == offset]
             for offset in (0.0, MOVED_BY))
         join(parent, at_edge, inside, max_bits)
+    if photos is not None:
+        join_crops(parent, turns, packed, photos, max_bits)
     return np.array([find(parent, i) for i in range(n)], np.int64)
 
 
@@ -200,6 +252,175 @@ def join(parent: np.ndarray, queries: list[np.ndarray], references: list[np.ndar
                 close = (i != j) & (bit_distance(query[i], theirs) <= max_bits)
                 for a, b in zip(i[close], j[close]):
                     union(parent, int(a), int(b))
+
+
+def join_crops(parent: np.ndarray, turns: list[np.ndarray], packed: np.ndarray, photos: Photos,
+               max_bits: int) -> None:
+    """Unite each image with the photos it is cut out of (see CROP_SIDE): of the images whose size allows it, the
+    closest by their hashes in each of CROP_CHECKS other groups (crop_candidates). turns: the 8 flips and turns of
+    each image's hash; packed: `hashes`."""
+    known = photos.sizes[photos.sizes.min(1) > 0]
+    if len(known) < 2 or (known == known[0]).all():  # one size (a camera's, generated faces): no copy was cut
+        return
+    pairs = crop_candidates(turns, packed, photos.sizes, np.array([find(parent, i) for i in range(len(parent))]))
+    pairs = pairs[[find(parent, int(b)) != find(parent, int(a)) for b, a in pairs]] if len(pairs) else pairs
+    found: set[int] = set()  # copies united with a photo they are cut out of
+    for start in range(0, len(pairs), CROP_BATCH):
+        batch = pairs[start:start + CROP_BATCH]
+        involved = np.unique(batch)
+        squares = dict(zip(involved.tolist(), grey_squares(store.take(photos.pixels, photos.rows[involved]))))
+        for b, a in batch.tolist():
+            if b not in found and find(parent, b) != find(parent, a) and cut_bits(
+                    squares[a], photos.sizes[a], squares[b], photos.sizes[b]) <= max_bits:
+                union(parent, a, b)
+                found.add(b)  # its other candidates are farther: the photos they are one with find it from theirs
+
+
+def crop_candidates(turns: list[np.ndarray], packed: np.ndarray, sizes: np.ndarray, roots: np.ndarray) -> np.ndarray:
+    """(P, 2) pairs (copy, photo): the copy's size, turned or not, is the photo's or less in each direction, down to
+    CROP_SIDE of it, and not the same size (a whole copy is the hashes' to find); at most CROP_CHECKS photos per
+    copy, each of another group (roots: each image's group so far) and the closest of its group: fewest bits between
+    its square or windows and one of the copy's 8 flips and turns, and within CROP_HASH_BITS."""
+    known = np.flatnonzero(sizes.min(1) > 0)
+    if len(known) < 2:
+        return np.empty((0, 2), np.int64)
+    dims, inverse = np.unique(sizes[known], axis=0, return_inverse=True)
+    members = [known[inverse.ravel() == u] for u in range(len(dims))]
+    pairs = []
+    for u, (width, height) in enumerate(dims.tolist()):
+        fits = np.zeros(len(dims), bool)
+        for w, h in {(width, height), (height, width)}:
+            fits |= ((dims[:, 0] >= w) & (dims[:, 1] >= h) & (dims[:, 0] * CROP_SIDE <= w)
+                     & (dims[:, 1] * CROP_SIDE <= h) & ~((dims[:, 0] == w) & (dims[:, 1] == h)))
+        if not fits.any():
+            continue
+        photos = np.concatenate([members[v] for v in np.flatnonzero(fits)])
+        copies = members[u]
+        for start in range(0, len(copies), CROP_RANKED):
+            chunk = copies[start:start + CROP_RANKED]
+            bits = hash_bits(turns, packed, chunk, photos)
+            for copy, row in zip(chunk.tolist(), bits):
+                order = np.argsort(row, kind="stable")
+                order = order[row[order] <= CROP_HASH_BITS]
+                # the closest photo of each group (photos found one already: a photo and its whole copies)
+                _, first = np.unique(roots[photos[order]], return_index=True)
+                chosen = photos[order[np.sort(first)]]
+                chosen = chosen[roots[chosen] != roots[copy]][:CROP_CHECKS]
+                pairs.append(np.stack([np.full(len(chosen), copy), chosen], 1))
+    return np.concatenate(pairs).astype(np.int64) if pairs else np.empty((0, 2), np.int64)
+
+
+def hash_bits(turns: list[np.ndarray], packed: np.ndarray, copies: np.ndarray, photos: np.ndarray) -> np.ndarray:
+    """(copies, photos): the fewest bits between one of a copy's 8 flips and turns and a photo's square or window."""
+    mine = np.stack([turn[copies] for turn in turns], 1).view(np.uint64)  # (C, 8, 4)
+    theirs = packed[photos][:, [0] + list(range(len(FLIPS), packed.shape[1]))].view(np.uint64)  # (P, 11, 4)
+    out = np.full((len(copies), len(photos)), LOW * LOW, np.int64)
+    for turn in range(mine.shape[1]):
+        for window in range(theirs.shape[1]):
+            xor = np.bitwise_xor(mine[:, None, turn], theirs[None, :, window])  # (C, P, 4)
+            np.minimum(out, np.bitwise_count(xor).sum(-1, dtype=np.int64), out=out)
+    return out
+
+
+def grey_squares(pixels: np.ndarray) -> np.ndarray:
+    """(N, CROP_GRID, CROP_GRID) float32 grey of (N, S, S, 3) uint8 squares."""
+    weights = resampling(pixels.shape[1], CROP_GRID)
+    grey = np.zeros(pixels.shape[:3], np.float32)
+    for channel, weight in enumerate(GREY):
+        grey += pixels[..., channel] * weight
+    return np.einsum("rs,nst,ct->nrc", weights, grey, weights, optimize=True)
+
+
+def oriented(square: np.ndarray, k: int) -> np.ndarray:
+    """Flip or turn k of 8: k quarter-turns, of the transposed square from k = 4."""
+    return np.rot90(square.T if k >= 4 else square, k % 4)
+
+
+def cut_bits(photo: np.ndarray, photo_size: np.ndarray, copy: np.ndarray, copy_size: np.ndarray) -> int:
+    """The fewest bits between the pHashes of what both squares show, over where the copy's square can lie in the
+    photo's (its size: a cut without resizing) in each of its 8 flips and turns; 255 when nothing fits.
+    photo, copy: grey_squares; sizes: (width, height) of their files."""
+    grid, pad = CROP_GRID, CROP_PAD
+    wide, high = (int(v) for v in photo_size)
+    side = min(wide, high)
+    turns, others, windows = [], [], []
+    for k in range(8):
+        turned = (k % 2 == 1) != (k >= 4)
+        w, h = (int(copy_size[1]), int(copy_size[0])) if turned else (int(copy_size[0]), int(copy_size[1]))
+        if not (w <= wide and h <= high and w >= CROP_SIDE * wide and h >= CROP_SIDE * high) or (w, h) == (wide, high):
+            continue
+        scale = grid * min(w, h) / side  # the copy's square in the photo's pixels
+        m = int(round(scale))
+        weights = resampling(grid, m)
+        small = weights @ oriented(copy, k) @ weights.T
+        other = np.zeros((pad, pad), np.float32)
+        other[:m, :m] = small - small.mean()
+        # where the copy's square can lie, from where its file can lie in the photo's; shifts the circular
+        # correlation does not alias: -(pad - grid) < shift <= pad - m
+        x_lo = ((w - min(w, h)) / 2 - (wide - side) / 2) * grid / side
+        y_lo = ((h - min(w, h)) / 2 - (high - side) / 2) * grid / side
+        bounds = [(max(np.floor(lo) - 1, grid - pad + 1), min(np.ceil(lo + span * grid / side) + 1, pad - m))
+                  for lo, span in ((y_lo, high - h), (x_lo, wide - w))]
+        if all(lo <= hi for lo, hi in bounds):
+            turns.append((k, scale))
+            others.append(other)
+            windows.append(bounds)
+    if not turns:
+        return LOW * LOW - 1
+    centred = np.zeros((pad, pad), np.float32)
+    centred[:grid, :grid] = photo - photo.mean()
+    product = np.fft.rfft2(centred) * np.conj(np.fft.rfft2(np.stack(others)))
+    corrs = np.fft.irfft2(product / (np.abs(product) + 1e-6), s=(pad, pad))
+    shift = np.fft.fftfreq(pad, 1 / pad).astype(int)  # correlation index -> shift in pixels, negative past the middle
+    peaks = []
+    for (k, scale), corr, ((y_lo, y_hi), (x_lo, x_hi)) in zip(turns, corrs, windows):
+        ys = np.flatnonzero((shift >= y_lo) & (shift <= y_hi))
+        xs = np.flatnonzero((shift >= x_lo) & (shift <= x_hi))
+        inside = corr[np.ix_(ys, xs)]
+        for flat in np.argsort(inside, axis=None)[::-1][:CROP_PEAKS]:
+            iy, ix = (int(v) for v in np.unravel_index(int(flat), inside.shape))
+            iy, ix = int(ys[iy]), int(xs[ix])
+            y = shift[iy] + vertex(corr[iy - 1, ix], corr[iy, ix], corr[(iy + 1) % pad, ix])
+            x = shift[ix] + vertex(corr[iy, ix - 1], corr[iy, ix], corr[iy, (ix + 1) % pad])
+            peaks.append((float(corr[iy, ix]), k, float(y), float(x), scale))
+    best = LOW * LOW - 1
+    for _, k, y, x, scale in sorted(peaks, reverse=True)[:CROP_PEAKS]:
+        turned_copy = oriented(copy, k)
+        at_peak = overlap_bits(photo, turned_copy, y, x, scale)
+        best = min(best, at_peak)
+        if at_peak <= CROP_NEAR:  # close: the place may be a fraction of a pixel off
+            best = min([best] + [overlap_bits(photo, turned_copy, y + dy, x + dx, scale)
+                                 for dy in CROP_STEPS for dx in CROP_STEPS if dy or dx])
+        if best <= MAX_BITS:
+            break
+    return best
+
+
+def vertex(before: float, at: float, after: float) -> float:
+    """Offset (-0.5..0.5) of the top of the parabola through three samples, from the middle one."""
+    curve = before - 2 * at + after
+    return 0.0 if curve >= 0 else float(np.clip(0.5 * (before - after) / curve, -0.5, 0.5))
+
+
+def overlap_bits(photo: np.ndarray, copy: np.ndarray, y: float, x: float, scale: float) -> int:
+    """Bits between the pHashes of the part both show when the copy's square (CROP_GRID pixels for `scale` of the
+    photo's) lies at (y, x) in the photo's; 255 when that part is under CROP_OVERLAP of a side."""
+    grid = CROP_GRID
+    top, left, bottom, right = max(0.0, y), max(0.0, x), min(grid, y + scale), min(grid, x + scale)
+    if min(bottom - top, right - left) < CROP_OVERLAP * grid:
+        return LOW * LOW - 1
+    factor = grid / scale
+    return int(bit_distance(region_bits(photo, top, left, bottom, right),
+                            region_bits(copy, (top - y) * factor, (left - x) * factor, (bottom - y) * factor,
+                                        (right - x) * factor)))
+
+
+def region_bits(square: np.ndarray, top: float, left: float, bottom: float, right: float) -> np.ndarray:
+    """Packed pHash of the rectangle [top, bottom) x [left, right) (pixels) of a grey square."""
+    dct = thumb_dct()
+    rows = dct @ area_weights(len(square), THUMB, top, bottom)
+    columns = dct @ area_weights(len(square), THUMB, left, right)
+    return to_bits(rows @ square @ columns.T)
 
 
 def bands(max_bits: int) -> list[tuple[int, int]]:

@@ -46,7 +46,7 @@ def prepare_task(task: str, data: DataParams, data_seed: int, out_dir: str | Pat
         bad_fraction = check_bad_fraction(loaded, data.max_bad_fraction, f"data.{task}")
         dedup = dedupe(loaded.digests, loaded.labels, loaded.files, data.classes, prefer=loaded.test)
         dedup = near_dedupe(dedup, hashes(loaded.pixels), loaded.labels, loaded.files, data.classes,
-                            data.near_duplicates, prefer=loaded.test)
+                            data.near_duplicates, prefer=loaded.test, pixels=loaded.pixels, sizes=loaded.sizes)
         try:
             check_split(loaded, dedup.keep, data, data_seed, dedup.groups)
         except DataError as error:  # too few images: say what was dropped on the way, the old outputs stay

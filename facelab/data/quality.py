@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from facelab.data.images import NO_FACE, Images, Skipped
-from facelab.data.near import near_groups
+from facelab.data.near import Photos, near_groups
 from facelab.errors import DataError
 
 SHOWN_FILES = 10  # files named in an error message; data.json lists them all
@@ -78,8 +78,10 @@ def dedupe(digests: list[str], labels: np.ndarray, files: list[str], classes: tu
 
 
 def near_dedupe(dedup: Dedup, packed: np.ndarray, labels: np.ndarray, files: list[str], classes: tuple[str, ...],
-                mode: str, prefer: np.ndarray | None = None) -> Dedup:
-    """Near-duplicates among the kept images (packed: facelab.data.near.hashes of every image, by row).
+                mode: str, prefer: np.ndarray | None = None, pixels: np.ndarray | None = None,
+                sizes: np.ndarray | None = None) -> Dedup:
+    """Near-duplicates among the kept images (packed: facelab.data.near.hashes of every image, by row; pixels and
+    sizes, the images and their files' sizes, by row: cut copies are searched for too, facelab.data.near.Photos).
 
     mode (data.<task>.near_duplicates): "group" keeps every copy and hands the split their groups, so a group is
     never cut across train/val/test; "drop" keeps one copy of each group (the release's test copy when there is
@@ -91,7 +93,8 @@ def near_dedupe(dedup: Dedup, packed: np.ndarray, labels: np.ndarray, files: lis
         return dataclasses.replace(dedup, near={"mode": mode})
     rows = dedup.keep
     # every row kept (no exact duplicates): no copy of the hashes, which are most of prepare's memory here
-    ids = near_groups(packed if len(rows) == len(packed) else packed[rows])
+    photos = Photos(pixels, rows, sizes[rows]) if pixels is not None and sizes is not None else None
+    ids = near_groups(packed if len(rows) == len(packed) else packed[rows], photos=photos)
     members = defaultdict(list)
     for row, group in zip(rows, ids):
         members[int(group)].append(int(row))
