@@ -48,22 +48,28 @@ MOVED_SIDE, MOVED_BY = 0.9, 0.05
 # so the files' pixel sizes say the copy's scale in the photo exactly and how far it can lie from the photo's corner;
 # what is left to find is where, which the squares' phase correlation finds (within those bounds), and the pHashes of
 # the part both squares show then say whether it is one photo. Only pairs whose sizes allow it are looked at, so
-# photos of one size (a camera's, generated faces) cost nothing here. benchmarks/README.md: crops of 2-10% a side in
-# any mix, turned or not, found at 97-100% each, distinct photos never within MAX_BITS on LFW.
+# photos of one size (a camera's, generated faces) cost nothing here; alike photos at many sizes cost the most
+# (benchmarks/README.md, "Near-duplicates through edits").
 CROP_SIDE = 0.78  # a cut copy keeps at least this share of the photo's width and of its height (10% off each end)
 # photos (each of another group) one copy is checked against at most: the ones whose hashes are closest to the
 # copy's; with 8, 4 of Yale B's 64 top-cut copies were not among them (one man, one pose, 64 lights)
 CROP_CHECKS = 16
-# ... and only those within this many bits (of its 8 flips and turns to their square or a window): 99.8-99.9% of the
-# benchmark's cut copies are, 1% (LFW) and 20% (Yale B) of distinct photos of one person
+# ... and only those within this many bits (of its 8 flips and turns to their square or a window): 99.9% (LFW) and
+# 99.8% (Yale B) of the benchmark's cut copies are to their own photo, 0.9% and 20% to another photo of the person
+# (72: 6 of Yale B's 64 top-cut copies, whose squares moved, were 74-78 bits from theirs)
 CROP_HASH_BITS = 80
+# Bits under which the flip or turn that gives them is the copy's: only that one is correlated (above, a wrong one
+# was in 1 of Yale B's 64 top-cut copies, whose squares moved: 66 bits)
+CROP_TURN_BITS = 48
 CROP_GRID = 64  # side (pixels) of the grey squares correlated, whatever data.<task>.img_size is
 CROP_PAD = 96  # side they are zero-padded to: the circular correlation is exact for shifts from -31 to 32
-CROP_PEAKS = 4  # correlation peaks tried per pair, over the 8 flips and turns: the highest is not always the place
+CROP_PEAKS = 2  # correlation peaks tried per pair: the highest is not always the place (4 found no more)
 CROP_STEPS = (-0.25, 0.0, 0.25)  # sub-pixel steps (of CROP_GRID) around a peak at which the pHashes are compared
 CROP_NEAR = 2 * MAX_BITS  # bits at a peak under which the steps around it are tried too
 CROP_OVERLAP = 0.7  # share of each side the two squares must both show for their pHashes to be compared
 CROP_BATCH = 4096  # pairs whose squares are read at once
+# `oriented`'s k of each flip or turn of the hashes (near_groups' turns: the 4 FLIPS, then each transposed)
+TURN_OF_HASH = np.array([0, 7, 5, 2, 4, 1, 3, 6])
 CROP_RANKED = 256  # copies whose hash bits to every photo are held at once
 
 
@@ -263,27 +269,28 @@ def join_crops(parent: np.ndarray, turns: list[np.ndarray], packed: np.ndarray, 
     if len(known) < 2 or (known == known[0]).all():  # one size (a camera's, generated faces): no copy was cut
         return
     pairs = crop_candidates(turns, packed, photos.sizes, np.array([find(parent, i) for i in range(len(parent))]))
-    pairs = pairs[[find(parent, int(b)) != find(parent, int(a)) for b, a in pairs]] if len(pairs) else pairs
+    pairs = pairs[[find(parent, int(b)) != find(parent, int(a)) for b, a, _ in pairs]] if len(pairs) else pairs
     found: set[int] = set()  # copies united with a photo they are cut out of
     for start in range(0, len(pairs), CROP_BATCH):
         batch = pairs[start:start + CROP_BATCH]
-        involved = np.unique(batch)
+        involved = np.unique(batch[:, :2])
         squares = dict(zip(involved.tolist(), grey_squares(store.take(photos.pixels, photos.rows[involved]))))
-        for b, a in batch.tolist():
+        for b, a, k in batch.tolist():
             if b not in found and find(parent, b) != find(parent, a) and cut_bits(
-                    squares[a], photos.sizes[a], squares[b], photos.sizes[b]) <= max_bits:
+                    squares[a], photos.sizes[a], squares[b], photos.sizes[b], None if k < 0 else k) <= max_bits:
                 union(parent, a, b)
                 found.add(b)  # its other candidates are farther: the photos they are one with find it from theirs
 
 
 def crop_candidates(turns: list[np.ndarray], packed: np.ndarray, sizes: np.ndarray, roots: np.ndarray) -> np.ndarray:
-    """(P, 2) pairs (copy, photo): the copy's size, turned or not, is the photo's or less in each direction, down to
-    CROP_SIDE of it, and not the same size (a whole copy is the hashes' to find); at most CROP_CHECKS photos per
-    copy, each of another group (roots: each image's group so far) and the closest of its group: fewest bits between
-    its square or windows and one of the copy's 8 flips and turns, and within CROP_HASH_BITS."""
+    """(P, 3) pairs (copy, photo, flip or turn of the copy, as `oriented`'s k): the copy's size, turned or not, is
+    the photo's or less in each direction, down to CROP_SIDE of it, and not the same size (a whole copy is the
+    hashes' to find); at most CROP_CHECKS photos per copy, each of another group (roots: each image's group so far)
+    and the closest of its group: fewest bits between its square or windows and one of the copy's 8 flips and turns
+    (that one is the pair's when within CROP_TURN_BITS, else -1: every turn), within CROP_HASH_BITS."""
     known = np.flatnonzero(sizes.min(1) > 0)
     if len(known) < 2:
-        return np.empty((0, 2), np.int64)
+        return np.empty((0, 3), np.int64)
     dims, inverse = np.unique(sizes[known], axis=0, return_inverse=True)
     members = [known[inverse.ravel() == u] for u in range(len(dims))]
     pairs = []
@@ -298,28 +305,35 @@ def crop_candidates(turns: list[np.ndarray], packed: np.ndarray, sizes: np.ndarr
         copies = members[u]
         for start in range(0, len(copies), CROP_RANKED):
             chunk = copies[start:start + CROP_RANKED]
-            bits = hash_bits(turns, packed, chunk, photos)
-            for copy, row in zip(chunk.tolist(), bits):
+            bits, turn = hash_bits(turns, packed, chunk, photos)
+            for copy, row, turn_row in zip(chunk.tolist(), bits, turn):
                 order = np.argsort(row, kind="stable")
                 order = order[row[order] <= CROP_HASH_BITS]
                 # the closest photo of each group (photos found one already: a photo and its whole copies)
                 _, first = np.unique(roots[photos[order]], return_index=True)
-                chosen = photos[order[np.sort(first)]]
-                chosen = chosen[roots[chosen] != roots[copy]][:CROP_CHECKS]
-                pairs.append(np.stack([np.full(len(chosen), copy), chosen], 1))
-    return np.concatenate(pairs).astype(np.int64) if pairs else np.empty((0, 2), np.int64)
+                order = order[np.sort(first)]
+                order = order[roots[photos[order]] != roots[copy]][:CROP_CHECKS]
+                # the turn the hashes say, where they are close enough to say it; else every turn (-1)
+                said = np.where(row[order] <= CROP_TURN_BITS, TURN_OF_HASH[turn_row[order]], -1)
+                pairs.append(np.stack([np.full(len(order), copy), photos[order], said], 1))
+    return np.concatenate(pairs).astype(np.int64) if pairs else np.empty((0, 3), np.int64)
 
 
-def hash_bits(turns: list[np.ndarray], packed: np.ndarray, copies: np.ndarray, photos: np.ndarray) -> np.ndarray:
-    """(copies, photos): the fewest bits between one of a copy's 8 flips and turns and a photo's square or window."""
+def hash_bits(turns: list[np.ndarray], packed: np.ndarray, copies: np.ndarray,
+              photos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(copies, photos) twice: the fewest bits between one of a copy's 8 flips and turns and a photo's square or
+    window, and which of the 8 (an index of `turns`)."""
     mine = np.stack([turn[copies] for turn in turns], 1).view(np.uint64)  # (C, 8, 4)
     theirs = packed[photos][:, [0] + list(range(len(FLIPS), packed.shape[1]))].view(np.uint64)  # (P, 11, 4)
     out = np.full((len(copies), len(photos)), LOW * LOW, np.int64)
+    best = np.zeros((len(copies), len(photos)), np.int64)
     for turn in range(mine.shape[1]):
         for window in range(theirs.shape[1]):
             xor = np.bitwise_xor(mine[:, None, turn], theirs[None, :, window])  # (C, P, 4)
-            np.minimum(out, np.bitwise_count(xor).sum(-1, dtype=np.int64), out=out)
-    return out
+            bits = np.bitwise_count(xor).sum(-1, dtype=np.int64)
+            best[bits < out] = turn
+            np.minimum(out, bits, out=out)
+    return out, best
 
 
 def grey_squares(pixels: np.ndarray) -> np.ndarray:
@@ -336,15 +350,16 @@ def oriented(square: np.ndarray, k: int) -> np.ndarray:
     return np.rot90(square.T if k >= 4 else square, k % 4)
 
 
-def cut_bits(photo: np.ndarray, photo_size: np.ndarray, copy: np.ndarray, copy_size: np.ndarray) -> int:
+def cut_bits(photo: np.ndarray, photo_size: np.ndarray, copy: np.ndarray, copy_size: np.ndarray,
+             turn: int | None = None) -> int:
     """The fewest bits between the pHashes of what both squares show, over where the copy's square can lie in the
-    photo's (its size: a cut without resizing) in each of its 8 flips and turns; 255 when nothing fits.
-    photo, copy: grey_squares; sizes: (width, height) of their files."""
+    photo's (its size: a cut without resizing), with the copy flipped or turned by `turn` (`oriented`'s k; None: each
+    of the 8); 255 when nothing fits. photo, copy: grey_squares; sizes: (width, height) of their files."""
     grid, pad = CROP_GRID, CROP_PAD
     wide, high = (int(v) for v in photo_size)
     side = min(wide, high)
     turns, others, windows = [], [], []
-    for k in range(8):
+    for k in range(8) if turn is None else (turn,):
         turned = (k % 2 == 1) != (k >= 4)
         w, h = (int(copy_size[1]), int(copy_size[0])) if turned else (int(copy_size[0]), int(copy_size[1]))
         if not (w <= wide and h <= high and w >= CROP_SIDE * wide and h >= CROP_SIDE * high) or (w, h) == (wide, high):
