@@ -58,8 +58,8 @@ CROP_CHECKS = 16
 # 99.8% (Yale B) of the benchmark's cut copies are to their own photo, 0.9% and 20% to another photo of the person
 # (72: 6 of Yale B's 64 top-cut copies, whose squares moved, were 74-78 bits from theirs)
 CROP_HASH_BITS = 80
-# Bits under which the flip or turn that gives them is the copy's: only that one is correlated (above, a wrong one
-# was in 1 of Yale B's 64 top-cut copies, whose squares moved: 66 bits)
+# Bits under which the flip or turn that gives them is the copy's: only that one is correlated; above, the copy as it
+# is too (a wrong one was in 1 of Yale B's 64 top-cut copies, whose squares moved: 66 bits)
 CROP_TURN_BITS = 48
 CROP_GRID = 64  # side (pixels) of the grey squares correlated, whatever data.<task>.img_size is
 CROP_PAD = 96  # side they are zero-padded to: the circular correlation is exact for shifts from -31 to 32
@@ -276,8 +276,9 @@ def join_crops(parent: np.ndarray, turns: list[np.ndarray], packed: np.ndarray, 
         involved = np.unique(batch[:, :2])
         squares = dict(zip(involved.tolist(), grey_squares(store.take(photos.pixels, photos.rows[involved]))))
         for b, a, k in batch.tolist():
+            turns_tried = (k,) if k >= 0 else (0, -1 - k)
             if b not in found and find(parent, b) != find(parent, a) and cut_bits(
-                    squares[a], photos.sizes[a], squares[b], photos.sizes[b], None if k < 0 else k) <= max_bits:
+                    squares[a], photos.sizes[a], squares[b], photos.sizes[b], turns_tried) <= max_bits:
                 union(parent, a, b)
                 found.add(b)  # its other candidates are farther: the photos they are one with find it from theirs
 
@@ -287,7 +288,8 @@ def crop_candidates(turns: list[np.ndarray], packed: np.ndarray, sizes: np.ndarr
     the photo's or less in each direction, down to CROP_SIDE of it, and not the same size (a whole copy is the
     hashes' to find); at most CROP_CHECKS photos per copy, each of another group (roots: each image's group so far)
     and the closest of its group: fewest bits between its square or windows and one of the copy's 8 flips and turns
-    (that one is the pair's when within CROP_TURN_BITS, else -1: every turn), within CROP_HASH_BITS."""
+    (that one, k, is the pair's when within CROP_TURN_BITS, else -1 - k: k and the copy as it is), within
+    CROP_HASH_BITS."""
     known = np.flatnonzero(sizes.min(1) > 0)
     if len(known) < 2:
         return np.empty((0, 3), np.int64)
@@ -313,8 +315,9 @@ def crop_candidates(turns: list[np.ndarray], packed: np.ndarray, sizes: np.ndarr
                 _, first = np.unique(roots[photos[order]], return_index=True)
                 order = order[np.sort(first)]
                 order = order[roots[photos[order]] != roots[copy]][:CROP_CHECKS]
-                # the turn the hashes say, where they are close enough to say it; else every turn (-1)
-                said = np.where(row[order] <= CROP_TURN_BITS, TURN_OF_HASH[turn_row[order]], -1)
+                # the turn the hashes say; where they are too far to say it, that one and the copy as it is (-1 - k)
+                said = TURN_OF_HASH[turn_row[order]]
+                said = np.where(row[order] <= CROP_TURN_BITS, said, -1 - said)
                 pairs.append(np.stack([np.full(len(order), copy), photos[order], said], 1))
     return np.concatenate(pairs).astype(np.int64) if pairs else np.empty((0, 3), np.int64)
 
@@ -351,15 +354,15 @@ def oriented(square: np.ndarray, k: int) -> np.ndarray:
 
 
 def cut_bits(photo: np.ndarray, photo_size: np.ndarray, copy: np.ndarray, copy_size: np.ndarray,
-             turn: int | None = None) -> int:
+             turns: tuple[int, ...] = tuple(range(8))) -> int:
     """The fewest bits between the pHashes of what both squares show, over where the copy's square can lie in the
-    photo's (its size: a cut without resizing), with the copy flipped or turned by `turn` (`oriented`'s k; None: each
-    of the 8); 255 when nothing fits. photo, copy: grey_squares; sizes: (width, height) of their files."""
+    photo's (its size: a cut without resizing), with the copy flipped or turned by one of `turns` (`oriented`'s k);
+    255 when nothing fits. photo, copy: grey_squares; sizes: (width, height) of their files."""
     grid, pad = CROP_GRID, CROP_PAD
     wide, high = (int(v) for v in photo_size)
     side = min(wide, high)
-    turns, others, windows = [], [], []
-    for k in range(8) if turn is None else (turn,):
+    tried, others, windows = [], [], []
+    for k in sorted(set(turns)):
         turned = (k % 2 == 1) != (k >= 4)
         w, h = (int(copy_size[1]), int(copy_size[0])) if turned else (int(copy_size[0]), int(copy_size[1]))
         if not (w <= wide and h <= high and w >= CROP_SIDE * wide and h >= CROP_SIDE * high) or (w, h) == (wide, high):
@@ -377,10 +380,10 @@ def cut_bits(photo: np.ndarray, photo_size: np.ndarray, copy: np.ndarray, copy_s
         bounds = [(max(np.floor(lo) - 1, grid - pad + 1), min(np.ceil(lo + span * grid / side) + 1, pad - m))
                   for lo, span in ((y_lo, high - h), (x_lo, wide - w))]
         if all(lo <= hi for lo, hi in bounds):
-            turns.append((k, scale))
+            tried.append((k, scale))
             others.append(other)
             windows.append(bounds)
-    if not turns:
+    if not tried:
         return LOW * LOW - 1
     centred = np.zeros((pad, pad), np.float32)
     centred[:grid, :grid] = photo - photo.mean()
@@ -388,7 +391,7 @@ def cut_bits(photo: np.ndarray, photo_size: np.ndarray, copy: np.ndarray, copy_s
     corrs = np.fft.irfft2(product / (np.abs(product) + 1e-6), s=(pad, pad))
     shift = np.fft.fftfreq(pad, 1 / pad).astype(int)  # correlation index -> shift in pixels, negative past the middle
     peaks = []
-    for (k, scale), corr, ((y_lo, y_hi), (x_lo, x_hi)) in zip(turns, corrs, windows):
+    for (k, scale), corr, ((y_lo, y_hi), (x_lo, x_hi)) in zip(tried, corrs, windows):
         ys = np.flatnonzero((shift >= y_lo) & (shift <= y_hi))
         xs = np.flatnonzero((shift >= x_lo) & (shift <= x_hi))
         inside = corr[np.ix_(ys, xs)]
