@@ -1,8 +1,8 @@
 """Near-duplicate search on edited copies of real photos: recall (each copy grouped with its original), false merges
 of distinct photos of one person, and the cost per image. Prints figures; nothing is written to the repository.
 
-    python3 -m benchmarks.near_duplicates
-    python3 -m benchmarks.near_duplicates --cost 10000
+    python3 -m benchmarks.near_duplicates --cost 10000 --mixed 2000
+    python3 -m benchmarks.near_duplicates --cost 0 --mixed 0 --hashes-only   # without the search for cut copies
 
 Each original is one real photo of one person (Colin Powell's 100 LFW frames, yaleB01's 64 Yale B photos; read in
 place from ../shared/data/real/). Its family is the original and one copy per EDITS entry, saved as people save them
@@ -14,7 +14,10 @@ prepare would see them in one class folder, so a chain through copies counts as 
   copy (NAMED) are in one group; "DONE_WHEN edits alone": the same with only the copies whose edits the issue's
   "done when" names, searched without the others.
 - false merges: pairs of distinct originals of the person that share a group (transitively, through any copies).
-- cost: facelab.data.near.hashes and near_groups on N generated faces at 64 px (prepare's own images), per image.
+- search: near_groups with the files' sizes (prepare's search: hashes, then cut copies), or the hashes alone.
+- cost: facelab.data.near.hashes and near_groups on N generated faces at 64 px (prepare's own images, which are no
+  files: no cut search), per image; --mixed: near_groups on distinct generated faces saved at mixed sizes, where most
+  pairs' sizes allow a cut, with and without the cut search.
 """
 from __future__ import annotations
 
