@@ -51,8 +51,8 @@ MOVED_SIDE, MOVED_BY = 0.9, 0.05
 # photos of one size (a camera's, generated faces) cost nothing here; alike photos at many sizes cost the most
 # (benchmarks/README.md, "Near-duplicates through edits").
 CROP_SIDE = 0.78  # a cut copy keeps at least this share of the photo's width and of its height (10% off each end)
-# photos (each of another group) one copy is checked against at most: the ones whose hashes are closest to the
-# copy's; with 8, 4 of Yale B's 64 top-cut copies were not among them (one man, one pose, 64 lights)
+# groups one copy is checked against at most (the closest photo of each, a group being photos found one already):
+# those whose hashes are closest to the copy's; with 8, 4 of Yale B's 64 top-cut copies missed their photo's group
 CROP_CHECKS = 16
 # ... and only those within this many bits (of its 8 flips and turns to their square or a window): 99.9% (LFW) and
 # 99.8% (Yale B) of the benchmark's cut copies are to their own photo, 0.9% and 20% to another photo of the person
