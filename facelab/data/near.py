@@ -269,7 +269,6 @@ def join_crops(parent: np.ndarray, turns: list[np.ndarray], packed: np.ndarray, 
     if len(known) < 2 or (known == known[0]).all():  # one size (a camera's, generated faces): no copy was cut
         return
     pairs = crop_candidates(turns, packed, photos.sizes, np.array([find(parent, i) for i in range(len(parent))]))
-    pairs = pairs[[find(parent, int(b)) != find(parent, int(a)) for b, a, _ in pairs]] if len(pairs) else pairs
     found: set[int] = set()  # copies united with a photo they are cut out of
     for start in range(0, len(pairs), CROP_BATCH):
         batch = pairs[start:start + CROP_BATCH]
@@ -299,8 +298,7 @@ def crop_candidates(turns: list[np.ndarray], packed: np.ndarray, sizes: np.ndarr
     for u, (width, height) in enumerate(dims.tolist()):
         fits = np.zeros(len(dims), bool)
         for w, h in {(width, height), (height, width)}:
-            fits |= ((dims[:, 0] >= w) & (dims[:, 1] >= h) & (dims[:, 0] * CROP_SIDE <= w)
-                     & (dims[:, 1] * CROP_SIDE <= h) & ~((dims[:, 0] == w) & (dims[:, 1] == h)))
+            fits |= cut_fits(w, h, dims[:, 0], dims[:, 1])
         if not fits.any():
             continue
         photos = np.concatenate([members[v] for v in np.flatnonzero(fits)])
@@ -320,6 +318,12 @@ def crop_candidates(turns: list[np.ndarray], packed: np.ndarray, sizes: np.ndarr
                 said = np.where(row[order] <= CROP_TURN_BITS, said, -1 - said)
                 pairs.append(np.stack([np.full(len(order), copy), photos[order], said], 1))
     return np.concatenate(pairs).astype(np.int64) if pairs else np.empty((0, 3), np.int64)
+
+
+def cut_fits(w, h, wide, high):
+    """Whether a copy w x h pixels can be cut out of a photo wide x high (numbers or arrays): no larger each way, at
+    least CROP_SIDE of it, and not the same size (a whole copy is the hashes' to find)."""
+    return (w <= wide) & (h <= high) & (w >= CROP_SIDE * wide) & (h >= CROP_SIDE * high) & ((w != wide) | (h != high))
 
 
 def hash_bits(turns: list[np.ndarray], packed: np.ndarray, copies: np.ndarray,
@@ -365,7 +369,7 @@ def cut_bits(photo: np.ndarray, photo_size: np.ndarray, copy: np.ndarray, copy_s
     for k in sorted(set(turns)):
         turned = (k % 2 == 1) != (k >= 4)
         w, h = (int(copy_size[1]), int(copy_size[0])) if turned else (int(copy_size[0]), int(copy_size[1]))
-        if not (w <= wide and h <= high and w >= CROP_SIDE * wide and h >= CROP_SIDE * high) or (w, h) == (wide, high):
+        if not cut_fits(w, h, wide, high):
             continue
         scale = grid * min(w, h) / side  # the copy's square in the photo's pixels
         m = int(round(scale))
