@@ -10,7 +10,7 @@ from PIL import Image
 
 from facelab.data import faces
 from facelab.data.images import Decoded, decode_image
-from facelab.data.near import Photos, crop_candidates, hashes, near_groups, transposed
+from facelab.data.near import CROP_MEMBERS, Photos, crop_candidates, group_members, hashes, near_groups, transposed
 from facelab.params import parse_params
 from tests.conftest import REAL_DATA, splits_of
 from tests.test_near import run
@@ -128,10 +128,28 @@ def test_only_files_whose_sizes_allow_a_cut_are_checked(tmp_path):
     roots = np.arange(3)
     # b fits in a (95% of its width); c is too small to be cut from either; a is too large to be cut from b
     pairs = crop_candidates(turns, packed, sizes, roots)
-    assert pairs[:, :2].tolist() == [[1, 0]] and pairs[0, 2] in (0, -1)  # not turned, or every turn tried
+    assert pairs[:, :2].tolist() == [[1, 0]] and 0 in pairs[0, 2:]  # not turned, or the copy as it is tried too
     # one size (a camera's, generated faces) or no size (face crops): nothing to check
     assert len(crop_candidates(turns, packed, np.array([(160, 160)] * 3), roots)) == 0
     assert len(crop_candidates(turns, packed, np.zeros((3, 2), int), roots)) == 0
+
+
+def test_a_copy_is_checked_against_each_distinct_photo_of_a_group_not_its_whole_copies(tmp_path):
+    # the hashes can put two photos of one person in one group; the copy's own photo need not be the group's
+    # closest, so up to CROP_MEMBERS distinct photos of a group are checked, and whole copies of one taken are not
+    images = [generated_photo(seed) for seed in range(CROP_MEMBERS + 2)]
+    decoded = [saved_square(images[0], tmp_path / "a.jpg"),
+               saved_square(images[0].transpose(Image.Transpose.ROTATE_90), tmp_path / "a_turned.jpg")]
+    decoded += [saved_square(image, tmp_path / f"{k}.jpg") for k, image in enumerate(images[1:])]
+    packed = hashes(np.stack([d.square for d in decoded]))
+    turns = [packed[:, k] for k in range(4)]
+    turns += [transposed(turn) for turn in turns]
+    candidates = np.arange(len(decoded))  # closest first: a, its turned copy, then the other photos
+    roots = np.zeros(len(decoded), np.int64)  # all one group, as a merge by the hashes leaves them
+    kept = group_members(turns, packed, candidates, roots).tolist()
+    assert kept[:2] == [0, 2] and kept == [0] + list(range(2, 1 + CROP_MEMBERS)), kept  # a, not its turned copy
+    roots[-1] = len(decoded)  # the last photo a group of its own: checked too
+    assert group_members(turns, packed, candidates, roots).tolist() == kept + [len(decoded) - 1]
 
 
 def test_a_file_turned_by_exif_has_its_turned_size_and_a_face_crop_none(tmp_path):

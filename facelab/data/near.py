@@ -54,6 +54,13 @@ CROP_SIDE = 0.78  # a cut copy keeps at least this share of the photo's width an
 # groups one copy is checked against at most (the closest photo of each, a group being photos found one already):
 # those whose hashes are closest to the copy's; with 8, 4 of Yale B's 64 top-cut copies missed their photo's group
 CROP_CHECKS = 16
+# ... and up to this many photos of each such group, none a whole copy of another taken: the hashes alone put
+# photos of one person in one group (Yale B: 7 pairs of 64 photos), whose closest photo to a copy need not be the
+# one it is cut out of (2 of Yale B's 64 right 5% + bottom 10% copies checked against one photo of a group only)
+CROP_MEMBERS = 3
+# bits under which two photos of a group are one photo (a whole copy, turned or not): Yale B's whole copies (re-saved
+# at quality 30, mirrored, turned, EXIF-turned) are within 8 bits of their photo, distinct photos 14 or more apart
+CROP_SAME_BITS = 8
 # ... and only those within this many bits (of its 8 flips and turns to their square or a window): 99.9% (LFW) and
 # 99.8% (Yale B) of the benchmark's cut copies are to their own photo, 0.9% and 20% to another photo of the person
 # (72: 6 of Yale B's 64 top-cut copies, whose squares moved, were 74-78 bits from theirs)
@@ -263,61 +270,106 @@ def join(parent: np.ndarray, queries: list[np.ndarray], references: list[np.ndar
 def join_crops(parent: np.ndarray, turns: list[np.ndarray], packed: np.ndarray, photos: Photos,
                max_bits: int) -> None:
     """Unite each image with the photos it is cut out of (see CROP_SIDE): of the images whose size allows it, the
-    closest by their hashes in each of CROP_CHECKS other groups (crop_candidates). turns: the 8 flips and turns of
-    each image's hash; packed: `hashes`."""
+    closest by their hashes in CROP_CHECKS other groups (crop_candidates), checked in rounds (each copy's closest
+    first, then its next, each round's pairs at once) so that a copy found is not checked again. turns: the 8 flips
+    and turns of each image's hash; packed: `hashes`."""
     known = photos.sizes[photos.sizes.min(1) > 0]
     if len(known) < 2 or (known == known[0]).all():  # one size (a camera's, generated faces): no copy was cut
         return
     pairs = crop_candidates(turns, packed, photos.sizes, np.array([find(parent, i) for i in range(len(parent))]))
-    found: set[int] = set()  # copies united with a photo they are cut out of
-    for start in range(0, len(pairs), CROP_BATCH):
-        batch = pairs[start:start + CROP_BATCH]
-        involved = np.unique(batch[:, :2])
-        squares = dict(zip(involved.tolist(), grey_squares(store.take(photos.pixels, photos.rows[involved]))))
-        for b, a, k in batch.tolist():
-            turns_tried = (k,) if k >= 0 else (0, -1 - k)
-            if b not in found and find(parent, b) != find(parent, a) and cut_bits(
-                    squares[a], photos.sizes[a], squares[b], photos.sizes[b], turns_tried) <= max_bits:
-                union(parent, a, b)
-                found.add(b)  # its other candidates are farther: the photos they are one with find it from theirs
+    if not len(pairs):
+        return
+    starts = np.flatnonzero(np.r_[True, pairs[1:, 0] != pairs[:-1, 0]])  # a copy's candidates are consecutive
+    rank = np.arange(len(pairs)) - np.repeat(starts, np.diff(np.r_[starts, len(pairs)]))
+    found = np.zeros(len(parent), bool)  # copies united with a photo they are cut out of
+    for step in range(int(rank.max()) + 1):
+        todo = pairs[rank == step]
+        todo = todo[~found[todo[:, 0]]]
+        todo = todo[[find(parent, b) != find(parent, a) for b, a in todo[:, :2].tolist()]]
+        for start in range(0, len(todo), CROP_BATCH):
+            batch = todo[start:start + CROP_BATCH]
+            involved, local = np.unique(batch[:, :2], return_inverse=True)
+            local = local.reshape(-1, 2)
+            squares = grey_squares(store.take(photos.pixels, photos.rows[involved]))
+            # a pair's tries: the turn its hashes say, and the second where they are too far to say it
+            tried = np.concatenate([np.arange(len(batch)), np.flatnonzero(batch[:, 3] >= 0)])
+            k = np.concatenate([batch[:, 2], batch[batch[:, 3] >= 0, 3]])
+            bits = cut_bits(squares, photos.sizes[involved], tried, local[tried, 0], local[tried, 1], k, len(batch))
+            for b, a in batch[bits <= max_bits, :2].tolist():
+                if not found[b]:  # its other candidates are farther: the photos they are one with find it from theirs
+                    union(parent, a, b)
+                    found[b] = True
+
 
 
 def crop_candidates(turns: list[np.ndarray], packed: np.ndarray, sizes: np.ndarray, roots: np.ndarray) -> np.ndarray:
-    """(P, 3) pairs (copy, photo, flip or turn of the copy, as `oriented`'s k): the copy's size, turned or not, is
-    the photo's or less in each direction, down to CROP_SIDE of it, and not the same size (a whole copy is the
-    hashes' to find); at most CROP_CHECKS photos per copy, each of another group (roots: each image's group so far)
-    and the closest of its group: fewest bits between its square or windows and one of the copy's 8 flips and turns
-    (that one, k, is the pair's when within CROP_TURN_BITS, else -1 - k: k and the copy as it is), within
-    CROP_HASH_BITS."""
+    """(P, 4) pairs (copy, photo, flip or turn k of the copy, as `oriented`'s, and a second one or -1): the copy's
+    size, so turned, is the photo's or less in each direction, down to CROP_SIDE of it, and not the same size (a
+    whole copy is the hashes' to find); photos of CROP_CHECKS other groups (roots: each image's group so far), the
+    closest of each and up to CROP_MEMBERS (group_members), by the fewest bits between a photo's square or windows
+    and one of the copy's flips and turns whose size fits, within CROP_HASH_BITS. k is that turn; the second, where
+    those bits are over CROP_TURN_BITS (too far for the hashes to say the turn), the copy as it is if its size fits,
+    else the next closest turn. A copy's pairs are consecutive, closest first."""
     known = np.flatnonzero(sizes.min(1) > 0)
     if len(known) < 2:
-        return np.empty((0, 3), np.int64)
+        return np.empty((0, 4), np.int64)
     dims, inverse = np.unique(sizes[known], axis=0, return_inverse=True)
     members = [known[inverse.ravel() == u] for u in range(len(dims))]
+    swaps = np.array([(k % 2 == 1) != (k >= 4) for k in TURN_OF_HASH])  # turns (of `turns`) that swap width and height
     pairs = []
     for u, (width, height) in enumerate(dims.tolist()):
-        fits = np.zeros(len(dims), bool)
-        for w, h in {(width, height), (height, width)}:
-            fits |= cut_fits(w, h, dims[:, 0], dims[:, 1])
-        if not fits.any():
+        upright = cut_fits(width, height, dims[:, 0], dims[:, 1])
+        across = cut_fits(height, width, dims[:, 0], dims[:, 1])
+        fits = np.flatnonzero(upright | across)
+        if not len(fits):
             continue
-        photos = np.concatenate([members[v] for v in np.flatnonzero(fits)])
+        photos = np.concatenate([members[v] for v in fits])
+        counts = [len(members[v]) for v in fits]
+        # (photos, 8): whether the copy so turned fits each photo
+        turn_fits = np.where(swaps, np.repeat(across[fits], counts)[:, None], np.repeat(upright[fits], counts)[:, None])
         copies = members[u]
         for start in range(0, len(copies), CROP_RANKED):
             chunk = copies[start:start + CROP_RANKED]
-            bits, turn = hash_bits(turns, packed, chunk, photos)
-            for copy, row, turn_row in zip(chunk.tolist(), bits, turn):
-                order = np.argsort(row, kind="stable")
-                order = order[row[order] <= CROP_HASH_BITS]
-                # the closest photo of each group (photos found one already: a photo and its whole copies)
-                _, first = np.unique(roots[photos[order]], return_index=True)
-                order = order[np.sort(first)]
-                order = order[roots[photos[order]] != roots[copy]][:CROP_CHECKS]
-                # the turn the hashes say; where they are too far to say it, that one and the copy as it is (-1 - k)
-                said = TURN_OF_HASH[turn_row[order]]
-                said = np.where(row[order] <= CROP_TURN_BITS, said, -1 - said)
-                pairs.append(np.stack([np.full(len(order), copy), photos[order], said], 1))
-    return np.concatenate(pairs).astype(np.int64) if pairs else np.empty((0, 3), np.int64)
+            by_turn = np.where(turn_fits, hash_bits(turns, packed, chunk, photos).astype(np.int16), LOW * LOW)
+            ranked = np.argsort(by_turn, axis=2, kind="stable")[:, :, :2]
+            closest = np.take_along_axis(by_turn, ranked, 2)
+            for copy, row, turn_row in zip(chunk.tolist(), closest, ranked):
+                order = np.argsort(row[:, 0], kind="stable")
+                order = order[row[order, 0] <= CROP_HASH_BITS]
+                order = order[roots[photos[order]] != roots[copy]]
+                order = order[group_members(turns, packed, photos[order], roots[photos[order]])]
+                said = TURN_OF_HASH[turn_row[order, 0]]
+                # too far for the hashes to say the turn: the copy as it is too where it fits, else the next turn
+                unsure = row[order, 0] > CROP_TURN_BITS
+                second = np.where(turn_fits[order, 0], 0, np.where(row[order, 1] < LOW * LOW,
+                                                                   TURN_OF_HASH[turn_row[order, 1]], -1))
+                second = np.where(unsure & (second != said), second, -1)
+                pairs.append(np.stack([np.full(len(order), copy), photos[order], said, second], 1))
+    return np.concatenate(pairs).astype(np.int64) if pairs else np.empty((0, 4), np.int64)
+
+
+def group_members(turns: list[np.ndarray], packed: np.ndarray, photos: np.ndarray, roots: np.ndarray) -> np.ndarray:
+    """Which of the photos (a copy's candidates, closest first; roots: their groups) it is checked against: those
+    of the first CROP_CHECKS groups, up to CROP_MEMBERS of each, each not a whole copy of one taken before
+    (within CROP_SAME_BITS of it, turned or not): the closest photo of each group, and of the other photos a group
+    holds where the hashes put photos of one person in one group (its members' whole copies are one photo)."""
+    groups, first = np.unique(roots, return_index=True)
+    kept_groups = groups[np.argsort(first, kind="stable")[:CROP_CHECKS]]
+    taken: dict[int, list[int]] = {}
+    keep = []
+    for at in np.flatnonzero(np.isin(roots, kept_groups)).tolist():
+        members = taken.setdefault(int(roots[at]), [])
+        if len(members) == CROP_MEMBERS:
+            continue
+        photo = int(photos[at])
+        if members:
+            mine = np.stack([turn[photo] for turn in turns]).view(np.uint64)  # (8, 4)
+            theirs = packed[members, 0].view(np.uint64)  # (members, 4)
+            if np.bitwise_count(mine[:, None] ^ theirs[None]).sum(-1).min() <= CROP_SAME_BITS:
+                continue
+        members.append(photo)
+        keep.append(at)
+    return np.array(keep, np.int64)
 
 
 def cut_fits(w, h, wide, high):
@@ -326,21 +378,18 @@ def cut_fits(w, h, wide, high):
     return (w <= wide) & (h <= high) & (w >= CROP_SIDE * wide) & (h >= CROP_SIDE * high) & ((w != wide) | (h != high))
 
 
-def hash_bits(turns: list[np.ndarray], packed: np.ndarray, copies: np.ndarray,
-              photos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(copies, photos) twice: the fewest bits between one of a copy's 8 flips and turns and a photo's square or
-    window, and which of the 8 (an index of `turns`)."""
+def hash_bits(turns: list[np.ndarray], packed: np.ndarray, copies: np.ndarray, photos: np.ndarray) -> np.ndarray:
+    """(copies, photos, 8) uint8: the fewest bits between each of a copy's 8 flips and turns (`turns`' order) and a
+    photo's square or window."""
     mine = np.stack([turn[copies] for turn in turns], 1).view(np.uint64)  # (C, 8, 4)
     theirs = packed[photos][:, [0] + list(range(len(FLIPS), packed.shape[1]))].view(np.uint64)  # (P, 11, 4)
-    out = np.full((len(copies), len(photos)), LOW * LOW, np.int64)
-    best = np.zeros((len(copies), len(photos)), np.int64)
+    out = np.full((len(copies), len(photos), mine.shape[1]), 255, np.uint8)
     for turn in range(mine.shape[1]):
         for window in range(theirs.shape[1]):
-            xor = np.bitwise_xor(mine[:, None, turn], theirs[None, :, window])  # (C, P, 4)
-            bits = np.bitwise_count(xor).sum(-1, dtype=np.int64)
-            best[bits < out] = turn
-            np.minimum(out, bits, out=out)
-    return out, best
+            ones = np.bitwise_count(np.bitwise_xor(mine[:, None, turn], theirs[None, :, window]))  # (C, P, 4) uint8
+            # 255 bits at most: their sum fits a uint8
+            np.minimum(out[:, :, turn], ones[..., 0] + ones[..., 1] + ones[..., 2] + ones[..., 3], out=out[:, :, turn])
+    return out
 
 
 def grey_squares(pixels: np.ndarray) -> np.ndarray:
@@ -352,97 +401,160 @@ def grey_squares(pixels: np.ndarray) -> np.ndarray:
     return np.einsum("rs,nst,ct->nrc", weights, grey, weights, optimize=True)
 
 
-def oriented(square: np.ndarray, k: int) -> np.ndarray:
-    """Flip or turn k of 8: k quarter-turns, of the transposed square from k = 4."""
-    return np.rot90(square.T if k >= 4 else square, k % 4)
+def oriented(squares: np.ndarray, k: int) -> np.ndarray:
+    """Flip or turn k of 8 of (..., S, S) squares: k quarter-turns, of the transposed squares from k = 4."""
+    return np.rot90(np.swapaxes(squares, -1, -2) if k >= 4 else squares, k % 4, axes=(-2, -1))
 
 
-def cut_bits(photo: np.ndarray, photo_size: np.ndarray, copy: np.ndarray, copy_size: np.ndarray,
-             turns: tuple[int, ...] = tuple(range(8))) -> int:
-    """The fewest bits between the pHashes of what both squares show, over where the copy's square can lie in the
-    photo's (its size: a cut without resizing), with the copy flipped or turned by one of `turns` (`oriented`'s k);
-    255 when nothing fits. photo, copy: grey_squares; sizes: (width, height) of their files."""
+def cut_bits(squares: np.ndarray, sizes: np.ndarray, pair: np.ndarray, copy: np.ndarray, photo: np.ndarray,
+             k: np.ndarray, pairs: int) -> np.ndarray:
+    """(pairs,) the fewest bits, per pair, between the pHashes of what both squares show, over where the copy's
+    square can lie in the photo's (its file's size: a cut without resizing) and over the pair's tries; 255 when
+    nothing fits. A try (pair, copy, photo, k): the copy flipped or turned by `oriented`'s k. squares: grey_squares
+    of the images tried, indexed by copy and photo; sizes: (width, height) of their files.
+
+    Each try's phase correlation (the squares zero-padded to CROP_PAD) is read within the places the sizes allow;
+    its CROP_PEAKS highest places, of all a pair's tries, are compared (and CROP_STEPS of a pixel around those
+    within CROP_NEAR bits): all tries at once, a few numpy calls per batch."""
     grid, pad = CROP_GRID, CROP_PAD
-    wide, high = (int(v) for v in photo_size)
-    side = min(wide, high)
-    tried, others, windows = [], [], []
-    for k in sorted(set(turns)):
-        turned = (k % 2 == 1) != (k >= 4)
-        w, h = (int(copy_size[1]), int(copy_size[0])) if turned else (int(copy_size[0]), int(copy_size[1]))
-        if not cut_fits(w, h, wide, high):
-            continue
-        scale = grid * min(w, h) / side  # the copy's square in the photo's pixels
-        m = int(round(scale))
-        weights = resampling(grid, m)
-        small = weights @ oriented(copy, k) @ weights.T
-        other = np.zeros((pad, pad), np.float32)
-        other[:m, :m] = small - small.mean()
-        # where the copy's square can lie, from where its file can lie in the photo's; shifts the circular
-        # correlation does not alias: -(pad - grid) < shift <= pad - m
-        x_lo = ((w - min(w, h)) / 2 - (wide - side) / 2) * grid / side
-        y_lo = ((h - min(w, h)) / 2 - (high - side) / 2) * grid / side
-        bounds = [(max(np.floor(lo) - 1, grid - pad + 1), min(np.ceil(lo + span * grid / side) + 1, pad - m))
-                  for lo, span in ((y_lo, high - h), (x_lo, wide - w))]
-        if all(lo <= hi for lo, hi in bounds):
-            tried.append((k, scale))
-            others.append(other)
-            windows.append(bounds)
-    if not tried:
-        return LOW * LOW - 1
-    centred = np.zeros((pad, pad), np.float32)
-    centred[:grid, :grid] = photo - photo.mean()
-    product = np.fft.rfft2(centred) * np.conj(np.fft.rfft2(np.stack(others)))
-    corrs = np.fft.irfft2(product / (np.abs(product) + 1e-6), s=(pad, pad))
-    shift = np.fft.fftfreq(pad, 1 / pad).astype(int)  # correlation index -> shift in pixels, negative past the middle
-    peaks = []
-    for (k, scale), corr, ((y_lo, y_hi), (x_lo, x_hi)) in zip(tried, corrs, windows):
-        ys = np.flatnonzero((shift >= y_lo) & (shift <= y_hi))
-        xs = np.flatnonzero((shift >= x_lo) & (shift <= x_hi))
-        inside = corr[np.ix_(ys, xs)]
-        for flat in np.argsort(inside, axis=None)[::-1][:CROP_PEAKS]:
-            iy, ix = (int(v) for v in np.unravel_index(int(flat), inside.shape))
-            iy, ix = int(ys[iy]), int(xs[ix])
-            y = shift[iy] + vertex(corr[iy - 1, ix], corr[iy, ix], corr[(iy + 1) % pad, ix])
-            x = shift[ix] + vertex(corr[iy, ix - 1], corr[iy, ix], corr[iy, (ix + 1) % pad])
-            peaks.append((float(corr[iy, ix]), k, float(y), float(x), scale))
-    best = LOW * LOW - 1
-    for _, k, y, x, scale in sorted(peaks, reverse=True)[:CROP_PEAKS]:
-        turned_copy = oriented(copy, k)
-        at_peak = overlap_bits(photo, turned_copy, y, x, scale)
-        best = min(best, at_peak)
-        if at_peak <= CROP_NEAR:  # close: the place may be a fraction of a pixel off
-            best = min([best] + [overlap_bits(photo, turned_copy, y + dy, x + dx, scale)
-                                 for dy in CROP_STEPS for dx in CROP_STEPS if dy or dx])
-        if best <= MAX_BITS:
-            break
+    turned = (k % 2 == 1) != (k >= 4)
+    w = np.where(turned, sizes[copy, 1], sizes[copy, 0])
+    h = np.where(turned, sizes[copy, 0], sizes[copy, 1])
+    wide, high = sizes[photo, 0], sizes[photo, 1]
+    side, short = np.minimum(wide, high), np.minimum(w, h)
+    scale = grid * short / side  # the copy's square in the photo's pixels
+    m = np.rint(scale).astype(np.int64)
+    # where the copy's square can lie, from where its file can lie in the photo's; shifts the circular correlation
+    # does not alias: -(pad - grid) < shift <= pad - m
+    y0 = ((h - short) / 2 - (high - side) / 2) * grid / side
+    x0 = ((w - short) / 2 - (wide - side) / 2) * grid / side
+    y_lo, x_lo = np.maximum(np.floor(y0) - 1, grid - pad + 1), np.maximum(np.floor(x0) - 1, grid - pad + 1)
+    y_hi = np.minimum(np.ceil(y0 + (high - h) * grid / side) + 1, pad - m)
+    x_hi = np.minimum(np.ceil(x0 + (wide - w) * grid / side) + 1, pad - m)
+    fits = cut_fits(w, h, wide, high) & (y_lo <= y_hi) & (x_lo <= x_hi)
+    best = np.full(pairs, LOW * LOW - 1, np.int64)
+    if not fits.any():
+        return best
+    pair, copy, photo, k, scale, m = pair[fits], copy[fits], photo[fits], k[fits], scale[fits], m[fits]
+    y_lo, y_hi, x_lo, x_hi = y_lo[fits], y_hi[fits], x_lo[fits], x_hi[fits]
+    # spectra: each photo once, each copy once per turn and size
+    photos, photo_row = np.unique(photo, return_inverse=True)
+    padded = np.zeros((len(photos), pad, pad), np.float32)
+    padded[:, :grid, :grid] = squares[photos] - squares[photos].mean((1, 2), keepdims=True)
+    photo_spectra = np.fft.rfft2(padded)
+    keys, copy_row = np.unique(np.stack([copy, k, m], 1), axis=0, return_inverse=True)
+    copy_row = copy_row.ravel()
+    padded = np.zeros((len(keys), pad, pad), np.float32)
+    for key_k, key_m in np.unique(keys[:, 1:], axis=0).tolist():
+        rows = np.flatnonzero((keys[:, 1] == key_k) & (keys[:, 2] == key_m))
+        weights = resampling(grid, key_m)
+        small = np.einsum("ms,nst,ct->nmc", weights, oriented(squares[keys[rows, 0]], key_k), weights, optimize=True)
+        padded[rows, :key_m, :key_m] = small - small.mean((1, 2), keepdims=True)
+    copy_spectra = np.fft.rfft2(padded)
+    product = photo_spectra[photo_row] * np.conj(copy_spectra[copy_row])
+    corr = np.fft.irfft2(product / (np.abs(product) + 1e-6), s=(pad, pad)).astype(np.float32)
+    del product
+    shift = np.fft.fftfreq(pad, 1 / pad).astype(np.int64)  # correlation index -> shift, negative past the middle
+    # each try's places, read out of its correlation: rows y_lo.. and columns x_lo.. (index = shift mod pad)
+    span_y, span_x = np.arange(int((y_hi - y_lo).max()) + 1), np.arange(int((x_hi - x_lo).max()) + 1)
+    rows = (y_lo[:, None].astype(np.int64) + span_y) % pad
+    columns = (x_lo[:, None].astype(np.int64) + span_x) % pad
+    places = corr[np.arange(len(corr))[:, None, None], rows[:, :, None], columns[:, None, :]]
+    places[~((span_y <= (y_hi - y_lo)[:, None])[:, :, None] & (span_x <= (x_hi - x_lo)[:, None])[:, None, :])] = -np.inf
+    flat = places.reshape(len(places), -1)
+    peaks = min(CROP_PEAKS, flat.shape[1])
+    top = np.argpartition(flat, -peaks, axis=1)[:, -peaks:]  # each try's highest places
+    height = np.take_along_axis(flat, top, 1).ravel()
+    t = np.repeat(np.arange(len(corr)), peaks)
+    at_y, at_x = np.divmod(top.ravel(), len(span_x))
+    iy, ix = rows[t, at_y], columns[t, at_x]
+    y = shift[iy] + vertex(corr[t, iy - 1, ix], corr[t, iy, ix], corr[t, (iy + 1) % pad, ix])
+    x = shift[ix] + vertex(corr[t, iy, ix - 1], corr[t, iy, ix], corr[t, iy, (ix + 1) % pad])
+    # a pair's CROP_PEAKS highest places over all its tries
+    order = np.lexsort((-height, pair[t]))
+    order = order[np.isfinite(height[order])]
+    owner = pair[t[order]]
+    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    keep = order[(np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))) < CROP_PEAKS]
+    t, y, x = t[keep], y[keep], x[keep]
+    # the squares' running sums, each photo once and each copy once per turn
+    photos_shown, photo_of = np.unique(photo[t], return_inverse=True)
+    photo_sums, photo_of = running_rows(squares[photos_shown]), photo_of.ravel()
+    copies_shown, copy_of = np.unique(np.stack([copy[t], k[t]], 1), axis=0, return_inverse=True)
+    turned_copies = np.empty((len(copies_shown), grid, grid), np.float32)
+    for key_k in np.unique(copies_shown[:, 1]).tolist():
+        rows = np.flatnonzero(copies_shown[:, 1] == key_k)
+        turned_copies[rows] = oriented(squares[copies_shown[rows, 0]], key_k)
+    copy_sums, copy_of = running_rows(turned_copies), copy_of.ravel()
+    at_peak = overlap_bits(photo_sums, photo_of, copy_sums, copy_of, y, x, scale[t])
+    np.minimum.at(best, pair[t], at_peak)
+    # close but not within MAX_BITS: the place may be a fraction of a pixel off
+    near = np.flatnonzero((at_peak <= CROP_NEAR) & (at_peak > MAX_BITS))
+    steps = [(dy, dx) for dy in CROP_STEPS for dx in CROP_STEPS if dy or dx]
+    if len(near):
+        around = np.repeat(near, len(steps))
+        dy, dx = np.tile(np.array(steps).T, len(near))
+        bits = overlap_bits(photo_sums, photo_of[around], copy_sums, copy_of[around], y[around] + dy, x[around] + dx,
+                            scale[t[around]])
+        np.minimum.at(best, pair[t[around]], bits)
     return best
 
 
-def vertex(before: float, at: float, after: float) -> float:
+def vertex(before: np.ndarray, at: np.ndarray, after: np.ndarray) -> np.ndarray:
     """Offset (-0.5..0.5) of the top of the parabola through three samples, from the middle one."""
     curve = before - 2 * at + after
-    return 0.0 if curve >= 0 else float(np.clip(0.5 * (before - after) / curve, -0.5, 0.5))
+    offset = np.divide(0.5 * (before - after), curve, out=np.zeros_like(curve), where=curve < 0)
+    return np.clip(offset, -0.5, 0.5)
 
 
-def overlap_bits(photo: np.ndarray, copy: np.ndarray, y: float, x: float, scale: float) -> int:
-    """Bits between the pHashes of the part both show when the copy's square (CROP_GRID pixels for `scale` of the
-    photo's) lies at (y, x) in the photo's; 255 when that part is under CROP_OVERLAP of a side."""
+def overlap_bits(photo_sums: np.ndarray, photo: np.ndarray, copy_sums: np.ndarray, copy: np.ndarray, y: np.ndarray,
+                 x: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Bits between the pHashes of the part both show when copy square copy[i]'s (CROP_GRID pixels for `scale` of the
+    photo's) lies at (y, x) in photo square photo[i]'s; 255 where that part is under CROP_OVERLAP of a side.
+    photo_sums, copy_sums: `running_rows` of the photos' and of the (turned) copies' squares."""
     grid = CROP_GRID
-    top, left, bottom, right = max(0.0, y), max(0.0, x), min(grid, y + scale), min(grid, x + scale)
-    if min(bottom - top, right - left) < CROP_OVERLAP * grid:
-        return LOW * LOW - 1
-    factor = grid / scale
-    return int(bit_distance(region_bits(photo, top, left, bottom, right),
-                            region_bits(copy, (top - y) * factor, (left - x) * factor, (bottom - y) * factor,
-                                        (right - x) * factor)))
+    top, left = np.maximum(0.0, y), np.maximum(0.0, x)
+    bottom, right = np.minimum(grid, y + scale), np.minimum(grid, x + scale)
+    bits = np.full(len(y), LOW * LOW - 1, np.int64)
+    shown = np.flatnonzero(np.minimum(bottom - top, right - left) >= CROP_OVERLAP * grid)
+    if not len(shown):
+        return bits
+    top, left, bottom, right, y, x = top[shown], left[shown], bottom[shown], right[shown], y[shown], x[shown]
+    factor = grid / scale[shown]
+    bits[shown] = bit_distance(
+        region_bits(photo_sums, photo[shown], top, left, bottom, right),
+        region_bits(copy_sums, copy[shown], (top - y) * factor, (left - x) * factor, (bottom - y) * factor,
+                    (right - x) * factor))
+    return bits
 
 
-def region_bits(square: np.ndarray, top: float, left: float, bottom: float, right: float) -> np.ndarray:
-    """Packed pHash of the rectangle [top, bottom) x [left, right) (pixels) of a grey square."""
+def running_rows(squares: np.ndarray) -> np.ndarray:
+    """(n, S + 1, S) float32: the sums of each square's first 0..S rows."""
+    sums = np.zeros((len(squares), squares.shape[1] + 1, squares.shape[2]), np.float32)
+    np.cumsum(squares, axis=1, out=sums[:, 1:])
+    return sums
+
+
+def region_bits(sums: np.ndarray, which: np.ndarray, top: np.ndarray, left: np.ndarray, bottom: np.ndarray,
+                right: np.ndarray) -> np.ndarray:
+    """Packed pHashes of the rectangles [top, bottom) x [left, right) (pixels) of grey squares, one rectangle of
+    square which[i] each: the rectangle's THUMB x THUMB area averages (as area_weights', from running sums) and
+    their DCT. sums: `running_rows` of the squares."""
+    thumbs = np.swapaxes(bin_means(sums, which, top, bottom), 1, 2)  # (n, columns, THUMB): rows averaged
+    thumbs = np.swapaxes(bin_means(running_rows(thumbs), np.arange(len(thumbs)), left, right), 1, 2)
     dct = thumb_dct()
-    rows = dct @ area_weights(len(square), THUMB, top, bottom)
-    columns = dct @ area_weights(len(square), THUMB, left, right)
-    return to_bits(rows @ square @ columns.T)
+    return to_bits(dct @ thumbs @ dct.T)
+
+
+def bin_means(sums: np.ndarray, which: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """(n, THUMB, columns) float32: the means of THUMB equal spans of rows from lo to hi (pixels, pixels shared in
+    proportion) of square which[i], from the squares' running sums (`running_rows`)."""
+    edges = lo[:, None] + np.arange(THUMB + 1) * ((hi - lo) / THUMB)[:, None]  # (n, THUMB + 1)
+    whole = np.clip(np.floor(edges).astype(np.int64), 0, sums.shape[1] - 2)
+    part = (edges - whole)[..., None]
+    below = sums[which[:, None], whole]
+    running = below + part * (sums[which[:, None], whole + 1] - below)  # the sum of rows up to each edge
+    return (np.diff(running, axis=1) / ((hi - lo) / THUMB)[:, None, None]).astype(np.float32)
 
 
 def bands(max_bits: int) -> list[tuple[int, int]]:
