@@ -75,7 +75,7 @@ CROP_PEAKS = 2  # correlation peaks tried per pair: the highest is not always th
 CROP_STEPS = (-0.25, 0.0, 0.25)  # sub-pixel steps (of CROP_GRID) around a peak at which the pHashes are compared
 CROP_NEAR = 2 * MAX_BITS  # bits at a peak under which the steps around it are tried too
 CROP_OVERLAP = 0.7  # share of each side the two squares must both show for their pHashes to be compared
-CROP_BATCH = 4096  # pairs whose squares are read at once
+CROP_BATCH = 1024  # pairs checked at once (their squares, and up to 2 tries' correlations at CROP_PAD each)
 # `oriented`'s k of each flip or turn of the hashes (near_groups' turns: the 4 FLIPS, then each transposed)
 TURN_OF_HASH = np.array([0, 7, 5, 2, 4, 1, 3, 6])
 CROP_RANKED = 256  # copies whose hash bits to every photo are held at once
