@@ -13,9 +13,12 @@ from PIL import Image
 from facelab import app, paths
 from facelab.commands import evaluate as external
 from facelab.commands.overlap import MAX_SEEN_SHARE
+from facelab.data import faces
 from facelab.data.batches import prepared_split
 from facelab.files import read_json
 from facelab.params import Split
+from tests.conftest import tiny_raw_params
+from tests.test_near_edits import cropped
 from tests.test_predict import EMOTIONS, RECIPE, SEED, train_tiny, write_photos
 
 
@@ -116,6 +119,7 @@ def test_a_folder_of_the_models_training_images_is_refused_and_scored_with_allow
     reports the overlap per split."""
     shutil.copytree(paths.prepared("emotion", trained), paths.prepared("emotion", tmp_path))
     prepared = paths.prepared("emotion", tmp_path)
+    assert not paths.prepared_sizes(prepared).exists()  # generated faces are no files: no sizes, the hashes alone
     seen = tmp_path / "seen"
     train = model_images(trained, "train", seen)
     val = model_images(trained, "val", seen, slice(0, 3), brighter=2)
@@ -141,6 +145,40 @@ def test_a_folder_of_the_models_training_images_is_refused_and_scored_with_allow
             f"train {len(train)} exact + 0 near, val 0 exact + 3 near, test 3 exact + 0 near") in captured.out
     assert any(line.startswith(f"warning: {len(train) + 3} of the {total} images are the model's own train or val "
                                f"images") for line in captured.err.splitlines())
+
+
+def test_copies_cut_out_of_the_models_training_photos_count_as_its_own_images(tmp_path, capsys):
+    """Prepared from photo files, the prepared folder keeps each file's size, so copies cut out of the model's train
+    photos (2% a side, 7% at the bottom, 3/8/6/1%: between the hashes' windows) are found as prepare finds them
+    among its own images; without the sizes (the hashes alone) they are not."""
+    photos, evaluated = tmp_path / "photos", tmp_path / "evaluated"
+    images, labels = faces.generate_emotions(60, 12, 120, seed=3)
+    for i, (pixels, label) in enumerate(zip(images, labels)):
+        (photos / EMOTIONS[label]).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(photos / EMOTIONS[label] / f"{i:03d}.png")
+    raw = tiny_raw_params()
+    raw["data"]["emotion"].update(source="folder", path=str(photos), img_size=64)  # the size the search is measured at
+    train_tiny("emotion", tmp_path, raw)
+    prepared = paths.prepared("emotion", tmp_path)
+    assert np.load(paths.prepared_sizes(prepared)).tolist() == [[120, 120]] * 60
+    card = read_json(paths.model_info("emotion", RECIPE, SEED, tmp_path))
+    rows = prepared_split(prepared, SEED, Split(**card["settings"]["split"]["fractions"]))["train"][:3]
+    files = pd.read_csv(paths.prepared_manifest(prepared))["file"]
+    cuts = []
+    for row, cut in zip(rows, [(.02, .02, .02, .02), (0, 0, 0, .07), (.03, .08, .06, .01)]):
+        name = f"{files[row].split('/')[0]}/cut{row}.jpg"
+        (evaluated / name).parent.mkdir(parents=True, exist_ok=True)
+        with Image.open(photos / files[row]) as image:
+            cropped(image.convert("RGB"), *cut).save(evaluated / name, quality=90)
+        cuts.append(name)
+    write_photos(evaluated, n=30, seed=9)  # photos the model has not seen
+    app.main(command(tmp_path, evaluated, "--allow-overlap"))
+    overlap = read_json(outputs(evaluated)["details"])["data"]["overlap"]
+    assert sorted(overlap["files"]["train"]["near"]) == sorted(cuts), overlap["files"]
+    paths.prepared_sizes(prepared).unlink()  # as a folder prepared before sizes were kept: the hashes alone
+    app.main(command(tmp_path, evaluated, "--allow-overlap"))
+    overlap = read_json(outputs(evaluated)["details"])["data"]["overlap"]
+    assert len(overlap["files"]["train"]["near"]) < len(cuts)
 
 
 def test_fresh_photos_have_no_overlap_and_a_model_without_its_data_says_why(trained, tmp_path, capsys):

@@ -36,9 +36,10 @@ EMOTIONS = ("angry", "happy", "sad")
 YALE, FER = REAL_DATA / "face-yaleb", REAL_DATA / "emotion-fer2013"
 
 
-def train_tiny(task: str, root) -> None:
-    """prepare, train and save one tiny resnet18_scratch model under root, as the two stages do."""
-    params = parse_params(tiny_raw_params())
+def train_tiny(task: str, root, raw: dict | None = None) -> None:
+    """prepare, train and save one tiny resnet18_scratch model under root, as the two stages do; raw: the params
+    (tiny_raw_params() when None)."""
+    params = parse_params(tiny_raw_params() if raw is None else raw)
     prepared = paths.prepared(task, root)
     recipe = dataclasses.replace(params.models[RECIPE], epochs=1)  # one epoch: these tests use a model, any model
     prepare.prepare_task(task, params.data[task], params.data_seed, prepared)

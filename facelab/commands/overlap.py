@@ -1,6 +1,7 @@
 """`facelab evaluate`'s check of the model's own data: the evaluated images compared with the prepared images the
 model was split from (data/prepared/<task>/, split again by its card's seed and shares), exactly (decoded pixels)
-and as near-duplicates (facelab.data.near, as prepare groups them); a folder of mostly training images is refused."""
+and as near-duplicates (facelab.data.near, as prepare groups them: copies cut out of a photo too where both are
+files of known sizes); a folder of mostly training images is refused."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -13,7 +14,7 @@ from facelab import paths
 from facelab.data import pixels as store
 from facelab.data.batches import prepared_split
 from facelab.data.images import Images, pixel_digest
-from facelab.data.near import hashes, near_groups
+from facelab.data.near import Photos, hashes, near_groups
 from facelab.errors import UserError
 from facelab.files import read_json
 from facelab.modelfile import TrainedModel
@@ -83,7 +84,7 @@ def model_overlap(trained: TrainedModel, images: Images, root: Path) -> Overlap:
     for digest, split in zip(row_digests(stored), split_of):
         digest_splits[digest].add(split)
     squares = np.asarray(images.pixels)
-    groups = near_groups(np.concatenate([hashes(stored), hashes(squares)]))
+    groups = near_groups(np.concatenate([hashes(stored), hashes(squares)]), photos=cut_search(stored, prepared, images))
     group_splits: dict[int, set[str]] = defaultdict(set)
     for group, split in zip(groups[:len(stored)], split_of):
         group_splits[int(group)].add(split)
@@ -96,6 +97,18 @@ def model_overlap(trained: TrainedModel, images: Images, root: Path) -> Overlap:
         for split in group_splits.get(int(group), set()) - same:
             near[split].append(file)
     return Overlap(str(prepared), exact, near)
+
+
+def cut_search(stored: np.ndarray, prepared: Path, images: Images) -> Photos | None:
+    """What near_groups needs to find copies cut out of a photo between the prepared and the evaluated images, as
+    prepare found them among its own: both are files with their pixel sizes (prepared from a folder since prepare
+    kept them); None otherwise (the hashes alone). The pixels are the prepared rows then the evaluated squares, in
+    memory (12 KB an image at 64 px)."""
+    sizes = paths.prepared_sizes(prepared)
+    if images.sizes is None or not sizes.is_file():
+        return None
+    pixels = np.concatenate([np.asarray(stored), np.asarray(images.pixels)])
+    return Photos(pixels, np.arange(len(pixels)), np.concatenate([np.load(sizes), images.sizes]))
 
 
 def model_split(trained: TrainedModel, prepared: Path) -> dict[str, np.ndarray]:

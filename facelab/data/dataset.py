@@ -50,12 +50,15 @@ def header(task: str, data: DataParams, images: Images) -> dict:
 
 def write_prepared(folder: Path, images: Images, keep: np.ndarray, groups: np.ndarray | None) -> None:
     """The rows in `keep` (ascending), in that order: pixels, labels, near-duplicate groups (every row its own
-    group when there are none) and, for a source with its own test split, which rows are in it."""
+    group when there are none), for a source with its own test split which rows are in it, and for a source of
+    files their pixel sizes."""
     save_rows(paths.prepared_images(folder), images.pixels, keep)
     np.save(paths.prepared_labels(folder), images.labels[keep])
     np.save(paths.prepared_groups(folder), np.arange(len(keep)) if groups is None else np.asarray(groups, np.int64))
     if images.test is not None:
         np.save(paths.prepared_own_test(folder), images.test[keep])
+    if images.sizes is not None:
+        np.save(paths.prepared_sizes(folder), images.sizes[keep])
 
 
 def manifest(images: Images, keep: np.ndarray, groups: np.ndarray | None, classes: tuple[str, ...]) -> pd.DataFrame:
