@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from facelab.data import faces
+from facelab.data.dataset import summary
 from facelab.data.images import Decoded, decode_image
 from facelab.data.near import CROP_MEMBERS, Photos, crop_candidates, group_members, hashes, near_groups, transposed
 from facelab.params import parse_params
@@ -175,6 +176,11 @@ def test_prepare_keeps_copies_cut_anywhere_in_their_photos_split(tiny_raw, tmp_p
                 groups.append(sorted([f"a/{i}.png", f"a/{i}_cut.jpg"]))
     _, report, _ = run(tiny_raw, tmp_path, root, near_duplicates="group")
     assert sorted(sorted(e["files"]) for e in report["near_duplicates"]["examples"]) == groups
+    # what the search did is in data.json and prepare's lines: 16 photos of one size and 3 cut copies of 3 others
+    cuts = report["near_duplicates"]["cut_copies"]
+    assert (cuts["images"], cuts["sizes"], cuts["found"]) == (19, 4, 3) and cuts["checked"] >= 3, cuts
+    assert any(line.startswith(f"copies cut out of a photo: 19 files at 4 sizes, {cuts['checked']:,} pairs")
+               for line in summary(report)), summary(report)
     for seed in (0, 1, 2):
         split_of = splits_of(tmp_path / "out", seed, parse_params(tiny_raw).data["emotion"].split)
         for group in groups:

@@ -93,6 +93,15 @@ class Photos(NamedTuple):
     sizes: np.ndarray
 
 
+class CutSearch(NamedTuple):
+    """What the search for cut copies did (join_crops): the images it could search (those whose file's size is
+    known), their distinct sizes, the pairs it checked, and the copies it put in one group with a photo."""
+    images: int
+    sizes: int
+    checked: int
+    found: int
+
+
 def area_weights(size: int, bins: int, lo: float = 0.0, hi: float | None = None) -> np.ndarray:
     """(bins, size) averaging weights: bin k covers pixels [lo + k * w, lo + (k + 1) * w), w = (hi - lo) / bins,
     split pixels shared in proportion; lo, hi default to the whole row. Over the whole row, symmetric under
@@ -201,8 +210,15 @@ def transposed(packed: np.ndarray, rows: int = 64) -> np.ndarray:
 
 
 def near_groups(packed: np.ndarray, max_bits: int = MAX_BITS, photos: Photos | None = None) -> np.ndarray:
-    """(N,) int64 group ids: images that are one photo share an id, transitively; an image with no near copy has a
-    group of its own. Ids are the smallest member's index. packed: `hashes` of each image.
+    """near_search's group ids."""
+    return near_search(packed, max_bits, photos)[0]
+
+
+def near_search(packed: np.ndarray, max_bits: int = MAX_BITS,
+                photos: Photos | None = None) -> tuple[np.ndarray, CutSearch | None]:
+    """(N,) int64 group ids, and what the search for cut copies did (None without photos or a second image): images
+    that are one photo share an id, transitively; an image with no near copy has a group of its own. Ids are the
+    smallest member's index. packed: `hashes` of each image.
 
     Two images are one photo when their hashes are within max_bits bits: the one's, or its mirror's, against the
     other's (as before turns and crops were searched for: those groups stay, turns and crops only add to them); or
@@ -214,10 +230,10 @@ def near_groups(packed: np.ndarray, max_bits: int = MAX_BITS, photos: Photos | N
     n = len(packed)
     parent = np.arange(n)
     if n < 2:
-        return parent
+        return parent, None
     mirror_pairs(parent, packed, max_bits)
     if packed.shape[1] == 2:  # the photo and its mirror only: nothing else to search
-        return np.array([find(parent, i) for i in range(n)], np.int64)
+        return np.array([find(parent, i) for i in range(n)], np.int64), None
     # The 8 flips and turns of each whole square: the 4 stored flips, then their transposes (the first two are
     # mirror_pairs' own).
     flips = [packed[:, k] for k in range(len(FLIPS))]
@@ -230,9 +246,8 @@ def near_groups(packed: np.ndarray, max_bits: int = MAX_BITS, photos: Photos | N
             [windows[k] for k, window in enumerate(WINDOWS) if window[2] == MOVED_SIDE and window[axis] == offset]
             for offset in (0.0, MOVED_BY))
         join(parent, at_edge, inside, max_bits)
-    if photos is not None:
-        join_crops(parent, turns, packed, photos, max_bits)
-    return np.array([find(parent, i) for i in range(n)], np.int64)
+    cuts = join_crops(parent, turns, packed, photos, max_bits) if photos is not None else None
+    return np.array([find(parent, i) for i in range(n)], np.int64), cuts
 
 
 def mirror_pairs(parent: np.ndarray, packed: np.ndarray, max_bits: int) -> None:
@@ -269,17 +284,19 @@ def join(parent: np.ndarray, queries: list[np.ndarray], references: list[np.ndar
 
 
 def join_crops(parent: np.ndarray, turns: list[np.ndarray], packed: np.ndarray, photos: Photos,
-               max_bits: int) -> None:
+               max_bits: int) -> CutSearch:
     """Unite each image with the photos it is cut out of (see CROP_SIDE): of the images whose size allows it, the
     closest by their hashes in CROP_CHECKS other groups (crop_candidates), checked in rounds (each copy's closest
     first, then its next, each round's pairs at once) so that a copy found is not checked again. turns: the 8 flips
     and turns of each image's hash; packed: `hashes`."""
     known = photos.sizes[photos.sizes.min(1) > 0]
-    if len(known) < 2 or (known == known[0]).all():  # one size (a camera's, generated faces): no copy was cut
-        return
+    searched = CutSearch(len(known), len(np.unique(known, axis=0)), 0, 0)
+    if searched.sizes < 2:  # one size (a camera's) or none (face crops, generated faces): no copy was cut
+        return searched
     pairs = crop_candidates(turns, packed, photos.sizes, np.array([find(parent, i) for i in range(len(parent))]))
     if not len(pairs):
-        return
+        return searched
+    checked = 0
     starts = np.flatnonzero(np.r_[True, pairs[1:, 0] != pairs[:-1, 0]])  # a copy's candidates are consecutive
     rank = np.arange(len(pairs)) - np.repeat(starts, np.diff(np.r_[starts, len(pairs)]))
     found = np.zeros(len(parent), bool)  # copies united with a photo they are cut out of
@@ -287,6 +304,7 @@ def join_crops(parent: np.ndarray, turns: list[np.ndarray], packed: np.ndarray, 
         todo = pairs[rank == step]
         todo = todo[~found[todo[:, 0]]]
         todo = todo[[find(parent, b) != find(parent, a) for b, a in todo[:, :2].tolist()]]
+        checked += len(todo)
         for start in range(0, len(todo), CROP_BATCH):
             batch = todo[start:start + CROP_BATCH]
             involved, local = np.unique(batch[:, :2], return_inverse=True)
@@ -300,6 +318,7 @@ def join_crops(parent: np.ndarray, turns: list[np.ndarray], packed: np.ndarray, 
                 if not found[b]:  # its other candidates are farther: the photos they are one with find it from theirs
                     union(parent, a, b)
                     found[b] = True
+    return searched._replace(checked=checked, found=int(found.sum()))
 
 
 

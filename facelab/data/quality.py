@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from facelab.data.images import NO_FACE, Images, Skipped
-from facelab.data.near import Photos, near_groups
+from facelab.data.near import Photos, near_search
 from facelab.errors import DataError
 
 SHOWN_FILES = 10  # files named in an error message; data.json lists them all
@@ -94,7 +94,7 @@ def near_dedupe(dedup: Dedup, packed: np.ndarray, labels: np.ndarray, files: lis
     rows = dedup.keep
     # every row kept (no exact duplicates): no copy of the hashes, which are most of prepare's memory here
     photos = Photos(pixels, rows, sizes[rows]) if pixels is not None and sizes is not None else None
-    ids = near_groups(packed if len(rows) == len(packed) else packed[rows], photos=photos)
+    ids, cuts = near_search(packed if len(rows) == len(packed) else packed[rows], photos=photos)
     members = defaultdict(list)
     for row, group in zip(rows, ids):
         members[int(group)].append(int(row))
@@ -125,6 +125,8 @@ def near_dedupe(dedup: Dedup, packed: np.ndarray, labels: np.ndarray, files: lis
             "removed": sum(removed.values()), "removed_by_class": dict(removed), "conflict_groups": len(conflicts),
             "conflicts_dropped": sum(len(c["files"]) for c in conflicts),
             "examples": examples[:SHOWN_GROUPS], "conflicts": conflicts}
+    if cuts is not None:  # files with their sizes: what the search for copies cut out of a photo did
+        near["cut_copies"] = cuts._asdict()
     return dataclasses.replace(dedup, keep=np.array(keep, np.int64)[order], near=near, test_copies=test_copies,
                                groups=np.array(groups, np.int64)[order] if mode == "group" else None)
 
