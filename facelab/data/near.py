@@ -335,7 +335,7 @@ def crop_candidates(turns: list[np.ndarray], packed: np.ndarray, sizes: np.ndarr
         return np.empty((0, 4), np.int64)
     dims, inverse = np.unique(sizes[known], axis=0, return_inverse=True)
     members = [known[inverse.ravel() == u] for u in range(len(dims))]
-    swaps = np.array([(k % 2 == 1) != (k >= 4) for k in TURN_OF_HASH])  # turns (of `turns`) that swap width and height
+    swaps = swaps_sides(TURN_OF_HASH)  # turns (of `turns`) that swap width and height
     pairs = []
     for u, (width, height) in enumerate(dims.tolist()):
         upright = cut_fits(width, height, dims[:, 0], dims[:, 1])
@@ -421,6 +421,12 @@ def grey_squares(pixels: np.ndarray) -> np.ndarray:
     return np.einsum("rs,nst,ct->nrc", weights, grey, weights, optimize=True)
 
 
+def swaps_sides(k):
+    """Whether `oriented`'s flip or turn k (a number or an array) swaps width and height: a quarter-turn of the
+    square or of its transpose."""
+    return (k % 2 == 1) != (k >= 4)
+
+
 def oriented(squares: np.ndarray, k: int) -> np.ndarray:
     """Flip or turn k of 8 of (..., S, S) squares: k quarter-turns, of the transposed squares from k = 4."""
     return np.rot90(np.swapaxes(squares, -1, -2) if k >= 4 else squares, k % 4, axes=(-2, -1))
@@ -437,7 +443,7 @@ def cut_bits(squares: np.ndarray, sizes: np.ndarray, pair: np.ndarray, copy: np.
     its CROP_PEAKS highest places, of all a pair's tries, are compared (and CROP_STEPS of a pixel around those
     within CROP_NEAR bits): all tries at once, a few numpy calls per batch."""
     grid, pad = CROP_GRID, CROP_PAD
-    turned = (k % 2 == 1) != (k >= 4)
+    turned = swaps_sides(k)
     w = np.where(turned, sizes[copy, 1], sizes[copy, 0])
     h = np.where(turned, sizes[copy, 0], sizes[copy, 1])
     wide, high = sizes[photo, 0], sizes[photo, 1]
@@ -457,18 +463,25 @@ def cut_bits(squares: np.ndarray, sizes: np.ndarray, pair: np.ndarray, copy: np.
         return best
     pair, copy, photo, k, scale, m = pair[fits], copy[fits], photo[fits], k[fits], scale[fits], m[fits]
     y_lo, y_hi, x_lo, x_hi = y_lo[fits], y_hi[fits], x_lo[fits], x_hi[fits]
-    # spectra: each photo once, each copy once per turn and size
+    # each photo once, each copy once per turn (turned_copies), and per turn and size (its spectrum)
     photos, photo_row = np.unique(photo, return_inverse=True)
+    photo_row = photo_row.ravel()
     padded = np.zeros((len(photos), pad, pad), np.float32)
     padded[:, :grid, :grid] = squares[photos] - squares[photos].mean((1, 2), keepdims=True)
     photo_spectra = unit(scipy.fft.rfft2(padded))  # scipy's: numpy's float32 rfft2 took about 5 times as long here
-    keys, copy_row = np.unique(np.stack([copy, k, m], 1), axis=0, return_inverse=True)
+    copy_turns, turn_row = np.unique(np.stack([copy, k], 1), axis=0, return_inverse=True)
+    turn_row = turn_row.ravel()
+    turned_copies = np.empty((len(copy_turns), grid, grid), np.float32)
+    for key_k in np.unique(copy_turns[:, 1]).tolist():
+        rows = np.flatnonzero(copy_turns[:, 1] == key_k)
+        turned_copies[rows] = oriented(squares[copy_turns[rows, 0]], key_k)
+    keys, copy_row = np.unique(np.stack([turn_row, m], 1), axis=0, return_inverse=True)
     copy_row = copy_row.ravel()
     padded = np.zeros((len(keys), pad, pad), np.float32)
-    for key_k, key_m in np.unique(keys[:, 1:], axis=0).tolist():
-        rows = np.flatnonzero((keys[:, 1] == key_k) & (keys[:, 2] == key_m))
+    for key_m in np.unique(keys[:, 1]).tolist():
+        rows = np.flatnonzero(keys[:, 1] == key_m)
         weights = resampling(grid, key_m)
-        small = np.einsum("ms,nst,ct->nmc", weights, oriented(squares[keys[rows, 0]], key_k), weights, optimize=True)
+        small = np.einsum("ms,nst,ct->nmc", weights, turned_copies[keys[rows, 0]], weights, optimize=True)
         padded[rows, :key_m, :key_m] = small - small.mean((1, 2), keepdims=True)
     copy_spectra = unit(scipy.fft.rfft2(padded))
     # phase correlation: the product of the spectra made unit is the cross-power spectrum made unit
@@ -496,15 +509,9 @@ def cut_bits(squares: np.ndarray, sizes: np.ndarray, pair: np.ndarray, copy: np.
     starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
     keep = order[(np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))) < CROP_PEAKS]
     t, y, x = t[keep], y[keep], x[keep]
-    # the squares' running sums, each photo once and each copy once per turn
-    photos_shown, photo_of = np.unique(photo[t], return_inverse=True)
-    photo_sums, photo_of = running_rows(squares[photos_shown]), photo_of.ravel()
-    copies_shown, copy_of = np.unique(np.stack([copy[t], k[t]], 1), axis=0, return_inverse=True)
-    turned_copies = np.empty((len(copies_shown), grid, grid), np.float32)
-    for key_k in np.unique(copies_shown[:, 1]).tolist():
-        rows = np.flatnonzero(copies_shown[:, 1] == key_k)
-        turned_copies[rows] = oriented(squares[copies_shown[rows, 0]], key_k)
-    copy_sums, copy_of = running_rows(turned_copies), copy_of.ravel()
+    # the squares' running sums: each photo once, each copy once per turn
+    photo_sums, photo_of = running_rows(squares[photos]), photo_row[t]
+    copy_sums, copy_of = running_rows(turned_copies), turn_row[t]
     at_peak = overlap_bits(photo_sums, photo_of, copy_sums, copy_of, y, x, scale[t])
     np.minimum.at(best, pair[t], at_peak)
     # close but not within MAX_BITS: the place may be a fraction of a pixel off
