@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--real", type=Path, default=REAL)
     parser.add_argument("--cost", type=int, default=10000, help="generated faces to time the search on (0: skip)")
-    parser.add_argument("--hashes-only", action="store_true", help="leave out the search for cut copies (as before it)")
+    parser.add_argument("--hashes-only", action="store_true", help="the hashes alone, no search for cut copies")
     parser.add_argument("--mixed", type=int, default=2000,
                         help="distinct faces saved at mixed sizes to time the cut search on (0: skip)")
     args = parser.parse_args(argv)
