@@ -42,8 +42,9 @@ def prepared_own_test(folder: Path) -> Path:
 
 def prepared_sizes(folder: Path) -> Path:
     """A prepared folder's (n, 2) int64 pixel size (width, height, EXIF orientation applied) of each image's file,
-    (0, 0) where the image is not a file's centre square (a face crop, a fixed box). Only for a source of files
-    (not generated faces): `facelab evaluate` finds copies cut out of the model's images with it, as prepare did."""
+    (0, 0) where the image is not a file's centre square (a face crop, a fixed box). Only where prepare searched for
+    cut copies (a source of files, not generated faces; data.<task>.cut_copies: search): `facelab evaluate` finds
+    copies cut out of the model's images with it, as prepare did."""
     return Path(folder) / "sizes.npy"
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facelab.data import faces
+from facelab.data import faces, near
 from facelab.data.dataset import summary
 from facelab.data.images import Decoded, decode_image
 from facelab.data.near import CROP_MEMBERS, Photos, crop_candidates, group_members, hashes, near_groups, transposed
@@ -161,7 +161,18 @@ def test_a_file_turned_by_exif_has_its_turned_size_and_a_face_crop_none(tmp_path
     assert decode_image(tmp_path / "turned.jpg", 32, box=(0, 0, 60, 60)).size == (0, 0)
 
 
-def test_prepare_keeps_copies_cut_anywhere_in_their_photos_split(tiny_raw, tmp_path):
+def test_the_pairs_ranked_are_every_pair_whose_sizes_allow_a_cut_as_it_is_or_turned():
+    rng = np.random.default_rng(0)
+    sizes = rng.integers(60, 100, (300, 2))
+    sizes[::7] = 0  # not a file's centre square: never searched
+    sizes[1::9] = sizes[2::9]  # files of one size: never a cut of each other
+    brute = sum(bool(near.cut_fits(w, h, W, H) or near.cut_fits(h, w, W, H))
+                for w, h in sizes if min(w, h) > 0 for W, H in sizes if min(W, H) > 0)
+    assert near.rank_pairs(sizes) == brute > 0
+    assert near.rank_pairs(np.full((5, 2), 80)) == 0 and near.rank_pairs(np.zeros((4, 2), np.int64)) == 0
+
+
+def test_prepare_keeps_copies_cut_anywhere_in_their_photos_split(tiny_raw, tmp_path, capsys):
     root = tmp_path / "photos"
     images, _ = faces.generate_emotions(16, 12, 120, seed=7)
     groups = []
@@ -174,14 +185,27 @@ def test_prepare_keeps_copies_cut_anywhere_in_their_photos_split(tiny_raw, tmp_p
                 cut = [(.02, .02, .02, .02), (0, 0, 0, .07), (.03, .08, .06, .01)][i]
                 cropped(image, *cut).save(root / name / f"{i}_cut.jpg", quality=90)
                 groups.append(sorted([f"a/{i}.png", f"a/{i}_cut.jpg"]))
-    _, report, _ = run(tiny_raw, tmp_path, root, near_duplicates="group")
+    _, report, _ = run(tiny_raw, tmp_path, root, near_duplicates="group", cut_copies="search")
     assert sorted(sorted(e["files"]) for e in report["near_duplicates"]["examples"]) == groups
-    # what the search did is in data.json and prepare's lines: 16 photos of one size and 3 cut copies of 3 others
+    # what the search did is in data.json and prepare's lines: 16 photos of one size and 3 cut copies of 3 others;
+    # each copy's size fits the 16 photos', two fit another copy's (50 pairs ranked): said before the search
     cuts = report["near_duplicates"]["cut_copies"]
-    assert (cuts["images"], cuts["sizes"], cuts["found"]) == (19, 4, 3) and cuts["checked"] >= 3, cuts
-    assert any(line.startswith(f"copies cut out of a photo: 19 files at 4 sizes, {cuts['checked']:,} pairs")
+    assert (cuts["mode"], cuts["images"], cuts["sizes"], cuts["ranked"], cuts["found"]) == ("search", 19, 4, 50, 3)
+    assert 3 <= cuts["checked"] <= cuts["ranked"], cuts
+    assert ("[emotion] searching for copies cut out of a photo: 50 pairs of files whose sizes allow a cut, each ranked "
+            "by its hashes first (data.emotion.cut_copies: skip leaves this search out)") in capsys.readouterr().out
+    assert any(line.startswith("copies cut out of a photo: 19 files at 4 sizes, 50 pairs whose sizes allow a cut "
+                               f"ranked by their hashes, {cuts['checked']:,} checked, 3 copies found")
                for line in summary(report)), summary(report)
+    assert (tmp_path / "out" / "sizes.npy").is_file()  # for evaluate's search
     for seed in (0, 1, 2):
         split_of = splits_of(tmp_path / "out", seed, parse_params(tiny_raw).data["emotion"].split)
         for group in groups:
             assert len({split_of[name] for name in group}) == 1, {name: split_of[name] for name in group}
+    # skipped: the hashes alone, which miss these cuts; nothing announced, and no sizes kept for evaluate either
+    _, skipped, _ = run(tiny_raw, tmp_path, root, near_duplicates="group", cut_copies="skip")
+    assert skipped["near_duplicates"]["cut_copies"] == {"mode": "skip"}
+    assert len(skipped["near_duplicates"]["examples"]) < len(groups), skipped["near_duplicates"]["examples"]
+    assert "copies cut out of a photo: not searched (data.<task>.cut_copies: skip)" in summary(skipped)
+    assert "searching for copies cut out" not in capsys.readouterr().out
+    assert not (tmp_path / "out" / "sizes.npy").exists()

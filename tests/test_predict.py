@@ -98,7 +98,7 @@ def prepared_photos(tmp_path):
     write_photos(photos)
     data = DataParams(source="folder", path=str(photos), classes=EMOTIONS, img_size=32, split=Split(0.6, 0.2, 0.2),
                       max_bad_fraction=0.05, faces="none", faces_fallback="skip", min_side=16, near_duplicates="group",
-                      label_issues="report")
+                      cut_copies="search", label_issues="report")
     prepare.prepare_task("emotion", data, 0, tmp_path / "prepared")
     splits, _ = load_prepared(tmp_path / "prepared", 0, data.split)
     manifest = pd.read_csv(tmp_path / "prepared" / "manifest.csv")

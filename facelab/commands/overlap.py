@@ -101,9 +101,9 @@ def model_overlap(trained: TrainedModel, images: Images, root: Path) -> Overlap:
 
 def cut_search(stored: np.ndarray, prepared: Path, images: Images) -> Photos | None:
     """What near_groups needs to find copies cut out of a photo between the prepared and the evaluated images, as
-    prepare found them among its own: both are files with their pixel sizes (prepared from a folder since prepare
-    kept them); None otherwise (the hashes alone). The pixels are the prepared rows then the evaluated squares, in
-    memory (12 KB an image at 64 px)."""
+    prepare found them among its own: both are files with their pixel sizes (prepare keeps them where it searched:
+    a source of files, data.<task>.cut_copies: search); None otherwise (the hashes alone, as prepare). The pixels
+    are the prepared rows then the evaluated squares, in memory (12 KB an image at 64 px)."""
     sizes = paths.prepared_sizes(prepared)
     if images.sizes is None or not sizes.is_file():
         return None

@@ -100,11 +100,14 @@ def summary(report: dict) -> list[str]:
                      f"{near['images']} images, {done}; {near['conflict_groups']} group(s) with two classes dropped")
         lines += [f"  near-duplicates in {group['class']}: " + ", ".join(group["files"][:4])
                   + (" ..." if len(group["files"]) > 4 else "") for group in near["examples"][:3]]
-    cuts = near.get("cut_copies")
-    if cuts and cuts["sizes"] > 1:
+    cuts = near.get("cut_copies") or {}
+    if cuts.get("mode") == "skip":
+        lines.append("copies cut out of a photo: not searched (data.<task>.cut_copies: skip)")
+    elif cuts.get("sizes", 0) > 1:
         lines.append(f"copies cut out of a photo: {cuts['images']} files at {cuts['sizes']} sizes, "
-                     f"{cuts['checked']:,} pairs whose sizes allow a cut checked, {cuts['found']} copies found "
-                     f"(alike photos at many sizes take the longest: benchmarks/README.md)")
+                     f"{cuts['ranked']:,} pairs whose sizes allow a cut ranked by their hashes, {cuts['checked']:,} "
+                     f"checked, {cuts['found']} copies found (alike photos at many sizes take the longest: "
+                     f"benchmarks/README.md)")
     if report.get("first_frame_only"):
         lines.append(f"{len(report['first_frame_only'])} animated file(s): only the first frame is used")
     return lines + [f"warning: {text}" for text in report["warnings"]]

@@ -95,9 +95,11 @@ class Photos(NamedTuple):
 
 class CutSearch(NamedTuple):
     """What the search for cut copies did (join_crops): the images it could search (those whose file's size is
-    known), their distinct sizes, the pairs it checked, and the copies it put in one group with a photo."""
+    known), their distinct sizes, the pairs whose sizes allow a cut (each ranked by its hashes: rank_pairs), the
+    pairs it checked, and the copies it put in one group with a photo."""
     images: int
     sizes: int
+    ranked: int
     checked: int
     found: int
 
@@ -290,7 +292,7 @@ def join_crops(parent: np.ndarray, turns: list[np.ndarray], packed: np.ndarray, 
     first, then its next, each round's pairs at once) so that a copy found is not checked again. turns: the 8 flips
     and turns of each image's hash; packed: `hashes`."""
     known = photos.sizes[photos.sizes.min(1) > 0]
-    searched = CutSearch(len(known), len(np.unique(known, axis=0)), 0, 0)
+    searched = CutSearch(len(known), len(np.unique(known, axis=0)), rank_pairs(photos.sizes), 0, 0)
     if searched.sizes < 2:  # one size (a camera's) or none (face crops, generated faces): no copy was cut
         return searched
     pairs = crop_candidates(turns, packed, photos.sizes, np.array([find(parent, i) for i in range(len(parent))]))
@@ -330,16 +332,11 @@ def crop_candidates(turns: list[np.ndarray], packed: np.ndarray, sizes: np.ndarr
     and one of the copy's flips and turns whose size fits, within CROP_HASH_BITS. k is that turn; the second, where
     those bits are over CROP_TURN_BITS (too far for the hashes to say the turn), the copy as it is if its size fits,
     else the next closest turn. A copy's pairs are consecutive, closest first."""
-    known = np.flatnonzero(sizes.min(1) > 0)
-    if len(known) < 2:
-        return np.empty((0, 4), np.int64)
-    dims, inverse = np.unique(sizes[known], axis=0, return_inverse=True)
-    members = [known[inverse.ravel() == u] for u in range(len(dims))]
+    dims, members = size_classes(sizes)
     swaps = swaps_sides(TURN_OF_HASH)  # turns (of `turns`) that swap width and height
     pairs = []
     for u, (width, height) in enumerate(dims.tolist()):
-        upright = cut_fits(width, height, dims[:, 0], dims[:, 1])
-        across = cut_fits(height, width, dims[:, 0], dims[:, 1])
+        upright, across = fitting(dims, width, height)
         fits = np.flatnonzero(upright | across)
         if not len(fits):
             continue
@@ -366,6 +363,31 @@ def crop_candidates(turns: list[np.ndarray], packed: np.ndarray, sizes: np.ndarr
                 second = np.where(unsure & (second != said), second, -1)
                 pairs.append(np.stack([np.full(len(order), copy), photos[order], said, second], 1))
     return np.concatenate(pairs).astype(np.int64) if pairs else np.empty((0, 4), np.int64)
+
+
+def size_classes(sizes: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The distinct (width, height) of the images whose file's size is known (sizes: (N, 2), (0, 0) where not),
+    and each one's images."""
+    known = np.flatnonzero(sizes.min(1) > 0)
+    dims, inverse = np.unique(sizes[known].reshape(-1, 2), axis=0, return_inverse=True)
+    return dims, [known[inverse.ravel() == u] for u in range(len(dims))]
+
+
+def fitting(dims: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which sizes (dims: (D, 2)) a copy width x height can be cut out of, as it is and turned a quarter."""
+    return (cut_fits(width, height, dims[:, 0], dims[:, 1]), cut_fits(height, width, dims[:, 0], dims[:, 1]))
+
+
+def rank_pairs(sizes: np.ndarray) -> int:
+    """How many (copy, photo) pairs the search for cut copies ranks by their hashes (crop_candidates): every pair
+    whose sizes allow a cut, counted from the sizes alone, so prepare can say before the search what it costs
+    (quadratic in a folder of many sizes each within CROP_SIDE of many others)."""
+    dims, members = size_classes(sizes)
+    if len(dims) < 2:
+        return 0
+    counts = np.array([len(m) for m in members])
+    return sum(int(counts[u]) * int(counts[np.logical_or(*fitting(dims, width, height))].sum())
+               for u, (width, height) in enumerate(dims.tolist()))
 
 
 def group_members(turns: list[np.ndarray], packed: np.ndarray, photos: np.ndarray, roots: np.ndarray) -> np.ndarray:

@@ -4,13 +4,17 @@ draw it from this folder (facelab.data.batches.load_prepared)."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from facelab import paths
 from facelab.data.dataset import check_split, counts, header, load_images, manifest, summary, write_prepared
-from facelab.data.near import hashes
+from facelab.data.images import Images
+from facelab.data.near import hashes, rank_pairs
 from facelab.data.quality import check_bad_fraction, data_counts, dedupe, near_dedupe
 from facelab.errors import DataError
 from facelab.files import atomic_dir, atomic_path, remove_debris, scratch_path, write_csv, write_json
@@ -45,8 +49,10 @@ def prepare_task(task: str, data: DataParams, data_seed: int, out_dir: str | Pat
         loaded = load_images(task, data, data_seed, scratch)
         bad_fraction = check_bad_fraction(loaded, data.max_bad_fraction, f"data.{task}")
         dedup = dedupe(loaded.digests, loaded.labels, loaded.files, data.classes, prefer=loaded.test)
+        announce_cut_search(task, data, loaded, dedup.keep)
         dedup = near_dedupe(dedup, hashes(loaded.pixels), loaded.labels, loaded.files, data.classes,
-                            data.near_duplicates, prefer=loaded.test, pixels=loaded.pixels, sizes=loaded.sizes)
+                            data.near_duplicates, data.cut_copies, prefer=loaded.test, pixels=loaded.pixels,
+                            sizes=loaded.sizes)
         try:
             check_split(loaded, dedup.keep, data, data_seed, dedup.groups)
         except DataError as error:  # too few images: say what was dropped on the way, the old outputs stay
@@ -59,7 +65,9 @@ def prepare_task(task: str, data: DataParams, data_seed: int, out_dir: str | Pat
         # read-only folder, a full disk), the data folder is not replaced either, and the pair stays consistent.
         with (atomic_path(metrics_path) if metrics_path is not None else contextlib.nullcontext() as report_tmp,
               atomic_dir(out_dir) as tmp):
-            write_prepared(tmp, loaded, dedup.keep, dedup.groups)
+            # the files' sizes are kept for evaluate's search for cut copies, so only where prepare searched too
+            write_prepared(tmp, loaded if data.cut_copies == "search" else dataclasses.replace(loaded, sizes=None),
+                           dedup.keep, dedup.groups)
             write_csv(paths.prepared_manifest(tmp), manifest(loaded, dedup.keep, dedup.groups, data.classes))
             write_json(paths.prepared_classes(tmp), {"classes": list(data.classes), "img_size": data.img_size,
                                                      "faces": data.faces, "faces_fallback": data.faces_fallback,
@@ -67,3 +75,14 @@ def prepare_task(task: str, data: DataParams, data_seed: int, out_dir: str | Pat
             if report_tmp is not None:
                 report_tmp.write_text(json.dumps(report, indent=2) + "\n")
     return Prepared(result, report)
+
+
+def announce_cut_search(task: str, data: DataParams, loaded: Images, rows: np.ndarray) -> None:
+    """Say before the search for cut copies what it will rank (near.rank_pairs): in a folder of many alike photos
+    at many sizes it is prepare's longest part, and the line says how to leave it out."""
+    if data.near_duplicates == "keep" or data.cut_copies == "skip" or loaded.sizes is None:
+        return
+    pairs = rank_pairs(loaded.sizes[rows])
+    if pairs:
+        print(f"[{task}] searching for copies cut out of a photo: {pairs:,} pairs of files whose sizes allow a cut, "
+              f"each ranked by its hashes first (data.{task}.cut_copies: skip leaves this search out)", flush=True)

@@ -78,10 +78,11 @@ def dedupe(digests: list[str], labels: np.ndarray, files: list[str], classes: tu
 
 
 def near_dedupe(dedup: Dedup, packed: np.ndarray, labels: np.ndarray, files: list[str], classes: tuple[str, ...],
-                mode: str, prefer: np.ndarray | None = None, pixels: np.ndarray | None = None,
+                mode: str, cut_copies: str, prefer: np.ndarray | None = None, pixels: np.ndarray | None = None,
                 sizes: np.ndarray | None = None) -> Dedup:
     """Near-duplicates among the kept images (packed: facelab.data.near.hashes of every image, by row; pixels and
-    sizes, the images and their files' sizes, by row: cut copies are searched for too, facelab.data.near.Photos).
+    sizes, the images and their files' sizes, by row: with cut_copies (data.<task>.cut_copies) "search", copies cut
+    out of a photo are searched for too, facelab.data.near.Photos; "skip": the hashes alone).
 
     mode (data.<task>.near_duplicates): "group" keeps every copy and hands the split their groups, so a group is
     never cut across train/val/test; "drop" keeps one copy of each group (the release's test copy when there is
@@ -93,7 +94,9 @@ def near_dedupe(dedup: Dedup, packed: np.ndarray, labels: np.ndarray, files: lis
         return dataclasses.replace(dedup, near={"mode": mode})
     rows = dedup.keep
     # every row kept (no exact duplicates): no copy of the hashes, which are most of prepare's memory here
-    photos = Photos(pixels, rows, sizes[rows]) if pixels is not None and sizes is not None else None
+    photos = None
+    if cut_copies == "search" and pixels is not None and sizes is not None:
+        photos = Photos(pixels, rows, sizes[rows])
     ids, cuts = near_search(packed if len(rows) == len(packed) else packed[rows], photos=photos)
     members = defaultdict(list)
     for row, group in zip(rows, ids):
@@ -126,7 +129,9 @@ def near_dedupe(dedup: Dedup, packed: np.ndarray, labels: np.ndarray, files: lis
             "conflicts_dropped": sum(len(c["files"]) for c in conflicts),
             "examples": examples[:SHOWN_GROUPS], "conflicts": conflicts}
     if cuts is not None:  # files with their sizes: what the search for copies cut out of a photo did
-        near["cut_copies"] = cuts._asdict()
+        near["cut_copies"] = {"mode": cut_copies} | cuts._asdict()
+    elif sizes is not None:  # files with their sizes, not searched
+        near["cut_copies"] = {"mode": cut_copies}
     return dataclasses.replace(dedup, keep=np.array(keep, np.int64)[order], near=near, test_copies=test_copies,
                                groups=np.array(groups, np.int64)[order] if mode == "group" else None)
 

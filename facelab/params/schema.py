@@ -243,6 +243,7 @@ class DataParams:
     faces_fallback: Literal["center", "skip"]  # a photo in which faces: detect or align finds no face
     min_side: Count
     near_duplicates: Literal["group", "drop", "keep"]
+    cut_copies: Literal["search", "skip"]  # files of several sizes: copies cut anywhere out of a photo | hashes alone
     label_issues: Literal["report", "drop"]  # audit@<task>'s flagged images: listed only | also left out of train, val
     # A source's own block, absent where the task uses another source.
     generated: Generated | None = None
