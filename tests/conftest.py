@@ -1,6 +1,7 @@
 """Shared tiny fixtures: shrunken params (32 px, 1-2 epochs, W&B off), stand-in ImageNet weights, temp repos."""
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import shutil
@@ -16,21 +17,31 @@ ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA = ROOT.parent / "shared" / "data" / "real"
 
 
-@pytest.fixture(autouse=True)
-def torch_globals():
-    """Training sets torch's thread count and deterministic mode for the whole process (seed_everything); put
-    them back after each test, so no test depends on which ran before it on the same worker."""
+@contextlib.contextmanager
+def torch_state():
+    """Training sets torch's thread count and deterministic mode for the whole process (seed_everything); this puts
+    them back afterwards."""
     import torch
     saved = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
              torch.is_deterministic_algorithms_warn_only_enabled(),
              # a property of torch's module object that its stubs lack
              torch.utils.deterministic.fill_uninitialized_memory,  # type: ignore[attr-defined]
              torch.backends.cudnn.benchmark)
-    yield
-    torch.set_num_threads(saved[0])
-    torch.use_deterministic_algorithms(saved[1], warn_only=saved[2])
-    torch.utils.deterministic.fill_uninitialized_memory = saved[3]  # type: ignore[attr-defined]  # as above
-    torch.backends.cudnn.benchmark = saved[4]
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved[0])
+        torch.use_deterministic_algorithms(saved[1], warn_only=saved[2])
+        torch.utils.deterministic.fill_uninitialized_memory = saved[3]  # type: ignore[attr-defined]  # as above
+        torch.backends.cudnn.benchmark = saved[4]
+
+
+@pytest.fixture(autouse=True)
+def torch_globals():
+    """torch's process-wide settings put back after each test (torch_state), so no test depends on which ran
+    before it on the same worker; a module's fixture that trains wraps its training in torch_state too."""
+    with torch_state():
+        yield
 
 
 def tiny_raw_params() -> dict:
@@ -57,6 +68,53 @@ def tiny_raw() -> dict:
 @pytest.fixture
 def tiny_params(tiny_raw):
     return parse_params(tiny_raw)
+
+
+TINY_RECIPE, TINY_SEED = "resnet18_scratch", 42  # the tiny models': train_tiny's
+
+
+def train_tiny(task: str, root, raw: dict | None = None) -> None:
+    """prepare, train and save one tiny resnet18_scratch model under root, as the two stages do; raw: the params
+    (tiny_raw_params() when None)."""
+    import dataclasses
+
+    from facelab import paths
+    from facelab.data import prepare
+    from facelab.data.batches import data_split, load_prepared
+    from facelab.files import read_json
+    from facelab.modelcard import WeightsProvenance
+    from facelab.models import trained_model, weights_provenance
+    from facelab.training import experiment as train
+    from facelab.training import loop
+    params = parse_params(tiny_raw_params() if raw is None else raw)
+    prepared = paths.prepared(task, root)
+    recipe = dataclasses.replace(params.models[TINY_RECIPE], epochs=1)  # one epoch: these tests use a model, any model
+    prepare.prepare_task(task, params.data[task], params.data_seed, prepared)
+    splits, classes = load_prepared(prepared, TINY_SEED, params.data[task].split)
+    result = loop.train_loop(f"{task}/{TINY_RECIPE}", recipe, params.train, TINY_SEED, splits, classes)
+    settings = train.model_settings(task, TINY_RECIPE, recipe, params.train, TINY_SEED,
+                                    data_split(splits, params.data[task].split, classes), classes,
+                                    read_json(prepared / "classes.json"),
+                                    WeightsProvenance(**weights_provenance(recipe)))
+    calibration = train.fit_calibration(trained_model(recipe, len(classes), result.state_dict), splits["val"],
+                                        params.train)
+    train.save_outputs(result, settings, calibration, paths.train_outputs(task, TINY_RECIPE, TINY_SEED, root))
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    """copy(task, root): puts train_tiny's prepared data and model for task (default params) under root. Each
+    task's is trained once per test process, then copied, so modules that each need one do not each train it
+    (the training is deterministic: a copy is what training again would write)."""
+    done: dict[str, Path] = {}
+
+    def copy(task: str, root: Path) -> None:
+        if task not in done:
+            done[task] = tmp_path_factory.mktemp(f"tiny-{task}")
+            with torch_state():
+                train_tiny(task, done[task])
+        shutil.copytree(done[task], root, dirs_exist_ok=True)
+    return copy
 
 
 def splits_of(folder: Path, seed: int, fractions) -> dict[str, str]:

@@ -17,16 +17,16 @@ from facelab.data import faces
 from facelab.data.batches import prepared_split
 from facelab.files import read_json
 from facelab.params import Split
-from tests.conftest import tiny_raw_params
+from tests.conftest import tiny_raw_params, train_tiny
 from tests.test_near_edits import cropped
-from tests.test_predict import EMOTIONS, RECIPE, SEED, train_tiny, write_photos
+from tests.test_predict import EMOTIONS, RECIPE, SEED, write_photos
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, tiny_models):
     """A root holding data/prepared/emotion/ and the model trained on it, models/emotion/resnet18_scratch/seed42.*"""
     root = tmp_path_factory.mktemp("trained")
-    train_tiny("emotion", root)
+    tiny_models("emotion", root)
     return root
 
 

@@ -18,48 +18,27 @@ from facelab.accel import CPU, inference_accel
 from facelab.commands import evaluate as external
 from facelab.commands.inference import choose_classes, predict_files
 from facelab.data import faces, prepare
-from facelab.data.batches import Inputs, data_split, load_prepared
+from facelab.data.batches import Inputs, load_prepared
 from facelab.errors import ModelFileError, UserError
 from facelab.evaluation.forward import forward_logits
 from facelab.files import read_json, write_json
-from facelab.modelcard import WeightsProvenance
 from facelab.modelfile import load_trained
-from facelab.models import trained_model, weights_provenance
+from facelab.models import trained_model
 from facelab.names import SPLITS
 from facelab.params import DataParams, Split, parse_params, parse_recipe
-from facelab.training import experiment as train
-from facelab.training import loop
-from tests.conftest import REAL_DATA, splits_of, tiny_raw_params
+from tests.conftest import REAL_DATA, TINY_RECIPE, TINY_SEED, splits_of, tiny_raw_params
 
-RECIPE, SEED = "resnet18_scratch", 42
+RECIPE, SEED = TINY_RECIPE, TINY_SEED
 EMOTIONS = ("angry", "happy", "sad")
 YALE, FER = REAL_DATA / "face-yaleb", REAL_DATA / "emotion-fer2013"
 
 
-def train_tiny(task: str, root, raw: dict | None = None) -> None:
-    """prepare, train and save one tiny resnet18_scratch model under root, as the two stages do; raw: the params
-    (tiny_raw_params() when None)."""
-    params = parse_params(tiny_raw_params() if raw is None else raw)
-    prepared = paths.prepared(task, root)
-    recipe = dataclasses.replace(params.models[RECIPE], epochs=1)  # one epoch: these tests use a model, any model
-    prepare.prepare_task(task, params.data[task], params.data_seed, prepared)
-    splits, classes = load_prepared(prepared, SEED, params.data[task].split)
-    result = loop.train_loop(f"{task}/{RECIPE}", recipe, params.train, SEED, splits, classes)
-    settings = train.model_settings(task, RECIPE, recipe, params.train, SEED,
-                                    data_split(splits, params.data[task].split, classes), classes,
-                                    read_json(prepared / "classes.json"),
-                                    WeightsProvenance(**weights_provenance(recipe)))
-    calibration = train.fit_calibration(trained_model(recipe, len(classes), result.state_dict), splits["val"],
-                                        params.train)
-    train.save_outputs(result, settings, calibration, paths.train_outputs(task, RECIPE, SEED, root))
-
-
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, tiny_models):
     """A root holding models/{emotion,face}/resnet18_scratch/seed42.{pt,json} (32 px, 1 epoch)."""
     root = tmp_path_factory.mktemp("trained")
     for task in ("emotion", "face"):
-        train_tiny(task, root)
+        tiny_models(task, root)
     return root
 
 

@@ -19,7 +19,7 @@ from facelab.data.listing import SYSTEM_FOLDER, list_tree
 from facelab.data.scan import fingerprint
 from facelab.errors import DataError
 from facelab.params import parse_params
-from tests.test_predict import RECIPE, model_file, train_tiny
+from tests.test_predict import RECIPE, model_file
 
 # The folders NAS boxes and OSes leave among photos, each with a JPEG inside as they hold them.
 DEBRIS = ("@eaDir/p0.png/SYNOPHOTO_THUMB_M.jpg", "#recycle/old.jpg", ".@__thumb/p0.png", ".Trashes/501/p.jpg",
@@ -27,10 +27,10 @@ DEBRIS = ("@eaDir/p0.png/SYNOPHOTO_THUMB_M.jpg", "#recycle/old.jpg", ".@__thumb/
 
 
 @pytest.fixture(scope="module")
-def face_model(tmp_path_factory):
+def face_model(tmp_path_factory, tiny_models):
     """models/face/resnet18_scratch/seed42.pt (32 px, 1 epoch): its path."""
     root = tmp_path_factory.mktemp("trained")
-    train_tiny("face", root)
+    tiny_models("face", root)
     return model_file(root, "face")
 
 

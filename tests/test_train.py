@@ -16,15 +16,30 @@ from facelab.evaluation.experiment import evaluate_model
 from facelab.modelcard import WeightsProvenance
 from facelab.modelfile import load_trained
 from facelab.models import build_model, trained_model, weights_provenance
-from facelab.params import AUGMENT_OFF
+from facelab.params import AUGMENT_OFF, parse_params
 from facelab.training import experiment as train
 from facelab.training import loop, optim
+from tests.conftest import tiny_raw_params, torch_state
 
 
-@pytest.fixture
-def prepared(tiny_params, tmp_path):
-    prepare.prepare_task("emotion", tiny_params.data["emotion"], tiny_params.data_seed, tmp_path / "emotion")
-    return load_prepared(tmp_path / "emotion", tiny_params.seeds[0], tiny_params.data["emotion"].split)
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    """The tiny emotion data prepared once for the module (no test changes it: trainings only read it)."""
+    params = parse_params(tiny_raw_params())
+    folder = tmp_path_factory.mktemp("prepared") / "emotion"
+    prepare.prepare_task("emotion", params.data["emotion"], params.data_seed, folder)
+    return load_prepared(folder, params.seeds[0], params.data["emotion"].split)
+
+
+@pytest.fixture(scope="module")
+def one_epoch(prepared):
+    """The training several tests start from, done once for the module: resnet18_scratch for 1 epoch at the first
+    seed with the tiny params' train settings (the tests read it and never change it)."""
+    params = parse_params(tiny_raw_params())
+    splits, classes = prepared
+    recipe = dataclasses.replace(params.models["resnet18_scratch"], epochs=1)
+    with torch_state():
+        return loop.train_loop("e/r", recipe, params.train, params.seeds[0], splits, classes)
 
 
 @pytest.mark.parametrize("select_by", ["val_loss", "val_macro_f1"])
@@ -57,7 +72,6 @@ def test_cosine_schedule_follows_the_formula_epoch_by_epoch(tiny_raw, prepared):
     """lr of epoch e (logged before that epoch's scheduler step) = lr0 * (1 + cos(pi * (e - 1) / E)) / 2."""
     import math
 
-    from facelab.params import parse_params
     tiny_raw["models"]["resnet18_scratch"].update(epochs=3, schedule="cosine", lr=0.01)
     params = parse_params(tiny_raw)
     splits, classes = prepared
@@ -88,7 +102,6 @@ def test_history_csv_is_rewritten_after_every_epoch(tiny_params, prepared, tmp_p
 @pytest.mark.parametrize(("every", "saved"), [(0, [1]), (3600, [])])
 def test_resume_checkpoints_follow_checkpoint_seconds(tiny_raw, prepared, tmp_path, monkeypatch, every, saved):
     """0: a checkpoint after every epoch but the last (of 2); an hour: none in a run shorter than that."""
-    from facelab.params import parse_params
     tiny_raw["models"]["resnet18_scratch"]["epochs"] = 2
     tiny_raw["train"]["checkpoint_seconds"] = every
     params = parse_params(tiny_raw)
@@ -108,7 +121,6 @@ def test_resume_checkpoints_follow_checkpoint_seconds(tiny_raw, prepared, tmp_pa
 
 
 def test_step_schedule_and_early_stopping(tiny_raw, prepared):
-    from facelab.params import parse_params
     tiny_raw["models"]["resnet18_scratch"].update(epochs=8, schedule="step", step_size=1, gamma=0.5)
     tiny_raw["train"]["patience"] = 1
     params = parse_params(tiny_raw)
@@ -188,10 +200,10 @@ def test_frozen_vgg_features_are_cached_without_changing_results(tiny_params, pr
     assert not cached.summary["health"]["vanishing_gradients"]
 
 
-def test_evaluate_scores_test_split_with_the_saved_model(tiny_params, prepared, tmp_path):
+def test_evaluate_scores_test_split_with_the_saved_model(tiny_params, prepared, one_epoch, tmp_path):
     splits, classes = prepared
     recipe = dataclasses.replace(tiny_params.models["resnet18_scratch"], epochs=1)
-    result = loop.train_loop("e/r", recipe, tiny_params.train, tiny_params.seeds[0], splits, classes)
+    result = one_epoch
     settings = train.model_settings("emotion", "resnet18_scratch", recipe, tiny_params.train, tiny_params.seeds[0],
                                     data_split(splits, tiny_params.data["emotion"].split, classes), classes,
                                     {"img_size": 32, "faces": "none", "min_side": 32},
@@ -236,10 +248,11 @@ def test_evaluate_scores_test_split_with_the_saved_model(tiny_params, prepared, 
 
 
 def test_two_same_seed_trainings_give_identical_metrics_and_byte_identical_model_files(tiny_params, prepared,
-                                                                                      tmp_path):
+                                                                                      one_epoch, tmp_path):
     """Same data, params and seed: the same history, weights and summary (augmentation on). And torch.save into a
     file records that (temporary, random) file's name in the archive; the model file is written from memory, so
-    identical weights give an identical file and DVC reruns nothing after it."""
+    identical weights give an identical file and DVC reruns nothing after it. The first training is the module's
+    (one_epoch, trained before this test and others in this process), the second this test's own."""
     import hashlib
     splits, classes = prepared
     assert beyond_flip(tiny_params.train.augment)  # with the default augmentation on: crops, jitter, erasing
@@ -248,9 +261,11 @@ def test_two_same_seed_trainings_give_identical_metrics_and_byte_identical_model
                                     data_split(splits, tiny_params.data["emotion"].split, classes), classes,
                                     {"img_size": 32, "faces": "none", "min_side": 32},
                                     WeightsProvenance(**weights_provenance(recipe)))
-    digests, runs = [], []
+    digests: list[str] = []
+    runs: list[loop.TrainResult] = []
     for root in (tmp_path / "a", tmp_path / "b"):
-        result = loop.train_loop("e/r", recipe, tiny_params.train, tiny_params.seeds[0], splits, classes)
+        result = one_epoch if not runs else loop.train_loop("e/r", recipe, tiny_params.train, tiny_params.seeds[0],
+                                                            splits, classes)
         runs.append(result)
         calibration = train.fit_calibration(trained_model(recipe, len(classes), result.state_dict), splits["val"],
                                             tiny_params.train)
@@ -290,7 +305,8 @@ def test_training_never_reads_the_test_split():
     assert found == []
 
 
-def test_ema_keeps_the_weights_average_which_tends_to_the_weights_as_the_decay_goes_to_zero(tiny_params, prepared):
+def test_ema_keeps_the_weights_average_which_tends_to_the_weights_as_the_decay_goes_to_zero(tiny_params, prepared,
+                                                                                           one_epoch):
     splits, classes = prepared
     recipe = dataclasses.replace(tiny_params.models["resnet18_scratch"], epochs=1)
 
@@ -298,7 +314,8 @@ def test_ema_keeps_the_weights_average_which_tends_to_the_weights_as_the_decay_g
         return loop.train_loop("emotion/resnet18_scratch", recipe, dataclasses.replace(tiny_params.train, ema=ema),
                                tiny_params.seeds[0], splits, classes)
 
-    plain, nearly, averaged = run(0.0), run(1e-9), run(0.9)
+    assert tiny_params.train.ema == 0.0  # one_epoch is the run without an average
+    plain, nearly, averaged = one_epoch, run(1e-9), run(0.9)
     pd.testing.assert_frame_equal(nearly.history, plain.history, rtol=1e-4)  # an average of the last step alone
     assert not np.allclose(averaged.history["val/loss"], plain.history["val/loss"], rtol=1e-3)
     # the kept weights are the average's: loaded into the model, they score what the summary says
@@ -310,7 +327,7 @@ def test_ema_keeps_the_weights_average_which_tends_to_the_weights_as_the_decay_g
     assert bn1.running_mean.abs().sum() > 0  # BatchNorm's statistics are averaged too, not left at zero
 
 
-def test_mixup_and_cutmix_blend_the_batches_reproducibly(tiny_params, prepared):
+def test_mixup_and_cutmix_blend_the_batches_reproducibly(tiny_params, prepared, one_epoch):
     splits, classes = prepared
     recipe = dataclasses.replace(tiny_params.models["resnet18_scratch"], epochs=1)
 
@@ -318,7 +335,8 @@ def test_mixup_and_cutmix_blend_the_batches_reproducibly(tiny_params, prepared):
         return loop.train_loop("emotion/resnet18_scratch", recipe, dataclasses.replace(tiny_params.train, **levers),
                                tiny_params.seeds[0], splits, classes).history
 
-    plain, mixed = run(), run(mixup=0.4, cutmix=1.0)
+    assert tiny_params.train.mixup == 0.0 and tiny_params.train.cutmix == 0.0  # one_epoch is the run without them
+    plain, mixed = one_epoch.history, run(mixup=0.4, cutmix=1.0)
     assert not np.allclose(mixed["train/loss"], plain["train/loss"], rtol=1e-3)
     pd.testing.assert_frame_equal(run(mixup=0.4, cutmix=1.0), mixed)
 
