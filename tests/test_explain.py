@@ -43,8 +43,15 @@ def trained_root(root, tta_flip: bool):
 
 
 @pytest.fixture(scope="module", params=[False, pytest.param(True, marks=pytest.mark.e2e)], ids=["plain", "tta_flip"])
-def evaluated(request, tmp_path_factory):
-    root, splits = trained_root(tmp_path_factory.mktemp("explain"), request.param)
+def evaluated(request, tmp_path_factory, tiny_models):
+    root = tmp_path_factory.mktemp("explain")
+    if request.param:
+        root, splits = trained_root(root, request.param)
+    else:  # the tiny params' own settings (tta_flip off): the process's tiny model, trained once (tiny_models)
+        params = parse_params(tiny_raw_params())
+        assert not params.train.tta_flip
+        tiny_models(TASK, root)
+        splits, _ = load_prepared(paths.prepared(TASK, root), SEED, params.data[TASK].split)
     return root, splits, evaluate_experiment(TASK, RECIPE, SEED, 64, root)
 
 
