@@ -9,49 +9,29 @@ import pytest
 from PIL import Image
 
 from facelab import paths
-from facelab.data import prepare
-from facelab.data.batches import data_split, load_prepared
+from facelab.data.batches import load_prepared
 from facelab.evaluation.calibration import ece, scaled_probabilities
 from facelab.evaluation.experiment import evaluate_experiment
 from facelab.evaluation.explain import names_of_test_images
 from facelab.files import read_json
-from facelab.modelcard import WeightsProvenance
-from facelab.models import trained_model, weights_provenance
 from facelab.params import parse_params
-from facelab.training import experiment as train
-from facelab.training import loop
-from tests.conftest import tiny_raw_params
+from tests.conftest import TINY_RECIPE, TINY_SEED, tiny_raw_params, train_tiny
 
-TASK, RECIPE, SEED = "emotion", "resnet18_scratch", 42
-
-
-def trained_root(root, tta_flip: bool):
-    """prepare, train and save one tiny model under root, as the stages do."""
-    params = parse_params(tiny_raw_params())
-    settings = dataclasses.replace(params.train, tta_flip=tta_flip)
-    prepared = paths.prepared(TASK, root)
-    recipe = dataclasses.replace(params.models[RECIPE], epochs=1)  # one epoch: these tests use a model, any model
-    prepare.prepare_task(TASK, params.data[TASK], params.data_seed, prepared)
-    splits, classes = load_prepared(prepared, SEED, params.data[TASK].split)
-    result = loop.train_loop(f"{TASK}/{RECIPE}", recipe, settings, SEED, splits, classes)
-    card = train.model_settings(TASK, RECIPE, recipe, settings, SEED,
-                                data_split(splits, params.data[TASK].split, classes), classes,
-                                read_json(prepared / "classes.json"), WeightsProvenance(**weights_provenance(recipe)))
-    calibration = train.fit_calibration(trained_model(recipe, len(classes), result.state_dict), splits["val"], settings)
-    train.save_outputs(result, card, calibration, paths.train_outputs(TASK, RECIPE, SEED, root))
-    return root, splits
+TASK, RECIPE, SEED = "emotion", TINY_RECIPE, TINY_SEED
 
 
 @pytest.fixture(scope="module", params=[False, pytest.param(True, marks=pytest.mark.e2e)], ids=["plain", "tta_flip"])
 def evaluated(request, tmp_path_factory, tiny_models):
-    root = tmp_path_factory.mktemp("explain")
+    """A tiny model trained as the stages do, with train.tta_flip off (the tiny params' own: the process's tiny
+    model, tiny_models) or on, and evaluated."""
+    root, raw = tmp_path_factory.mktemp("explain"), tiny_raw_params()
+    assert raw["train"]["tta_flip"] is False
     if request.param:
-        root, splits = trained_root(root, request.param)
-    else:  # the tiny params' own settings (tta_flip off): the process's tiny model, trained once (tiny_models)
-        params = parse_params(tiny_raw_params())
-        assert not params.train.tta_flip
+        raw["train"]["tta_flip"] = True
+        train_tiny(TASK, root, raw)
+    else:
         tiny_models(TASK, root)
-        splits, _ = load_prepared(paths.prepared(TASK, root), SEED, params.data[TASK].split)
+    splits, _ = load_prepared(paths.prepared(TASK, root), SEED, parse_params(raw).data[TASK].split)
     return root, splits, evaluate_experiment(TASK, RECIPE, SEED, 64, root)
 
 
