@@ -17,7 +17,7 @@ prepare would see them in one class folder, so a chain through copies counts as 
 - search: near_groups with the files' sizes (prepare's search: hashes, then cut copies), or the hashes alone.
 - cost: facelab.data.near.hashes and near_groups on N generated faces at 64 px (prepare's own images, which are no
   files: no cut search), per image; --mixed: near_groups on distinct generated faces saved at mixed sizes, where most
-  pairs' sizes allow a cut, with and without the cut search.
+  pairs' sizes allow a cut, with and without the cut search; --cameras: the same at two near sizes.
 """
 from __future__ import annotations
 
@@ -183,17 +183,20 @@ def cost(n_images: int) -> tuple[float, float]:
     return 1000 * (hashed - started) / n_images, 1000 * (done - hashed) / n_images
 
 
-def mixed_sizes(n_images: int, folder: Path) -> tuple[float, float, int, int, int]:
+def mixed_sizes(n_images: int, folder: Path, cameras: bool = False) -> tuple[float, float, int, int, int]:
     """Distinct generated faces (160 px, 12 identities) each saved at its own size (width and height drawn from 128
-    to 160 px, so most pairs' sizes allow a cut): the search's seconds per 1,000 images with the cut search and with
-    the hashes alone, how many images the cut search puts in a group with another, and the pairs it ranked by their
-    hashes and checked."""
+    to 160 px, so most pairs' sizes allow a cut), or with cameras, half at 160 x 120 and half at 158 x 118 (two
+    cameras of near sizes: each photo of the one is a size that could be cut out of each of the other): the search's
+    seconds per 1,000 images with the cut search and with the hashes alone, how many images the cut search puts in a
+    group with another, and the pairs it ranked by their hashes and checked."""
     rng = np.random.default_rng(0)
     images, _ = faces.generate_emotions(n_images, 12, 160, 11)
     decoded = []
     for i, pixels in enumerate(images):
         path = folder / f"{i}.jpg"
-        Image.fromarray(pixels).resize(tuple(rng.integers(128, 161, 2).tolist())).save(path, quality=90)
+        drawn = tuple(rng.integers(128, 161, 2).tolist())
+        size = ((160, 120) if 2 * i < n_images else (158, 118)) if cameras else drawn
+        Image.fromarray(pixels).resize(size).save(path, quality=90)
         decoded.append(decode_image(path, IMG_SIZE))
     pixels = np.stack([d.square for d in decoded])
     packed = hashes(pixels)
@@ -212,6 +215,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--real", type=Path, default=REAL)
     parser.add_argument("--cost", type=int, default=10000, help="generated faces to time the search on (0: skip)")
     parser.add_argument("--hashes-only", action="store_true", help="the hashes alone, no search for cut copies")
+    parser.add_argument("--cameras", type=int, default=0,
+                        help="distinct faces saved at two near sizes (two cameras) to time the cut search on (0: skip)")
     parser.add_argument("--mixed", type=int, default=2000,
                         help="distinct faces saved at mixed sizes to time the cut search on (0: skip)")
     args = parser.parse_args(argv)
@@ -249,6 +254,13 @@ def main(argv: list[str] | None = None) -> None:
         print(f"\n{args.mixed:,} distinct generated faces saved at mixed sizes (128-160 px a side): near_groups "
               f"{cut_s:.3f} s per 1,000 images with the cut search ({ranked:,} pairs ranked by their hashes, "
               f"{checked:,} checked), {alone_s:.3f} s with the hashes alone; {grouped} more images in a group "
+              "through the cut search")
+    if args.cameras:
+        with tempfile.TemporaryDirectory() as folder:
+            cut_s, alone_s, grouped, ranked, checked = mixed_sizes(args.cameras, Path(folder), cameras=True)
+        print(f"\n{args.cameras:,} distinct generated faces, half at 160 x 120 and half at 158 x 118 (two cameras): "
+              f"near_groups {cut_s:.3f} s per 1,000 images with the cut search ({ranked:,} pairs ranked by their "
+              f"hashes, {checked:,} checked), {alone_s:.3f} s with the hashes alone; {grouped} more images in a group "
               "through the cut search")
 
 
