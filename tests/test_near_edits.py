@@ -161,6 +161,37 @@ def test_a_file_turned_by_exif_has_its_turned_size_and_a_face_crop_none(tmp_path
     assert decode_image(tmp_path / "turned.jpg", 32, box=(0, 0, 60, 60)).size == (0, 0)
 
 
+def test_the_grid_places_are_every_place_a_cut_of_a_near_size_can_lie_a_quarter_pixel_apart():
+    places = near.grid_places(np.array([158, 118]), np.array([160, 120]))  # 2 px of 120: 1.07 px of 64 each way
+    steps = [0, .25, .5, .75, 1, 64 * 2 / 120]
+    assert np.allclose(places, [(y, x) for y in steps for x in steps]), places
+    assert len(near.grid_places(np.array([118, 158]), np.array([160, 120]))) == 0  # does not fit upright
+    assert [len(at) for _, at in near.turned_places(np.array([346, 344]), np.array([350, 350]))] == [24, 24]
+
+
+def test_many_copies_of_a_near_size_are_searched_on_a_grid_with_what_ranking_finds(tmp_path, monkeypatch):
+    """Two cameras of near sizes: photos at 160 x 120, copies at 158 x 118, 3 cut out of 3 photos (one mirrored) and 3
+    of other photos. Searched on a grid (as when each size has many files; here CROP_GRID_PER_PLACE is lowered for
+    6 copies), nothing is ranked and the same groups come out as when they are ranked."""
+    images = [generated_photo(seed) for seed in range(9)]
+    decoded = [saved_square(image.resize((160, 120)), tmp_path / f"photo{k}.jpg") for k, image in enumerate(images[:6])]
+    for k, (left, top) in enumerate([(0, 0), (1, 2), (2, 1)]):
+        cut = images[k].resize((160, 120)).crop((left, top, left + 158, top + 118))
+        decoded.append(saved_square(cut.transpose(T.FLIP_LEFT_RIGHT) if k == 2 else cut, tmp_path / f"cut{k}.jpg"))
+    decoded += [saved_square(image.resize((158, 118)), tmp_path / f"other{k}.jpg")
+                for k, image in enumerate(images[6:])]
+    pixels, sizes = np.stack([d.square for d in decoded]), np.array([d.size for d in decoded])
+    photos = Photos(pixels, np.arange(len(pixels)), sizes)
+    ranked, ranked_search = near.near_search(hashes(pixels), photos=photos)
+    assert ranked_search is not None and ranked_search.ranked == 6 * 6
+    monkeypatch.setattr(near, "CROP_GRID_PER_PLACE", 0.1)
+    assert near.rank_pairs(sizes) == 0
+    found, search = near.near_search(hashes(pixels), photos=photos)
+    assert search is not None and search.ranked == 0 and search.found == 3
+    assert [found[6 + k] == found[k] for k in range(3)] == [True] * 3
+    assert len(set(found.tolist())) == len(decoded) - 3 and found.tolist() == ranked.tolist()
+
+
 def test_the_pairs_ranked_are_every_pair_whose_sizes_allow_a_cut_as_it_is_or_turned():
     rng = np.random.default_rng(0)
     sizes = rng.integers(60, 100, (300, 2))

@@ -79,6 +79,17 @@ CROP_BATCH = 1024  # pairs checked at once (their squares, and up to 2 tries' co
 # `oriented`'s k of each flip or turn of the hashes (near_groups' turns: the 4 FLIPS, then each transposed)
 TURN_OF_HASH = np.array([0, 7, 5, 2, 4, 1, 3, 6])
 CROP_RANKED = 256  # copies whose hash bits to every photo are held at once
+# Sizes of many files each, within a few percent of each other (two cameras of near resolutions): ranking each copy
+# against each photo is quadratic there, so the photo's region that a copy would be is hashed at the exact scale on a
+# grid of CROP_GRID_STEP pixels (of CROP_GRID) over every place the sizes allow, and copies found through equal bands
+# within MAX_BITS of one of those (then checked as ranked ones are). 100 LFW photos cut to 346 x 344 out of 350 x 350:
+# all 100 within 8 bits (median 3) of their photo's closest grid place, 0 of 119,900 distinct pairs within 20 (a
+# throwaway script; benchmarks/README.md). Used for a pair of sizes when the grid has at most CROP_GRID_PLACES places
+# and the copies' size has at least CROP_GRID_PER_PLACE files per place (where a region hash, ~50 us, costs less than
+# ranking every copy against the photo, ~3 us each).
+CROP_GRID_STEP = 0.25
+CROP_GRID_PLACES = 64
+CROP_GRID_PER_PLACE = 20
 
 
 class Photos(NamedTuple):
@@ -295,7 +306,9 @@ def join_crops(parent: np.ndarray, turns: list[np.ndarray], packed: np.ndarray, 
     searched = CutSearch(len(known), len(np.unique(known, axis=0)), rank_pairs(photos.sizes), 0, 0)
     if searched.sizes < 2:  # one size (a camera's) or none (face crops, generated faces): no copy was cut
         return searched
-    pairs = crop_candidates(turns, packed, photos.sizes, np.array([find(parent, i) for i in range(len(parent))]))
+    roots = np.array([find(parent, i) for i in range(len(parent))])
+    pairs = np.concatenate([crop_candidates(turns, packed, photos.sizes, roots), grid_candidates(photos, roots)])
+    pairs = pairs[np.argsort(pairs[:, 0], kind="stable")]  # a copy's pairs consecutive, the ranked ones first
     if not len(pairs):
         return searched
     checked = 0
@@ -337,7 +350,7 @@ def crop_candidates(turns: list[np.ndarray], packed: np.ndarray, sizes: np.ndarr
     pairs = []
     for u, (width, height) in enumerate(dims.tolist()):
         upright, across = fitting(dims, width, height)
-        fits = np.flatnonzero(upright | across)
+        fits = ranked_sizes(dims, members, u)
         if not len(fits):
             continue
         photos = np.concatenate([members[v] for v in fits])
@@ -380,14 +393,107 @@ def fitting(dims: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.n
 
 def rank_pairs(sizes: np.ndarray) -> int:
     """How many (copy, photo) pairs the search for cut copies ranks by their hashes (crop_candidates): every pair
-    whose sizes allow a cut, counted from the sizes alone, so prepare can say before the search what it costs
-    (quadratic in a folder of many sizes each within CROP_SIDE of many others)."""
+    whose sizes allow a cut, but those of sizes searched on a grid (grid_places), counted from the sizes alone, so
+    prepare can say before the search what it costs (quadratic in a folder of many sizes each within CROP_SIDE of
+    many others)."""
     dims, members = size_classes(sizes)
-    if len(dims) < 2:
-        return 0
-    counts = np.array([len(m) for m in members])
-    return sum(int(counts[u]) * int(counts[np.logical_or(*fitting(dims, width, height))].sum())
-               for u, (width, height) in enumerate(dims.tolist()))
+    counts = np.array([len(m) for m in members], np.int64)
+    return sum(int(counts[u]) * int(counts[ranked_sizes(dims, members, u)].sum()) for u in range(len(dims)))
+
+
+def ranked_sizes(dims: np.ndarray, members: list[np.ndarray], u: int) -> np.ndarray:
+    """The sizes (indices into dims) copies of size u are ranked against: those it can be cut out of, but those
+    searched on a grid (gridded)."""
+    upright, across = fitting(dims, *dims[u].tolist())
+    return np.array([v for v in np.flatnonzero(upright | across).tolist() if not gridded(dims, members, u, v)],
+                    np.int64)
+
+
+def gridded(dims: np.ndarray, members: list[np.ndarray], u: int, v: int) -> bool:
+    """Whether copies of size u are searched in photos of size v on a grid of places (grid_places) rather than
+    ranked: few places, and many copies for each."""
+    if len(members[u]) < CROP_GRID_PER_PLACE:  # too few for even one place (most sizes, where sizes are many)
+        return False
+    places = sum(len(at) for _, at in turned_places(dims[u], dims[v]))
+    return 0 < places <= CROP_GRID_PLACES and len(members[u]) >= CROP_GRID_PER_PLACE * places
+
+
+def turned_places(copy: np.ndarray, photo: np.ndarray) -> list[tuple[list[int], np.ndarray]]:
+    """The flips and turns (`oriented`'s k) that keep a copy of size `copy` upright, and its grid_places in a photo
+    of size `photo`; then those that turn it a quarter, and its places so turned (none where it does not fit)."""
+    return [([k for k in range(8) if swaps_sides(k) == across], grid_places(copy[::-1] if across else copy, photo))
+            for across in (False, True)]
+
+
+def grid_candidates(photos: Photos, roots: np.ndarray) -> np.ndarray:
+    """(P, 4) pairs (copy, photo, k, -1) as crop_candidates', for the pairs of sizes searched on a grid (gridded):
+    the copy's square, in each flip or turn that keeps its size upright, within MAX_BITS of the pHash of the photo's
+    region it would be at one of grid_places, found through equal bands; not of one group already (roots)."""
+    dims, members = size_classes(photos.sizes)
+    found = []
+    many = [u for u in range(len(dims)) if len(members[u]) >= CROP_GRID_PER_PLACE]
+    for u, v in ((u, v) for u in many for v in range(len(dims)) if gridded(dims, members, u, v)):
+        m = CROP_GRID * min(dims[u].tolist()) / min(dims[v].tolist())
+        copies, targets = members[u], members[v]
+        for turns, places in turned_places(dims[u], dims[v]):
+            if not len(places):
+                continue
+            mine = np.concatenate([square_hashes(photos, copies[start:start + CROP_BATCH], turns)
+                                   for start in range(0, len(copies), CROP_BATCH)])  # (copies * 4, 32): copy-major
+            theirs = np.concatenate([place_hashes(photos, targets[start:start + CROP_BATCH], places, m)
+                                     for start in range(0, len(targets), CROP_BATCH)])  # (targets * places, 32)
+            for lo, hi in bands(MAX_BITS):
+                keys = band_key(theirs, lo, hi)
+                order = np.argsort(keys, kind="stable").astype(np.int64)
+                for i, at in equal_keys(band_key(mine, lo, hi), order, keys[order]):
+                    close = bit_distance(mine[i], theirs[at]) <= MAX_BITS
+                    copy, photo = copies[i[close] // len(turns)], targets[at[close] // len(places)]
+                    k = np.array(turns)[i[close] % len(turns)]
+                    apart = roots[copy] != roots[photo]
+                    found.append(np.stack([copy[apart], photo[apart], k[apart], np.full(int(apart.sum()), -1)], 1))
+    if not found:
+        return np.empty((0, 4), np.int64)
+    pairs = np.concatenate(found).astype(np.int64)
+    return pairs[np.sort(np.unique(pairs[:, :2], axis=0, return_index=True)[1])]  # each pair once, its first turn
+
+
+def square_hashes(photos: Photos, images: np.ndarray, turns: list[int]) -> np.ndarray:
+    """(images * turns, 32) the pHashes (region_bits, as grid places are hashed) of the images' whole grey squares
+    in each of the flips or turns (`oriented`'s k), image-major."""
+    squares = grey_squares(store.take(photos.pixels, photos.rows[images]))
+    turned = np.stack([oriented(squares, k) for k in turns], 1).reshape(-1, CROP_GRID, CROP_GRID)
+    zero = np.zeros(len(turned))
+    return region_bits(running_rows(np.ascontiguousarray(turned)), np.arange(len(turned)), zero, zero,
+                       zero + CROP_GRID, zero + CROP_GRID)
+
+
+def place_hashes(photos: Photos, images: np.ndarray, places: np.ndarray, side: float) -> np.ndarray:
+    """(images * places, 32) the pHashes of each image's square's region of `side` pixels at each place (top,
+    left), image-major."""
+    sums = running_rows(grey_squares(store.take(photos.pixels, photos.rows[images])))
+    which = np.repeat(np.arange(len(images)), len(places))
+    top, left = np.tile(places[:, 0], len(images)), np.tile(places[:, 1], len(images))
+    return region_bits(sums, which, top, left, top + side, left + side)
+
+
+def grid_places(copy: np.ndarray, photo: np.ndarray) -> np.ndarray:
+    """(n, 2) the places (top, left, in CROP_GRID pixels of the photo's square) on a CROP_GRID_STEP grid where the
+    square of a copy of size `copy` (width, height), cut out upright without resizing, can lie in the square of a
+    photo of size `photo` and lies wholly inside it (as cut_bits: the squares are the files' centre squares); none
+    when the copy does not fit upright."""
+    (w, h), (wide, high) = copy.tolist(), photo.tolist()
+    if not cut_fits(w, h, wide, high):
+        return np.empty((0, 2))
+    side, short = min(wide, high), min(w, h)
+    m = CROP_GRID * short / side
+    y0 = ((h - short) / 2 - (high - side) / 2) * CROP_GRID / side
+    x0 = ((w - short) / 2 - (wide - side) / 2) * CROP_GRID / side
+    spans = []
+    for start, slack in ((y0, (high - h) * CROP_GRID / side), (x0, (wide - w) * CROP_GRID / side)):
+        steps = np.r_[start + np.arange(0, slack, CROP_GRID_STEP), start + slack]
+        spans.append(steps[(steps >= -0.5) & (steps + m <= CROP_GRID + 0.5)])
+    ys, xs = np.meshgrid(*spans, indexing="ij")
+    return np.stack([ys.ravel(), xs.ravel()], 1)
 
 
 def group_members(turns: list[np.ndarray], packed: np.ndarray, photos: np.ndarray, roots: np.ndarray) -> np.ndarray:
