@@ -184,8 +184,8 @@ def test_copies_cut_out_of_the_models_training_photos_count_as_its_own_images(tm
     assert pairs >= 3 * 60
     assert capsys.readouterr().out.splitlines()[0] == (
         f"searching for copies cut out of a photo among the model's data and these images: {pairs:,} pairs of files "
-        "whose sizes allow a cut, each ranked by its hashes first (prepared with data.emotion.cut_copies: skip, "
-        "evaluate uses the hashes alone)")
+        "whose sizes allow a cut to rank by their hashes (prepared with data.emotion.cut_copies: skip, evaluate uses "
+        "the hashes alone)")
     paths.prepared_sizes(prepared).unlink()  # as a folder prepared before sizes were kept: the hashes alone
     app.main(command(tmp_path, evaluated, "--allow-overlap"))
     overlap = read_json(outputs(evaluated)["details"])["data"]["overlap"]

@@ -223,8 +223,8 @@ def test_prepare_keeps_copies_cut_anywhere_in_their_photos_split(tiny_raw, tmp_p
     cuts = report["near_duplicates"]["cut_copies"]
     assert (cuts["mode"], cuts["images"], cuts["sizes"], cuts["ranked"], cuts["found"]) == ("search", 19, 4, 50, 3)
     assert 3 <= cuts["checked"] <= cuts["ranked"], cuts
-    assert ("[emotion] searching for copies cut out of a photo: 50 pairs of files whose sizes allow a cut, each ranked "
-            "by its hashes first (data.emotion.cut_copies: skip leaves this search out)") in capsys.readouterr().out
+    assert ("[emotion] searching for copies cut out of a photo: 50 pairs of files whose sizes allow a cut to rank by "
+            "their hashes (data.emotion.cut_copies: skip leaves this search out)") in capsys.readouterr().out
     assert any(line.startswith("copies cut out of a photo: 19 files at 4 sizes, 50 pairs whose sizes allow a cut "
                                f"ranked by their hashes, {cuts['checked']:,} checked, 3 copies found")
                for line in summary(report)), summary(report)

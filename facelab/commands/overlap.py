@@ -88,7 +88,7 @@ def model_overlap(trained: TrainedModel, images: Images, root: Path) -> Overlap:
     pairs = rank_pairs(photos.sizes) if photos is not None else 0
     if pairs:  # as prepare says it: slow where thousands of alike photos are at many sizes
         print(f"searching for copies cut out of a photo among the model's data and these images: {pairs:,} pairs of "
-              f"files whose sizes allow a cut, each ranked by its hashes first (prepared with "
+              f"files whose sizes allow a cut to rank by their hashes (prepared with "
               f"data.{trained.card.settings.task}.cut_copies: skip, evaluate uses the hashes alone)", flush=True)
     groups = near_groups(np.concatenate([hashes(stored), hashes(squares)]), photos=photos)
     group_splits: dict[int, set[str]] = defaultdict(set)

@@ -106,8 +106,8 @@ class Photos(NamedTuple):
 
 class CutSearch(NamedTuple):
     """What the search for cut copies did (join_crops): the images it could search (those whose file's size is
-    known), their distinct sizes, the pairs whose sizes allow a cut (each ranked by its hashes: rank_pairs), the
-    pairs it checked, and the copies it put in one group with a photo."""
+    known), their distinct sizes, the pairs whose sizes allow a cut that it ranked by their hashes (rank_pairs: all
+    but those of sizes searched on a grid), the pairs it checked, and the copies it put in one group with a photo."""
     images: int
     sizes: int
     ranked: int
@@ -299,7 +299,8 @@ def join(parent: np.ndarray, queries: list[np.ndarray], references: list[np.ndar
 def join_crops(parent: np.ndarray, turns: list[np.ndarray], packed: np.ndarray, photos: Photos,
                max_bits: int) -> CutSearch:
     """Unite each image with the photos it is cut out of (see CROP_SIDE): of the images whose size allows it, the
-    closest by their hashes in CROP_CHECKS other groups (crop_candidates), checked in rounds (each copy's closest
+    closest by their hashes in CROP_CHECKS other groups (crop_candidates), and where sizes of many files each allow
+    few places, those close at one of them (grid_candidates), checked in rounds (each copy's closest
     first, then its next, each round's pairs at once) so that a copy found is not checked again. turns: the 8 flips
     and turns of each image's hash; packed: `hashes`."""
     known = photos.sizes[photos.sizes.min(1) > 0]

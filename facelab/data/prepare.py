@@ -84,5 +84,5 @@ def announce_cut_search(task: str, data: DataParams, loaded: Images, rows: np.nd
         return
     pairs = rank_pairs(loaded.sizes[rows])
     if pairs:
-        print(f"[{task}] searching for copies cut out of a photo: {pairs:,} pairs of files whose sizes allow a cut, "
-              f"each ranked by its hashes first (data.{task}.cut_copies: skip leaves this search out)", flush=True)
+        print(f"[{task}] searching for copies cut out of a photo: {pairs:,} pairs of files whose sizes allow a cut to "
+              f"rank by their hashes (data.{task}.cut_copies: skip leaves this search out)", flush=True)
