@@ -428,8 +428,9 @@ def turned_places(copy: np.ndarray, photo: np.ndarray) -> list[tuple[list[int], 
 
 def grid_candidates(photos: Photos, roots: np.ndarray) -> np.ndarray:
     """(P, 4) pairs (copy, photo, k, -1) as crop_candidates', for the pairs of sizes searched on a grid (gridded):
-    the copy's square, in each flip or turn that keeps its size upright, within MAX_BITS of the pHash of the photo's
-    region it would be at one of grid_places, found through equal bands; not of one group already (roots)."""
+    the copy's square, in each flip or turn whose size fits (turned_places), within MAX_BITS of the pHash of the
+    photo's region it would be at one of those places, found through equal bands; not of one group already
+    (roots)."""
     dims, members = size_classes(photos.sizes)
     found = []
     many = [u for u in range(len(dims)) if len(members[u]) >= CROP_GRID_PER_PLACE]
