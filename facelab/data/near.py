@@ -325,7 +325,7 @@ def join_crops(parent: np.ndarray, turns: list[np.ndarray], packed: np.ndarray, 
             batch = todo[start:start + CROP_BATCH]
             involved, local = np.unique(batch[:, :2], return_inverse=True)
             local = local.reshape(-1, 2)
-            squares = grey_squares(store.take(photos.pixels, photos.rows[involved]))
+            squares = photo_squares(photos, involved)
             # a pair's tries: the turn its hashes say, and the second where they are too far to say it
             tried = np.concatenate([np.arange(len(batch)), np.flatnonzero(batch[:, 3] >= 0)])
             k = np.concatenate([batch[:, 2], batch[batch[:, 3] >= 0, 3]])
@@ -435,7 +435,7 @@ def grid_candidates(photos: Photos, roots: np.ndarray) -> np.ndarray:
     found = []
     many = [u for u in range(len(dims)) if len(members[u]) >= CROP_GRID_PER_PLACE]
     for u, v in ((u, v) for u in many for v in range(len(dims)) if gridded(dims, members, u, v)):
-        m = CROP_GRID * min(dims[u].tolist()) / min(dims[v].tolist())
+        m = square_place(*dims[u].tolist(), *dims[v].tolist())[0]  # the copy's square's side, turned or not
         copies, targets = members[u], members[v]
         for turns, places in turned_places(dims[u], dims[v]):
             if not len(places):
@@ -462,7 +462,7 @@ def grid_candidates(photos: Photos, roots: np.ndarray) -> np.ndarray:
 def square_hashes(photos: Photos, images: np.ndarray, turns: list[int]) -> np.ndarray:
     """(images * turns, 32) the pHashes (region_bits, as grid places are hashed) of the images' whole grey squares
     in each of the flips or turns (`oriented`'s k), image-major."""
-    squares = grey_squares(store.take(photos.pixels, photos.rows[images]))
+    squares = photo_squares(photos, images)
     turned = np.stack([oriented(squares, k) for k in turns], 1).reshape(-1, CROP_GRID, CROP_GRID)
     zero = np.zeros(len(turned))
     return region_bits(running_rows(np.ascontiguousarray(turned)), np.arange(len(turned)), zero, zero,
@@ -472,7 +472,7 @@ def square_hashes(photos: Photos, images: np.ndarray, turns: list[int]) -> np.nd
 def place_hashes(photos: Photos, images: np.ndarray, places: np.ndarray, side: float) -> np.ndarray:
     """(images * places, 32) the pHashes of each image's square's region of `side` pixels at each place (top,
     left), image-major."""
-    sums = running_rows(grey_squares(store.take(photos.pixels, photos.rows[images])))
+    sums = running_rows(photo_squares(photos, images))
     which = np.repeat(np.arange(len(images)), len(places))
     top, left = np.tile(places[:, 0], len(images)), np.tile(places[:, 1], len(images))
     return region_bits(sums, which, top, left, top + side, left + side)
@@ -486,16 +486,24 @@ def grid_places(copy: np.ndarray, photo: np.ndarray) -> np.ndarray:
     (w, h), (wide, high) = copy.tolist(), photo.tolist()
     if not cut_fits(w, h, wide, high):
         return np.empty((0, 2))
-    side, short = min(wide, high), min(w, h)
-    m = CROP_GRID * short / side
-    y0 = ((h - short) / 2 - (high - side) / 2) * CROP_GRID / side
-    x0 = ((w - short) / 2 - (wide - side) / 2) * CROP_GRID / side
+    m, y0, x0, y_slack, x_slack = square_place(w, h, wide, high)
     spans = []
-    for start, slack in ((y0, (high - h) * CROP_GRID / side), (x0, (wide - w) * CROP_GRID / side)):
+    for start, slack in ((y0, y_slack), (x0, x_slack)):
         steps = np.r_[start + np.arange(0, slack, CROP_GRID_STEP), start + slack]
         spans.append(steps[(steps >= -0.5) & (steps + m <= CROP_GRID + 0.5)])
     ys, xs = np.meshgrid(*spans, indexing="ij")
     return np.stack([ys.ravel(), xs.ravel()], 1)
+
+
+def square_place(w, h, wide, high):
+    """Where the square of a copy w x h pixels, cut out of a photo wide x high without resizing, lies in the photo's
+    square (both the files' centre squares), in CROP_GRID pixels of the photo's square: its side, its top and left
+    with the copy's file at the photo's top left corner, and how far down and right it can move from there (numbers
+    or arrays)."""
+    side, short = np.minimum(wide, high), np.minimum(w, h)
+    return (CROP_GRID * short / side, ((h - short) / 2 - (high - side) / 2) * CROP_GRID / side,
+            ((w - short) / 2 - (wide - side) / 2) * CROP_GRID / side, (high - h) * CROP_GRID / side,
+            (wide - w) * CROP_GRID / side)
 
 
 def group_members(turns: list[np.ndarray], packed: np.ndarray, photos: np.ndarray, roots: np.ndarray) -> np.ndarray:
@@ -542,6 +550,11 @@ def hash_bits(turns: list[np.ndarray], packed: np.ndarray, copies: np.ndarray, p
     return out
 
 
+def photo_squares(photos: Photos, images: np.ndarray) -> np.ndarray:
+    """The grey squares (grey_squares) of the given hashed images, read from photos' pixels."""
+    return grey_squares(store.take(photos.pixels, photos.rows[images]))
+
+
 def grey_squares(pixels: np.ndarray) -> np.ndarray:
     """(N, CROP_GRID, CROP_GRID) float32 grey of (N, S, S, 3) uint8 squares."""
     weights = resampling(pixels.shape[1], CROP_GRID)
@@ -577,16 +590,12 @@ def cut_bits(squares: np.ndarray, sizes: np.ndarray, pair: np.ndarray, copy: np.
     w = np.where(turned, sizes[copy, 1], sizes[copy, 0])
     h = np.where(turned, sizes[copy, 0], sizes[copy, 1])
     wide, high = sizes[photo, 0], sizes[photo, 1]
-    side, short = np.minimum(wide, high), np.minimum(w, h)
-    scale = grid * short / side  # the copy's square in the photo's pixels
+    scale, y0, x0, y_slack, x_slack = square_place(w, h, wide, high)
     m = np.rint(scale).astype(np.int64)
-    # where the copy's square can lie, from where its file can lie in the photo's; shifts the circular correlation
-    # does not alias: -(pad - grid) < shift <= pad - m
-    y0 = ((h - short) / 2 - (high - side) / 2) * grid / side
-    x0 = ((w - short) / 2 - (wide - side) / 2) * grid / side
+    # where the copy's square can lie; shifts the circular correlation does not alias: -(pad - grid) < shift <= pad - m
     y_lo, x_lo = np.maximum(np.floor(y0) - 1, grid - pad + 1), np.maximum(np.floor(x0) - 1, grid - pad + 1)
-    y_hi = np.minimum(np.ceil(y0 + (high - h) * grid / side) + 1, pad - m)
-    x_hi = np.minimum(np.ceil(x0 + (wide - w) * grid / side) + 1, pad - m)
+    y_hi = np.minimum(np.ceil(y0 + y_slack) + 1, pad - m)
+    x_hi = np.minimum(np.ceil(x0 + x_slack) + 1, pad - m)
     fits = cut_fits(w, h, wide, high) & (y_lo <= y_hi) & (x_lo <= x_hi)
     best = np.full(pairs, LOW * LOW - 1, np.int64)
     if not fits.any():
