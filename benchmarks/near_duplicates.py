@@ -3,6 +3,7 @@ of distinct photos of one person, and the cost per image. Prints figures; nothin
 
     python3 -m benchmarks.near_duplicates --cost 10000 --mixed 2000
     python3 -m benchmarks.near_duplicates --cost 0 --mixed 0 --hashes-only   # without the search for cut copies
+    python3 -m benchmarks.near_duplicates --cost 0 --mixed 0 --cameras 2000 --near-sizes-real   # near sizes
 
 Each original is one real photo of one person (Colin Powell's 100 LFW frames, yaleB01's 64 Yale B photos; read in
 place from ../shared/data/real/). Its family is the original and one copy per EDITS entry, saved as people save them
@@ -17,7 +18,8 @@ prepare would see them in one class folder, so a chain through copies counts as 
 - search: near_groups with the files' sizes (prepare's search: hashes, then cut copies), or the hashes alone.
 - cost: facelab.data.near.hashes and near_groups on N generated faces at 64 px (prepare's own images, which are no
   files: no cut search), per image; --mixed: near_groups on distinct generated faces saved at mixed sizes, where most
-  pairs' sizes allow a cut, with and without the cut search; --cameras: the same at two near sizes.
+  pairs' sizes allow a cut, with and without the cut search; --cameras: the same at two near sizes;
+  --near-sizes-real: real photos and their cuts at a near size, searched ranked and on the grid.
 """
 from __future__ import annotations
 
@@ -27,11 +29,12 @@ import time
 from collections.abc import Callable
 from itertools import combinations
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 from PIL import Image
 
-from facelab.data import faces
+from facelab.data import faces, near
 from facelab.data.images import decode_image
 from facelab.data.near import Photos, hashes, near_groups, near_search
 
@@ -210,6 +213,40 @@ def mixed_sizes(n_images: int, folder: Path, cameras: bool = False) -> tuple[flo
     return 1000 * (done - hashed) / n_images, 1000 * (hashed - started) / n_images, grouped, cuts.ranked, cuts.checked
 
 
+def near_sizes_real(real: Path, folder: Path) -> list[str]:
+    """Real photos at two near sizes, searched ranked and on the grid (near.gridded; forced both ways, as 300 copies
+    are too few for the grid's own threshold): 300 LFW frames at 350 x 350, 100 of them cut to 346 x 344 at random
+    places (JPEG 90), and 300 other frames resized to 346 x 344. A line per way: its seconds, what the cut search
+    did, and how many cuts share their photo's group."""
+    rng = np.random.default_rng(0)
+    files = sorted((real / "face-lfw-frames").glob("*/*.jpg"))[:600]
+    if len(files) < 600:
+        raise SystemExit(f"fewer than 600 photos under {real / 'face-lfw-frames'}: point --real at the shared data")
+    decoded = [decode_image(path, IMG_SIZE) for path in files[:300]]
+    for i, path in enumerate(files[:100]):
+        left, top = int(rng.integers(0, 5)), int(rng.integers(0, 7))
+        with Image.open(path) as image:
+            image.convert("RGB").crop((left, top, left + 346, top + 344)).save(folder / f"cut{i}.jpg", quality=90)
+        decoded.append(decode_image(folder / f"cut{i}.jpg", IMG_SIZE))
+    for i, path in enumerate(files[300:]):
+        with Image.open(path) as image:
+            image.convert("RGB").resize((346, 344)).save(folder / f"other{i}.jpg", quality=90)
+        decoded.append(decode_image(folder / f"other{i}.jpg", IMG_SIZE))
+    pixels = np.stack([d.square for d in decoded])
+    packed, photos = hashes(pixels), Photos(pixels, np.arange(len(pixels)), np.array([d.size for d in decoded]))
+    lines = []
+    for way, per_place in (("ranked", float("inf")), ("on the grid", 0.0)):
+        with mock.patch.object(near, "CROP_GRID_PER_PLACE", per_place):
+            started = time.perf_counter()
+            groups, cuts = near_search(packed, photos=photos)
+            seconds = time.perf_counter() - started
+        assert cuts is not None
+        together = sum(int(groups[300 + i] == groups[i]) for i in range(100))
+        lines.append(f"{way}: {seconds:.2f} s, {cuts.ranked:,} pairs ranked, {cuts.checked} checked, {cuts.found} "
+                     f"found by the cut search; {together} of the 100 cuts in their photo's group")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--real", type=Path, default=REAL)
@@ -217,6 +254,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--hashes-only", action="store_true", help="the hashes alone, no search for cut copies")
     parser.add_argument("--cameras", type=int, default=0,
                         help="distinct faces saved at two near sizes (two cameras) to time the cut search on (0: skip)")
+    parser.add_argument("--near-sizes-real", action="store_true",
+                        help="LFW photos and their cuts at a near size, searched ranked and on the grid")
     parser.add_argument("--mixed", type=int, default=2000,
                         help="distinct faces saved at mixed sizes to time the cut search on (0: skip)")
     args = parser.parse_args(argv)
@@ -262,6 +301,11 @@ def main(argv: list[str] | None = None) -> None:
               f"near_groups {cut_s:.3f} s per 1,000 images with the cut search ({ranked:,} pairs ranked by their "
               f"hashes, {checked:,} checked), {alone_s:.3f} s with the hashes alone; {grouped} more images in a group "
               "through the cut search")
+    if args.near_sizes_real:
+        with tempfile.TemporaryDirectory() as folder:
+            lines = near_sizes_real(args.real, Path(folder))
+        print("\n300 LFW photos at 350 x 350, 100 of them cut to 346 x 344 and 300 others resized to it:")
+        print("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -82,9 +82,9 @@ CROP_RANKED = 256  # copies whose hash bits to every photo are held at once
 # Sizes of many files each, within a few percent of each other (two cameras of near resolutions): ranking each copy
 # against each photo is quadratic there, so the photo's region that a copy would be is hashed at the exact scale on a
 # grid of CROP_GRID_STEP pixels (of CROP_GRID) over every place the sizes allow, and copies found through equal bands
-# within MAX_BITS of one of those (then checked as ranked ones are). 100 LFW photos cut to 346 x 344 out of 350 x 350:
-# all 100 within 8 bits (median 3) of their photo's closest grid place, 0 of 119,900 distinct pairs within 20 (a
-# throwaway script; benchmarks/README.md). Used for a pair of sizes when the grid has at most CROP_GRID_PLACES places
+# within MAX_BITS of one of those (then checked as ranked ones are): on 100 LFW photos cut to 346 x 344 out of
+# 350 x 350 among 300 other photos it finds what ranking finds (`python3 -m benchmarks.near_duplicates
+# --near-sizes-real`, benchmarks/README.md). Used for a pair of sizes when the grid has at most CROP_GRID_PLACES places
 # and the copies' size has at least CROP_GRID_PER_PLACE files per place (where a region hash, ~50 us, costs less than
 # ranking every copy against the photo, ~3 us each).
 CROP_GRID_STEP = 0.25
