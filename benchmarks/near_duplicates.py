@@ -287,20 +287,15 @@ def main(argv: list[str] | None = None) -> None:
         print(f"\ncost on {args.cost:,} generated faces at {IMG_SIZE} px: hashes {hash_ms:.3f} s, near_groups "
               f"{group_ms:.3f} s per 1,000 images (x50 for 50k: {50 * (hash_ms + group_ms):.1f} s); generated faces "
               "are no files, so prepare does not search them for cut copies")
-    if args.mixed:
+    for n_images, cameras, saved in ((args.mixed, False, " saved at mixed sizes (128-160 px a side)"),
+                                     (args.cameras, True, ", half at 160 x 120 and half at 158 x 118 (two cameras)")):
+        if not n_images:
+            continue
         with tempfile.TemporaryDirectory() as folder:
-            cut_s, alone_s, grouped, ranked, checked = mixed_sizes(args.mixed, Path(folder))
-        print(f"\n{args.mixed:,} distinct generated faces saved at mixed sizes (128-160 px a side): near_groups "
-              f"{cut_s:.3f} s per 1,000 images with the cut search ({ranked:,} pairs ranked by their hashes, "
-              f"{checked:,} checked), {alone_s:.3f} s with the hashes alone; {grouped} more images in a group "
-              "through the cut search")
-    if args.cameras:
-        with tempfile.TemporaryDirectory() as folder:
-            cut_s, alone_s, grouped, ranked, checked = mixed_sizes(args.cameras, Path(folder), cameras=True)
-        print(f"\n{args.cameras:,} distinct generated faces, half at 160 x 120 and half at 158 x 118 (two cameras): "
-              f"near_groups {cut_s:.3f} s per 1,000 images with the cut search ({ranked:,} pairs ranked by their "
-              f"hashes, {checked:,} checked), {alone_s:.3f} s with the hashes alone; {grouped} more images in a group "
-              "through the cut search")
+            cut_s, alone_s, grouped, ranked, checked = mixed_sizes(n_images, Path(folder), cameras)
+        print(f"\n{n_images:,} distinct generated faces{saved}: near_groups {cut_s:.3f} s per 1,000 images with the "
+              f"cut search ({ranked:,} pairs ranked by their hashes, {checked:,} checked), {alone_s:.3f} s with the "
+              f"hashes alone; {grouped} more images in a group through the cut search")
     if args.near_sizes_real:
         with tempfile.TemporaryDirectory() as folder:
             lines = near_sizes_real(args.real, Path(folder))
