@@ -16,7 +16,7 @@ prepare would see them in one class folder, so a chain through copies counts as 
   "done when" names, searched without the others.
 - false merges: pairs of distinct originals of the person that share a group (transitively, through any copies).
 - search: near_groups with the files' sizes (prepare's search: hashes, then cut copies), or the hashes alone.
-- cost: facelab.data.near.hashes and near_groups on N generated faces at 64 px (prepare's own images, which are no
+- cost: phash.hashes and near.near_groups on N generated faces at 64 px (prepare's own images, which are no
   files: no cut search), per image; --mixed: near_groups on distinct generated faces saved at mixed sizes, where most
   pairs' sizes allow a cut, with and without the cut search; --cameras: the same at two near sizes;
   --near-sizes-real: real photos and their cuts at a near size, searched ranked and on the grid.
@@ -34,9 +34,11 @@ from unittest import mock
 import numpy as np
 from PIL import Image
 
-from facelab.data import faces, near
+from facelab.data import cuts, faces
+from facelab.data.cuts import Photos
 from facelab.data.images import decode_image
-from facelab.data.near import Photos, hashes, near_groups, near_search
+from facelab.data.near import near_groups, near_search
+from facelab.data.phash import hashes
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 PEOPLE = {"lfw Colin_Powell": ("face-lfw-frames/target", "*.jpg"), "yaleb yaleB01": ("face-yaleb/target", "*.png")}
@@ -214,7 +216,7 @@ def mixed_sizes(n_images: int, folder: Path, cameras: bool = False) -> tuple[flo
 
 
 def near_sizes_real(real: Path, folder: Path) -> list[str]:
-    """Real photos at two near sizes, searched ranked and on the grid (near.gridded; forced both ways, as 300 copies
+    """Real photos at two near sizes, searched ranked and on the grid (cuts.gridded; forced both ways, as 300 copies
     are too few for the grid's own threshold): 300 LFW frames at 350 x 350, 100 of them cut to 346 x 344 at random
     places (JPEG 90), and 300 other frames resized to 346 x 344. A line per way: its seconds, what the cut search
     did, and how many cuts share their photo's group."""
@@ -236,14 +238,14 @@ def near_sizes_real(real: Path, folder: Path) -> list[str]:
     packed, photos = hashes(pixels), Photos(pixels, np.arange(len(pixels)), np.array([d.size for d in decoded]))
     lines = []
     for way, per_place in (("ranked", float("inf")), ("on the grid", 0.0)):
-        with mock.patch.object(near, "CROP_GRID_PER_PLACE", per_place):
+        with mock.patch.object(cuts, "CROP_GRID_PER_PLACE", per_place):
             started = time.perf_counter()
-            groups, cuts = near_search(packed, photos=photos)
+            groups, search = near_search(packed, photos=photos)
             seconds = time.perf_counter() - started
-        assert cuts is not None
+        assert search is not None
         together = sum(int(groups[300 + i] == groups[i]) for i in range(100))
-        lines.append(f"{way}: {seconds:.2f} s, {cuts.ranked:,} pairs ranked, {cuts.checked} checked, {cuts.found} "
-                     f"found by the cut search; {together} of the 100 cuts in their photo's group")
+        lines.append(f"{way}: {seconds:.2f} s, {search.ranked:,} pairs ranked, {search.checked} checked, "
+                     f"{search.found} found by the cut search; {together} of the 100 cuts in their photo's group")
     return lines
 
 

@@ -15,7 +15,7 @@ from facelab.commands import evaluate as external
 from facelab.commands.overlap import MAX_SEEN_SHARE
 from facelab.data import faces
 from facelab.data.batches import prepared_split
-from facelab.data.near import rank_pairs
+from facelab.data.cuts import rank_pairs
 from facelab.files import read_json
 from facelab.params import Split
 from tests.conftest import tiny_raw_params, train_tiny

@@ -9,7 +9,8 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from facelab.data import faces, prepare
-from facelab.data.near import MAX_BITS, bit_distance, hashes, near_groups
+from facelab.data.near import near_groups
+from facelab.data.phash import MAX_BITS, bit_distance, hashes
 from facelab.params import parse_params
 from tests.conftest import splits_of
 

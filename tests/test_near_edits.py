@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facelab.data import faces, near
+from facelab.data import cuts, faces, near
+from facelab.data.cuts import CROP_MEMBERS, Photos, crop_candidates, group_members
 from facelab.data.dataset import summary
 from facelab.data.images import Decoded, decode_image
-from facelab.data.near import CROP_MEMBERS, Photos, crop_candidates, group_members, hashes, near_groups, transposed
+from facelab.data.near import near_groups
+from facelab.data.phash import hashes, transposed
 from facelab.params import parse_params
 from tests.conftest import REAL_DATA, splits_of
 from tests.test_near import run
@@ -105,7 +107,7 @@ def test_portrait_photos_cut_at_the_top_are_found_and_not_merged_with_one_anothe
 
 
 def test_copies_cut_between_the_windows_are_grouped_with_their_photo(tmp_path):
-    # 2% a side, 7% at the bottom and left/top/right/bottom 3/8/6/1% lie between the windows near.py hashes (the
+    # 2% a side, 7% at the bottom and left/top/right/bottom 3/8/6/1% lie between the windows phash.py hashes (the
     # hashes alone missed them); each keeps its photo's pixel pitch, so the search for cut copies finds them
     image = generated_photo(1)
     decoded = [saved_square(image, tmp_path / "original.jpg")]
@@ -162,11 +164,11 @@ def test_a_file_turned_by_exif_has_its_turned_size_and_a_face_crop_none(tmp_path
 
 
 def test_the_grid_places_are_every_place_a_cut_of_a_near_size_can_lie_a_quarter_pixel_apart():
-    places = near.grid_places(np.array([158, 118]), np.array([160, 120]))  # 2 px of 120: 1.07 px of 64 each way
+    places = cuts.grid_places(np.array([158, 118]), np.array([160, 120]))  # 2 px of 120: 1.07 px of 64 each way
     steps = [0, .25, .5, .75, 1, 64 * 2 / 120]
     assert np.allclose(places, [(y, x) for y in steps for x in steps]), places
-    assert len(near.grid_places(np.array([118, 158]), np.array([160, 120]))) == 0  # does not fit upright
-    assert [len(at) for _, at in near.turned_places(np.array([346, 344]), np.array([350, 350]))] == [24, 24]
+    assert len(cuts.grid_places(np.array([118, 158]), np.array([160, 120]))) == 0  # does not fit upright
+    assert [len(at) for _, at in cuts.turned_places(np.array([346, 344]), np.array([350, 350]))] == [24, 24]
 
 
 def test_many_copies_of_a_near_size_are_searched_on_a_grid_with_what_ranking_finds(tmp_path, monkeypatch):
@@ -184,8 +186,8 @@ def test_many_copies_of_a_near_size_are_searched_on_a_grid_with_what_ranking_fin
     photos = Photos(pixels, np.arange(len(pixels)), sizes)
     ranked, ranked_search = near.near_search(hashes(pixels), photos=photos)
     assert ranked_search is not None and ranked_search.ranked == 6 * 6
-    monkeypatch.setattr(near, "CROP_GRID_PER_PLACE", 0.1)
-    assert near.rank_pairs(sizes) == 0
+    monkeypatch.setattr(cuts, "CROP_GRID_PER_PLACE", 0.1)
+    assert cuts.rank_pairs(sizes) == 0
     found, search = near.near_search(hashes(pixels), photos=photos)
     assert search is not None and search.ranked == 0 and search.found == 3
     assert [found[6 + k] == found[k] for k in range(3)] == [True] * 3
@@ -197,10 +199,10 @@ def test_the_pairs_ranked_are_every_pair_whose_sizes_allow_a_cut_as_it_is_or_tur
     sizes = rng.integers(60, 100, (300, 2))
     sizes[::7] = 0  # not a file's centre square: never searched
     sizes[1::9] = sizes[2::9]  # files of one size: never a cut of each other
-    brute = sum(bool(near.cut_fits(w, h, W, H) or near.cut_fits(h, w, W, H))
+    brute = sum(bool(cuts.cut_fits(w, h, W, H) or cuts.cut_fits(h, w, W, H))
                 for w, h in sizes if min(w, h) > 0 for W, H in sizes if min(W, H) > 0)
-    assert near.rank_pairs(sizes) == brute > 0
-    assert near.rank_pairs(np.full((5, 2), 80)) == 0 and near.rank_pairs(np.zeros((4, 2), np.int64)) == 0
+    assert cuts.rank_pairs(sizes) == brute > 0
+    assert cuts.rank_pairs(np.full((5, 2), 80)) == 0 and cuts.rank_pairs(np.zeros((4, 2), np.int64)) == 0
 
 
 def test_prepare_keeps_copies_cut_anywhere_in_their_photos_split(tiny_raw, tmp_path, capsys):

@@ -13,8 +13,10 @@ import numpy as np
 from facelab import paths
 from facelab.data import pixels as store
 from facelab.data.batches import prepared_split
+from facelab.data.cuts import Photos, rank_pairs
 from facelab.data.images import Images, pixel_digest
-from facelab.data.near import Photos, hashes, near_groups, rank_pairs
+from facelab.data.near import near_groups
+from facelab.data.phash import hashes
 from facelab.errors import UserError
 from facelab.files import read_json
 from facelab.modelfile import TrainedModel

@@ -48,7 +48,7 @@ class Decoded(NamedTuple):
     frames: int = 1
     centred: bool = False  # no face was found, and faces_fallback: center made it the centre square
     # (width, height) of the file, EXIF orientation applied, when the square is its centre square; (0, 0) when the
-    # square is cut from elsewhere (a face, a fixed box). The search for cut copies reads it (facelab.data.near).
+    # square is cut from elsewhere (a face, a fixed box). The search for cut copies reads it (facelab.data.cuts).
     size: tuple[int, int] = (0, 0)
 
 

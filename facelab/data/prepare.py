@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from facelab import paths
+from facelab.data.cuts import rank_pairs
 from facelab.data.dataset import check_split, counts, header, load_images, manifest, summary, write_prepared
 from facelab.data.images import Images
-from facelab.data.near import hashes, rank_pairs
+from facelab.data.phash import hashes
 from facelab.data.quality import check_bad_fraction, data_counts, dedupe, near_dedupe
 from facelab.errors import DataError
 from facelab.files import atomic_dir, atomic_path, remove_debris, scratch_path, write_csv, write_json
@@ -78,8 +79,8 @@ def prepare_task(task: str, data: DataParams, data_seed: int, out_dir: str | Pat
 
 
 def announce_cut_search(task: str, data: DataParams, loaded: Images, rows: np.ndarray) -> None:
-    """Say before the search for cut copies what it will rank (near.rank_pairs): in a folder of many alike photos
-    at many sizes it is prepare's longest part, and the line says how to leave it out."""
+    """Say before the search for cut copies what it will rank (facelab.data.cuts.rank_pairs): in a folder of many
+    alike photos at many sizes it is prepare's longest part, and the line says how to leave it out."""
     if data.near_duplicates == "keep" or data.cut_copies == "skip" or loaded.sizes is None:
         return
     pairs = rank_pairs(loaded.sizes[rows])

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from facelab.data.cuts import Photos
 from facelab.data.images import NO_FACE, Images, Skipped
-from facelab.data.near import Photos, near_search
+from facelab.data.near import near_search
 from facelab.errors import DataError
 
 SHOWN_FILES = 10  # files named in an error message; data.json lists them all
@@ -80,9 +81,9 @@ def dedupe(digests: list[str], labels: np.ndarray, files: list[str], classes: tu
 def near_dedupe(dedup: Dedup, packed: np.ndarray, labels: np.ndarray, files: list[str], classes: tuple[str, ...],
                 mode: str, cut_copies: str, prefer: np.ndarray | None = None, pixels: np.ndarray | None = None,
                 sizes: np.ndarray | None = None) -> Dedup:
-    """Near-duplicates among the kept images (packed: facelab.data.near.hashes of every image, by row; pixels and
+    """Near-duplicates among the kept images (packed: facelab.data.phash.hashes of every image, by row; pixels and
     sizes, the images and their files' sizes, by row: with cut_copies (data.<task>.cut_copies) "search", copies cut
-    out of a photo are searched for too, facelab.data.near.Photos; "skip": the hashes alone).
+    out of a photo are searched for too, facelab.data.cuts.Photos; "skip": the hashes alone).
 
     mode (data.<task>.near_duplicates): "group" keeps every copy and hands the split their groups, so a group is
     never cut across train/val/test; "drop" keeps one copy of each group (the release's test copy when there is
