@@ -19,28 +19,31 @@ prepare would see them in one class folder, so a chain through copies counts as 
 - cost: phash.hashes and near.near_groups on N generated faces at 64 px (prepare's own images, which are no
   files: no cut search), per image; --mixed: near_groups on distinct generated faces saved at mixed sizes, where most
   pairs' sizes allow a cut, with and without the cut search; --cameras: the same at two near sizes;
-  --near-sizes-real: real photos and their cuts at a near size, searched ranked and on the grid.
+  --near-sizes-real: real photos and their cuts at a near size.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import tempfile
 import time
 from collections.abc import Callable
 from itertools import combinations
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 from PIL import Image
 
-from facelab.data import cuts, faces
+from facelab.data import faces, prepare
 from facelab.data.cuts import Photos
 from facelab.data.images import decode_image
 from facelab.data.near import near_groups, near_search
 from facelab.data.phash import hashes
+from facelab.params import parse_params, raw_params
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
+ROOT = Path(__file__).resolve().parents[1]
+REAL = ROOT.parent / "shared" / "data" / "real"
 PEOPLE = {"lfw Colin_Powell": ("face-lfw-frames/target", "*.jpg"), "yaleb yaleB01": ("face-yaleb/target", "*.png")}
 IMG_SIZE = 64
 T = Image.Transpose
@@ -188,21 +191,21 @@ def cost(n_images: int) -> tuple[float, float]:
     return 1000 * (hashed - started) / n_images, 1000 * (done - hashed) / n_images
 
 
-def mixed_sizes(n_images: int, folder: Path, cameras: bool = False) -> tuple[float, float, int, int, int]:
+def mixed_sizes(n_images: int, folder: Path, cameras: bool = False) -> tuple[float, float, int, int, int, float, float]:
     """Distinct generated faces (160 px, 12 identities) each saved at its own size (width and height drawn from 128
     to 160 px, so most pairs' sizes allow a cut), or with cameras, half at 160 x 120 and half at 158 x 118 (two
     cameras of near sizes: each photo of the one is a size that could be cut out of each of the other): the search's
-    seconds per 1,000 images with the cut search and with the hashes alone, how many images the cut search puts in a
-    group with another, and the pairs it ranked by their hashes and checked."""
+    seconds per 1,000 images with the cut search and with the hashes alone; how many images the cut search puts in a
+    group with another, the anchored regions it hashed and the pairs it checked; and prepare's seconds per 1,000 on
+    the folder (two class folders, the emotion task's defaults) with data.emotion.cut_copies search and skip."""
     rng = np.random.default_rng(0)
     images, _ = faces.generate_emotions(n_images, 12, 160, 11)
-    decoded = []
     for i, pixels in enumerate(images):
-        path = folder / f"{i}.jpg"
         drawn = tuple(rng.integers(128, 161, 2).tolist())
         size = ((160, 120) if 2 * i < n_images else (158, 118)) if cameras else drawn
-        Image.fromarray(pixels).resize(size).save(path, quality=90)
-        decoded.append(decode_image(path, IMG_SIZE))
+        (folder / "photos" / "ab"[i % 2]).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).resize(size).save(folder / "photos" / "ab"[i % 2] / f"{i}.jpg", quality=90)
+    decoded = [decode_image(folder / "photos" / "ab"[i % 2] / f"{i}.jpg", IMG_SIZE) for i in range(n_images)]
     pixels = np.stack([d.square for d in decoded])
     packed = hashes(pixels)
     started = time.perf_counter()
@@ -212,14 +215,23 @@ def mixed_sizes(n_images: int, folder: Path, cameras: bool = False) -> tuple[flo
     done = time.perf_counter()
     assert cuts is not None
     grouped = int((np.bincount(groups)[groups] > 1).sum()) - int((np.bincount(alone)[alone] > 1).sum())
-    return 1000 * (done - hashed) / n_images, 1000 * (hashed - started) / n_images, grouped, cuts.ranked, cuts.checked
+    prepared = []
+    for cut_copies in ("search", "skip"):
+        raw = raw_params(ROOT / "params.yaml")
+        raw["data"]["emotion"].update(source="folder", path=str(folder / "photos"), classes=["a", "b"],
+                                      cut_copies=cut_copies)
+        began = time.perf_counter()
+        with contextlib.redirect_stdout(io.StringIO()):
+            prepare.prepare_task("emotion", parse_params(raw).data["emotion"], 0, folder / cut_copies)
+        prepared.append(1000 * (time.perf_counter() - began) / n_images)
+    return (1000 * (done - hashed) / n_images, 1000 * (hashed - started) / n_images, grouped, cuts.regions,
+            cuts.checked, prepared[0], prepared[1])
 
 
-def near_sizes_real(real: Path, folder: Path) -> list[str]:
-    """Real photos at two near sizes, searched ranked and on the grid (cuts.gridded; forced both ways, as 300 copies
-    are too few for the grid's own threshold): 300 LFW frames at 350 x 350, 100 of them cut to 346 x 344 at random
-    places (JPEG 90), and 300 other frames resized to 346 x 344. A line per way: its seconds, what the cut search
-    did, and how many cuts share their photo's group."""
+def near_sizes_real(real: Path, folder: Path) -> str:
+    """Real photos at two near sizes: 300 LFW frames at 350 x 350, 100 of them cut to 346 x 344 at random places
+    (JPEG 90), and 300 other frames resized to 346 x 344. A line: the search's seconds, what the cut search did, and
+    how many cuts share their photo's group."""
     rng = np.random.default_rng(0)
     files = sorted((real / "face-lfw-frames").glob("*/*.jpg"))[:600]
     if len(files) < 600:
@@ -236,17 +248,13 @@ def near_sizes_real(real: Path, folder: Path) -> list[str]:
         decoded.append(decode_image(folder / f"other{i}.jpg", IMG_SIZE))
     pixels = np.stack([d.square for d in decoded])
     packed, photos = hashes(pixels), Photos(pixels, np.arange(len(pixels)), np.array([d.size for d in decoded]))
-    lines = []
-    for way, per_place in (("ranked", float("inf")), ("on the grid", 0.0)):
-        with mock.patch.object(cuts, "CROP_GRID_PER_PLACE", per_place):
-            started = time.perf_counter()
-            groups, search = near_search(packed, photos=photos)
-            seconds = time.perf_counter() - started
-        assert search is not None
-        together = sum(int(groups[300 + i] == groups[i]) for i in range(100))
-        lines.append(f"{way}: {seconds:.2f} s, {search.ranked:,} pairs ranked, {search.checked} checked, "
-                     f"{search.found} found by the cut search; {together} of the 100 cuts in their photo's group")
-    return lines
+    started = time.perf_counter()
+    groups, search = near_search(packed, photos=photos)
+    seconds = time.perf_counter() - started
+    assert search is not None
+    together = sum(int(groups[300 + i] == groups[i]) for i in range(100))
+    return (f"{seconds:.2f} s, {search.regions:,} anchored regions hashed, {search.checked} pairs checked, "
+            f"{search.found} found by the cut search; {together} of the 100 cuts in their photo's group")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -257,7 +265,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cameras", type=int, default=0,
                         help="distinct faces saved at two near sizes (two cameras) to time the cut search on (0: skip)")
     parser.add_argument("--near-sizes-real", action="store_true",
-                        help="LFW photos and their cuts at a near size, searched ranked and on the grid")
+                        help="LFW photos and their cuts at a near size")
     parser.add_argument("--mixed", type=int, default=2000,
                         help="distinct faces saved at mixed sizes to time the cut search on (0: skip)")
     args = parser.parse_args(argv)
@@ -294,15 +302,15 @@ def main(argv: list[str] | None = None) -> None:
         if not n_images:
             continue
         with tempfile.TemporaryDirectory() as folder:
-            cut_s, alone_s, grouped, ranked, checked = mixed_sizes(n_images, Path(folder), cameras)
+            cut_s, alone_s, grouped, regions, checked, search_s, skip_s = mixed_sizes(n_images, Path(folder), cameras)
         print(f"\n{n_images:,} distinct generated faces{saved}: near_groups {cut_s:.3f} s per 1,000 images with the "
-              f"cut search ({ranked:,} pairs ranked by their hashes, {checked:,} checked), {alone_s:.3f} s with the "
-              f"hashes alone; {grouped} more images in a group through the cut search")
+              f"cut search ({regions:,} anchored regions hashed, {checked:,} pairs checked), {alone_s:.3f} s with the "
+              f"hashes alone; {grouped} more images in a group through the cut search; prepare on these files "
+              f"{search_s:.2f} s per 1,000 with the cut search, {skip_s:.2f} s without")
     if args.near_sizes_real:
         with tempfile.TemporaryDirectory() as folder:
-            lines = near_sizes_real(args.real, Path(folder))
-        print("\n300 LFW photos at 350 x 350, 100 of them cut to 346 x 344 and 300 others resized to it:")
-        print("\n".join(lines))
+            line = near_sizes_real(args.real, Path(folder))
+        print(f"\n300 LFW photos at 350 x 350, 100 of them cut to 346 x 344 and 300 others resized to it: {line}")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from facelab.commands import evaluate as external
 from facelab.commands.overlap import MAX_SEEN_SHARE
 from facelab.data import faces
 from facelab.data.batches import prepared_split
-from facelab.data.cuts import rank_pairs
 from facelab.files import read_json
 from facelab.params import Split
 from tests.conftest import tiny_raw_params, train_tiny
@@ -177,15 +176,6 @@ def test_copies_cut_out_of_the_models_training_photos_count_as_its_own_images(tm
     app.main(command(tmp_path, evaluated, "--allow-overlap"))
     overlap = read_json(outputs(evaluated)["details"])["data"]["overlap"]
     assert sorted(overlap["files"]["train"]["near"]) == sorted(cuts), overlap["files"]
-    # said before the search, as prepare says it: the pairs of the prepared and evaluated files whose sizes allow a
-    # cut (each cut copy fits the 60 photos at least)
-    evaluated_sizes = [Image.open(path).size for path in evaluated.rglob("*") if path.is_file()]
-    pairs = rank_pairs(np.concatenate([np.load(paths.prepared_sizes(prepared)), evaluated_sizes]))
-    assert pairs >= 3 * 60
-    assert capsys.readouterr().out.splitlines()[0] == (
-        f"searching for copies cut out of a photo among the model's data and these images: {pairs:,} pairs of files "
-        "whose sizes allow a cut to rank by their hashes (prepared with data.emotion.cut_copies: skip, evaluate uses "
-        "the hashes alone)")
     paths.prepared_sizes(prepared).unlink()  # as a folder prepared before sizes were kept: the hashes alone
     app.main(command(tmp_path, evaluated, "--allow-overlap"))
     overlap = read_json(outputs(evaluated)["details"])["data"]["overlap"]

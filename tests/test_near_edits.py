@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facelab.data import cuts, faces, near
-from facelab.data.cuts import CROP_MEMBERS, Photos, crop_candidates, group_members
+from facelab.data import faces, near
+from facelab.data.cuts import Photos, anchor_candidates, anchored_regions, cut_bits, grey_squares
 from facelab.data.dataset import summary
 from facelab.data.images import Decoded, decode_image
 from facelab.data.near import near_groups
-from facelab.data.phash import hashes, transposed
+from facelab.data.phash import MAX_BITS, bit_distance, hashes
 from facelab.params import parse_params
 from tests.conftest import REAL_DATA, splits_of
 from tests.test_near import run
@@ -119,40 +119,48 @@ def test_copies_cut_between_the_windows_are_grouped_with_their_photo(tmp_path):
     assert len(set(near_groups(hashes(pixels)).tolist())) > 1  # the hashes alone do not find them all
 
 
-def test_only_files_whose_sizes_allow_a_cut_are_checked(tmp_path):
+def test_only_files_whose_sizes_allow_a_cut_are_candidates(tmp_path):
     image = generated_photo(3)
     decoded = [saved_square(image, tmp_path / "a.jpg"), saved_square(cropped(image, .05, 0, 0, 0), tmp_path / "b.jpg"),
                saved_square(image.resize((100, 100)), tmp_path / "c.jpg")]
     assert [d.size for d in decoded] == [(160, 160), (152, 160), (100, 100)]
-    packed = hashes(np.stack([d.square for d in decoded]))
-    turns = [packed[:, k] for k in range(4)]
-    turns += [transposed(turn) for turn in turns]
-    sizes = np.array([d.size for d in decoded])
+    pixels = np.stack([d.square for d in decoded])
     roots = np.arange(3)
     # b fits in a (95% of its width); c is too small to be cut from either; a is too large to be cut from b
-    pairs = crop_candidates(turns, packed, sizes, roots)
-    assert pairs[:, :2].tolist() == [[1, 0]] and 0 in pairs[0, 2:]  # not turned, or the copy as it is tried too
-    # one size (a camera's, generated faces) or no size (face crops): nothing to check
-    assert len(crop_candidates(turns, packed, np.array([(160, 160)] * 3), roots)) == 0
-    assert len(crop_candidates(turns, packed, np.zeros((3, 2), int), roots)) == 0
+    pairs, regions = anchor_candidates(Photos(pixels, roots, np.array([d.size for d in decoded])), roots)
+    assert pairs.tolist() == [[1, 0, 0]] and regions > 0  # b as it is (k 0: not turned)
+    # one size (a camera's, generated faces) or no size (face crops): no pair
+    assert len(anchor_candidates(Photos(pixels, roots, np.array([(160, 160)] * 3)), roots)[0]) == 0
+    pairs, regions = anchor_candidates(Photos(pixels, roots, np.zeros((3, 2), int)), roots)
+    assert len(pairs) == regions == 0
 
 
-def test_a_copy_is_checked_against_each_distinct_photo_of_a_group_not_its_whole_copies(tmp_path):
-    # the hashes can put two photos of one person in one group; the copy's own photo need not be the group's
-    # closest, so up to CROP_MEMBERS distinct photos of a group are checked, and whole copies of one taken are not
-    images = [generated_photo(seed) for seed in range(CROP_MEMBERS + 2)]
-    decoded = [saved_square(images[0], tmp_path / "a.jpg"),
-               saved_square(images[0].transpose(Image.Transpose.ROTATE_90), tmp_path / "a_turned.jpg")]
-    decoded += [saved_square(image, tmp_path / f"{k}.jpg") for k, image in enumerate(images[1:])]
-    packed = hashes(np.stack([d.square for d in decoded]))
-    turns = [packed[:, k] for k in range(4)]
-    turns += [transposed(turn) for turn in turns]
-    candidates = np.arange(len(decoded))  # closest first: a, its turned copy, then the other photos
-    roots = np.zeros(len(decoded), np.int64)  # all one group, as a merge by the hashes leaves them
-    kept = group_members(turns, packed, candidates, roots).tolist()
-    assert kept[:2] == [0, 2] and kept == [0] + list(range(2, 1 + CROP_MEMBERS)), kept  # a, not its turned copy
-    roots[-1] = len(decoded)  # the last photo a group of its own: checked too
-    assert group_members(turns, packed, candidates, roots).tolist() == kept + [len(decoded) - 1]
+def test_the_anchored_regions_of_a_mirrored_photo_are_its_regions_mirrored(tmp_path):
+    # each region is centred on a point the content marks, so a flip moves the points with the pixels (regions off
+    # by half a pixel in the flipped axis found 3 of the benchmark's 100 mirrored LFW cuts alone)
+    image = generated_photo(5).resize((150, 140))
+    decoded = [saved_square(image, tmp_path / "a.png"), saved_square(image.transpose(T.FLIP_LEFT_RIGHT),
+                                                                     tmp_path / "mirror.png")]
+    photos = Photos(np.stack([d.square for d in decoded]), np.arange(2), np.array([d.size for d in decoded]))
+    owner, side, flips = anchored_regions(photos, np.arange(2))
+    mine, mirrored = flips[owner == 0, 1], flips[owner == 1, 0]  # the photo's regions mirrored; the mirror's own
+    assert len(mine) == len(mirrored) >= 8 and sorted(side[owner == 0]) == sorted(side[owner == 1])
+    assert bit_distance(mine[:, None], mirrored[None]).min(1).max() <= 2
+
+
+def test_a_cut_copy_in_each_flip_and_turn_is_a_candidate_at_the_turn_that_undoes_it(tmp_path):
+    image = generated_photo(4)
+    cut = cropped(image, .03, .08, .06, .01)
+    for how in [None, *T]:
+        copy = cut.transpose(how) if how is not None else cut
+        decoded = [saved_square(image, tmp_path / "photo.jpg"), saved_square(copy, tmp_path / "copy.jpg")]
+        pixels, sizes = np.stack([d.square for d in decoded]), np.array([d.size for d in decoded])
+        pairs, _ = anchor_candidates(Photos(pixels, np.arange(2), sizes), np.arange(2))
+        assert pairs[:, :2].tolist() == [[1, 0]], (how, pairs)
+        # the turn it says is the one under which the copy's square lies in the photo's
+        bits = cut_bits(grey_squares(pixels), sizes, np.zeros(1, int), np.ones(1, int), np.zeros(1, int), pairs[:, 2],
+                        1)
+        assert bits[0] <= MAX_BITS, (how, pairs, bits)
 
 
 def test_a_file_turned_by_exif_has_its_turned_size_and_a_face_crop_none(tmp_path):
@@ -163,18 +171,9 @@ def test_a_file_turned_by_exif_has_its_turned_size_and_a_face_crop_none(tmp_path
     assert decode_image(tmp_path / "turned.jpg", 32, box=(0, 0, 60, 60)).size == (0, 0)
 
 
-def test_the_grid_places_are_every_place_a_cut_of_a_near_size_can_lie_a_quarter_pixel_apart():
-    places = cuts.grid_places(np.array([158, 118]), np.array([160, 120]))  # 2 px of 120: 1.07 px of 64 each way
-    steps = [0, .25, .5, .75, 1, 64 * 2 / 120]
-    assert np.allclose(places, [(y, x) for y in steps for x in steps]), places
-    assert len(cuts.grid_places(np.array([118, 158]), np.array([160, 120]))) == 0  # does not fit upright
-    assert [len(at) for _, at in cuts.turned_places(np.array([346, 344]), np.array([350, 350]))] == [24, 24]
-
-
-def test_many_copies_of_a_near_size_are_searched_on_a_grid_with_what_ranking_finds(tmp_path, monkeypatch):
+def test_copies_cut_out_of_photos_of_a_near_size_are_found(tmp_path):
     """Two cameras of near sizes: photos at 160 x 120, copies at 158 x 118, 3 cut out of 3 photos (one mirrored) and 3
-    of other photos. Searched on a grid (as when each size has many files; here CROP_GRID_PER_PLACE is lowered for
-    6 copies), nothing is ranked and the same groups come out as when they are ranked."""
+    of other photos: the 3 cuts, and only they, join their photos."""
     images = [generated_photo(seed) for seed in range(9)]
     decoded = [saved_square(image.resize((160, 120)), tmp_path / f"photo{k}.jpg") for k, image in enumerate(images[:6])]
     for k, (left, top) in enumerate([(0, 0), (1, 2), (2, 1)]):
@@ -183,29 +182,13 @@ def test_many_copies_of_a_near_size_are_searched_on_a_grid_with_what_ranking_fin
     decoded += [saved_square(image.resize((158, 118)), tmp_path / f"other{k}.jpg")
                 for k, image in enumerate(images[6:])]
     pixels, sizes = np.stack([d.square for d in decoded]), np.array([d.size for d in decoded])
-    photos = Photos(pixels, np.arange(len(pixels)), sizes)
-    ranked, ranked_search = near.near_search(hashes(pixels), photos=photos)
-    assert ranked_search is not None and ranked_search.ranked == 6 * 6
-    monkeypatch.setattr(cuts, "CROP_GRID_PER_PLACE", 0.1)
-    assert cuts.rank_pairs(sizes) == 0
-    found, search = near.near_search(hashes(pixels), photos=photos)
-    assert search is not None and search.ranked == 0 and search.found == 3
+    found, search = near.near_search(hashes(pixels), photos=Photos(pixels, np.arange(len(pixels)), sizes))
+    assert search is not None and search.found == 3 and search.sizes == 2
     assert [found[6 + k] == found[k] for k in range(3)] == [True] * 3
-    assert len(set(found.tolist())) == len(decoded) - 3 and found.tolist() == ranked.tolist()
+    assert len(set(found.tolist())) == len(decoded) - 3
 
 
-def test_the_pairs_ranked_are_every_pair_whose_sizes_allow_a_cut_as_it_is_or_turned():
-    rng = np.random.default_rng(0)
-    sizes = rng.integers(60, 100, (300, 2))
-    sizes[::7] = 0  # not a file's centre square: never searched
-    sizes[1::9] = sizes[2::9]  # files of one size: never a cut of each other
-    brute = sum(bool(cuts.cut_fits(w, h, W, H) or cuts.cut_fits(h, w, W, H))
-                for w, h in sizes if min(w, h) > 0 for W, H in sizes if min(W, H) > 0)
-    assert cuts.rank_pairs(sizes) == brute > 0
-    assert cuts.rank_pairs(np.full((5, 2), 80)) == 0 and cuts.rank_pairs(np.zeros((4, 2), np.int64)) == 0
-
-
-def test_prepare_keeps_copies_cut_anywhere_in_their_photos_split(tiny_raw, tmp_path, capsys):
+def test_prepare_keeps_copies_cut_anywhere_in_their_photos_split(tiny_raw, tmp_path):
     root = tmp_path / "photos"
     images, _ = faces.generate_emotions(16, 12, 120, seed=7)
     groups = []
@@ -220,25 +203,20 @@ def test_prepare_keeps_copies_cut_anywhere_in_their_photos_split(tiny_raw, tmp_p
                 groups.append(sorted([f"a/{i}.png", f"a/{i}_cut.jpg"]))
     _, report, _ = run(tiny_raw, tmp_path, root, near_duplicates="group", cut_copies="search")
     assert sorted(sorted(e["files"]) for e in report["near_duplicates"]["examples"]) == groups
-    # what the search did is in data.json and prepare's lines: 16 photos of one size and 3 cut copies of 3 others;
-    # each copy's size fits the 16 photos', two fit another copy's (50 pairs ranked): said before the search
+    # what the search did is in data.json and prepare's lines: 16 photos of one size and 3 cut copies of 3 others
     cuts = report["near_duplicates"]["cut_copies"]
-    assert (cuts["mode"], cuts["images"], cuts["sizes"], cuts["ranked"], cuts["found"]) == ("search", 19, 4, 50, 3)
-    assert 3 <= cuts["checked"] <= cuts["ranked"], cuts
-    assert ("[emotion] searching for copies cut out of a photo: 50 pairs of files whose sizes allow a cut to rank by "
-            "their hashes (data.emotion.cut_copies: skip leaves this search out)") in capsys.readouterr().out
-    assert any(line.startswith("copies cut out of a photo: 19 files at 4 sizes, 50 pairs whose sizes allow a cut "
-                               f"ranked by their hashes, {cuts['checked']:,} checked, 3 copies found")
-               for line in summary(report)), summary(report)
+    assert (cuts["mode"], cuts["images"], cuts["sizes"], cuts["found"]) == ("search", 19, 4, 3)
+    assert cuts["regions"] >= 19 and cuts["checked"] >= 3, cuts
+    assert (f"copies cut out of a photo: 19 files at 4 sizes, {cuts['regions']:,} anchored regions hashed, "
+            f"{cuts['checked']:,} candidate pairs checked, 3 copies found") in summary(report), summary(report)
     assert (tmp_path / "out" / "sizes.npy").is_file()  # for evaluate's search
     for seed in (0, 1, 2):
         split_of = splits_of(tmp_path / "out", seed, parse_params(tiny_raw).data["emotion"].split)
         for group in groups:
             assert len({split_of[name] for name in group}) == 1, {name: split_of[name] for name in group}
-    # skipped: the hashes alone, which miss these cuts; nothing announced, and no sizes kept for evaluate either
+    # skipped: the hashes alone, which miss these cuts; no sizes kept for evaluate either
     _, skipped, _ = run(tiny_raw, tmp_path, root, near_duplicates="group", cut_copies="skip")
     assert skipped["near_duplicates"]["cut_copies"] == {"mode": "skip"}
     assert len(skipped["near_duplicates"]["examples"]) < len(groups), skipped["near_duplicates"]["examples"]
     assert "copies cut out of a photo: not searched (data.<task>.cut_copies: skip)" in summary(skipped)
-    assert "searching for copies cut out" not in capsys.readouterr().out
     assert not (tmp_path / "out" / "sizes.npy").exists()

@@ -13,7 +13,7 @@ import numpy as np
 from facelab import paths
 from facelab.data import pixels as store
 from facelab.data.batches import prepared_split
-from facelab.data.cuts import Photos, rank_pairs
+from facelab.data.cuts import Photos
 from facelab.data.images import Images, pixel_digest
 from facelab.data.near import near_groups
 from facelab.data.phash import hashes
@@ -87,11 +87,6 @@ def model_overlap(trained: TrainedModel, images: Images, root: Path) -> Overlap:
         digest_splits[digest].add(split)
     squares = np.asarray(images.pixels)
     photos = cut_search(stored, prepared, images)
-    pairs = rank_pairs(photos.sizes) if photos is not None else 0
-    if pairs:  # as prepare says it: slow where thousands of alike photos are at many sizes
-        print(f"searching for copies cut out of a photo among the model's data and these images: {pairs:,} pairs of "
-              f"files whose sizes allow a cut to rank by their hashes (prepared with "
-              f"data.{trained.card.settings.task}.cut_copies: skip, evaluate uses the hashes alone)", flush=True)
     groups = near_groups(np.concatenate([hashes(stored), hashes(squares)]), photos=photos)
     group_splits: dict[int, set[str]] = defaultdict(set)
     for group, split in zip(groups[:len(stored)], split_of):

@@ -105,9 +105,8 @@ def summary(report: dict) -> list[str]:
         lines.append("copies cut out of a photo: not searched (data.<task>.cut_copies: skip)")
     elif cuts.get("sizes", 0) > 1:
         lines.append(f"copies cut out of a photo: {cuts['images']} files at {cuts['sizes']} sizes, "
-                     f"{cuts['ranked']:,} pairs whose sizes allow a cut ranked by their hashes, {cuts['checked']:,} "
-                     f"checked, {cuts['found']} copies found (alike photos at many sizes take the longest: "
-                     f"benchmarks/README.md)")
+                     f"{cuts['regions']:,} anchored regions hashed, {cuts['checked']:,} candidate pairs checked, "
+                     f"{cuts['found']} copies found")
     if report.get("first_frame_only"):
         lines.append(f"{len(report['first_frame_only'])} animated file(s): only the first frame is used")
     return lines + [f"warning: {text}" for text in report["warnings"]]

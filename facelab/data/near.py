@@ -68,7 +68,7 @@ def near_search(packed: np.ndarray, max_bits: int = MAX_BITS,
             [windows[k] for k, window in enumerate(WINDOWS) if window[2] == MOVED_SIDE and window[axis] == offset]
             for offset in (0.0, MOVED_BY))
         join(parent, at_edge, inside, max_bits)
-    cuts = join_crops(parent, turns, packed, photos, max_bits) if photos is not None else None
+    cuts = join_crops(parent, photos, max_bits) if photos is not None else None
     return np.array([find(parent, i) for i in range(n)], np.int64), cuts
 
 

@@ -156,10 +156,16 @@ def region_bits(sums: np.ndarray, which: np.ndarray, top: np.ndarray, left: np.n
     """Packed pHashes of the rectangles [top, bottom) x [left, right) (pixels) of grey squares, one rectangle of
     square which[i] each: the rectangle's THUMB x THUMB area averages (as area_weights', from running sums) and
     their DCT. sums: `running_rows` of the squares."""
+    return to_bits(region_coeffs(sums, which, top, left, bottom, right))
+
+
+def region_coeffs(sums: np.ndarray, which: np.ndarray, top: np.ndarray, left: np.ndarray, bottom: np.ndarray,
+                  right: np.ndarray) -> np.ndarray:
+    """(n, LOW, LOW) the DCT coefficients region_bits' hashes are made of."""
     thumbs = np.swapaxes(bin_means(sums, which, top, bottom), 1, 2)  # (n, columns, THUMB): rows averaged
     thumbs = np.swapaxes(bin_means(running_rows(thumbs), np.arange(len(thumbs)), left, right), 1, 2)
     dct = thumb_dct()
-    return to_bits(dct @ thumbs @ dct.T)
+    return dct @ thumbs @ dct.T
 
 
 def bin_means(sums: np.ndarray, which: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -167,10 +173,15 @@ def bin_means(sums: np.ndarray, which: np.ndarray, lo: np.ndarray, hi: np.ndarra
     proportion) of square which[i], from the squares' running sums (`running_rows`)."""
     edges = lo[:, None] + np.arange(THUMB + 1) * ((hi - lo) / THUMB)[:, None]  # (n, THUMB + 1)
     whole = np.clip(np.floor(edges).astype(np.int64), 0, sums.shape[1] - 2)
-    part = (edges - whole)[..., None]
-    below = sums[which[:, None], whole]
-    running = below + part * (sums[which[:, None], whole + 1] - below)  # the sum of rows up to each edge
-    return (np.diff(running, axis=1) / ((hi - lo) / THUMB)[:, None, None]).astype(np.float32)
+    part = (edges - whole).astype(np.float32)[..., None]
+    running = sums[which[:, None], whole]
+    above = sums[which[:, None], whole + 1]
+    above -= running
+    above *= part
+    running += above  # the sum of rows up to each edge
+    means = np.diff(running, axis=1)
+    means *= (THUMB / (hi - lo)).astype(np.float32)[:, None, None]
+    return means
 
 
 def bands(max_bits: int) -> list[tuple[int, int]]:

@@ -9,12 +9,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from facelab import paths
-from facelab.data.cuts import rank_pairs
 from facelab.data.dataset import check_split, counts, header, load_images, manifest, summary, write_prepared
-from facelab.data.images import Images
 from facelab.data.phash import hashes
 from facelab.data.quality import check_bad_fraction, data_counts, dedupe, near_dedupe
 from facelab.errors import DataError
@@ -50,7 +46,6 @@ def prepare_task(task: str, data: DataParams, data_seed: int, out_dir: str | Pat
         loaded = load_images(task, data, data_seed, scratch)
         bad_fraction = check_bad_fraction(loaded, data.max_bad_fraction, f"data.{task}")
         dedup = dedupe(loaded.digests, loaded.labels, loaded.files, data.classes, prefer=loaded.test)
-        announce_cut_search(task, data, loaded, dedup.keep)
         dedup = near_dedupe(dedup, hashes(loaded.pixels), loaded.labels, loaded.files, data.classes,
                             data.near_duplicates, data.cut_copies, prefer=loaded.test, pixels=loaded.pixels,
                             sizes=loaded.sizes)
@@ -76,14 +71,3 @@ def prepare_task(task: str, data: DataParams, data_seed: int, out_dir: str | Pat
             if report_tmp is not None:
                 report_tmp.write_text(json.dumps(report, indent=2) + "\n")
     return Prepared(result, report)
-
-
-def announce_cut_search(task: str, data: DataParams, loaded: Images, rows: np.ndarray) -> None:
-    """Say before the search for cut copies what it will rank (facelab.data.cuts.rank_pairs): in a folder of many
-    alike photos at many sizes it is prepare's longest part, and the line says how to leave it out."""
-    if data.near_duplicates == "keep" or data.cut_copies == "skip" or loaded.sizes is None:
-        return
-    pairs = rank_pairs(loaded.sizes[rows])
-    if pairs:
-        print(f"[{task}] searching for copies cut out of a photo: {pairs:,} pairs of files whose sizes allow a cut to "
-              f"rank by their hashes (data.{task}.cut_copies: skip leaves this search out)", flush=True)
