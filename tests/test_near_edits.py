@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from facelab.data import faces, near
-from facelab.data.cuts import Photos, anchor_candidates, anchored_regions, cut_bits, grey_squares
+from facelab.data.cuts import Photos, anchor_candidates, anchored_regions, cut_bits, grey_squares, paired
 from facelab.data.dataset import summary
 from facelab.data.images import Decoded, decode_image
 from facelab.data.near import near_groups
@@ -133,6 +133,15 @@ def test_only_files_whose_sizes_allow_a_cut_are_candidates(tmp_path):
     assert len(anchor_candidates(Photos(pixels, roots, np.array([(160, 160)] * 3)), roots)[0]) == 0
     pairs, regions = anchor_candidates(Photos(pixels, roots, np.zeros((3, 2), int)), roots)
     assert len(pairs) == regions == 0
+
+
+def test_only_images_of_a_size_that_pairs_with_another_are_hashed_for_cut_copies():
+    # a camera's photos (100 x 100), one file that could be cut out of them turned (95 x 90), one too small to be
+    # cut out of anything (50 x 50), one of unknown size (a face crop)
+    sizes = np.array([(100, 100)] * 3 + [(95, 90), (50, 50), (0, 0)])
+    assert paired(sizes).tolist() == [0, 1, 2, 3]
+    assert paired(sizes[[0, 1, 4, 5]]).tolist() == []  # no size pairs with another: nothing hashed
+    assert paired(sizes, most=2).tolist() == [0, 1, 2, 3, 4]  # too many sizes to pair: every known one
 
 
 def test_the_anchored_regions_of_a_mirrored_photo_are_its_regions_mirrored(tmp_path):

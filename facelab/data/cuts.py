@@ -1,6 +1,7 @@
-"""Copies cut out of a photo anywhere up to CROP_SIDE, for the near-duplicate search (facelab.data.near): found from
-the two files' pixel sizes, ranked by their hashes or searched on a grid of places, and checked by the squares' phase
-correlation and the pHashes of the part both squares show (join_crops). Pure: arrays in, arrays out."""
+"""Copies cut out of a photo anywhere up to CROP_SIDE, for the near-duplicate search (facelab.data.near): candidates
+from regions anchored in the content at the same size in file pixels (anchor_candidates), checked by the squares'
+phase correlation within the places the two files' pixel sizes allow and the pHashes of the part both squares show
+(join_crops). Pure: arrays in, arrays out."""
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -49,12 +50,13 @@ TURN_OF_HASH = np.array([0, 7, 5, 2, 4, 1, 3, 6])
 # on a point the content marks (an extremum of a difference of Gaussians whose width is a given share of that side),
 # is the same region in the copy and in the photo wherever the cut, when both show it. Each image hashes such regions
 # at every side ANCHOR_STEP ** j (file pixels) between ANCHOR_SIDES of its file's short side (a copy and its photo
-# share one: 0.66 x CROP_SIDE / 0.42 > ANCHOR_STEP) around its ANCHOR_COUNT strongest extrema; a copy's region, in one
+# share one: 0.66 x CROP_SIDE / 0.36 > ANCHOR_STEP) around its ANCHOR_COUNT strongest extrema; a copy's region, in one
 # of its 8 flips and turns, within MAX_BITS of a photo's region of the same side (found through equal bands) makes the
-# pair a candidate. On the benchmark's families (benchmarks/README.md) a copy's region was 4 bits (median) from its
-# photo's and distinct photos' 42 or more; 4 extrema an image lost 1 of 100 LFW families, 8 or 12 none.
-ANCHOR_STEP = 2 ** 0.25
-ANCHOR_SIDES = (0.42, 0.66)
+# pair a candidate. Of the benchmark's copies whose size allows a cut, 93% (LFW) and 90% (Yale B) have a region within
+# MAX_BITS of their photo's (median 4 bits), other photos of the person none (nearest 42 and 20 bits); the sides and
+# the count were chosen on the benchmark's families and its mixed sizes (benchmarks/README.md).
+ANCHOR_STEP = 2 ** 0.5
+ANCHOR_SIDES = (0.36, 0.66)
 ANCHOR_BLUR = 0.035  # the narrower Gaussian's sigma, as a share of the region's side; the wider one's is 1.6 times it
 ANCHOR_COUNT = 8
 ANCHOR_APART = 5  # an extremum's magnitude is the highest in the square of this side (CROP_GRID pixels) around it
@@ -88,7 +90,7 @@ def anchor_candidates(photos: Photos, roots: np.ndarray) -> tuple[np.ndarray, in
     MAX_BITS of a region of the photo of the same side (anchored_regions), found through equal bands; the copy's
     size so turned fits the photo's (cut_fits); not of one group already (roots). Each pair once, at its closest
     turn; a copy's pairs consecutive, closest first. And how many regions were hashed."""
-    known = np.flatnonzero(photos.sizes.min(1) > 0)
+    known = paired(photos.sizes)
     parts = [anchored_regions(photos, known[start:start + CROP_BATCH])
              for start in range(0, max(len(known), 1), CROP_BATCH)]  # one call at least: empty arrays for none
     owner = np.concatenate([part[0] for part in parts])
@@ -113,6 +115,19 @@ def anchor_candidates(photos: Photos, roots: np.ndarray) -> tuple[np.ndarray, in
     pairs = np.concatenate(found).astype(np.int64)
     pairs = pairs[np.lexsort((pairs[:, 3], pairs[:, 0]))]  # by copy, closest first
     return pairs[np.sort(np.unique(pairs[:, :2], axis=0, return_index=True)[1]), :3], len(owner)
+
+
+def paired(sizes: np.ndarray, most: int = 4096) -> np.ndarray:
+    """The images whose file's size allows a cut out of another's or another's out of theirs (those of one size,
+    a camera's photos beside a few others, are not hashed): all whose size is known where over `most` sizes are
+    (whose pairs it would take too long to check)."""
+    known = np.flatnonzero(sizes.min(1) > 0)
+    dims, inverse = np.unique(sizes[known], axis=0, return_inverse=True)
+    if len(dims) > most:
+        return known
+    w, h = dims[:, :1], dims[:, 1:]
+    fits = cut_fits(w, h, w.T, h.T) | cut_fits(h, w, w.T, h.T)  # (copy size, photo size)
+    return known[(fits.any(1) | fits.any(0))[inverse.ravel()]]
 
 
 def anchored_regions(photos: Photos, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
