@@ -167,8 +167,7 @@ def test_a_cut_copy_in_each_flip_and_turn_is_a_candidate_at_the_turn_that_undoes
         pairs, _ = anchor_candidates(Photos(pixels, np.arange(2), sizes), np.arange(2))
         assert pairs[:, :2].tolist() == [[1, 0]], (how, pairs)
         # the turn it says is the one under which the copy's square lies in the photo's
-        bits = cut_bits(grey_squares(pixels), sizes, np.zeros(1, int), np.ones(1, int), np.zeros(1, int), pairs[:, 2],
-                        1)
+        bits = cut_bits(grey_squares(pixels), sizes, np.ones(1, int), np.zeros(1, int), pairs[:, 2])
         assert bits[0] <= MAX_BITS, (how, pairs, bits)
 
 

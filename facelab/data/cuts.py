@@ -210,8 +210,8 @@ def join_crops(parent: np.ndarray, photos: Photos, max_bits: int) -> CutSearch:
             batch = todo[start:start + CROP_BATCH]
             involved, local = np.unique(batch[:, :2], return_inverse=True)
             local = local.reshape(-1, 2)
-            bits = cut_bits(photo_squares(photos, involved), photos.sizes[involved], np.arange(len(batch)),
-                            local[:, 0], local[:, 1], batch[:, 2], len(batch))
+            bits = cut_bits(photo_squares(photos, involved), photos.sizes[involved], local[:, 0], local[:, 1],
+                            batch[:, 2])
             for b, a in batch[bits <= max_bits, :2].tolist():
                 if not found[b]:  # its other candidates are farther: the photos they are one with find it from theirs
                     union(parent, a, b)
@@ -261,16 +261,15 @@ def oriented(squares: np.ndarray, k: int) -> np.ndarray:
     return np.rot90(np.swapaxes(squares, -1, -2) if k >= 4 else squares, k % 4, axes=(-2, -1))
 
 
-def cut_bits(squares: np.ndarray, sizes: np.ndarray, pair: np.ndarray, copy: np.ndarray, photo: np.ndarray,
-             k: np.ndarray, pairs: int) -> np.ndarray:
-    """(pairs,) the fewest bits, per pair, between the pHashes of what both squares show, over where the copy's
-    square can lie in the photo's (its file's size: a cut without resizing) and over the pair's tries; 255 when
-    nothing fits. A try (pair, copy, photo, k): the copy flipped or turned by `oriented`'s k. squares: grey_squares
-    of the images tried, indexed by copy and photo; sizes: (width, height) of their files.
+def cut_bits(squares: np.ndarray, sizes: np.ndarray, copy: np.ndarray, photo: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """(pairs,) the fewest bits, per pair (copy, photo, k: the copy flipped or turned by `oriented`'s k), between the
+    pHashes of what both squares show, over where the copy's square can lie in the photo's (its file's size: a cut
+    without resizing); 255 when nothing fits. squares: grey_squares of the images, indexed by copy and photo; sizes:
+    (width, height) of their files.
 
-    Each try's phase correlation (the squares zero-padded to CROP_PAD) is read within the places the sizes allow;
-    its CROP_PEAKS highest places, of all a pair's tries, are compared (and CROP_STEPS of a pixel around those
-    within CROP_NEAR bits): all tries at once, a few numpy calls per batch."""
+    Each pair's phase correlation (the squares zero-padded to CROP_PAD) is read within the places the sizes allow;
+    its CROP_PEAKS highest places are compared (and CROP_STEPS of a pixel around those within CROP_NEAR bits): all
+    pairs at once, a few numpy calls per batch."""
     grid, pad = CROP_GRID, CROP_PAD
     turned = swaps_sides(k)
     w = np.where(turned, sizes[copy, 1], sizes[copy, 0])
@@ -283,10 +282,10 @@ def cut_bits(squares: np.ndarray, sizes: np.ndarray, pair: np.ndarray, copy: np.
     y_hi = np.minimum(np.ceil(y0 + y_slack) + 1, pad - m)
     x_hi = np.minimum(np.ceil(x0 + x_slack) + 1, pad - m)
     fits = cut_fits(w, h, wide, high) & (y_lo <= y_hi) & (x_lo <= x_hi)
-    best = np.full(pairs, LOW * LOW - 1, np.int64)
+    best = np.full(len(copy), LOW * LOW - 1, np.int64)
     if not fits.any():
         return best
-    pair, copy, photo, k, scale, m = pair[fits], copy[fits], photo[fits], k[fits], scale[fits], m[fits]
+    pair, copy, photo, k, scale, m = np.flatnonzero(fits), copy[fits], photo[fits], k[fits], scale[fits], m[fits]
     y_lo, y_hi, x_lo, x_hi = y_lo[fits], y_hi[fits], x_lo[fits], x_hi[fits]
     # each photo once, each copy once per turn (turned_copies), and per turn and size (its spectrum)
     photos, photo_row = np.unique(photo, return_inverse=True)
@@ -312,7 +311,7 @@ def cut_bits(squares: np.ndarray, sizes: np.ndarray, pair: np.ndarray, copy: np.
     # phase correlation: the product of the spectra made unit is the cross-power spectrum made unit
     corr = scipy.fft.irfft2(photo_spectra[photo_row] * np.conj(copy_spectra[copy_row]), s=(pad, pad))
     shift = np.fft.fftfreq(pad, 1 / pad).astype(np.int64)  # correlation index -> shift, negative past the middle
-    # each try's places, read out of its correlation: rows y_lo.. and columns x_lo.. (index = shift mod pad)
+    # each pair's places, read out of its correlation: rows y_lo.. and columns x_lo.. (index = shift mod pad)
     span_y, span_x = np.arange(int((y_hi - y_lo).max()) + 1), np.arange(int((x_hi - x_lo).max()) + 1)
     rows = (y_lo[:, None].astype(np.int64) + span_y) % pad
     columns = (x_lo[:, None].astype(np.int64) + span_x) % pad
@@ -320,19 +319,14 @@ def cut_bits(squares: np.ndarray, sizes: np.ndarray, pair: np.ndarray, copy: np.
     places[~((span_y <= (y_hi - y_lo)[:, None])[:, :, None] & (span_x <= (x_hi - x_lo)[:, None])[:, None, :])] = -np.inf
     flat = places.reshape(len(places), -1)
     peaks = min(CROP_PEAKS, flat.shape[1])
-    top = np.argpartition(flat, -peaks, axis=1)[:, -peaks:]  # each try's highest places
+    top = np.argpartition(flat, -peaks, axis=1)[:, -peaks:]  # each pair's highest places
     height = np.take_along_axis(flat, top, 1).ravel()
     t = np.repeat(np.arange(len(corr)), peaks)
     at_y, at_x = np.divmod(top.ravel(), len(span_x))
     iy, ix = rows[t, at_y], columns[t, at_x]
     y = shift[iy] + vertex(corr[t, iy - 1, ix], corr[t, iy, ix], corr[t, (iy + 1) % pad, ix])
     x = shift[ix] + vertex(corr[t, iy, ix - 1], corr[t, iy, ix], corr[t, iy, (ix + 1) % pad])
-    # a pair's CROP_PEAKS highest places over all its tries
-    order = np.lexsort((-height, pair[t]))
-    order = order[np.isfinite(height[order])]
-    owner = pair[t[order]]
-    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
-    keep = order[(np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))) < CROP_PEAKS]
+    keep = np.isfinite(height)  # fewer places than CROP_PEAKS: the rest are none
     t, y, x = t[keep], y[keep], x[keep]
     # the squares' running sums: each photo once, each copy once per turn
     photo_sums, photo_of = running_rows(squares[photos]), photo_row[t]
