@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facelab.data import faces, near
+from facelab.data import cuts, faces, near
 from facelab.data.cuts import Photos, anchor_candidates, anchored_regions, cut_bits, grey_squares, paired
 from facelab.data.dataset import summary
 from facelab.data.images import Decoded, decode_image
@@ -142,6 +142,18 @@ def test_only_images_of_a_size_that_pairs_with_another_are_hashed_for_cut_copies
     assert paired(sizes).tolist() == [0, 1, 2, 3]
     assert paired(sizes[[0, 1, 4, 5]]).tolist() == []  # no size pairs with another: nothing hashed
     assert paired(sizes, most=2).tolist() == [0, 1, 2, 3, 4]  # too many sizes to pair: every known one
+
+
+def test_flat_squares_have_no_anchored_regions_and_a_band_key_too_many_regions_share_is_left_out(tmp_path, monkeypatch):
+    flat = np.full((3, 64, 64, 3), 128, np.uint8)  # one colour at three sizes that allow cuts: nothing to anchor on
+    assert len(anchored_regions(Photos(flat, np.arange(3), np.array([(100, 100), (90, 95), (95, 90)])),
+                                np.arange(3))[0]) == 0
+    image = generated_photo(3)
+    decoded = [saved_square(image, tmp_path / "a.jpg"), saved_square(cropped(image, .05, 0, 0, 0), tmp_path / "b.jpg")]
+    photos = Photos(np.stack([d.square for d in decoded]), np.arange(2), np.array([d.size for d in decoded]))
+    assert anchor_candidates(photos, np.arange(2))[0].tolist() == [[1, 0, 0]]
+    monkeypatch.setattr(cuts, "ANCHOR_SHARED", 1)  # every key the copy shares with its photo is shared by 2 regions
+    assert len(anchor_candidates(photos, np.arange(2))[0]) == 0
 
 
 def test_the_anchored_regions_of_a_mirrored_photo_are_its_regions_mirrored(tmp_path):

@@ -59,6 +59,7 @@ ANCHOR_STEP = 2 ** 0.5
 ANCHOR_SIDES = (0.36, 0.66)
 ANCHOR_BLUR = 0.035  # the narrower Gaussian's sigma, as a share of the region's side; the wider one's is 1.6 times it
 ANCHOR_COUNT = 8
+ANCHOR_SHARED = 256  # regions a band's key may have before it is left out (see anchor_candidates)
 ANCHOR_APART = 5  # an extremum's magnitude is the highest in the square of this side (CROP_GRID pixels) around it
 
 
@@ -103,6 +104,11 @@ def anchor_candidates(photos: Photos, roots: np.ndarray) -> tuple[np.ndarray, in
         keys = side | band_key(turns[0], lo, hi)  # a region matches regions of its own side only
         order = np.argsort(keys, kind="stable")
         ordered = keys[order]
+        # a key more regions share than ANCHOR_SHARED says nothing (flat regions, one colour): left out, or such
+        # images would pair with all the others
+        _, count = np.unique(ordered, return_counts=True)
+        kept = np.repeat(count <= ANCHOR_SHARED, count)
+        order, ordered = order[kept], ordered[kept]
         for t, query in enumerate(turns):
             k = TURN_OF_HASH[t]
             for i, at in equal_keys(side | band_key(query, lo, hi), order, ordered, 1 << 14):
@@ -155,7 +161,7 @@ def anchored_regions(photos: Photos, images: np.ndarray) -> tuple[np.ndarray, np
         owners.append(images[at[which]])
         sides.append(j[at[which]])
         coeffs.append(region_coeffs(sums, at[which], top, left, top + 2 * half, left + 2 * half))
-    if not owners:
+    if not sum(len(owner) for owner in owners):  # no images, or only flat ones
         return np.empty(0, np.int64), np.empty(0, np.int64), np.empty((0, len(FLIPS), (LOW * LOW + 7) // 8), np.uint8)
     coeffs_all = np.concatenate(coeffs)
     return (np.concatenate(owners), np.concatenate(sides),
@@ -179,7 +185,7 @@ def extrema(dog: np.ndarray, side: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     strength = np.where(inside[:, :, None] & inside[:, None, :], peaks, -1.0).reshape(n, -1)
     count = min(ANCHOR_COUNT, strength.shape[1])
     best = np.argpartition(-strength, count - 1, axis=1)[:, :count]
-    which, pick = np.nonzero(np.take_along_axis(strength, best, 1) >= 0)
+    which, pick = np.nonzero(np.take_along_axis(strength, best, 1) > 0)  # none where the square is flat
     y, x = np.divmod(best[which, pick], size)
     sign = np.sign(dog[which, y, x])
     fy = centre[y] + vertex(sign * dog[which, y - 1, x], sign * dog[which, y, x], sign * dog[which, y + 1, x])
