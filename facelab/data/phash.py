@@ -93,7 +93,7 @@ def hashes(pixels: np.ndarray) -> np.ndarray:
 
     pixels: (N, S, S, 3) uint8, an array or PixelStore's memmap (read CHUNK rows at a time, not through the map)."""
     n, side = len(pixels), pixels.shape[1]
-    dct = dct_matrix(THUMB, LOW)
+    dct = thumb_dct()
     whole = dct @ area_weights(side, THUMB)  # (LOW, side): thumbnail and transform in one product
     # WINDOWS share a few spans of rows and of columns: each span's product is made once per image
     spans = sorted({(top, size) for top, _, size in WINDOWS} | {(left, size) for _, left, size in WINDOWS})
