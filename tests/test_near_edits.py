@@ -157,8 +157,8 @@ def test_flat_squares_have_no_anchored_regions_and_a_band_key_too_many_regions_s
 
 
 def test_the_anchored_regions_of_a_mirrored_photo_are_its_regions_mirrored(tmp_path):
-    # each region is centred on a point the content marks, so a flip moves the points with the pixels (regions off
-    # by half a pixel in the flipped axis found 3 of the benchmark's 100 mirrored LFW cuts alone)
+    # each region is centred on a point the content marks, so a flip moves the points with the pixels (a region
+    # centred on a pixel's index instead of its centre would be half a pixel off in the flipped axis)
     image = generated_photo(5).resize((150, 140))
     decoded = [saved_square(image, tmp_path / "a.png"), saved_square(image.transpose(T.FLIP_LEFT_RIGHT),
                                                                      tmp_path / "mirror.png")]
